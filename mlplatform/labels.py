@@ -1,0 +1,50 @@
+"""Names, labels, taints and tags that several components must agree on.
+
+The GPU taint and node labels are declared on the node group, tolerated by the
+device plugin and by every GPU workload, and exported for the model stacks: one
+definition here keeps all of them in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+# Nodes of the GPU pool carry this taint so only pods that ask for GPUs land there.
+GPU_TAINT: Mapping[str, str] = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+
+# `nvidia.com/gpu.present=true` is what the device plugin chart's default node
+# affinity matches when Node Feature Discovery is not installed.
+GPU_NODE_POOL_LABEL = "mlplatform.io/node-pool"
+GPU_NODE_LABELS: Mapping[str, str] = {"nvidia.com/gpu.present": "true", GPU_NODE_POOL_LABEL: "gpu"}
+GPU_NODE_SELECTOR: Mapping[str, str] = {GPU_NODE_POOL_LABEL: "gpu"}
+
+MESH_INJECT_ANNOTATION: Mapping[str, str] = {"linkerd.io/inject": "enabled"}
+
+MANAGED_BY = "pulumi"
+PART_OF = "mlplatform"
+
+
+def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
+    """The pod toleration that matches a node taint exactly."""
+    return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
+
+
+def k8s_labels(component: str, *, name: str | None = None, instance: str | None = None) -> dict[str, str]:
+    """The `app.kubernetes.io/*` labels every object of ours carries."""
+    labels = {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/component": component,
+    }
+    if name:
+        labels["app.kubernetes.io/name"] = name
+    if instance:
+        labels["app.kubernetes.io/instance"] = instance
+    return labels
+
+
+def aws_tags(environment: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Tags on every AWS resource, so cost and ownership can be traced to the stack."""
+    return {"Project": PART_OF, "Environment": environment, "ManagedBy": MANAGED_BY, **(extra or {})}

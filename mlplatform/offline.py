@@ -1,0 +1,471 @@
+"""Run a Pulumi program in-process, without an engine, a cloud or a cluster.
+
+This is the real Pulumi Python SDK with `pulumi.runtime.set_mocks`: the program
+registers its resources exactly as under `pulumi up`, and a recording mock
+answers in place of the providers with plausible ids, ARNs and endpoints. The
+test suite uses it to assert on what a program declares, and `mlplatform render`
+uses it to write the declared objects out.
+
+What it cannot show: provider-side diffs, replacements and await behaviour.
+Those need the real engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.settings import SETTINGS
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-west-2"
+REDACTED = "[secret]"
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """The plain value with Pulumi's secret markers removed, at any depth."""
+    value = rpc.unwrap_rpc_secret(value)
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def redact_secrets(value: Any) -> Any:
+    """The value with every secret replaced by a placeholder, at any depth."""
+    if rpc.is_rpc_secret(value):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
+def contains_secret(value: Any) -> bool:
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+@dataclass
+class RecordedResource:
+    """One registered resource: its inputs as the program declared them (secret
+    markers kept), the mock's outputs, and the options that shape the graph."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    raw_inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    parent: str = ""
+    provider: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    protect: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
+    aliases: list[Any] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Inputs with secrets unwrapped: what tests assert on."""
+        return unwrap_secrets(self.raw_inputs)
+
+    def input_is_secret(self, key: str) -> bool:
+        return contains_secret(self.raw_inputs.get(key))
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        return self.custom and self.type.startswith("kubernetes:") and "helm.sh" not in self.type
+
+    @property
+    def kind(self) -> str:
+        return self.type.rsplit(":", 1)[-1]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.inputs.get("metadata") or {}
+
+    def __repr__(self) -> str:  # short, so assertion failures stay readable
+        return f"<{self.type} {self.name}>"
+
+
+@dataclass
+class Recording:
+    """Everything one run of a program registered, in registration order."""
+
+    project: str
+    stack: str
+    resources: list[RecordedResource]
+    stack_outputs: dict[str, Any]
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> RecordedResource:
+        found = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_token)]
+            raise AssertionError(
+                f"expected exactly one {type_token}"
+                + (f" named {name!r}" if name else "")
+                + f", found {len(found)} (registered: {names})"
+            )
+        return found[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise KeyError(urn)
+
+    def by_name(self, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one resource named {name!r}, found {found}")
+        return found[0]
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def depends_on(self, resource: RecordedResource, other: RecordedResource) -> bool:
+        """True when `resource` waits for `other`, directly or through a property."""
+        direct = set(resource.dependencies)
+        for deps in resource.property_dependencies.values():
+            direct.update(deps)
+        return other.urn in direct
+
+    @property
+    def kubernetes_objects(self) -> list[RecordedResource]:
+        return [r for r in self.resources if r.is_kubernetes_object]
+
+
+def _short_hash(*parts: str, length: int = 8) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers resource registrations and provider calls with plausible values.
+
+    `stack_references` maps a StackReference's name (e.g. `acme/mlplatform/dev`)
+    to the outputs it should expose.
+    """
+
+    def __init__(
+        self,
+        *,
+        stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        region: str = DEFAULT_REGION,
+    ):
+        self.stack_references = dict(stack_references or {})
+        self.account_id = account_id
+        self.region = region
+
+    # -- resources -------------------------------------------------------
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        inputs = copy.deepcopy(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            ref_name = inputs.get("name") or args.name
+            if ref_name not in self.stack_references:
+                raise KeyError(
+                    f"no outputs configured for StackReference {ref_name!r}; "
+                    f"known: {sorted(self.stack_references)}"
+                )
+            outputs = copy.deepcopy(dict(self.stack_references[ref_name]))
+            return ref_name, {"name": ref_name, "outputs": outputs, "secretOutputNames": []}
+        if args.typ.startswith("kubernetes:"):
+            return self._kubernetes(args, inputs)
+        extra = self._extras(args.typ, args.name, inputs)
+        physical_id = extra.pop("__id", None) or f"{args.name}-{_short_hash(args.typ, args.name)}"
+        return physical_id, {**inputs, **extra}
+
+    def _kubernetes(self, args, inputs: dict) -> tuple[str, dict]:
+        if args.typ.startswith("kubernetes:helm.sh/"):
+            name = inputs.get("name") or f"{args.name}-{_short_hash(args.name)}"
+            namespace = inputs.get("namespace") or "default"
+            status = {"name": name, "namespace": namespace, "status": "deployed",
+                      "chart": inputs.get("chart"), "version": inputs.get("version")}
+            return f"{namespace}/{name}", {**inputs, "name": name, "status": status}
+        metadata = dict(inputs.get("metadata") or {})
+        if "name" not in metadata:
+            # The provider auto-names objects that have no explicit name.
+            metadata["name"] = f"{args.name}-{_short_hash(args.name)}"
+        metadata.setdefault("uid", _short_hash(args.typ, args.name, length=32))
+        inputs["metadata"] = metadata
+        namespace = metadata.get("namespace")
+        physical_id = f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
+        return physical_id, inputs
+
+    def _extras(self, typ: str, name: str, inputs: dict) -> dict[str, Any]:
+        """Provider-computed outputs that programs read, by resource type."""
+        acct, region = self.account_id, self.region
+        physical = inputs.get("name") or f"{name}-{_short_hash(typ, name, length=7)}"
+        hexid = _short_hash(typ, name, length=17)
+        if typ == "aws:ec2/vpc:Vpc":
+            return {"__id": f"vpc-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:vpc/vpc-{hexid}"}
+        if typ == "aws:ec2/subnet:Subnet":
+            return {"__id": f"subnet-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:subnet/subnet-{hexid}"}
+        if typ == "aws:ec2/securityGroup:SecurityGroup":
+            return {"__id": f"sg-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:security-group/sg-{hexid}"}
+        if typ.startswith("aws:ec2/"):
+            return {"__id": f"{typ.split(':')[-1].lower()[:5]}-{hexid}"}
+        if typ == "aws:iam/role:Role":
+            return {"name": physical, "arn": f"arn:aws:iam::{acct}:role/{physical}", "uniqueId": f"AROA{hexid.upper()}"}
+        if typ == "aws:iam/policy:Policy":
+            return {"name": physical, "arn": f"arn:aws:iam::{acct}:policy/{physical}"}
+        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            url = str(inputs.get("url", "")).removeprefix("https://")
+            return {"arn": f"arn:aws:iam::{acct}:oidc-provider/{url}"}
+        if typ == "aws:kms/key:Key":
+            key_id = f"{_short_hash(name, length=8)}-{_short_hash(name, 'k', length=4)}-4000-8000-{_short_hash(name, 'x', length=12)}"
+            return {"__id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{acct}:key/{key_id}"}
+        if typ == "aws:eks/cluster:Cluster":
+            oidc_id = _short_hash(name, length=32).upper()
+            return {
+                "name": physical,
+                "arn": f"arn:aws:eks:{region}:{acct}:cluster/{physical}",
+                "endpoint": f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
+                "certificateAuthority": {"data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()},
+                "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
+                "version": inputs.get("version", "1.33"),
+                "status": "ACTIVE",
+            }
+        if typ == "aws:eks/nodeGroup:NodeGroup":
+            group = inputs.get("nodeGroupName") or physical
+            return {
+                "arn": f"arn:aws:eks:{region}:{acct}:nodegroup/{inputs.get('clusterName', 'cluster')}/{group}/{hexid}",
+                "nodeGroupName": group,
+                "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{hexid}"}], "remoteAccessSecurityGroupId": ""}],
+                "status": "ACTIVE",
+            }
+        if typ == "aws:s3/bucket:Bucket" or typ == "aws:s3/bucketV2:BucketV2":
+            bucket = inputs.get("bucket") or f"{name}-{_short_hash(name, length=7)}"
+            return {"__id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
+                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
+        if typ == "aws:rds/instance:Instance":
+            ident = inputs.get("identifier") or physical
+            host = f"{ident}.c{hexid[:10]}.{region}.rds.amazonaws.com"
+            return {"address": host, "endpoint": f"{host}:5432", "port": inputs.get("port", 5432),
+                    "arn": f"arn:aws:rds:{region}:{acct}:db:{ident}", "identifier": ident}
+        if typ == "aws:rds/subnetGroup:SubnetGroup":
+            return {"name": physical, "arn": f"arn:aws:rds:{region}:{acct}:subgrp:{physical}"}
+        if typ == "random:index/randomPassword:RandomPassword":
+            length = int(inputs.get("length", 32))
+            return {"result": ("p" + _short_hash(name, length=64))[:length]}
+        if typ == "tls:index/privateKey:PrivateKey":
+            pem = f"-----BEGIN PRIVATE KEY-----\nMOCK-{name}\n-----END PRIVATE KEY-----\n"
+            return {"privateKeyPem": pem, "publicKeyPem": pem.replace("PRIVATE", "PUBLIC")}
+        if typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            return {"certPem": f"-----BEGIN CERTIFICATE-----\nMOCK-{name}\n-----END CERTIFICATE-----\n"}
+        if typ == "tls:index/certRequest:CertRequest":
+            return {"certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\nMOCK-{name}\n-----END CERTIFICATE REQUEST-----\n"}
+        if typ.startswith("aws:"):
+            return {"arn": f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{acct}:{physical}"}
+        return {}
+
+    # -- provider functions ---------------------------------------------
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+        token, region, acct = args.token, self.region, self.account_id
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{region}{s}" for s in "abcd"]
+            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 5)], "id": region}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": acct, "arn": f"arn:aws:iam::{acct}:user/render", "userId": "AIDAMOCK", "id": acct}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        return {}
+
+
+def _describe_alias(alias: Any) -> str:
+    """An alias as text: its URN, or the name/type/parent it points to."""
+    if getattr(alias, "urn", ""):
+        return alias.urn
+    spec = getattr(alias, "spec", None)
+    if spec is not None:
+        return f"name={spec.name} type={spec.type} parent={spec.parentUrn or ('(none)' if spec.noParent else '(same)')}"
+    return str(alias)
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, plus a record of each registration's options."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registration = self.resources[response.urn]
+        raw_inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                raw_inputs=dict(raw_inputs),
+                outputs=dict(registration.state),
+                id=registration.id or "",
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                protect=bool(request.protect),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                ignore_changes=list(request.ignoreChanges),
+                replace_on_changes=list(request.replaceOnChanges),
+                aliases=[_describe_alias(a) for a in request.aliases],
+            )
+        )
+        return response
+
+
+
+def config_as_runtime_values(namespace_config: Mapping[str, Any]) -> dict[str, str]:
+    """Pulumi passes config to the program as strings, structured values as JSON."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in namespace_config.items()
+    }
+
+
+async def _resolve_exports() -> dict[str, Any]:
+    """The values passed to `pulumi.export`, resolved; secret ones keep Pulumi's secret marker.
+
+    The mock runtime finishes its root Stack before the program runs, so exports are
+    never sent to the monitor: read them off the Stack object instead.
+    """
+    root = settings.get_root_resource()
+    exported: dict[str, Any] = {}
+    for key, value in dict(getattr(root, "outputs", {}) or {}).items():
+        output = pulumi.Output.from_input(value)
+        resolved = await output.future(with_unknowns=True)
+        exported[key] = rpc.wrap_rpc_secret(resolved) if await output.is_secret() else resolved
+    return exported
+
+
+def run_program(
+    program: Callable[[], Any],
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    secret_keys: Iterable[str] = (),
+    stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+    mocks: RecordingMocks | None = None,
+) -> Recording:
+    """Run `program` under recording mocks and return what it registered.
+
+    `config` holds fully qualified keys (`mlplatform:cluster`) with plain or
+    structured values. Exceptions raised by the program (a `ConfigError`, say)
+    propagate after the runtime has settled, so callers can assert on both the
+    error and the (empty) recording.
+    """
+    mocks = mocks or RecordingMocks(stack_references=stack_references)
+    monitor = _RecordingMonitor(mocks)
+    # A fresh root Stack per run, so one run's exports never leak into the next.
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config_as_runtime_values(config or {}), list(secret_keys))
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    error: BaseException | None = None
+    try:
+        _sync_await(run_pulumi_func(program))
+    except BaseException as exc:  # re-raised below, once the recording is attached
+        error = exc
+    stack_outputs: dict[str, Any] = {}
+    if error is None:
+        try:
+            stack_outputs = _sync_await(_resolve_exports())
+        except BaseException as exc:  # an export that fails to resolve is the program's error
+            error = exc
+    recording = Recording(
+        project=project,
+        stack=stack,
+        resources=list(monitor.recorded),
+        stack_outputs=stack_outputs,
+    )
+    if error is not None:
+        error.recording = recording  # type: ignore[attr-defined]
+        raise error
+    return recording
+
+
+def read_stack_file(path: Path, project: str) -> tuple[dict[str, Any], list[str]]:
+    """The `config:` block of a `Pulumi.<stack>.yaml`, with keys qualified by the
+    project's namespace where they are not already, and the keys holding `secure:`
+    values. Those cannot be decrypted offline; they become a placeholder marked secret."""
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = {}
+    secrets: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full_key] = "offline-placeholder-for-secure-value"
+            secrets.append(full_key)
+        else:
+            config[full_key] = value
+    return config, secrets
+
+
+def project_name(project_dir: Path) -> str:
+    document = yaml.safe_load((Path(project_dir) / "Pulumi.yaml").read_text())
+    return str(document["name"])
+
+
+def run_entry_point(
+    project_dir: Path,
+    *,
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    secret_keys: Iterable[str] = (),
+    stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Recording:
+    """Run a Pulumi project's real `__main__.py` under recording mocks.
+
+    With `config=None` the stack's own `Pulumi.<stack>.yaml` is read, as
+    `pulumi up` would; otherwise `config` (fully qualified keys) is used as given.
+    """
+    import runpy
+
+    project_dir = Path(project_dir).resolve()
+    project = project_name(project_dir)
+    if config is None:
+        config, file_secrets = read_stack_file(project_dir / f"Pulumi.{stack}.yaml", project)
+        secret_keys = [*secret_keys, *file_secrets]
+    entry = project_dir / "__main__.py"
+    return run_program(
+        lambda: runpy.run_path(str(entry), run_name="__main__"),
+        project=project,
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+        stack_references=stack_references,
+    )

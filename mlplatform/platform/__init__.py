@@ -1,0 +1,1 @@
+"""The platform stack: one module per component, wired together by `program.build_platform`."""

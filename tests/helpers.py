@@ -1,0 +1,46 @@
+"""Test helpers: minimal valid configs and runners that execute the real entry
+points under the recording mocks of `mlplatform.offline`."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from mlplatform.offline import Recording, run_entry_point
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def platform_config(**overrides: Any) -> dict[str, Any]:
+    """A minimal valid `mlplatform:` namespace (unqualified keys), deep-merged with overrides.
+
+    `platform_config(mesh={"ha": True})` changes one key and keeps the rest.
+    """
+    base: dict[str, Any] = {
+        "environment": "dev",
+        "cluster": {"mode": "aws", "name": "mlp-test", "region": "us-west-2"},
+        "namespaces": {"teams": [{"name": "team-a", "gpuRequests": 2, "gpuLimits": 4}]},
+    }
+    return _deep_merge(base, overrides)
+
+
+def qualify(namespace: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {f"{namespace}:{key}": value for key, value in values.items()}
+
+
+def run_platform(values: dict[str, Any] | None = None, *, stack: str = "dev") -> Recording:
+    """Run the platform's real `__main__.py` with `values` as its `mlplatform:` config."""
+    config = qualify("mlplatform", values if values is not None else platform_config())
+    config["aws:region"] = "us-west-2"
+    return run_entry_point(ROOT, stack=stack, config=config)
