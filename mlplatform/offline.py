@@ -469,3 +469,42 @@ def run_entry_point(
         secret_keys=secret_keys,
         stack_references=stack_references,
     )
+
+
+@dataclass
+class RecordingDiff:
+    """What changes between two runs of a program, by URN: the blast radius of a config edit."""
+
+    added: list[RecordedResource]
+    removed: list[RecordedResource]
+    changed: list[tuple[RecordedResource, RecordedResource]]
+
+    @property
+    def changed_urns(self) -> list[str]:
+        return [after.urn for _, after in self.changed]
+
+    def pod_templates_changed(self) -> list[str]:
+        """URNs of workloads whose pod template differs (a change that restarts pods)."""
+        changed = []
+        for before, after in self.changed:
+            spec_before = before.inputs.get("spec") or {}
+            spec_after = after.inputs.get("spec") or {}
+            if "template" in spec_before or "template" in spec_after:
+                if spec_before.get("template") != spec_after.get("template"):
+                    changed.append(after.urn)
+        return changed
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def diff_recordings(before: Recording, after: Recording) -> RecordingDiff:
+    """Compare the declared inputs of two runs resource by resource (matched by URN)."""
+    old = {r.urn: r for r in before.resources}
+    new = {r.urn: r for r in after.resources}
+    return RecordingDiff(
+        added=[new[u] for u in new if u not in old],
+        removed=[old[u] for u in old if u not in new],
+        changed=[(old[u], new[u]) for u in new if u in old and old[u].inputs != new[u].inputs],
+    )

@@ -1,0 +1,370 @@
+"""A model stack's configuration: every key under `mlmodel:`.
+
+One stack per model and environment (`fraud-detector-dev`, `fraud-detector-prod`).
+The canary's weight lives in `mlmodel:canary.weight` of the stack's config file:
+moving a rollout step is a one-line edit that `pulumi preview` shows in the PR.
+The rules of a rollout (integer weights in [0, 100], a canary that differs from
+stable, names that fit Kubernetes) are enforced here, before anything is declared.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from mlplatform.configuration import ConfigModel
+
+NAMESPACE = "mlmodel"
+
+DEFAULT_STEPS = (10, 25, 50, 75, 100)
+DEFAULT_DWELL_MINUTES = (5, 10, 15, 10, 5)
+
+DnsLabel = Annotated[
+    str,
+    Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="A DNS-1035 label."),
+]
+# Versions become part of object names (`<model>-<version>`) and the `version` label.
+VersionLabel = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
+        description="Version label, lowercase letters, digits and dashes, e.g. `v5` or `v3-2`.",
+    ),
+]
+ImageRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
+        description="Container image reference; pin a tag or digest.",
+    ),
+]
+ModelUri = Annotated[
+    str,
+    Field(
+        pattern=r"^(models:/[^/\s]+/[^/\s]+|runs:/[^/\s]+/\S+|s3://\S+|gs://\S+|mlflow-artifacts:/\S+)$",
+        description="MLflow model URI, e.g. `models:/fraud_detector/5`.",
+    ),
+]
+Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
+
+
+class ModelConfig(ConfigModel):
+    name: DnsLabel = Field(description="Model name; names the Deployments, Services and the TrafficSplit.")
+    namespace: DnsLabel | None = Field(
+        None, description="Serving namespace; default: the platform's serving namespace."
+    )
+    registered_model: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name in the MLflow registry (default: the model name with dashes as underscores).",
+    )
+
+    @property
+    def registry_name(self) -> str:
+        return self.registered_model or self.name.replace("-", "_")
+
+
+class ResourceSpec(ConfigModel):
+    cpu: Quantity = Field(description="CPU quantity.")
+    memory: Quantity = Field(description="Memory quantity.")
+
+
+class Resources(ConfigModel):
+    requests: ResourceSpec = Field(
+        default_factory=lambda: ResourceSpec(cpu="500m", memory="1Gi"), description="Requests."
+    )
+    limits: ResourceSpec = Field(
+        default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits."
+    )
+
+
+class ReplicaConfig(ConfigModel):
+    min: int = Field(2, ge=1, description="HPA minReplicas.")
+    max: int = Field(10, ge=1, description="HPA maxReplicas.")
+    target_cpu_utilization: int = Field(70, ge=1, le=100, description="HPA target average CPU %.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaConfig:
+        if self.min > self.max:
+            raise ValueError(f"replicas.min ({self.min}) must be <= replicas.max ({self.max})")
+        return self
+
+
+class RouteConfig(ConfigModel):
+    name: DnsLabel = Field(description="Route name, as Linkerd metrics label it.")
+    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"] = Field(description="HTTP method.")
+    path_regex: str = Field(min_length=1, description="Path regex, anchored by Linkerd.")
+    timeout: Duration = Field(description="Route timeout.")
+    retryable: bool = Field(False, description="Whether Linkerd may retry it; never for non-idempotent predictions.")
+
+    @field_validator("path_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+
+# The reference design's routes, for a custom runtime that serves them.
+REFERENCE_ROUTES = (
+    RouteConfig(name="predict", method="POST", path_regex="/v1/predict", timeout="5s", retryable=False),
+    RouteConfig(name="health", method="GET", path_regex="/health", timeout="2s", retryable=True),
+    RouteConfig(name="batch-predict", method="POST", path_regex="/v1/batch-predict", timeout="30s", retryable=False),
+    RouteConfig(name="model-metadata", method="GET", path_regex="/v1/models/.*", timeout="3s", retryable=True),
+)
+# The MLflow scoring server's real endpoints (`mlflow models serve`), same timeouts and retry policy.
+MLFLOW_ROUTES = (
+    RouteConfig(name="predict", method="POST", path_regex="/invocations", timeout="5s", retryable=False),
+    RouteConfig(name="health", method="GET", path_regex="/health", timeout="2s", retryable=True),
+    RouteConfig(name="ping", method="GET", path_regex="/ping", timeout="2s", retryable=True),
+    RouteConfig(name="model-metadata", method="GET", path_regex="/version", timeout="3s", retryable=True),
+)
+
+
+class RetryBudget(ConfigModel):
+    retry_ratio: float = Field(0.2, gt=0, le=1, description="Extra load retries may add, as a ratio.")
+    min_retries_per_second: int = Field(10, ge=0, description="Retries always allowed per second.")
+    ttl: Duration = Field("10s", description="Window over which the ratio is computed.")
+
+
+class ProbeConfig(ConfigModel):
+    readiness_path: str | None = Field(None, pattern=r"^/", description="Readiness path (default per runtime).")
+    liveness_path: str | None = Field(None, pattern=r"^/", description="Liveness path (default per runtime).")
+    initial_delay_seconds: int = Field(10, ge=0, description="Delay before the first probe (model download).")
+
+
+class ServingConfig(ConfigModel):
+    runtime: Literal["mlflow", "custom"] = Field(
+        "mlflow",
+        description="`mlflow`: the image runs `mlflow models serve` on the version's model URI, loaded from "
+        "the platform's registry; `custom`: the image serves the model itself (reference-design paths).",
+    )
+    port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: 1024 or above).")
+    resources: Resources = Field(default_factory=Resources, description="Requests and limits per replica.")
+    replicas: ReplicaConfig = Field(default_factory=ReplicaConfig, description="HPA bounds and CPU target.")
+    gpus: int = Field(0, ge=0, le=8, description="GPUs per replica; >0 schedules on the GPU pool.")
+    probes: ProbeConfig = Field(default_factory=ProbeConfig, description="Probe paths.")
+    routes: list[RouteConfig] | None = Field(
+        None, description="ServiceProfile routes; default per runtime (see README)."
+    )
+    retry_budget: RetryBudget = Field(default_factory=RetryBudget, description="ServiceProfile retry budget.")
+    max_batch_size: int = Field(32, ge=1, description="MAX_BATCH_SIZE passed to the server.")
+    workers: int = Field(2, ge=1, le=64, description="Scoring server worker processes (runtime mlflow).")
+
+    @property
+    def effective_routes(self) -> tuple[RouteConfig, ...]:
+        if self.routes is not None:
+            return tuple(self.routes)
+        return MLFLOW_ROUTES if self.runtime == "mlflow" else REFERENCE_ROUTES
+
+    @property
+    def readiness_path(self) -> str:
+        # Both runtimes answer /health once the model is loaded.
+        return self.probes.readiness_path or "/health"
+
+    @property
+    def liveness_path(self) -> str:
+        # The MLflow scoring server's /ping is its cheap liveness endpoint.
+        return self.probes.liveness_path or ("/ping" if self.runtime == "mlflow" else "/health")
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> ServingConfig:
+        names = [r.name for r in self.effective_routes]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"route names must be unique; repeated: {repeated}")
+        return self
+
+
+class VersionConfig(ConfigModel):
+    version: VersionLabel = Field(description="Version label, e.g. `v5`.")
+    image: ImageRef = Field(description="Serving image.")
+    model_uri: ModelUri = Field(description="MLflow model URI, e.g. `models:/fraud_detector/5`.")
+
+
+class CanaryConfig(VersionConfig):
+    weight: int = Field(
+        description="Percent of traffic to the canary, an integer in [0, 100]. 0 is a rollback that keeps "
+        "the canary pods for debugging.",
+        ge=0,
+        le=100,
+        strict=True,
+    )
+
+
+class DataSource(ConfigModel):
+    type: Literal["s3", "gcs", "local"] = Field(description="Where the dataset lives.")
+    path: str = Field(min_length=1, description="Dataset path or URI.")
+
+
+class TrainingConfig(ConfigModel):
+    run_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Training run id. The Job's name derives from it: a new run id is a new Job.",
+    )
+    image: ImageRef = Field(description="Training image.")
+    framework: Literal["tensorflow", "pytorch", "sklearn"] = Field("pytorch", description="Framework.")
+    command: list[str] | None = Field(
+        None, description="Container command; default: `python train.py` (or torchrun when distributed)."
+    )
+    gpus: int = Field(1, ge=0, le=8, description="GPUs per pod (each worker when distributed).")
+    epochs: int = Field(10, ge=1, description="Epochs.")
+    data_source: DataSource = Field(description="Training data.")
+    hyperparameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Passed as HP_<NAME> env vars and recorded on the ModelTraining."
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="Pods in the run. >1 runs distributed PyTorch (torchrun, NCCL) as an indexed Job."
+    )
+    backend: Literal["nccl", "gloo", "mpi"] = Field("nccl", description="torch.distributed backend.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests=ResourceSpec(cpu="4", memory="16Gi"), limits=ResourceSpec(cpu="8", memory="32Gi")
+        ),
+        description="CPU and memory per pod (GPUs come from `gpus`).",
+    )
+    backoff_limit: int = Field(2, ge=0, le=20, description="Job backoffLimit.")
+    active_deadline_seconds: int = Field(86400, ge=60, description="Job activeDeadlineSeconds.")
+    ttl_seconds_after_finished: int = Field(604800, ge=0, description="Job ttlSecondsAfterFinished.")
+    checkpoint_storage_gib: int = Field(100, ge=1, description="Checkpoint PVC size.")
+    checkpoint_storage_class: str | None = Field(
+        None, description="StorageClass for the ReadWriteMany checkpoint PVC (EFS on AWS); default: cluster default."
+    )
+
+    @model_validator(mode="after")
+    def _distributed(self) -> TrainingConfig:
+        if self.workers > 1 and self.framework != "pytorch":
+            raise ValueError(f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'")
+        if self.workers > 1 and self.backend == "nccl" and self.gpus < 1:
+            raise ValueError("backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs")
+        return self
+
+
+class AllowedClient(ConfigModel):
+    service_account: DnsLabel = Field(description="Client ServiceAccount name.")
+    namespace: DnsLabel = Field(description="Client namespace.")
+
+    def identity(self, trust_domain: str = "cluster.local") -> str:
+        return f"{self.service_account}.{self.namespace}.serviceaccount.identity.linkerd.{trust_domain}"
+
+
+class AnalysisConfig(ConfigModel):
+    """The canary gate's thresholds (used by `mlplatform rollout` and by the model's alerts)."""
+
+    interval: Duration = Field("1m", description="PromQL rate window.")
+    min_success_rate: float = Field(0.99, gt=0, le=1, description="Minimum canary success rate.")
+    max_p99_latency_ms: float = Field(500, gt=0, description="Maximum canary p99 latency in ms.")
+    min_requests: int = Field(
+        50, ge=1, description="Minimum canary requests in the interval: no traffic is never healthy."
+    )
+    failure_threshold: int = Field(3, ge=1, description="Consecutive failed checks before `watch` aborts.")
+    dwell_minutes: list[int] = Field(
+        default_factory=lambda: list(DEFAULT_DWELL_MINUTES),
+        description="Minutes to dwell at each step before the next (one per step).",
+    )
+    min_accuracy: float | None = Field(
+        None, ge=0, le=1, description="Optional model-quality gauge threshold (ml_model_accuracy)."
+    )
+    compare_with_stable: bool = Field(
+        False, description="Also require the canary's success rate to be no worse than stable's."
+    )
+
+
+class ModelStackConfig(ConfigModel):
+    """Everything under `mlmodel:` in `stacks/model/Pulumi.<stack>.yaml`."""
+
+    platform_stack: str = Field(
+        pattern=r"^([\w.-]+/)?([\w.-]+/)?[\w.-]+$",
+        description="StackReference to the platform stack, e.g. `organization/mlplatform/dev`.",
+    )
+    environment: Literal["dev", "staging", "prod"] = Field(
+        "dev", description="Environment; picks the MLflow promotion thresholds (prod: production ones)."
+    )
+    model: ModelConfig = Field(description="Model identity.")
+    serving: ServingConfig = Field(default_factory=ServingConfig, description="Serving Deployments.")
+    stable: VersionConfig = Field(description="The stable version.")
+    canary: CanaryConfig | None = Field(None, description="The canary version, if a rollout is under way.")
+    steps: list[int] = Field(
+        default_factory=lambda: list(DEFAULT_STEPS), description="Canary weights a rollout walks through."
+    )
+    training: TrainingConfig | None = Field(None, description="The current training run, if any.")
+    allowed_clients: list[AllowedClient] = Field(
+        min_length=1, description="Service accounts allowed to call the model (mTLS identities)."
+    )
+    traffic_api: Literal["smi", "gateway"] = Field(
+        "smi", description="`smi`: TrafficSplit; `gateway`: Gateway API HTTPRoute with weighted backendRefs."
+    )
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Canary gate thresholds.")
+    trust_domain: str = Field("cluster.local", description="Linkerd identity trust domain.")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[int]) -> list[int]:
+        if not steps:
+            raise ValueError("needs at least one step")
+        if any(s < 1 or s > 100 for s in steps):
+            raise ValueError(f"every step must be in [1, 100], got {steps}")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError(f"steps must strictly increase, got {steps}")
+        if steps[-1] != 100:
+            raise ValueError(f"the last step must be 100 so the canary can be promoted, got {steps[-1]}")
+        return steps
+
+    @model_validator(mode="after")
+    def _rollout_rules(self) -> ModelStackConfig:
+        if self.canary is not None:
+            if self.canary.version == self.stable.version:
+                raise ValueError(
+                    f"canary.version '{self.canary.version}' must differ from stable.version "
+                    f"'{self.stable.version}'"
+                )
+            if self.canary.model_uri == self.stable.model_uri and self.canary.image == self.stable.image:
+                raise ValueError("canary must change the image or the model URI of stable")
+        for role, version in self.live_versions():
+            name = self.version_object_name(version.version)
+            if len(name) > 63:
+                raise ValueError(f"{role} object name '{name}' is longer than 63 characters")
+        if len(self.analysis.dwell_minutes) != len(self.steps):
+            raise ValueError(
+                f"analysis.dwellMinutes has {len(self.analysis.dwell_minutes)} entries but steps has "
+                f"{len(self.steps)}: give one dwell per step"
+            )
+        return self
+
+    # -- derived names, in one place for every component --------------------
+    def version_object_name(self, version: str) -> str:
+        """Deployment/Service name of one version: `<model>-<version>`."""
+        return f"{self.model.name}-{version}"
+
+    def live_versions(self) -> list[tuple[str, VersionConfig]]:
+        """(role, version) for stable and, when present, canary."""
+        versions: list[tuple[str, VersionConfig]] = [("stable", self.stable)]
+        if self.canary is not None:
+            versions.append(("canary", self.canary))
+        return versions
+
+    @property
+    def canary_weight(self) -> int:
+        return self.canary.weight if self.canary is not None else 0
+
+    def split_weights(self) -> dict[str, int]:
+        """Backend Service name -> integer weight; the weights sum to 100."""
+        weights = {self.version_object_name(self.stable.version): 100 - self.canary_weight}
+        if self.canary is not None:
+            weights[self.version_object_name(self.canary.version)] = self.canary.weight
+        return weights
+
+    def next_step(self) -> int | None:
+        """The first step above the current canary weight, or None at 100 / without a canary."""
+        if self.canary is None:
+            return None
+        return next((s for s in self.steps if s > self.canary.weight), None)
