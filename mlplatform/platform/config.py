@@ -160,7 +160,10 @@ class ChartConfig(ConfigModel):
 
 
 def _chart(repo: str, version: str):
-    return Field(default_factory=lambda: ChartConfig(repo=repo, version=version))
+    return Field(
+        default_factory=lambda: ChartConfig(repo=repo, version=version),
+        description="Chart repository and pinned version.",
+    )
 
 
 class ChartsConfig(ConfigModel):

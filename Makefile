@@ -1,0 +1,26 @@
+# One place for the commands README.md documents.
+VENV ?= venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: setup test test-fast clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## setup: create ./venv with the pinned dependencies (the Pulumi projects use it too)
+setup: $(VENV)/.installed
+
+## test: the whole test suite (what CI runs)
+test: setup
+	$(PY) -m pytest
+
+## test-fast: only the mock-based unit tests
+test-fast: setup
+	$(PY) -m pytest -m "not integration and not e2e"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,109 @@
+"""The platform's config is validated before anything is declared, with errors a user can act on."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlplatform.configuration import ConfigError, validate_config
+from mlplatform.platform.config import NAMESPACE, PlatformConfig
+from tests.helpers import ROOT, platform_config, run_platform
+
+
+def _validate(values: dict) -> PlatformConfig:
+    return validate_config(PlatformConfig, values, stack="dev", namespace=NAMESPACE)
+
+
+# Each case: overrides on a valid config, the key path the message must name, and a
+# fragment saying what is allowed or what is wrong.
+INVALID_CONFIGS = [
+    pytest.param({"cluster": {"mode": "gcp"}}, "mlplatform:cluster.mode", "'aws' or 'existing'", id="unknown-mode"),
+    pytest.param({"cluster": {"region": "mars-1"}}, "mlplatform:cluster.region", "pattern", id="bad-region"),
+    pytest.param({"cluster": {"kubernetesVersion": "1.3"}}, "mlplatform:cluster.kubernetesVersion", "pattern", id="bad-k8s-version"),
+    pytest.param({"cluster": {"vpcCidr": "10.0.0.0/24"}}, "mlplatform:cluster.vpcCidr", "at least a /20", id="vpc-too-small"),
+    pytest.param({"cluster": {"vpcCidr": "10.0.0.1/16"}}, "mlplatform:cluster.vpcCidr", "host bits", id="vpc-not-network"),
+    pytest.param({"cluster": {"endpointPublicAccess": True}}, "mlplatform:cluster", "publicAccessCidrs is empty", id="public-endpoint-without-cidrs"),
+    pytest.param({"cluster": {"regoin": "us-east-1"}}, "mlplatform:cluster.regoin", "allowed keys here:", id="misspelt-nested-key"),
+    pytest.param({"nodepools": {}}, "mlplatform:nodepools", "allowed keys here:", id="misspelt-top-level-key"),
+    pytest.param({"nodePools": {"gpu": {"scaling": {"minSize": -1}}}}, "mlplatform:nodePools.gpu.scaling.minSize", "greater than or equal to 0", id="negative-min"),
+    pytest.param({"nodePools": {"gpu": {"scaling": {"minSize": 5, "desiredSize": 5, "maxSize": 2}}}}, "mlplatform:nodePools.gpu.scaling", "minSize <= desiredSize <= maxSize", id="min-above-max"),
+    pytest.param({"nodePools": {"gpu": {"instanceTypes": ["m6i.large"]}}}, "mlplatform:nodePools.gpu.instanceTypes", "not NVIDIA GPU instance types", id="cpu-instance-in-gpu-pool"),
+    pytest.param({"nodePools": {"gpu": {"instanceTypes": []}}}, "mlplatform:nodePools.gpu.instanceTypes", "at least 1", id="no-gpu-instance-types"),
+    pytest.param({"nodePools": {"gpu": {"capacityType": "spot"}}}, "mlplatform:nodePools.gpu.capacityType", "'ON_DEMAND' or 'SPOT'", id="lowercase-capacity-type"),
+    pytest.param({"nodePools": {"gpu": {"amiType": "AL2_x86_64_GPU"}}}, "mlplatform:nodePools.gpu.amiType", "AL2023_x86_64_NVIDIA", id="retired-ami-type"),
+    pytest.param({"nodePools": {"gpu": {"diskSizeGib": 10}}}, "mlplatform:nodePools.gpu.diskSizeGib", "greater than or equal to 50", id="gpu-disk-too-small"),
+    pytest.param({"charts": {"linkerdCrds": {"repo": "https://helm.linkerd.io/edge", "version": ""}}}, "mlplatform:charts.linkerdCrds.version", "at least 1 character", id="unpinned-chart"),
+    pytest.param({"charts": {"kubePrometheusStack": {"repo": "ftp://charts", "version": "1"}}}, "mlplatform:charts.kubePrometheusStack.repo", "pattern", id="chart-repo-scheme"),
+    pytest.param({"mesh": {"issuerValidityHours": 90000}}, "mlplatform:mesh.issuerValidityHours", "less than or equal to 17520", id="issuer-too-long"),
+    pytest.param({"mesh": {"ha": "maybe"}}, "mlplatform:mesh.ha", "valid boolean", id="ha-not-bool"),
+    pytest.param({"mlflow": {"backend": "mysql"}}, "mlplatform:mlflow.backend", "'rds' or 'in-cluster'", id="unknown-backend"),
+    pytest.param({"cluster": {"mode": "existing"}, "mlflow": {"backend": "rds", "artifactBucket": "b-1"}}, "mlplatform:", "needs cluster.mode 'aws'", id="rds-without-aws"),
+    pytest.param({"cluster": {"mode": "existing"}, "mlflow": {"backend": "in-cluster"}}, "mlplatform:", "mlflow.artifactBucket is required", id="existing-without-bucket"),
+    pytest.param({"mlflow": {"lifecycle": {"transitionToIaDays": 10}}}, "mlplatform:mlflow.lifecycle.transitionToIaDays", "greater than or equal to 30", id="ia-too-early"),
+    pytest.param({"environment": "prod"}, "mlplatform:", "mesh.ha, mlflow.deletionProtection, mlflow.rdsMultiAz", id="prod-without-ha"),
+    pytest.param({"namespaces": {"teams": [{"name": "team-a", "gpuRequests": 8, "gpuLimits": 4}]}}, "mlplatform:namespaces.teams[0]", "gpuLimits (4) must be >= gpuRequests (8)", id="quota-limits-below-requests"),
+    pytest.param({"namespaces": {"training": "ml-serving"}}, "mlplatform:namespaces", "repeated: ['ml-serving']", id="namespace-collision"),
+    pytest.param({"namespaces": {"teams": [{"name": "Team_A"}]}}, "mlplatform:namespaces.teams[0].name", "pattern", id="namespace-not-dns"),
+    pytest.param({"crds": {"group": "mlgroup"}}, "mlplatform:crds.group", "pattern", id="crd-group-without-dot"),
+    pytest.param({"devicePlugin": {"timeSlicingReplicas": 0}}, "mlplatform:devicePlugin.timeSlicingReplicas", "greater than or equal to 1", id="time-slicing-zero"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "allowed"), INVALID_CONFIGS)
+def test_invalid_config_fails_before_any_resource(overrides, key, allowed):
+    """A bad stack config stops the real entry point with the stack, key and rule named, and registers nothing."""
+    with pytest.raises(ConfigError) as excinfo:
+        run_platform(platform_config(**overrides), stack="dev")
+    message = str(excinfo.value)
+    assert "stack 'dev'" in message
+    assert key in message
+    assert allowed in message
+    assert excinfo.value.recording.resources == []
+
+
+def test_error_shows_the_bad_value():
+    """The user sees what they wrote, not just where."""
+    with pytest.raises(ConfigError, match=r"mlplatform:nodePools\.gpu\.scaling\.maxSize = 0:"):
+        _validate(platform_config(nodePools={"gpu": {"scaling": {"minSize": 0, "desiredSize": 0, "maxSize": 0}}}))
+
+
+def test_every_problem_is_reported_at_once():
+    """Fixing one key at a time through repeated `pulumi preview` runs wastes a reviewer's afternoon."""
+    with pytest.raises(ConfigError) as excinfo:
+        _validate(platform_config(cluster={"mode": "gcp"}, crds={"group": "x"}))
+    assert len(excinfo.value.problems) == 2
+
+
+def test_defaults_are_a_valid_dev_platform():
+    """An empty namespace is a working dev platform: GPU pool that scales to zero, no public endpoint."""
+    config = _validate({})
+    assert config.cluster.mode == "aws"
+    assert config.cluster.endpoint_public_access is False
+    assert config.node_pools.gpu.scaling.min_size == 0
+    assert config.node_pools.gpu.ami_type == "AL2023_x86_64_NVIDIA"
+    assert config.mesh.ha is False
+
+
+def test_prod_stack_file_turns_on_ha_multi_az_and_deletion_protection():
+    """`Pulumi.prod.yaml` is valid and carries the production switches the validator insists on."""
+    import yaml
+
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    values = {k.split(":", 1)[1]: v for k, v in document.items() if k.startswith("mlplatform:")}
+    config = _validate(values)
+    assert config.environment == "prod"
+    assert config.mesh.ha is True
+    assert config.mlflow.rds_multi_az is True
+    assert config.mlflow.deletion_protection is True
+    assert config.cluster.availability_zones >= 3
+    assert config.cluster.single_nat_gateway is False
+
+
+def test_existing_cluster_mode_accepts_in_cluster_backend():
+    """Mode `existing` runs on any conformant cluster with an in-cluster Postgres and a named bucket."""
+    config = _validate(
+        platform_config(
+            cluster={"mode": "existing", "context": "kind-ml"},
+            mlflow={"backend": "in-cluster", "artifactBucket": "mlflow-artifacts", "s3EndpointUrl": "http://minio.minio:9000"},
+        )
+    )
+    assert config.cluster.mode == "existing"
