@@ -16,9 +16,11 @@ GPU_TAINT: Mapping[str, str] = {"key": "nvidia.com/gpu", "value": "true", "effec
 
 # `nvidia.com/gpu.present=true` is what the device plugin chart's default node
 # affinity matches when Node Feature Discovery is not installed.
-GPU_NODE_POOL_LABEL = "mlplatform.io/node-pool"
-GPU_NODE_LABELS: Mapping[str, str] = {"nvidia.com/gpu.present": "true", GPU_NODE_POOL_LABEL: "gpu"}
-GPU_NODE_SELECTOR: Mapping[str, str] = {GPU_NODE_POOL_LABEL: "gpu"}
+NODE_POOL_LABEL = "mlplatform.io/node-pool"
+GPU_NODE_LABELS: Mapping[str, str] = {"nvidia.com/gpu.present": "true", NODE_POOL_LABEL: "gpu"}
+GPU_NODE_SELECTOR: Mapping[str, str] = {NODE_POOL_LABEL: "gpu"}
+# Platform add-ons (cluster-autoscaler, ...) pin themselves to the system pool.
+SYSTEM_NODE_LABELS: Mapping[str, str] = {NODE_POOL_LABEL: "system"}
 
 MESH_INJECT_ANNOTATION: Mapping[str, str] = {"linkerd.io/inject": "enabled"}
 

@@ -82,6 +82,7 @@ class RecordedResource:
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     protect: bool = False
+    retain_on_delete: bool = False
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     replace_on_changes: list[str] = field(default_factory=list)
@@ -169,17 +170,21 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Answers resource registrations and provider calls with plausible values.
 
     `stack_references` maps a StackReference's name (e.g. `acme/mlplatform/dev`)
-    to the outputs it should expose.
+    to the outputs it should expose; `resolve_stack_reference`, when given, is asked
+    for names not in that map (the offline render computes them by running the
+    referenced stack).
     """
 
     def __init__(
         self,
         *,
         stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+        resolve_stack_reference: Callable[[str], Mapping[str, Any]] | None = None,
         account_id: str = DEFAULT_ACCOUNT_ID,
         region: str = DEFAULT_REGION,
     ):
         self.stack_references = dict(stack_references or {})
+        self.resolve_stack_reference = resolve_stack_reference
         self.account_id = account_id
         self.region = region
 
@@ -188,6 +193,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         inputs = copy.deepcopy(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
             ref_name = inputs.get("name") or args.name
+            if ref_name not in self.stack_references and self.resolve_stack_reference is not None:
+                self.stack_references[ref_name] = self.resolve_stack_reference(ref_name)
             if ref_name not in self.stack_references:
                 raise KeyError(
                     f"no outputs configured for StackReference {ref_name!r}; "
@@ -251,6 +258,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
                 "version": inputs.get("version", "1.33"),
                 "status": "ACTIVE",
+                "vpcConfig": {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{hexid}"},
             }
         if typ == "aws:eks/nodeGroup:NodeGroup":
             group = inputs.get("nodeGroupName") or physical
@@ -337,6 +345,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
                 protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=list(request.ignoreChanges),
                 replace_on_changes=list(request.replaceOnChanges),
@@ -447,6 +456,7 @@ def run_entry_point(
     config: Mapping[str, Any] | None = None,
     secret_keys: Iterable[str] = (),
     stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+    mocks: RecordingMocks | None = None,
 ) -> Recording:
     """Run a Pulumi project's real `__main__.py` under recording mocks.
 
@@ -468,6 +478,7 @@ def run_entry_point(
         config=config,
         secret_keys=secret_keys,
         stack_references=stack_references,
+        mocks=mocks,
     )
 
 

@@ -227,9 +227,9 @@ class LifecycleConfig(ConfigModel):
 
 class MlflowConfig(ConfigModel):
     image: str = Field(
-        "ghcr.io/mlflow/mlflow:v3.15.1",
+        "ghcr.io/mlflow/mlflow:v3.15.1-full",
         pattern=r"^[\w./-]+(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$",
-        description="MLflow server image, pinned.",
+        description="MLflow server image, pinned; the `-full` variant carries the Postgres driver and boto3.",
     )
     backend: Literal["rds", "in-cluster"] = Field(
         "rds", description="Postgres backend store: Amazon RDS (mode aws only) or an in-cluster Postgres."
@@ -331,6 +331,25 @@ class PlatformConfig(ConfigModel):
             if not self.mlflow.artifact_bucket:
                 raise ValueError(
                     "mlflow.artifactBucket is required with cluster.mode 'existing' (no bucket is created there)"
+                )
+        if self.cluster.mode == "aws":
+            ignored = [
+                key
+                for key, value in (
+                    ("mlflow.s3EndpointUrl", self.mlflow.s3_endpoint_url),
+                    ("mlflow.s3CredentialsSecret", self.mlflow.s3_credentials_secret),
+                )
+                if value
+            ]
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
+                    "its own bucket through its IRSA role"
+                )
+            if self.mesh.ha and self.node_pools.system.scaling.min_size < 3:
+                raise ValueError(
+                    "mesh.ha spreads the Linkerd control plane over 3 nodes with required anti-affinity: "
+                    f"nodePools.system.scaling.minSize must be >= 3, got {self.node_pools.system.scaling.min_size}"
                 )
         if self.environment == "prod":
             missing = [

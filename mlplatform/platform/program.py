@@ -56,6 +56,10 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
                 config=config.node_pools.gpu,
                 kubernetes_version=config.cluster.kubernetes_version,
                 tags=tags,
+                # With time-slicing the device plugin advertises replicas x GPUs per node; the
+                # autoscaler's scale-from-zero template must promise the same number.
+                advertised_gpus_per_node=config.node_pools.gpu.gpus_per_node
+                * config.device_plugin.time_slicing_replicas,
             ),
         )
         ClusterAutoscaler(

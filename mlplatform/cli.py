@@ -1,0 +1,66 @@
+"""The `mlplatform` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlplatform.configuration import ConfigError
+
+
+def _render(args: argparse.Namespace) -> int:
+    from mlplatform.render import render_stack, resource_tree, write_render
+
+    project_dir = Path(args.project_dir)
+    out_dir = Path(args.out) if args.out else Path("rendered") / args.stack
+    recording = render_stack(project_dir, args.stack, platform_dir=Path(args.platform_dir) if args.platform_dir else None)
+    result = write_render(recording, out_dir, show_secrets=args.show_secrets)
+    print(resource_tree(recording))
+    print()
+    print(f"wrote {len(result.manifests)} Kubernetes manifests to {out_dir / 'manifests'}")
+    print(f"wrote the plan (cloud resources, Helm releases) to {result.plan_path}")
+    print(f"wrote the stack outputs to {result.outputs_path}")
+    if not args.show_secrets:
+        print("secrets are shown as [secret]; pass --show-secrets to see the offline placeholder values")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser(
+        "render",
+        help="run a stack's program offline and write its Kubernetes manifests and plan",
+        description="Run the real program of a stack without cloud, cluster or Pulumi CLI, and write what it declares.",
+    )
+    render.add_argument("project_dir", help="the Pulumi project: `.` for the platform, `stacks/model` for model stacks")
+    render.add_argument("stack", help="stack name, e.g. dev, prod, fraud-detector-prod")
+    render.add_argument("--out", help="output directory (default: rendered/<stack>)")
+    render.add_argument("--show-secrets", action="store_true", help="write secret values instead of [secret]")
+    render.add_argument(
+        "--platform-dir", help="platform project answering StackReferences (default: found above project_dir)"
+    )
+    render.set_defaults(handler=_render)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the user gets one line, not a Pulumi runtime traceback
+        from mlplatform.render import RenderError
+
+        if isinstance(err, RenderError):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Linkerd: identity certificates, the control plane, viz and (optionally) SMI.
+
+Linkerd's Helm charts take the mTLS trust anchor and the identity issuer as
+input instead of generating them. Both are declared here with pulumi-tls, so
+the keys live in the stack's encrypted state and never in a file on someone's
+laptop. The trade-off: the trust anchor's private key is in Pulumi state too,
+so whoever can read the state can mint mesh identities. A stricter setup keeps
+the anchor offline (or in cert-manager with an external CA) and passes only
+its certificate in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from mlplatform.platform.config import ChartConfig, MeshConfig
+
+LINKERD_NAMESPACE = "linkerd"
+VIZ_NAMESPACE = "linkerd-viz"
+SMI_NAMESPACE = "linkerd-smi"
+
+# Linkerd's proxies only accept ECDSA P-256 identity certificates.
+KEY_ALGORITHM = "ECDSA"
+KEY_CURVE = "P256"
+TRUST_ANCHOR_CN = "root.linkerd.cluster.local"
+ISSUER_CN = "identity.linkerd.cluster.local"
+CA_USES = ["cert_signing", "crl_signing"]
+
+# What upstream's values-ha.yaml sets (charts/linkerd-control-plane/values-ha.yaml).
+_HA_CONTROLLER_RESOURCES: dict[str, Any] = {
+    "cpu": {"limit": "", "request": "100m"},
+    "memory": {"limit": "250Mi", "request": "50Mi"},
+}
+HA_VALUES: dict[str, Any] = {
+    "enablePodDisruptionBudget": True,
+    "enablePodAntiAffinity": True,
+    "deploymentStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+    "controllerReplicas": 3,
+    "webhookFailurePolicy": "Fail",
+    "proxy": {"resources": {"cpu": {"request": "100m"}, "memory": {"limit": "250Mi", "request": "20Mi"}}},
+    "destinationResources": _HA_CONTROLLER_RESOURCES,
+    "identityResources": {
+        "cpu": _HA_CONTROLLER_RESOURCES["cpu"],
+        "memory": {"limit": "250Mi", "request": "10Mi"},
+    },
+    "heartbeatResources": _HA_CONTROLLER_RESOURCES,
+    "proxyInjectorResources": _HA_CONTROLLER_RESOURCES,
+    "spValidatorResources": _HA_CONTROLLER_RESOURCES,
+}
+
+
+@dataclass
+class ServiceMeshArgs:
+    config: MeshConfig
+    crds_chart: ChartConfig
+    control_plane_chart: ChartConfig
+    viz_chart: ChartConfig
+    smi_chart: ChartConfig
+    prometheus_url: pulumi.Input[str]
+    """The platform's Prometheus; viz queries it instead of running its own."""
+
+
+class ServiceMesh(pulumi.ComponentResource):
+    """Linkerd with certificates managed by Pulumi.
+
+    Rotation: the issuer is re-issued by `pulumi up` once it is inside its early
+    renewal window, and the control plane picks the new one up from its values.
+    The trust anchor is not renewed automatically: replacing it breaks every
+    mTLS connection until all proxies restart, so it is rotated by hand
+    (bundle old and new anchors first).
+
+    HA mode follows upstream's values-ha.yaml: three replicas with required
+    pod anti-affinity, so the nodes the control plane runs on need at least
+    three hosts, and the proxy injector fails closed.
+    """
+
+    trust_anchor_pem: pulumi.Output[str]
+    traffic_split_apis: list[str]
+    gateway_api_available: bool
+    crds_release: k8s.helm.v3.Release
+    control_plane_release: k8s.helm.v3.Release
+    viz_release: k8s.helm.v3.Release
+    smi_release: k8s.helm.v3.Release | None
+
+    def __init__(self, name: str, args: ServiceMeshArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplatform:platform:ServiceMesh", name, None, opts)
+        config = args.config
+        self.smi_release = None
+
+        anchor_key = tls.PrivateKey(
+            f"{name}-trust-anchor-key",
+            algorithm=KEY_ALGORITHM,
+            ecdsa_curve=KEY_CURVE,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        anchor_key_pem = pulumi.Output.secret(anchor_key.private_key_pem)
+        anchor_cert = tls.SelfSignedCert(
+            f"{name}-trust-anchor",
+            private_key_pem=anchor_key_pem,
+            is_ca_certificate=True,
+            validity_period_hours=config.trust_anchor_validity_hours,
+            allowed_uses=CA_USES,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=TRUST_ANCHOR_CN),
+            set_subject_key_id=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        issuer_key = tls.PrivateKey(
+            f"{name}-issuer-key",
+            algorithm=KEY_ALGORITHM,
+            ecdsa_curve=KEY_CURVE,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        issuer_key_pem = pulumi.Output.secret(issuer_key.private_key_pem)
+        issuer_csr = tls.CertRequest(
+            f"{name}-issuer-csr",
+            private_key_pem=issuer_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=ISSUER_CN),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        issuer_cert = tls.LocallySignedCert(
+            f"{name}-issuer",
+            cert_request_pem=issuer_csr.cert_request_pem,
+            ca_cert_pem=anchor_cert.cert_pem,
+            ca_private_key_pem=anchor_key_pem,
+            is_ca_certificate=True,
+            # The issuer signs only leaf (workload) certificates.
+            max_path_length=0,
+            validity_period_hours=config.issuer_validity_hours,
+            # About a month for the default one-year issuer: enough slack that a
+            # routine `pulumi up` rotates it well before proxies see it expire.
+            early_renewal_hours=config.issuer_validity_hours // 12,
+            allowed_uses=CA_USES,
+            set_subject_key_id=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.trust_anchor_pem = anchor_cert.cert_pem
+
+        # Current Linkerd no longer installs the Gateway API CRDs by default but
+        # its policy controller still watches HTTPRoute/GRPCRoute; installing
+        # them here also gives the model stacks HTTPRoute for traffic splitting.
+        # This conflicts with Gateway API CRDs installed by something else.
+        self.crds_release = k8s.helm.v3.Release(
+            f"{name}-crds",
+            name="linkerd-crds",
+            chart="linkerd-crds",
+            version=args.crds_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.crds_chart.repo),
+            namespace=LINKERD_NAMESPACE,
+            create_namespace=True,
+            values={"installGatewayAPI": True},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        control_plane_values: dict[str, Any] = {
+            **(HA_VALUES if config.ha else {}),
+            "identityTrustAnchorsPEM": anchor_cert.cert_pem,
+            "identity": {"issuer": {"tls": {"crtPEM": issuer_cert.cert_pem, "keyPEM": issuer_key_pem}}},
+        }
+        self.control_plane_release = k8s.helm.v3.Release(
+            f"{name}-control-plane",
+            name="linkerd-control-plane",
+            chart="linkerd-control-plane",
+            version=args.control_plane_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.control_plane_chart.repo),
+            namespace=LINKERD_NAMESPACE,
+            values=control_plane_values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crds_release]),
+        )
+
+        # One Prometheus for the platform: viz reads the proxy metrics that the
+        # Monitoring component's PodMonitor scrapes, rather than running a second,
+        # short-retention Prometheus of its own.
+        self.viz_release = k8s.helm.v3.Release(
+            f"{name}-viz",
+            name="linkerd-viz",
+            chart="linkerd-viz",
+            version=args.viz_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.viz_chart.repo),
+            namespace=VIZ_NAMESPACE,
+            create_namespace=True,
+            values={"prometheus": {"enabled": False}, "prometheusUrl": args.prometheus_url},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
+        )
+
+        if config.smi:
+            # Since Linkerd 2.12 the proxy no longer reads SMI TrafficSplit itself;
+            # the linkerd-smi extension translates it. Upstream has archived that
+            # extension (last chart 1.0.4), so it gets no fixes: new traffic
+            # splitting should use Gateway API HTTPRoute backendRefs instead.
+            self.smi_release = k8s.helm.v3.Release(
+                f"{name}-smi",
+                name="linkerd-smi",
+                chart="linkerd-smi",
+                version=args.smi_chart.version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.smi_chart.repo),
+                namespace=SMI_NAMESPACE,
+                create_namespace=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
+            )
+
+        self.gateway_api_available = True
+        self.traffic_split_apis = ["smi", "gateway"] if config.smi else ["gateway"]
+
+        self.register_outputs(
+            {
+                "trust_anchor_pem": self.trust_anchor_pem,
+                "traffic_split_apis": self.traffic_split_apis,
+                "gateway_api_available": self.gateway_api_available,
+            }
+        )
