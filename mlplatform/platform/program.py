@@ -128,9 +128,9 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             namespace=namespaces.mlflow,
             aws=aws_infra,
             tags=tags,
+            wait_for=[mesh],
         ),
-        # The MLflow pods are meshed: the control plane must exist before they start.
-        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[mesh]),
+        opts=k8s_opts,
     )
 
     return {

@@ -59,6 +59,10 @@ class ModelRegistryArgs:
     namespace: pulumi.Input[str]
     aws: AwsRegistryInfra | None
     tags: Mapping[str, str]
+    # Resources the MLflow pods must wait for: the mesh, since the namespace is meshed and a
+    # pod admitted before Linkerd's injector exists would run without a proxy (no mTLS).
+    # A component's own depends_on does not reach its children, so the Deployment takes it.
+    wait_for: Sequence[pulumi.Resource] = ()
 
 
 class ModelRegistry(pulumi.ComponentResource):
@@ -147,7 +151,7 @@ class ModelRegistry(pulumi.ComponentResource):
             backend_secret,
             service_account,
             external_store=args.aws is None,
-            depends_on=[role_policy] if role_policy else [],
+            depends_on=([role_policy] if role_policy else []) + list(args.wait_for),
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",
