@@ -139,10 +139,14 @@ def _describe(
         allowed = _allowed_keys(model, loc[:-1])
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"{where} is not a known key{hint}"
-    shown = "[secret]" if loc and loc[0] in secret_keys else _show(error.get("input"))
     message = error["msg"]
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
+        if isinstance(error.get("input"), dict):
+            # A cross-field rule: its message names the keys involved, and the whole
+            # object as "the value" would only bury them.
+            return f"{where.rstrip(':') if not loc else where}: {message}"
+    shown = "[secret]" if loc and loc[0] in secret_keys else _show(error.get("input"))
     return f"{where} = {shown}: {message}"
 
 

@@ -19,6 +19,8 @@ from mlplatform.configuration import ConfigModel
 NAMESPACE = "mlmodel"
 
 DEFAULT_STEPS = (10, 25, 50, 75, 100)
+# The Gateway API caps an HTTPRoute at 16 rules; one is the catch-all.
+MAX_GATEWAY_ROUTES = 15
 DEFAULT_DWELL_MINUTES = (5, 10, 15, 10, 5)
 
 DnsLabel = Annotated[
@@ -333,6 +335,12 @@ class ModelStackConfig(ConfigModel):
             name = self.version_object_name(version.version)
             if len(name) > 63:
                 raise ValueError(f"{role} object name '{name}' is longer than 63 characters")
+        if self.traffic_api == "gateway" and len(self.serving.effective_routes) > MAX_GATEWAY_ROUTES:
+            raise ValueError(
+                f"trafficApi 'gateway' carries one HTTPRoute rule per route plus a catch-all, and an HTTPRoute "
+                f"holds at most 16 rules: serving.routes may list at most {MAX_GATEWAY_ROUTES}, got "
+                f"{len(self.serving.effective_routes)}"
+            )
         if len(self.analysis.dwell_minutes) != len(self.steps):
             raise ValueError(
                 f"analysis.dwellMinutes has {len(self.analysis.dwell_minutes)} entries but steps has "

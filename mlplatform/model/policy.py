@@ -1,0 +1,156 @@
+"""Linkerd policy for a model: per-route behaviour (ServiceProfile) and who may call it.
+
+Authorization: a Server on the model pods' port, a MeshTLSAuthentication
+listing the allowed clients' mTLS identities, and an AuthorizationPolicy tying
+the two. With the Server's access policy `deny`, a request to that port from
+any other identity, or from an unmeshed client, is refused by the proxy.
+
+What the Server leaves alone:
+- kubelet probes: Linkerd authorizes the probe paths declared in the pod spec
+  on their own, so readiness and liveness keep working.
+- the proxy's admin port (4191), where the platform's PodMonitor scrapes the
+  golden metrics: no Server here selects it, so it keeps the cluster's default
+  policy. Only a scraper of the model server's own /metrics (custom runtime)
+  goes through this Server and needs its identity listed in `allowedClients`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from mlplatform import labels
+from mlplatform.model.config import RetryBudget, RouteConfig
+from mlplatform.model.serving import PORT_NAME, selector_labels
+
+SERVICE_PROFILE_API_VERSION = "linkerd.io/v1alpha2"
+# v1beta3 is the Server version the upstream CRD stores; it has `accessPolicy`.
+SERVER_API_VERSION = "policy.linkerd.io/v1beta3"
+AUTHN_API_VERSION = "policy.linkerd.io/v1alpha1"
+AUTHZ_API_VERSION = "policy.linkerd.io/v1alpha1"
+POLICY_GROUP = "policy.linkerd.io"
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def service_profile_routes(routes: Sequence[RouteConfig]) -> list[dict[str, object]]:
+    return [
+        {
+            "name": r.name,
+            "condition": {"method": r.method, "pathRegex": r.path_regex},
+            "timeout": r.timeout,
+            "isRetryable": r.retryable,
+        }
+        for r in routes
+    ]
+
+
+@dataclass
+class ModelMeshPolicyArgs:
+    model_name: str
+    namespace: pulumi.Input[str]
+    identities: Sequence[str]
+    """mTLS identities allowed to call the model,
+    e.g. `api-gateway.gw.serviceaccount.identity.linkerd.cluster.local`."""
+    routes: Sequence[RouteConfig]
+    retry_budget: RetryBudget
+    service_profile: bool = True
+    """False with the Gateway API: a ServiceProfile would override the HTTPRoute's weights and timeouts."""
+
+
+class ModelMeshPolicy(pulumi.ComponentResource):
+    """ServiceProfile for the apex Service, and the Server / MeshTLSAuthentication / AuthorizationPolicy trio.
+
+    The linkerd-smi extension writes the TrafficSplit's weights into this same
+    ServiceProfile (`dstOverrides`). Pulumi applies server-side and owns only the
+    fields declared here, so the two writers do not overwrite each other.
+    """
+
+    service_profile: k8s.apiextensions.CustomResource | None
+    service_profile_name: pulumi.Output[str] | None
+    server: k8s.apiextensions.CustomResource
+    authentication: k8s.apiextensions.CustomResource
+    authorization: k8s.apiextensions.CustomResource
+
+    def __init__(self, name: str, args: ModelMeshPolicyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplatform:model:ModelMeshPolicy", name, None, opts)
+        if not args.identities:
+            raise ValueError("at least one client identity is required; an empty list would match no one")
+        model = args.model_name
+        object_labels = labels.k8s_labels("mesh-policy", name=model, instance=model)
+
+        def metadata(object_name: pulumi.Input[str]) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=args.namespace, labels=object_labels)
+
+        self.service_profile = None
+        self.service_profile_name = None
+        server_name, authn_name = model, f"{model}-clients"
+        if args.service_profile:
+            budget = args.retry_budget
+            # Linkerd matches a profile by the Service's fully qualified name.
+            self.service_profile_name = pulumi.Output.from_input(args.namespace).apply(
+                lambda ns: f"{model}.{ns}.svc.{CLUSTER_DOMAIN}"
+            )
+            self.service_profile = k8s.apiextensions.CustomResource(
+                f"{name}-service-profile",
+                api_version=SERVICE_PROFILE_API_VERSION,
+                kind="ServiceProfile",
+                metadata=metadata(self.service_profile_name),
+                spec={
+                    "routes": service_profile_routes(args.routes),
+                    "retryBudget": {
+                        "retryRatio": budget.retry_ratio,
+                        "minRetriesPerSecond": budget.min_retries_per_second,
+                        "ttl": budget.ttl,
+                    },
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.server = k8s.apiextensions.CustomResource(
+            f"{name}-server",
+            api_version=SERVER_API_VERSION,
+            kind="Server",
+            metadata=metadata(server_name),
+            spec={
+                # Every version's pods: a canary is protected from its first pod on.
+                "podSelector": {"matchLabels": selector_labels(model)},
+                "port": PORT_NAME,
+                "proxyProtocol": "HTTP/1",
+                "accessPolicy": "deny",
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.authentication = k8s.apiextensions.CustomResource(
+            f"{name}-clients",
+            api_version=AUTHN_API_VERSION,
+            kind="MeshTLSAuthentication",
+            metadata=metadata(authn_name),
+            spec={"identities": list(args.identities)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.authorization = k8s.apiextensions.CustomResource(
+            f"{name}-authorization",
+            api_version=AUTHZ_API_VERSION,
+            kind="AuthorizationPolicy",
+            metadata=metadata(authn_name),
+            spec={
+                "targetRef": {"group": POLICY_GROUP, "kind": "Server", "name": server_name},
+                "requiredAuthenticationRefs": [
+                    {"group": POLICY_GROUP, "kind": "MeshTLSAuthentication", "name": authn_name}
+                ],
+            },
+            # Linkerd ignores a policy whose references are missing; create them first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server, self.authentication]),
+        )
+
+        self.register_outputs(
+            {
+                "server": server_name,
+                "identities": list(args.identities),
+            }
+        )

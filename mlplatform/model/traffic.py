@@ -1,0 +1,134 @@
+"""The traffic split between a model's live versions: the one object a weight change touches.
+
+Two APIs, one config:
+
+- `smi`: an SMI TrafficSplit, which the linkerd-smi extension turns into the
+  apex ServiceProfile's `dstOverrides`. It is what the reference design uses,
+  but upstream has archived that extension.
+- `gateway`: a Gateway API HTTPRoute whose parent is the apex Service (Linkerd's
+  GAMMA support), with weighted backendRefs. A ServiceProfile for the same
+  Service would take precedence over the route, so in this mode the route also
+  carries the per-route timeouts and no ServiceProfile is declared (see policy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from mlplatform import labels
+from mlplatform.model.config import MAX_GATEWAY_ROUTES, RouteConfig
+
+SMI_API_VERSION = "split.smi-spec.io/v1alpha2"
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+TOTAL_WEIGHT = 100
+
+
+@dataclass
+class TrafficBackend:
+    service: pulumi.Input[str]
+    """A version Service; passing its Output makes the split wait for the Service."""
+    weight: int
+
+
+@dataclass
+class ModelTrafficArgs:
+    model_name: str
+    api: Literal["smi", "gateway"]
+    namespace: pulumi.Input[str]
+    apex_service: pulumi.Input[str]
+    port: int
+    backends: Sequence[TrafficBackend]
+    routes: Sequence[RouteConfig] = ()
+    """Per-route timeouts, carried by the HTTPRoute (`gateway` only)."""
+    ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """Resources the split waits for, e.g. the version Deployments, so a new
+    canary gets traffic only once the provider has seen its rollout finish."""
+
+
+class ModelTraffic(pulumi.ComponentResource):
+    """The TrafficSplit or HTTPRoute `<model>` that weighs the model's versions.
+
+    Removing a version (promotion, or dropping a canary) updates this object
+    before the version's Deployment and Service are deleted: the engine deletes
+    resources that left the program only after every create and update of the
+    run, so the split stops routing to a version before its pods go.
+    """
+
+    split: k8s.apiextensions.CustomResource
+    kind: str
+    object_name: str
+
+    def __init__(self, name: str, args: ModelTrafficArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplatform:model:ModelTraffic", name, None, opts)
+        weights = [b.weight for b in args.backends]
+        if sum(weights) != TOTAL_WEIGHT or any(w < 0 for w in weights):
+            raise ValueError(f"backend weights must be non-negative and sum to {TOTAL_WEIGHT}, got {weights}")
+
+        self.object_name = args.model_name
+        metadata = k8s.meta.v1.ObjectMetaArgs(
+            name=self.object_name,
+            namespace=args.namespace,
+            labels=labels.k8s_labels("traffic", name=args.model_name, instance=args.model_name),
+        )
+        child_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.ready))
+        if args.api == "smi":
+            self.kind = "TrafficSplit"
+            self.split = k8s.apiextensions.CustomResource(
+                f"{name}-split",
+                api_version=SMI_API_VERSION,
+                kind=self.kind,
+                metadata=metadata,
+                spec={
+                    "service": args.apex_service,
+                    "backends": [{"service": b.service, "weight": b.weight} for b in args.backends],
+                },
+                opts=child_opts,
+            )
+        else:
+            self.kind = "HTTPRoute"
+            self.split = k8s.apiextensions.CustomResource(
+                f"{name}-route",
+                api_version=GATEWAY_API_VERSION,
+                kind=self.kind,
+                metadata=metadata,
+                spec=http_route_spec(args),
+                opts=child_opts,
+            )
+
+        self.register_outputs({"kind": self.kind, "name": self.object_name})
+
+
+def http_route_spec(args: ModelTrafficArgs) -> dict[str, Any]:
+    """One rule per configured route (its method, path and timeout), then a catch-all;
+    every rule splits by the same weights."""
+    if len(args.routes) > MAX_GATEWAY_ROUTES:
+        raise ValueError(f"an HTTPRoute holds at most {MAX_GATEWAY_ROUTES} routes besides the catch-all, got {len(args.routes)}")
+    backend_refs = [
+        {"group": "", "kind": "Service", "name": b.service, "port": args.port, "weight": b.weight}
+        for b in args.backends
+    ]
+    rules: list[dict[str, Any]] = [
+        {
+            "matches": [{"method": r.method, "path": {"type": "RegularExpression", "value": _anchored(r.path_regex)}}],
+            "timeouts": {"request": r.timeout},
+            "backendRefs": backend_refs,
+        }
+        for r in args.routes
+    ]
+    rules.append({"backendRefs": backend_refs})
+    return {
+        # `core` is how Linkerd's GAMMA docs name the Service parent's group.
+        "parentRefs": [{"group": "core", "kind": "Service", "name": args.apex_service, "port": args.port}],
+        "rules": rules,
+    }
+
+
+def _anchored(regex: str) -> str:
+    # ServiceProfiles anchor pathRegex; Gateway API leaves regex semantics to the
+    # implementation, so anchor explicitly and keep the meaning identical.
+    return f"^(?:{regex})$"

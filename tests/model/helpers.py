@@ -1,0 +1,119 @@
+"""Shared helpers for the model-stack tests: a minimal valid config, the platform's
+outputs as a StackReference returns them, and a runner for the real entry point."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mlplatform.offline import Recording, run_entry_point
+from tests.helpers import ROOT, qualify
+
+MODEL_STACK_DIR = ROOT / "stacks" / "model"
+PLATFORM_STACK = "acme/mlplatform/dev"
+MODEL = "fraud-detector"
+SERVING_NAMESPACE = "ml-serving"
+TRAINING_NAMESPACE = "ml-training"
+CRD_GROUP = "ml.example.com"
+TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
+# Deliberately not mlplatform.labels' values: the stack must take the platform's outputs.
+GPU_NODE_SELECTOR = {"mlplatform.io/node-pool": "gpu-test"}
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+
+PLATFORM_OUTPUTS: dict[str, Any] = {
+    "kubeconfig": "apiVersion: v1\nkind: Config\n",
+    "clusterName": "mlp-test",
+    "namespaces": {
+        "serving": SERVING_NAMESPACE,
+        "training": TRAINING_NAMESPACE,
+        "mlflow": "mlflow",
+        "monitoring": "monitoring",
+        "teams": ["team-fraud"],
+    },
+    "gpuNodeSelector": GPU_NODE_SELECTOR,
+    "gpuTaint": GPU_TAINT,
+    "gpuPoolEnabled": True,
+    "mlflowTrackingUri": TRACKING_URI,
+    "prometheusUrl": "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090",
+    "trafficSplitApis": ["smi", "gateway"],
+    "crdGroup": CRD_GROUP,
+}
+
+# The example stack files reference the platform by these names.
+EXAMPLE_STACK_REFERENCES = {
+    "organization/mlplatform/dev": PLATFORM_OUTPUTS,
+    "organization/mlplatform/prod": PLATFORM_OUTPUTS,
+}
+
+STABLE = {"version": "v5", "image": "ghcr.io/example/fraud-serving:5.0.0", "modelUri": "models:/fraud_detector/5"}
+CANARY = {"version": "v6", "image": "ghcr.io/example/fraud-serving:6.0.0", "modelUri": "models:/fraud_detector/6"}
+CLIENT = {"serviceAccount": "api-gateway", "namespace": "api-gateway"}
+
+# Kubernetes type tokens the tests look up.
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+TRAFFIC_SPLIT = "kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit"
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+SERVICE_PROFILE = "kubernetes:linkerd.io/v1alpha2:ServiceProfile"
+SERVER = "kubernetes:policy.linkerd.io/v1beta3:Server"
+MESH_TLS_AUTHN = "kubernetes:policy.linkerd.io/v1alpha1:MeshTLSAuthentication"
+AUTHZ_POLICY = "kubernetes:policy.linkerd.io/v1alpha1:AuthorizationPolicy"
+MODEL_VERSION = f"kubernetes:{CRD_GROUP}/v1:ModelVersion"
+INFERENCE_SERVICE = f"kubernetes:{CRD_GROUP}/v1:InferenceService"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+SPLIT_TYPES = {"smi": TRAFFIC_SPLIT, "gateway": HTTP_ROUTE}
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def model_config(**overrides: Any) -> dict[str, Any]:
+    """A minimal valid `mlmodel:` namespace (unqualified camelCase keys), deep-merged with overrides.
+
+    A value of None removes the key: `model_config(canary=None)` has no canary.
+    """
+    base: dict[str, Any] = {
+        "platformStack": PLATFORM_STACK,
+        "model": {"name": MODEL},
+        "stable": dict(STABLE),
+        "allowedClients": [dict(CLIENT)],
+    }
+    merged = _merge(base, {k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+    return merged
+
+
+def with_canary(weight: Any, **overrides: Any) -> dict[str, Any]:
+    """A config mid-rollout: the canary `CANARY` at `weight`; `canary={...}` overrides its fields."""
+    canary = {**CANARY, "weight": weight, **overrides.pop("canary", {})}
+    return model_config(canary=canary, **overrides)
+
+
+def promoted(**overrides: Any) -> dict[str, Any]:
+    """The config after promotion: stable took the canary's version, image and URI."""
+    return model_config(stable=dict(CANARY), **overrides)
+
+
+def run_model(
+    values: dict[str, Any], *, stack: str = "fraud-detector-dev", platform: dict[str, Any] | None = None
+) -> Recording:
+    """Run the model stack's real `__main__.py` with `values` as its `mlmodel:` config;
+    `platform` overrides some of the platform stack's outputs."""
+    return run_entry_point(
+        MODEL_STACK_DIR,
+        stack=stack,
+        config=qualify("mlmodel", values),
+        stack_references={PLATFORM_STACK: {**PLATFORM_OUTPUTS, **(platform or {})}},
+    )
