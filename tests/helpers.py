@@ -12,11 +12,14 @@ from mlplatform.offline import Recording, run_entry_point
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in, recursively for nested dicts; a None override removes the key."""
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -32,7 +35,7 @@ def platform_config(**overrides: Any) -> dict[str, Any]:
         "cluster": {"mode": "aws", "name": "mlp-test", "region": "us-west-2"},
         "namespaces": {"teams": [{"name": "team-a", "gpuRequests": 2, "gpuLimits": 4}]},
     }
-    return _deep_merge(base, overrides)
+    return deep_merge(base, overrides)
 
 
 def qualify(namespace: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.model.config import ServingConfig, VersionConfig
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 COMPONENT = "model-server"
 PORT_NAME = "http"
@@ -253,15 +254,7 @@ def _pod_template(
         ),
         readiness_probe=http_probe(serving.readiness_path, period=PROBE_PERIOD_SECONDS, failures=3),
         liveness_probe=http_probe(serving.liveness_path, period=20, failures=3),
-        security_context=k8s.core.v1.SecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=RUN_AS_USER,
-            run_as_group=RUN_AS_USER,
-            read_only_root_filesystem=True,
-            allow_privilege_escalation=False,
-            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        ),
+        security_context=restricted_container_security_context(),
         volume_mounts=[
             k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TMP),
             k8s.core.v1.VolumeMountArgs(name="home", mount_path=HOME),
@@ -289,13 +282,7 @@ def _pod_template(
             automount_service_account_token=False,
             # Linkerd's own containers set their own (non-root) users; these
             # defaults apply to ours.
-            security_context=k8s.core.v1.PodSecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=RUN_AS_USER,
-                run_as_group=RUN_AS_USER,
-                fs_group=RUN_AS_USER,
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
+            security_context=restricted_pod_security_context(RUN_AS_USER),
             containers=[container],
             volumes=[
                 k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),

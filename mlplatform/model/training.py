@@ -41,6 +41,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.model.config import TrainingConfig
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 # Skip the provider's await: it would otherwise block `pulumi up` until the Job
 # completes, and training runs for hours.
@@ -262,12 +263,7 @@ class TrainingRun(pulumi.ComponentResource):
                 requests={"cpu": config.resources.requests.cpu, "memory": config.resources.requests.memory},
                 limits=limits,
             ),
-            security_context=k8s.core.v1.SecurityContextArgs(
-                allow_privilege_escalation=False,
-                read_only_root_filesystem=True,
-                run_as_non_root=True,
-                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            ),
+            security_context=restricted_container_security_context(),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="checkpoints", mount_path=CHECKPOINT_DIR),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
@@ -281,13 +277,7 @@ class TrainingRun(pulumi.ComponentResource):
             tolerations=tolerations,
             # Training reads data and writes to MLflow, never the Kubernetes API.
             automount_service_account_token=False,
-            security_context=k8s.core.v1.PodSecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=RUN_AS,
-                run_as_group=RUN_AS,
-                fs_group=RUN_AS,
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
+            security_context=restricted_pod_security_context(RUN_AS),
             containers=[container],
             volumes=[
                 k8s.core.v1.VolumeArgs(

@@ -26,6 +26,7 @@ import pulumi_random as random
 
 from mlplatform import labels
 from mlplatform.platform.config import MlflowConfig
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 PORT = 5000
 SERVICE_NAME = "mlflow"
@@ -441,13 +442,7 @@ class ModelRegistry(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         automount_service_account_token=False,
                         # 999 is the postgres user of the official image; fsGroup makes the volume its own.
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=999,
-                            run_as_group=999,
-                            fs_group=999,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod_security_context(999),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="postgres",
@@ -480,7 +475,7 @@ class ModelRegistry(pulumi.ComponentResource):
                                     requests={"cpu": "100m", "memory": "256Mi"},
                                     limits={"cpu": "1", "memory": "1Gi"},
                                 ),
-                                security_context=_restricted_container(),
+                                security_context=restricted_container_security_context(),
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(name="data", mount_path="/var/lib/postgresql/data"),
                                     k8s.core.v1.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
@@ -588,13 +583,7 @@ class ModelRegistry(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=service_account.metadata.name,
                         automount_service_account_token=False,
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=1000,
-                            run_as_group=1000,
-                            fs_group=1000,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod_security_context(1000),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="mlflow",
@@ -617,7 +606,7 @@ class ModelRegistry(pulumi.ComponentResource):
                                     requests={"cpu": "250m", "memory": "512Mi"},
                                     limits={"cpu": "1", "memory": "2Gi"},
                                 ),
-                                security_context=_restricted_container(),
+                                security_context=restricted_container_security_context(),
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
                                     k8s.core.v1.VolumeMountArgs(name="home", mount_path="/home/mlflow"),
@@ -634,15 +623,6 @@ class ModelRegistry(pulumi.ComponentResource):
             # The IRSA policy must be attached before the first pod writes an artifact.
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-
-
-def _restricted_container() -> k8s.core.v1.SecurityContextArgs:
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-    )
 
 
 def _allowed_hosts(namespace: str) -> list[str]:

@@ -3,11 +3,10 @@ outputs as a StackReference returns them, and a runner for the real entry point.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from mlplatform.offline import Recording, run_entry_point
-from tests.helpers import ROOT, qualify
+from tests.helpers import ROOT, deep_merge, qualify
 
 MODEL_STACK_DIR = ROOT / "stacks" / "model"
 PLATFORM_STACK = "acme/mlplatform/dev"
@@ -67,16 +66,6 @@ PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SPLIT_TYPES = {"smi": TRAFFIC_SPLIT, "gateway": HTTP_ROUTE}
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def model_config(**overrides: Any) -> dict[str, Any]:
     """A minimal valid `mlmodel:` namespace (unqualified camelCase keys), deep-merged with overrides.
 
@@ -88,11 +77,7 @@ def model_config(**overrides: Any) -> dict[str, Any]:
         "stable": dict(STABLE),
         "allowedClients": [dict(CLIENT)],
     }
-    merged = _merge(base, {k: v for k, v in overrides.items() if v is not None})
-    for key, value in overrides.items():
-        if value is None:
-            merged.pop(key, None)
-    return merged
+    return deep_merge(base, overrides)
 
 
 def with_canary(weight: Any, **overrides: Any) -> dict[str, Any]:
