@@ -1,0 +1,60 @@
+"""Fixtures shared by the rollout tests: a model stack file in a temp project dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Written out here (not copied from stacks/model) so the tests do not move when
+# the real stack files are edited; comments and key order are what is under test.
+STACK_TEXT = """\
+# fraud-detector in a test environment.
+config:
+  mlmodel:platformStack: organization/mlplatform/dev
+  mlmodel:environment: dev
+  mlmodel:model:
+    name: fraud-detector
+    registeredModel: fraud_detector
+    namespace: mlserve-test
+  # stable takes whatever the canary does not
+  mlmodel:stable:
+    version: v5
+    image: ghcr.io/example/fraud-detector-serving:1.0.0
+    modelUri: models:/fraud_detector/5
+  mlmodel:canary:
+    version: v6
+    image: ghcr.io/example/fraud-detector-serving:1.0.0
+    modelUri: models:/fraud_detector/6
+    weight: 10  # the first step
+  mlmodel:allowedClients:
+    - serviceAccount: api-gateway
+      namespace: api-gateway
+  mlmodel:analysis:
+    interval: 20s
+    minRequests: 20
+    failureThreshold: 2
+"""
+STACK = "fraud-detector-test"
+
+
+def without_canary(text: str = STACK_TEXT) -> str:
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("  mlmodel:canary:"))
+    return "".join(lines[:start] + lines[start + 5 :])
+
+
+def with_weight(weight: int, text: str = STACK_TEXT) -> str:
+    return text.replace("    weight: 10  # the first step", f"    weight: {weight}  # the first step")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project dir holding `Pulumi.fraud-detector-test.yaml` with a canary at 10%."""
+    (tmp_path / f"Pulumi.{STACK}.yaml").write_text(STACK_TEXT)
+    return tmp_path
+
+
+@pytest.fixture
+def stack_file(project: Path) -> Path:
+    return project / f"Pulumi.{STACK}.yaml"

@@ -1,0 +1,242 @@
+"""The gate and the CLI against a real Prometheus scraping Linkerd-shaped series.
+
+Prometheus (the Debian package's binary) scrapes a local exporter every second;
+the gate's window is 10s, so every test settles in seconds. Live scraping was
+chosen over promtool-backfilled blocks: `watch` needs series that keep moving
+while it runs, and it exercises the real exposition format and rate() on
+counters exactly as the proxies produce them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlplatform.model.config import AnalysisConfig
+from mlplatform.rollout import cli, stackfile
+from mlplatform.rollout.gate import PrometheusClient, Queries, evaluate
+from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.rollout.linkerd_exporter import LinkerdExporter, Traffic
+
+pytestmark = pytest.mark.integration
+
+NS = "mlserve-test"
+WINDOW = "10s"
+READY_TIMEOUT = 30.0
+DATA_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[LinkerdExporter]:
+    server = LinkerdExporter().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(exporter: LinkerdExporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        message = "the prometheus binary is not installed (Debian package `prometheus`)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{message}; CI must install it (.ci/run)")
+        pytest.skip(f"{message}; apt-get install prometheus to run these tests")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: linkerd-proxy\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{exporter.port}']\n"
+    )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (workdir / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"prometheus exited with {process.returncode}: {(workdir / 'prometheus.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"prometheus not ready after {READY_TIMEOUT}s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+def _wait_for_requests(url: str, deployment: str, at_least: float) -> None:
+    """Until the window holds `at_least` requests of the deployment (bounded)."""
+    client = PrometheusClient(url)
+    query = Queries.for_deployment(NS, deployment, WINDOW).requests
+    deadline = time.monotonic() + DATA_TIMEOUT
+    while (client.query(query) or 0) < at_least:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {at_least} requests for {deployment} in Prometheus after {DATA_TIMEOUT}s")
+        time.sleep(0.5)
+
+
+def _project(tmp_path: Path, version: str, weight: int = 10) -> Path:
+    """A stack whose canary Deployment (`fraud-detector-<version>`) only this test feeds."""
+    text = (
+        STACK_TEXT.replace("version: v6", f"version: {version}")
+        .replace("weight: 10  # the first step", f"weight: {weight}  # the first step")
+        .replace("interval: 20s", f"interval: {WINDOW}")
+    )
+    (tmp_path / f"Pulumi.{STACK}.yaml").write_text(text)
+    return tmp_path
+
+
+# Each test's canary is its own Deployment, fed from the start of the session so
+# the windows fill once, in parallel, instead of once per test.
+TRAFFIC = {
+    "v60": Traffic(rps=40, latency_ms=30, accuracy=0.93),
+    "v61": Traffic(rps=40, latency_ms=40),
+    "v62": Traffic(rps=40, error_ratio=0.05, latency_ms=40),
+    "v63": Traffic(rps=40, latency_ms=900),
+    "v65": Traffic(rps=40, error_ratio=0.05, latency_ms=40),
+    "v66": Traffic(rps=40, latency_ms=40),
+}
+
+
+@pytest.fixture(scope="session")
+def fed(exporter: LinkerdExporter, prometheus: str) -> str:
+    for version, traffic in TRAFFIC.items():
+        exporter.set_traffic(NS, f"fraud-detector-{version}", traffic)
+    for version, traffic in TRAFFIC.items():
+        _wait_for_requests(prometheus, f"fraud-detector-{version}", at_least=traffic.rps * 5)
+    return prometheus
+
+
+def _run(prometheus: str, project: Path, *args: str) -> tuple[int, list[dict]]:
+    """Run a rollout command with --json; the exit code and its events."""
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    command, *rest = args
+    parsed = parser.parse_args(
+        ["rollout", command, STACK, "--project-dir", str(project), "--json", *rest]
+        + (["--prometheus-url", prometheus] if command in ("next", "watch", "promote", "status") else [])
+    )
+    stream = io.StringIO()
+    code = cli.run(parsed, stream=stream)
+    return code, [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def _weight(project: Path) -> int:
+    config = stackfile.load(project / f"Pulumi.{STACK}.yaml").config
+    return config.canary.weight
+
+
+def test_gate_reads_real_linkerd_series(fed) -> None:
+    """The PromQL must evaluate over real scraped series to the numbers the proxies produced."""
+    verdict = evaluate(
+        PrometheusClient(fed), AnalysisConfig(interval=WINDOW, min_requests=50, min_accuracy=0.9),
+        namespace=NS, deployment="fraud-detector-v60",
+    )
+    assert verdict.healthy, verdict.reasons
+    assert verdict.success_rate == pytest.approx(1.0)
+    assert 20 <= verdict.p99_latency_ms <= 30  # inside the (20, 30] bucket the observations fell in
+    assert verdict.accuracy == pytest.approx(0.93)
+
+
+def test_healthy_canary_advances(fed, tmp_path) -> None:
+    """`next` on a healthy canary writes the next step (10 -> 25) into the stack file."""
+    project = _project(tmp_path, "v61")
+    code, events = _run(fed, project, "next")
+    assert code == 0, events
+    assert events[-1]["event"] == "advanced" and events[-1]["weight"] == 25
+    assert _weight(project) == 25
+
+
+def test_next_dry_run_does_not_write(fed, tmp_path) -> None:
+    """`--dry-run` evaluates the real gate but leaves the file alone."""
+    project = _project(tmp_path, "v61")
+    before = (project / f"Pulumi.{STACK}.yaml").read_bytes()
+    code, events = _run(fed, project, "next", "--dry-run")
+    assert code == 0 and events[-1]["written"] is False
+    assert (project / f"Pulumi.{STACK}.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("version", "reason"),
+    [("v62", "success rate 9"), ("v63", "p99 latency")],
+    ids=["5pct-errors", "p99-900ms"],
+)
+def test_failing_canary_is_refused_with_numbers(fed, tmp_path, version, reason) -> None:
+    """An unhealthy canary stays where it is, and the refusal carries the measured numbers."""
+    project = _project(tmp_path, version)
+    before = (project / f"Pulumi.{STACK}.yaml").read_bytes()
+    code, events = _run(fed, project, "next")
+    assert code == 1
+    gate = next(e for e in events if e["event"] == "gate")["gate"]
+    assert not gate["healthy"] and any(reason in r for r in gate["reasons"]), gate["reasons"]
+    if TRAFFIC[version].error_ratio:
+        assert gate["success_rate"] == pytest.approx(0.95, abs=0.02)
+    else:
+        assert gate["p99_latency_ms"] > 500
+    assert (project / f"Pulumi.{STACK}.yaml").read_bytes() == before
+
+
+def test_zero_traffic_is_refused(fed, tmp_path) -> None:
+    """A canary nobody called proved nothing: no series at all must not pass as 'no errors'."""
+    project = _project(tmp_path, "v64")
+    code, events = _run(fed, project, "next")
+    assert code == 1
+    gate = next(e for e in events if e["event"] == "gate")["gate"]
+    assert gate["requests"] == 0
+    assert any("not enough traffic: 0 requests" in r for r in gate["reasons"])
+    assert _weight(project) == 10
+
+
+def test_watch_aborts_after_consecutive_failures(fed, tmp_path) -> None:
+    """After failureThreshold (2) failed checks in a row, watch writes weight 0 and stops."""
+    project = _project(tmp_path, "v65")
+    code, events = _run(fed, project, "watch", "--interval", "0.2", "--max-checks", "10")
+    assert code == 1
+    checks = [e for e in events if e["event"] == "check"]
+    assert [c["failures"] for c in checks] == [1, 2]
+    assert events[-1]["event"] == "aborted" and "2 consecutive failed checks" in events[-1]["reason"]
+    assert _weight(project) == 0
+
+
+def test_watch_advances_after_dwell(fed, tmp_path) -> None:
+    """A healthy canary is moved a step each time its dwell has passed, up to 100%, then stops."""
+    project = _project(tmp_path, "v66", weight=50)
+    code, events = _run(fed, project, "watch", "--interval", "0.2", "--dwell-seconds", "0", "--max-checks", "5")
+    assert code == 0
+    assert [e["weight"] for e in events if e["event"] == "advanced"] == [75, 100]
+    assert events[-1]["event"] == "ready"
+    assert _weight(project) == 100
