@@ -3,7 +3,7 @@ VENV ?= venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast clean
+.PHONY: setup test test-fast render bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ test: setup
 ## test-fast: only the mock-based unit tests
 test-fast: setup
 	$(PY) -m pytest -m "not integration and not e2e"
+
+## render: run the platform dev stack and the fraud-detector-dev model stack offline into rendered/ (no cloud, no cluster)
+render: setup
+	$(VENV)/bin/mlplatform render . dev --out rendered/dev
+	$(VENV)/bin/mlplatform render stacks/model fraud-detector-dev --out rendered/fraud-detector-dev
+
+## bench: program evaluation cost, rollout blast radius and test-suite time, written to docs/benchmarks.md
+bench: setup
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -26,6 +26,26 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    import json
+
+    from mlplatform.diffing import Override, diff_stack, format_report, parse_assignment
+
+    if not (args.set or args.unset or args.against):
+        raise ConfigError(args.stack, ["nothing to compare: give --set KEY=VALUE, --unset KEY or --against FILE"])
+    overrides = [parse_assignment(text, stack=args.stack) for text in args.set]
+    overrides += [Override(key, remove=True) for key in args.unset]
+    report = diff_stack(
+        Path(args.project_dir),
+        args.stack,
+        overrides=overrides,
+        against=Path(args.against) if args.against else None,
+        platform_dir=Path(args.platform_dir) if args.platform_dir else None,
+    )
+    print(json.dumps(report.to_json(), indent=2, default=str) if args.json else format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +63,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--platform-dir", help="platform project answering StackReferences (default: found above project_dir)"
     )
     render.set_defaults(handler=_render)
+
+    diff = commands.add_parser(
+        "diff",
+        help="name every resource a config edit changes, and whether pods restart",
+        description=(
+            "Run a stack's program offline with its stack file and with an edited config, and report every "
+            "resource whose inputs change, what is added or removed, and whether a pod template changes. "
+            "--set/--unset apply on top of the stack file (or of --against FILE)."
+        ),
+    )
+    diff.add_argument("project_dir", help="the Pulumi project: `.` for the platform, `stacks/model` for model stacks")
+    diff.add_argument("stack", help="stack name, e.g. fraud-detector-prod")
+    diff.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config key (canary.weight or mlmodel:canary.weight; teams[0].name); VALUE is YAML, "
+        "so quote strings that look like numbers: 'cluster.kubernetesVersion=\"1.34\"'",
+    )
+    diff.add_argument("--unset", action="append", default=[], metavar="KEY", help="remove a config key, e.g. canary")
+    diff.add_argument("--against", metavar="FILE", help="compare with this config file (a Pulumi.<stack>.yaml)")
+    diff.add_argument("--json", action="store_true", help="print the report as JSON")
+    diff.add_argument(
+        "--platform-dir", help="platform project answering StackReferences (default: found above project_dir)"
+    )
+    diff.set_defaults(handler=_diff)
+
+    from mlplatform.rollout.cli import register as register_rollout
+
+    register_rollout(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,14 @@ def render_stack(
     stack: str,
     *,
     platform_dir: Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    secret_keys: Iterable[str] = (),
 ) -> Recording:
     """Run one stack offline. A StackReference `org/mlplatform/<s>` is answered with the
-    outputs of platform stack `<s>`, itself rendered from `platform_dir`."""
+    outputs of platform stack `<s>`, itself rendered from `platform_dir`.
+
+    `config` (fully qualified keys) replaces the stack file's config, e.g. an edited copy
+    of it for `mlplatform diff`; the stack file must exist all the same."""
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
         raise RenderError(f"{project_dir} has no Pulumi.yaml: not a Pulumi project")
@@ -114,7 +120,13 @@ def render_stack(
             cache[platform_stack] = render_stack(platform_dir, platform_stack).stack_outputs
         return cache[platform_stack]
 
-    return run_entry_point(project_dir, stack=stack, mocks=RecordingMocks(resolve_stack_reference=resolve))
+    return run_entry_point(
+        project_dir,
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+        mocks=RecordingMocks(resolve_stack_reference=resolve),
+    )
 
 
 def apply_order(resources: list[RecordedResource]) -> list[RecordedResource]:
@@ -123,7 +135,18 @@ def apply_order(resources: list[RecordedResource]) -> list[RecordedResource]:
 
 
 def _visible(value: Any, show_secrets: bool) -> Any:
-    return unwrap_secrets(value) if show_secrets else redact_secrets(value)
+    return _whole_numbers(unwrap_secrets(value) if show_secrets else redact_secrets(value))
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Pulumi's wire format carries every number as a double; write `replicas: 2`, not `2.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def manifest_of(resource: RecordedResource, *, show_secrets: bool = False) -> dict[str, Any]:
