@@ -14,10 +14,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from mlplatform.model.config import AnalysisConfig
 from mlplatform.rollout import cli, stackfile
 from mlplatform.rollout.gate import PrometheusClient, Queries, evaluate
 from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.rollout.servers import free_port, wait_until_ready
 from tests.rollout.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.integration
@@ -35,12 +34,6 @@ NS = "mlserve-test"
 WINDOW = "10s"
 READY_TIMEOUT = 30.0
 DATA_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +58,7 @@ def prometheus(exporter: LinkerdExporter, tmp_path_factory: pytest.TempPathFacto
         "scrape_configs:\n  - job_name: linkerd-proxy\n"
         f"    static_configs:\n      - targets: ['127.0.0.1:{exporter.port}']\n"
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (workdir / "prometheus.log").open("w")
     process = subprocess.Popen(
@@ -74,19 +67,10 @@ def prometheus(exporter: LinkerdExporter, tmp_path_factory: pytest.TempPathFacto
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"prometheus exited with {process.returncode}: {(workdir / 'prometheus.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus not ready after {READY_TIMEOUT}s")
-            time.sleep(0.2)
+        wait_until_ready(
+            process, f"{url}/-/ready", name="prometheus", log_path=workdir / "prometheus.log",
+            timeout=READY_TIMEOUT, interval=0.2,
+        )
         yield url
     finally:
         process.terminate()

@@ -12,11 +12,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from mlplatform.rollout import cli, stackfile
 from mlplatform.rollout.gate import GateVerdict, Thresholds
 from mlplatform.rollout.registry import BelowThreshold, Registry
 from tests.rollout.conftest import STACK, with_weight, without_canary
+from tests.rollout.servers import free_port, wait_until_ready
 
 pytestmark = pytest.mark.integration
 if os.environ.get("CI", "").lower() in ("", "0", "false"):
@@ -38,16 +36,10 @@ READY_TIMEOUT = 60.0
 VERSIONS = {"1": (0.95, 0.90), "2": (0.87, 0.82), "3": (0.80, 0.70), "4": (0.93, 0.88)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     executable = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     log = (workdir / "mlflow.log").open("w")
@@ -58,19 +50,10 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited with {process.returncode}: {(workdir / 'mlflow.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not ready after {READY_TIMEOUT}s: {(workdir / 'mlflow.log').read_text()}")
-            time.sleep(0.3)
+        wait_until_ready(
+            process, f"{uri}/health", name="mlflow server", log_path=workdir / "mlflow.log",
+            timeout=READY_TIMEOUT, interval=0.3,
+        )
         _register_versions(uri)
         yield uri
     finally:
