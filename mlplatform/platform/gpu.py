@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.platform.config import ChartConfig, GpuPoolConfig
+from mlplatform.platform.iam import irsa_trust_policy
 
 # Kubernetes spells taint effects `NoSchedule`; the EKS API spells them `NO_SCHEDULE`.
 EKS_TAINT_EFFECTS: Mapping[str, str] = {
@@ -167,27 +168,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:platform:ClusterAutoscaler", name, None, opts)
-        url = pulumi.Output.from_input(args.oidc_provider_url)
-        subject = f"system:serviceaccount:{AUTOSCALER_NAMESPACE}:{AUTOSCALER_SERVICE_ACCOUNT}"
-
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Federated": args.oidc_provider_arn},
-                            "Action": "sts:AssumeRoleWithWebIdentity",
-                            "Condition": {
-                                "StringEquals": url.apply(
-                                    lambda u: {f"{u}:sub": subject, f"{u}:aud": "sts.amazonaws.com"}
-                                )
-                            },
-                        }
-                    ],
-                }
+            assume_role_policy=irsa_trust_policy(
+                args.oidc_provider_arn, args.oidc_provider_url, AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT
             ),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),

@@ -26,6 +26,7 @@ import pulumi_random as random
 
 from mlplatform import labels
 from mlplatform.platform.config import MlflowConfig
+from mlplatform.platform.iam import irsa_trust_policy
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 PORT = 5000
@@ -265,31 +266,11 @@ class ModelRegistry(pulumi.ComponentResource):
         bucket: aws.s3.Bucket,
         tags: dict[str, str],
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        def trust(values: list[str]) -> dict:
-            provider_arn, provider_url, ns = values
-            issuer = provider_url.removeprefix("https://")
-            return {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Federated": provider_arn},
-                        "Action": "sts:AssumeRoleWithWebIdentity",
-                        "Condition": {
-                            "StringEquals": {
-                                f"{issuer}:sub": f"system:serviceaccount:{ns}:{SERVICE_ACCOUNT}",
-                                f"{issuer}:aud": "sts.amazonaws.com",
-                            }
-                        },
-                    }
-                ],
-            }
-
         role = aws.iam.Role(
             f"{name}-irsa",
             description="MLflow server: read and write its artifact bucket (IRSA).",
-            assume_role_policy=pulumi.Output.json_dumps(
-                pulumi.Output.all(infra.oidc_provider_arn, infra.oidc_provider_url, namespace).apply(trust)
+            assume_role_policy=irsa_trust_policy(
+                infra.oidc_provider_arn, infra.oidc_provider_url, namespace, SERVICE_ACCOUNT
             ),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
