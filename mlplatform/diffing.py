@@ -243,17 +243,6 @@ def _format_path(path: KeyPath) -> str:
     return text
 
 
-def _whole_numbers_as_ints(value: Any) -> Any:
-    # Inputs travel as protobuf doubles, so a replica count of 3 is recorded as 3.0.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_numbers_as_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers_as_ints(v) for v in value]
-    return value
-
-
 def _at(value: Any, path: KeyPath) -> Any:
     """The value at `path` in a redacted tree; `[secret]` if a secret lies on the way."""
     for part in path:
@@ -265,7 +254,7 @@ def _at(value: Any, path: KeyPath) -> Any:
         elif not isinstance(value, dict) or part not in value:
             return _MISSING
         value = value[part]
-    return _whole_numbers_as_ints(value)
+    return value
 
 
 def compare(before: Recording, after: Recording, *, edit: Sequence[str] = ()) -> DiffReport:

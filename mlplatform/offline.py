@@ -44,6 +44,18 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
+def whole_numbers_as_ints(value: Any) -> Any:
+    """Pulumi's wire format carries every number as a protobuf double, so a replica count
+    of 3 arrives as 3.0; turn whole floats back into ints, at any depth."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers_as_ints(v) for v in value]
+    return value
+
+
 def redact_secrets(value: Any) -> Any:
     """The value with every secret replaced by a placeholder, at any depth."""
     if rpc.is_rpc_secret(value):
@@ -330,7 +342,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         registration = self.resources[response.urn]
-        raw_inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        raw_inputs = whole_numbers_as_ints(rpc.deserialize_properties(request.object, keep_unknowns=True))
         self.recorded.append(
             RecordedResource(
                 urn=response.urn,
@@ -504,10 +516,6 @@ class RecordingDiff:
                 if spec_before.get("template") != spec_after.get("template"):
                     changed.append(after.urn)
         return changed
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.added or self.removed or self.changed)
 
 
 def diff_recordings(before: Recording, after: Recording) -> RecordingDiff:

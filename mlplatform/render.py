@@ -135,18 +135,7 @@ def apply_order(resources: list[RecordedResource]) -> list[RecordedResource]:
 
 
 def _visible(value: Any, show_secrets: bool) -> Any:
-    return _whole_numbers(unwrap_secrets(value) if show_secrets else redact_secrets(value))
-
-
-def _whole_numbers(value: Any) -> Any:
-    """Pulumi's wire format carries every number as a double; write `replicas: 2`, not `2.0`."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    return value
+    return unwrap_secrets(value) if show_secrets else redact_secrets(value)
 
 
 def manifest_of(resource: RecordedResource, *, show_secrets: bool = False) -> dict[str, Any]:

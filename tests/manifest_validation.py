@@ -30,17 +30,6 @@ CRD_GROUP = "ml.example.com"
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 
-def whole_numbers_as_ints(value: Any) -> Any:
-    """The mocks carry numbers as protobuf doubles: 8080 arrives as 8080.0. Undo that."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: whole_numbers_as_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [whole_numbers_as_ints(v) for v in value]
-    return value
-
-
 def strict(schema: Any) -> Any:
     """A CRD's structural schema as jsonschema must read it under strict field validation:
     objects with declared properties take no other key unless they preserve unknown fields."""
@@ -83,7 +72,7 @@ def _where(error: jsonschema.ValidationError, prefix: str = "") -> str:
 
 def problems(manifest: dict[str, Any]) -> list[str]:
     """Why the API server would reject `manifest` under strict field validation; empty if it would not."""
-    manifest = whole_numbers_as_ints(copy.deepcopy(manifest))
+    manifest = copy.deepcopy(manifest)
     try:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
         return []
