@@ -311,8 +311,16 @@ def diff_stack(
     config, secret_keys = read_stack_file(source, project) if source.is_file() else ({}, [])
     config = apply_overrides(config, overrides, namespace=project, stack=stack)
     # The edited config runs first: if it is invalid, that is the answer, and nothing else runs.
-    after = render_stack(project_dir, stack, platform_dir=platform_dir, config=config, secret_keys=secret_keys)
-    before = render_stack(project_dir, stack, platform_dir=platform_dir)
+    platform_outputs: dict[str, dict[str, Any]] = {}
+    after = render_stack(
+        project_dir,
+        stack,
+        platform_dir=platform_dir,
+        config=config,
+        secret_keys=secret_keys,
+        platform_outputs=platform_outputs,
+    )
+    before = render_stack(project_dir, stack, platform_dir=platform_dir, platform_outputs=platform_outputs)
     edit = ([f"--against {against}"] if against is not None else []) + [str(o) for o in overrides]
     return compare(before, after, edit=edit)
 

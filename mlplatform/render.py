@@ -96,12 +96,15 @@ def render_stack(
     platform_dir: Path | None = None,
     config: Mapping[str, Any] | None = None,
     secret_keys: Iterable[str] = (),
+    platform_outputs: dict[str, dict[str, Any]] | None = None,
 ) -> Recording:
     """Run one stack offline. A StackReference `org/mlplatform/<s>` is answered with the
     outputs of platform stack `<s>`, itself rendered from `platform_dir`.
 
     `config` (fully qualified keys) replaces the stack file's config, e.g. an edited copy
-    of it for `mlplatform diff`; the stack file must exist all the same."""
+    of it for `mlplatform diff`; the stack file must exist all the same.
+    `platform_outputs` caches rendered platform outputs by platform stack name; callers
+    that render several stacks pass one dict so each platform stack renders once."""
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
         raise RenderError(f"{project_dir} has no Pulumi.yaml: not a Pulumi project")
@@ -110,7 +113,7 @@ def render_stack(
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
         raise RenderError(f"no stack '{stack}' in {project_dir} (stack files found: {', '.join(known) or 'none'})")
     platform_dir = platform_dir or find_platform_dir(project_dir)
-    cache: dict[str, dict[str, Any]] = {}
+    cache = platform_outputs if platform_outputs is not None else {}
 
     def resolve(reference: str) -> dict[str, Any]:
         platform_stack = reference.rsplit("/", 1)[-1]
