@@ -24,6 +24,10 @@ SYSTEM_NODE_LABELS: Mapping[str, str] = {NODE_POOL_LABEL: "system"}
 
 MESH_INJECT_ANNOTATION: Mapping[str, str] = {"linkerd.io/inject": "enabled"}
 
+# pulumi-kubernetes' opt-out of its await logic: `pulumi up` then returns once
+# the API server accepts the object, without waiting for it to become ready.
+SKIP_AWAIT_ANNOTATION: Mapping[str, str] = {"pulumi.com/skipAwait": "true"}
+
 MANAGED_BY = "pulumi"
 PART_OF = "mlplatform"
 

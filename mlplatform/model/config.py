@@ -159,6 +159,12 @@ class ServingConfig(ConfigModel):
     retry_budget: RetryBudget = Field(default_factory=RetryBudget, description="ServiceProfile retry budget.")
     max_batch_size: int = Field(32, ge=1, description="MAX_BATCH_SIZE passed to the server.")
     workers: int = Field(2, ge=1, le=64, description="Scoring server worker processes (runtime mlflow).")
+    await_readiness: bool = Field(
+        True,
+        description="`pulumi up` waits until each version's Deployment has rolled out and the Services have "
+        "endpoints. `false` skips that wait (`pulumi.com/skipAwait`): for a cluster where serving pods "
+        "cannot start, such as the e2e tier's control plane without nodes.",
+    )
 
     @property
     def effective_routes(self) -> tuple[RouteConfig, ...]:

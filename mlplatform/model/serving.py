@@ -71,6 +71,15 @@ def mlflow_serve_args(model_uri: str, port: int, workers: int) -> list[str]:
     ]
 
 
+def await_annotations(serving: ServingConfig) -> Mapping[str, str] | None:
+    """The skip-await annotation when `serving.awaitReadiness` is off, else none.
+
+    Set on every serving object; the provider awaits only the Deployments and
+    Services, so on the HPA and PDB it changes nothing.
+    """
+    return None if serving.await_readiness else labels.SKIP_AWAIT_ANNOTATION
+
+
 @dataclass
 class ModelVersionDeploymentArgs:
     model_name: str
@@ -113,8 +122,13 @@ class ModelVersionDeployment(pulumi.ComponentResource):
         selector = selector_labels(model, version)
 
         def metadata() -> k8s.meta.v1.ObjectMetaArgs:
-            # Deployment, Service, HPA and PDB all share the version's name and labels.
-            return k8s.meta.v1.ObjectMetaArgs(name=self.object_name, namespace=args.namespace, labels=object_labels)
+            # Deployment, Service, HPA and PDB all share the version's name, labels and await choice.
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=self.object_name,
+                namespace=args.namespace,
+                labels=object_labels,
+                annotations=await_annotations(args.serving),
+            )
 
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -338,7 +352,10 @@ class ModelServing(pulumi.ComponentResource):
         self.apex_service = k8s.core.v1.Service(
             f"{name}-apex-service",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=model, namespace=args.namespace, labels={**model_labels, **selector_labels(model)}
+                name=model,
+                namespace=args.namespace,
+                labels={**model_labels, **selector_labels(model)},
+                annotations=await_annotations(args.serving),
             ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",

@@ -43,9 +43,6 @@ from mlplatform import labels
 from mlplatform.model.config import TrainingConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
-# Skip the provider's await: it would otherwise block `pulumi up` until the Job
-# completes, and training runs for hours.
-SKIP_AWAIT_ANNOTATION = {"pulumi.com/skipAwait": "true"}
 # An Indexed Job's pods are named `<job>-<index>`, which must stay a DNS label
 # (the API server rejects the Job otherwise). With at most 64 workers the
 # highest index is 63, so three characters are kept free. The same cap applies
@@ -342,7 +339,9 @@ class TrainingRun(pulumi.ComponentResource):
                 name=job_name,
                 namespace=args.namespace,
                 labels=run_labels,
-                annotations={**SKIP_AWAIT_ANNOTATION, RUN_ID_ANNOTATION: config.run_id},
+                # Skip the provider's await: it would otherwise block `pulumi up`
+                # until the Job completes, and training runs for hours.
+                annotations={**labels.SKIP_AWAIT_ANNOTATION, RUN_ID_ANNOTATION: config.run_id},
             ),
             spec=job_spec,
             # The run id is the run's identity. A Job's pod template is immutable, so

@@ -225,3 +225,25 @@ def test_model_namespace_overrides_the_platform_serving_namespace():
     recording = run_model(model_config(model={"name": "fraud-detector", "namespace": "fraud"}))
     assert {r.metadata.get("namespace") for r in recording.kubernetes_objects} == {"fraud"}
     assert recording.stack_outputs["namespace"] == "fraud"
+
+
+SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
+def test_up_waits_for_serving_readiness_by_default(rollout):
+    """By default `pulumi up` holds until each version has rolled out: no object opts out of the await."""
+    for resource in [*rollout.of_type(DEPLOYMENT), *rollout.of_type(SERVICE)]:
+        assert SKIP_AWAIT not in (resource.metadata.get("annotations") or {}), resource.name
+
+
+def test_await_readiness_off_skips_the_wait_on_every_deployment_and_service():
+    """`awaitReadiness: false` annotates every Deployment and Service, the apex included,
+    and leaves the pod template alone, so switching it rolls no pods."""
+    default = run_model(with_canary(10))
+    skipped = run_model(with_canary(10, serving={"awaitReadiness": False}))
+    awaited_kinds = [*skipped.of_type(DEPLOYMENT), *skipped.of_type(SERVICE)]
+    assert len(awaited_kinds) == 5  # two Deployments, two version Services, the apex Service
+    for resource in awaited_kinds:
+        assert resource.metadata["annotations"][SKIP_AWAIT] == "true", resource.name
+    for name in ("fraud-detector-v5", "fraud-detector-v6"):
+        assert _pod(skipped, name) == _pod(default, name)
