@@ -165,7 +165,14 @@ class TrainingRun(pulumi.ComponentResource):
         self.checkpoints = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-checkpoints",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{model}-checkpoints", namespace=args.namespace, labels=model_labels
+                name=f"{model}-checkpoints",
+                namespace=args.namespace,
+                labels=model_labels,
+                # Like the Job, the volume is the run's business, not `up`'s: a
+                # WaitForFirstConsumer class binds it only once the Job's pod is
+                # scheduled, and without a default class it never binds, so the
+                # provider's wait for Bound would fail `up` after its timeout.
+                annotations=dict(labels.SKIP_AWAIT_ANNOTATION),
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 # Every worker of a distributed run writes to it, from different nodes.

@@ -120,8 +120,10 @@ def test_cpu_only_run_stays_off_the_gpu_pool() -> None:
 
 
 def test_job_does_not_block_pulumi_up(single: Recording) -> None:
-    """Training takes hours; the provider would otherwise wait for the Job to complete."""
+    """Training takes hours; the provider would otherwise wait for the Job to complete,
+    and for its checkpoint volume to bind, which may happen only once the Job's pod is scheduled."""
     assert single.one(JOB).metadata["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert single.one(PVC).metadata["annotations"]["pulumi.com/skipAwait"] == "true"
 
 
 def test_job_limits_come_from_config(single: Recording) -> None:
