@@ -1,11 +1,16 @@
-"""Shared fixtures: the platform stacks exactly as their stack files declare them."""
+"""Shared fixtures: the platform stacks exactly as their stack files declare them, and a
+real Prometheus scraping Linkerd-shaped series (the rollout gate's and the e2e tier's)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from mlplatform.offline import Recording, run_entry_point
 from tests.helpers import ROOT
+from tests.linkerd_exporter import LinkerdExporter
+from tests.servers import running_prometheus
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +23,18 @@ def dev_platform() -> Recording:
 def prod_platform() -> Recording:
     """The `prod` stack exactly as `Pulumi.prod.yaml` declares it (one run, shared)."""
     return run_entry_point(ROOT, stack="prod")
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[LinkerdExporter]:
+    """Serves Linkerd proxy metrics for whatever traffic a test sets on it."""
+    server = LinkerdExporter().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(exporter: LinkerdExporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus scraping `exporter` every second; its base URL."""
+    with running_prometheus(f"127.0.0.1:{exporter.port}", tmp_path_factory.mktemp("prometheus")) as url:
+        yield url

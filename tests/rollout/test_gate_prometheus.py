@@ -12,11 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,62 +20,14 @@ import pytest
 from mlplatform.model.config import AnalysisConfig
 from mlplatform.rollout import cli, stackfile
 from mlplatform.rollout.gate import PrometheusClient, Queries, evaluate
+from tests.linkerd_exporter import LinkerdExporter, Traffic
 from tests.rollout.conftest import STACK, STACK_TEXT
-from tests.rollout.servers import free_port, wait_until_ready
-from tests.rollout.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.integration
 
 NS = "mlserve-test"
 WINDOW = "10s"
-READY_TIMEOUT = 30.0
 DATA_TIMEOUT = 30.0
-
-
-@pytest.fixture(scope="session")
-def exporter() -> Iterator[LinkerdExporter]:
-    server = LinkerdExporter().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def prometheus(exporter: LinkerdExporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        message = "the prometheus binary is not installed (Debian package `prometheus`)"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"{message}; CI must install it (.ci/run)")
-        pytest.skip(f"{message}; apt-get install prometheus to run these tests")
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: linkerd-proxy\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{exporter.port}']\n"
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (workdir / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_ready(
-            process, f"{url}/-/ready", name="prometheus", log_path=workdir / "prometheus.log",
-            timeout=READY_TIMEOUT, interval=0.2,
-        )
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
 
 
 def _wait_for_requests(url: str, deployment: str, at_least: float) -> None:

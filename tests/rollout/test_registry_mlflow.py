@@ -23,7 +23,7 @@ from mlplatform.rollout import cli, stackfile
 from mlplatform.rollout.gate import GateVerdict, Thresholds
 from mlplatform.rollout.registry import BelowThreshold, Registry
 from tests.rollout.conftest import STACK, with_weight, without_canary
-from tests.rollout.servers import free_port, wait_until_ready
+from tests.servers import free_port, wait_until_ready
 
 pytestmark = pytest.mark.integration
 if os.environ.get("CI", "").lower() in ("", "0", "false"):
