@@ -3,7 +3,7 @@ VENV ?= venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast render bench clean
+.PHONY: setup test test-fast e2e e2e-tools render bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ test: setup
 ## test-fast: only the mock-based unit tests
 test-fast: setup
 	$(PY) -m pytest -m "not integration and not e2e"
+
+## e2e: only the end-to-end tier: a model stack's rollout with the real pulumi engine against a local kube-apiserver
+e2e: setup
+	$(PY) -m pytest -m e2e
+
+## e2e-tools: build (or find) the pulumi CLI, Python language host, Kubernetes provider and kube-apiserver
+e2e-tools:
+	scripts/e2e-tools.sh
 
 ## render: run the platform dev stack and the fraud-detector-dev model stack offline into rendered/ (no cloud, no cluster)
 render: setup

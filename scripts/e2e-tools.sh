@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Provides the binaries the end-to-end tier runs: the pulumi CLI, the Python
+# language host, the Kubernetes resource provider, kube-apiserver and
+# kube-controller-manager (its garbage collector finishes foreground deletes).
+#
+# A tool already on PATH is used as it is. Otherwise it is built from the Go
+# module proxy, from the wrapper module under e2e/tools/<tool> (go.mod and
+# go.sum pin every module), into a cache directory that later runs reuse:
+#   ${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2e}/bin
+# A cached binary is rebuilt when its wrapper module or build flags change.
+#
+# etcd is not built: it comes from Debian's etcd-server package.
+#
+# Prints, on stdout, one `NAME=PATH` line per tool (and ETCD=), so callers can
+# `eval` or parse it. Progress and build times go to stderr.
+#
+#   scripts/e2e-tools.sh            use PATH, else the cache, else build
+#   scripts/e2e-tools.sh --rebuild  build every tool again into the cache
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "$0")/.." && pwd)"
+tools_dir="$repo_root/e2e/tools"
+cache_dir="${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2e}"
+bin_dir="$cache_dir/bin"
+rebuild=0
+
+case "${1:-}" in
+    "") ;;
+    --rebuild) rebuild=1 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "e2e-tools: unknown argument '$1' (expected --rebuild or nothing)" >&2; exit 2 ;;
+esac
+
+log() { echo "e2e-tools: $*" >&2; }
+
+# tool | wrapper module directory | package | -ldflags
+# The versions stamped here are the versions go.mod pins; keep them together.
+tool_table() {
+    cat <<'EOF'
+pulumi|pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v3.259.0
+pulumi-language-python|pulumi-language-python|github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v3.79.0
+pulumi-resource-kubernetes|pulumi-resource-kubernetes|.|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.25.0-alpha.1768448096+f47bc2d6f199
+kube-apiserver|kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
+kube-controller-manager|kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
+EOF
+}
+
+require_go() {
+    if ! command -v go >/dev/null 2>&1; then
+        log "Go is needed to build $1 and is not on PATH; install Go 1.25 or newer, or put $1 on PATH"
+        exit 1
+    fi
+}
+
+# A digest of everything that decides a build's output.
+build_stamp() {
+    local dir="$1" package="$2" ldflags="$3"
+    { cat "$tools_dir/$dir/go.mod" "$tools_dir/$dir/go.sum"; echo "$package|$ldflags"; go env GOVERSION; } \
+        | sha256sum | cut -d' ' -f1
+}
+
+# The provider embeds a versioned copy of its schema, which upstream's Makefile
+# generates with cmd/pulumi-resource-kubernetes/generate.go. Run that same
+# generator in the build directory.
+prepare_kubernetes_provider() {
+    local build_dir="$1" ldflags="$2" provider_dir version
+    provider_dir=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)/cmd/pulumi-resource-kubernetes
+    version=${ldflags##*version.Version=}
+    cp "$provider_dir/schema.json" "$provider_dir/terraform-mapping.json" "$build_dir/"
+    chmod u+w "$build_dir/schema.json" "$build_dir/terraform-mapping.json"
+    VERSION="$version" go run "$provider_dir/generate.go"
+    rm "$build_dir/schema.json" "$build_dir/terraform-mapping.json"
+}
+
+build_tool() {
+    local tool="$1" dir="$2" package="$3" ldflags="$4" stamp="$5"
+    local started elapsed build_dir="$cache_dir/src/$dir"
+    require_go "$tool"
+    mkdir -p "$bin_dir"
+    log "building $tool from $package (module e2e/tools/$dir)"
+    started=$(date +%s)
+    # Built from a copy, so nothing generated lands in the work tree.
+    rm -rf "$build_dir" && mkdir -p "$build_dir" && cp "$tools_dir/$dir"/* "$build_dir/"
+    # -mod=readonly: go.sum is committed, so the build verifies every module
+    # against it and never rewrites it. GOTOOLCHAIN=local: never download a Go.
+    (cd "$build_dir" \
+        && export GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0 \
+        && if [[ "$tool" == pulumi-resource-kubernetes ]]; then prepare_kubernetes_provider "$build_dir" "$ldflags"; fi \
+        && go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$tool.tmp" "$package")
+    mv "$bin_dir/$tool.tmp" "$bin_dir/$tool"
+    echo "$stamp" > "$bin_dir/$tool.stamp"
+    elapsed=$(( $(date +%s) - started ))
+    log "built $tool in ${elapsed}s"
+    echo "$tool $elapsed" >> "$cache_dir/build-times.log"
+}
+
+# The Python language host runs programs through an exec shim that pulumi
+# releases ship next to it. Take the one from the CLI's own release.
+install_exec_shim() {
+    local sdk_dir
+    sdk_dir=$(cd "$tools_dir/pulumi" && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+    install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin_dir/pulumi-language-python-exec"
+}
+
+resolve_tool() {
+    local tool="$1" dir="$2" package="$3" ldflags="$4"
+    local ambient stamp
+    ambient=$(command -v "$tool" || true)
+    if [[ -n "$ambient" && "$ambient" != "$bin_dir/$tool" && $rebuild -eq 0 ]]; then
+        log "using $tool from PATH: $ambient"
+        echo "$tool=$ambient"
+        return
+    fi
+    require_go "$tool"
+    stamp=$(build_stamp "$dir" "$package" "$ldflags")
+    if [[ $rebuild -eq 1 || ! -x "$bin_dir/$tool" || "$(cat "$bin_dir/$tool.stamp" 2>/dev/null)" != "$stamp" ]]; then
+        build_tool "$tool" "$dir" "$package" "$ldflags" "$stamp"
+    else
+        log "using cached $tool: $bin_dir/$tool"
+    fi
+    if [[ "$tool" == pulumi-language-python && ! -x "$bin_dir/pulumi-language-python-exec" ]]; then
+        install_exec_shim
+    fi
+    echo "$tool=$bin_dir/$tool"
+}
+
+mkdir -p "$cache_dir"
+while IFS='|' read -r tool dir package ldflags; do
+    resolve_tool "$tool" "$dir" "$package" "$ldflags"
+done < <(tool_table)
+
+etcd_path=$(command -v etcd || true)
+if [[ -z "$etcd_path" ]]; then
+    log "etcd is not on PATH: install Debian's etcd-server package (apt-get install etcd-server)"
+    exit 1
+fi
+echo "ETCD=$etcd_path"

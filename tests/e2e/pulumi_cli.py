@@ -1,0 +1,129 @@
+"""Driving the real pulumi CLI for the end-to-end tier.
+
+Every run is hermetic: PULUMI_HOME and the state backend live in the test's
+temp dir (`pulumi login file://...`, the local backend), plugins come from PATH
+only (the tools scripts/e2e-tools.sh provides), automatic plugin acquisition and
+update checks are off, and stacks are encrypted with a fixed test passphrase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PASSPHRASE = "mlplatform-e2e-only"
+COMMAND_TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of `pulumi preview --json`: what the engine will do to one resource."""
+
+    op: str
+    urn: str
+    type: str
+    diff_keys: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+
+class PulumiError(AssertionError):
+    pass
+
+
+@dataclass
+class PulumiCli:
+    binary: str
+    tool_dirs: list[str]
+    """Where the language host and the provider are: the engine finds them on PATH."""
+    python: Path
+    repo_root: Path
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            # Nothing from the developer's own Pulumi setup leaks in.
+            if not key.startswith("PULUMI_") and key not in ("KUBECONFIG", "PYTHONPATH", "VIRTUAL_ENV")
+        }
+        env.update(
+            PATH=os.pathsep.join([*self.tool_dirs, str(self.python.parent), env.get("PATH", "")]),
+            PULUMI_HOME=str(self.home),
+            PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+            PULUMI_SKIP_UPDATE_CHECK="true",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+            PULUMI_SKIP_CONFIRMATIONS="true",
+            # The Python language host runs programs with this interpreter: a
+            # venv holding only what a model stack imports (see conftest.py).
+            PULUMI_PYTHON_CMD=str(self.python),
+            PYTHONPATH=str(self.repo_root),
+            PYTHONUNBUFFERED="1",
+            # No ambient cluster: every provider gets its kubeconfig explicitly.
+            KUBECONFIG=os.devnull,
+        )
+        return env
+
+    def run(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, *args, "--non-interactive"],
+            cwd=cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+        if check and result.returncode != 0:
+            raise PulumiError(
+                f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+            )
+        return result
+
+    def login(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.run("login", f"file://{state_dir}", cwd=state_dir)
+
+    def stack_init(self, project: Path, stack: str) -> None:
+        self.run("stack", "init", stack, "--secrets-provider", "passphrase", cwd=project)
+
+    def config_set(self, project: Path, stack: str, key: str, value: str, *, secret: bool = False) -> None:
+        self.run("config", "set", "--stack", stack, key, value, *(["--secret"] if secret else []), cwd=project)
+
+    def up(self, project: Path, stack: str) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--stack", stack, "--yes", "--skip-preview", cwd=project)
+
+    def preview(self, project: Path, stack: str) -> list[Step]:
+        """The steps of `pulumi preview --diff --json`, same-steps included."""
+        result = self.run("preview", "--stack", stack, "--diff", "--json", cwd=project)
+        try:
+            document = json.loads(result.stdout)
+        except json.JSONDecodeError as error:
+            raise PulumiError(f"pulumi preview --json printed no JSON: {result.stdout}\n{result.stderr}") from error
+        return [_step(step) for step in document.get("steps", [])]
+
+    def destroy(self, project: Path, stack: str) -> subprocess.CompletedProcess[str]:
+        return self.run("destroy", "--stack", stack, "--yes", "--skip-preview", cwd=project)
+
+    def outputs(self, project: Path, stack: str) -> dict[str, Any]:
+        result = self.run("stack", "output", "--stack", stack, "--json", "--show-secrets", cwd=project)
+        return json.loads(result.stdout)
+
+    def resource_count(self, project: Path, stack: str) -> int:
+        result = self.run("stack", "export", "--stack", stack, cwd=project)
+        return len(json.loads(result.stdout)["deployment"].get("resources") or [])
+
+
+def _step(step: dict[str, Any]) -> Step:
+    new_state = step.get("newState") or step.get("oldState") or {}
+    return Step(
+        op=step["op"],
+        urn=step["urn"],
+        type=new_state.get("type") or step["urn"].split("::")[-2].split("$")[-1],
+        diff_keys=tuple(step.get("diffs") or ()),
+    )

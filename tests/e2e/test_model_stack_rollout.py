@@ -1,0 +1,279 @@
+"""A model stack's whole rollout with the real pulumi engine against a real API server.
+
+The promise under test: a rollout step is a reviewed edit of the stack file,
+made by `mlplatform rollout`, previewed by `pulumi preview --diff` and applied
+by `pulumi up`. Mocks cannot show what the engine does with such an edit;
+here the engine diffs real state, the Kubernetes provider applies to
+kube-apiserver, and the assertions read the objects back from the API.
+
+One test walks the whole story, because each step starts from the state the
+previous one left: up, 10 -> 25 -> 50 -> 75 -> 100, promote, a second canary
+started and aborted, destroy. Every gate decision is real too: the canary's
+Linkerd-shaped metrics are served to a real Prometheus, which `rollout next`
+and `rollout promote` query.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlplatform.model.config import DEFAULT_STEPS
+from mlplatform.rollout.gate import PrometheusClient, Queries
+from tests.e2e.control_plane import ControlPlane
+from tests.e2e.pulumi_cli import PulumiCli, Step
+from tests.helpers import ROOT
+from tests.linkerd_exporter import LinkerdExporter, Traffic
+
+pytestmark = pytest.mark.e2e
+
+STACK = "fraud-detector-e2e"
+MODEL = "fraud-detector"
+SERVING = "ml-serving"
+TRAINING = "ml-training"
+GROUP = "ml.example.com"
+WINDOW = "10s"
+HEALTHY = Traffic(rps=40, latency_ms=30)
+DATA_TIMEOUT = 60.0
+
+# The stack file as a platform engineer writes it, canary at the first step.
+STACK_CONFIG = """\
+  mlmodel:platformStack: {platform}
+  mlmodel:environment: dev
+  mlmodel:model:
+    name: fraud-detector
+    registeredModel: fraud_detector
+  mlmodel:serving:
+    replicas:
+      min: 1
+      max: 3
+    # No kubelet here: pods never start, so `up` must not wait for them.
+    awaitReadiness: false
+  mlmodel:stable:
+    version: v5
+    image: ghcr.io/mlflow/mlflow:v3.15.1-full
+    modelUri: models:/fraud_detector/5
+  mlmodel:canary:
+    version: v6
+    image: ghcr.io/mlflow/mlflow:v3.15.1-full
+    modelUri: models:/fraud_detector/6
+    weight: 10
+  mlmodel:allowedClients:
+    - serviceAccount: api-gateway
+      namespace: api-gateway
+  mlmodel:analysis:
+    interval: {window}
+    minRequests: 20
+  mlmodel:training:
+    runId: fraud-e2e-r1
+    image: ghcr.io/example/fraud-detector-train:1.4.0
+    framework: pytorch
+    gpus: 1
+    epochs: 2
+    dataSource:
+      type: s3
+      path: s3://example-fraud-data/2024-06/
+"""
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _mlplatform(project: Path, prometheus: str, *args: str) -> list[dict[str, Any]]:
+    """`mlplatform rollout <args> --json` as a user runs it; its events. Fails on a non-zero exit."""
+    executable = shutil.which("mlplatform", path=str(Path(sys.executable).parent))
+    assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
+    command, *rest = args
+    argv = [executable, "rollout", command, STACK, "--project-dir", str(project), "--json", *rest]
+    if command in ("next", "promote"):
+        argv += ["--prometheus-url", prometheus]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(argv[1:])} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def _changes(steps: list[Step]) -> dict[str, list[str]]:
+    """The steps that change something, by operation, as `<type> <name>`.
+
+    `same` changes nothing, and `read` is the StackReference reading the
+    platform's outputs again, as every preview does.
+    """
+    changes: dict[str, list[str]] = {}
+    for step in steps:
+        if step.op not in ("same", "read"):
+            changes.setdefault(step.op, []).append(f"{step.type} {step.name}")
+    return {op: sorted(names) for op, names in changes.items()}
+
+
+def _split_weights(api: ControlPlane) -> dict[str, int]:
+    split = api.get(f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits/{MODEL}")
+    assert split is not None, "the TrafficSplit is missing"
+    assert split["spec"]["service"] == MODEL
+    return {backend["service"]: backend["weight"] for backend in split["spec"]["backends"]}
+
+
+def _deployments(api: ControlPlane) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in api.items(f"/apis/apps/v1/namespaces/{SERVING}/deployments")}
+
+
+def _uids(api: ControlPlane) -> dict[str, str]:
+    return {name: d["metadata"]["uid"] for name, d in _deployments(api).items()}
+
+
+def _wait_for_canary_traffic(prometheus: str, deployment: str) -> None:
+    """Until Prometheus holds enough of the canary's requests for the gate's window (bounded)."""
+    client = PrometheusClient(prometheus)
+    query = Queries.for_deployment(SERVING, deployment, WINDOW).requests
+    deadline = time.monotonic() + DATA_TIMEOUT
+    while (client.query(query) or 0) < HEALTHY.rps * 5:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no canary traffic for {deployment} in Prometheus after {DATA_TIMEOUT}s")
+        time.sleep(0.5)
+
+
+WEIGHT_STEP_CHANGES = {
+    "update": [
+        f"kubernetes:{GROUP}/v1:InferenceService {MODEL}-inference-service",
+        f"kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit {MODEL}-split",
+    ]
+}
+
+
+def _step(pulumi: PulumiCli, project: Path, api: ControlPlane, prometheus: str, weight: int) -> None:
+    """`rollout next` to `weight`: the preview changes the split (and the rollout record) only; `up` applies it."""
+    before = _uids(api)
+    events = _mlplatform(project, prometheus, "next")
+    assert events[-1]["weight"] == weight, events
+    changes = _changes(pulumi.preview(project, STACK))
+    assert changes == WEIGHT_STEP_CHANGES, f"step to {weight}: {changes}"
+    pulumi.up(project, STACK)
+    assert _split_weights(api) == {f"{MODEL}-v5": 100 - weight, f"{MODEL}-v6": weight}
+    assert _uids(api) == before, "a weight step must not touch any Deployment"
+
+
+# -- the story -----------------------------------------------------------------
+
+
+def test_rollout_is_config_edits_applied_by_pulumi_up(
+    pulumi: PulumiCli,
+    control_plane: ControlPlane,
+    platform_stack: str,
+    prometheus: str,
+    exporter: LinkerdExporter,
+    tmp_path: Path,
+) -> None:
+    api = control_plane
+    exporter.set_traffic(SERVING, f"{MODEL}-v6", HEALTHY)
+
+    # 1. The CRDs a model stack needs exist before it runs.
+    for crd in (f"modelversions.{GROUP}", f"inferenceservices.{GROUP}", "trafficsplits.split.smi-spec.io"):
+        assert api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"), crd
+
+    # 2. `pulumi up` the model stack.
+    project = tmp_path / "model"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
+    pulumi.stack_init(project, STACK)
+    stack_file = project / f"Pulumi.{STACK}.yaml"
+    stack_file.write_text(
+        stack_file.read_text() + "config:\n" + STACK_CONFIG.format(platform=platform_stack, window=WINDOW)
+    )
+    pulumi.up(project, STACK)
+
+    deployments = _deployments(api)
+    assert set(deployments) == {f"{MODEL}-v5", f"{MODEL}-v6"}
+    for version, deployment in (("v5", deployments[f"{MODEL}-v5"]), ("v6", deployments[f"{MODEL}-v6"])):
+        pod = deployment["spec"]["template"]
+        assert pod["metadata"]["labels"]["version"] == version
+        assert pod["metadata"]["annotations"]["linkerd.io/inject"] == "enabled"
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["spec"]["containers"]
+        assert container["image"] == "ghcr.io/mlflow/mlflow:v3.15.1-full"
+        assert f"models:/fraud_detector/{version[1:]}" in container["args"]
+        # The HPA owns the replica count: the API server defaulted it, Pulumi did not set it.
+        assert deployment["spec"]["replicas"] == 1
+    services = {s["metadata"]["name"] for s in api.items(f"/api/v1/namespaces/{SERVING}/services")}
+    assert services == {MODEL, f"{MODEL}-v5", f"{MODEL}-v6"}
+    assert _split_weights(api) == {f"{MODEL}-v5": 90, f"{MODEL}-v6": 10}
+    profile = api.get(
+        f"/apis/linkerd.io/v1alpha2/namespaces/{SERVING}/serviceprofiles/{MODEL}.{SERVING}.svc.cluster.local"
+    )
+    assert profile and {r["name"] for r in profile["spec"]["routes"]}, "the ServiceProfile declares routes"
+    assert api.get(f"/apis/policy.linkerd.io/v1beta3/namespaces/{SERVING}/servers/{MODEL}")
+    authz = api.items(f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/authorizationpolicies")
+    mtls = api.items(f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/meshtlsauthentications")
+    assert len(authz) == 1 and len(mtls) == 1
+    assert mtls[0]["spec"]["identities"] == ["api-gateway.api-gateway.serviceaccount.identity.linkerd.cluster.local"]
+    versions = {v["metadata"]["name"] for v in api.items(f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions")}
+    assert versions == {f"{MODEL}-v5", f"{MODEL}-v6"}
+    # The training Job exists and `up` returned although it can never run (skipAwait).
+    (job,) = api.items(f"/apis/batch/v1/namespaces/{TRAINING}/jobs")
+    assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert not job.get("status", {}).get("succeeded")
+    first_uids = _uids(api)
+    created = pulumi.resource_count(project, STACK)
+
+    # 3-4. A step is an edit of the stack file; the preview shows it; `up` applies it.
+    _wait_for_canary_traffic(prometheus, f"{MODEL}-v6")
+    # 5. Walk the steps to 100.
+    for weight in DEFAULT_STEPS[1:]:
+        _step(pulumi, project, api, prometheus, weight)
+    assert pulumi.resource_count(project, STACK) == created
+
+    # ... then promote: v6 becomes stable; only v5's objects go.
+    _mlplatform(project, prometheus, "promote")
+    changes = _changes(pulumi.preview(project, STACK))
+    assert "replace" not in changes and "create-replacement" not in changes, changes
+    assert all(f"{MODEL}-v5" in name or "-v5-" in name for name in changes.get("delete", [])), changes
+    assert f"kubernetes:apps/v1:Deployment {MODEL}-v5-deployment" in changes["delete"]
+    pulumi.up(project, STACK)
+    assert set(_deployments(api)) == {f"{MODEL}-v6"}
+    assert _uids(api)[f"{MODEL}-v6"] == first_uids[f"{MODEL}-v6"], "the promoted Deployment was not replaced"
+    assert _split_weights(api) == {f"{MODEL}-v6": 100}
+
+    # 6. A second canary, started and aborted: traffic returns to stable, nothing is deleted.
+    _mlplatform(
+        project, prometheus, "start", "--version", "v7", "--image", "ghcr.io/mlflow/mlflow:v3.15.1-full",
+        "--model-uri", "models:/fraud_detector/7",
+    )
+    pulumi.up(project, STACK)
+    assert _split_weights(api) == {f"{MODEL}-v6": 90, f"{MODEL}-v7": 10}
+    before_abort = _uids(api)
+    _mlplatform(project, prometheus, "abort", "--reason", "e2e: v7 rejected by review")
+    assert _changes(pulumi.preview(project, STACK)) == WEIGHT_STEP_CHANGES
+    pulumi.up(project, STACK)
+    assert _split_weights(api) == {f"{MODEL}-v6": 100, f"{MODEL}-v7": 0}
+    assert _uids(api) == before_abort
+
+    # 7. `pulumi destroy` leaves nothing behind.
+    pulumi.destroy(project, STACK)
+    assert pulumi.resource_count(project, STACK) == 0
+    leftovers = {
+        path: [item["metadata"]["name"] for item in api.items(path)]
+        for path in (
+            f"/apis/apps/v1/namespaces/{SERVING}/deployments",
+            f"/api/v1/namespaces/{SERVING}/services",
+            f"/api/v1/namespaces/{SERVING}/serviceaccounts",
+            f"/apis/autoscaling/v2/namespaces/{SERVING}/horizontalpodautoscalers",
+            f"/apis/policy/v1/namespaces/{SERVING}/poddisruptionbudgets",
+            f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits",
+            f"/apis/linkerd.io/v1alpha2/namespaces/{SERVING}/serviceprofiles",
+            f"/apis/policy.linkerd.io/v1beta3/namespaces/{SERVING}/servers",
+            f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/authorizationpolicies",
+            f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/meshtlsauthentications",
+            f"/apis/monitoring.coreos.com/v1/namespaces/{SERVING}/prometheusrules",
+            f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions",
+            f"/apis/{GROUP}/v1/namespaces/{SERVING}/inferenceservices",
+            f"/apis/batch/v1/namespaces/{TRAINING}/jobs",
+            f"/api/v1/namespaces/{TRAINING}/services",
+        )
+    }
+    assert {path: names for path, names in leftovers.items() if names} == {}
