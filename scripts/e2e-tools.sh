@@ -4,8 +4,8 @@
 # kube-controller-manager (its garbage collector finishes foreground deletes).
 #
 # A tool already on PATH is used as it is. Otherwise it is built from the Go
-# module proxy, from the wrapper module under e2e/tools/<tool> (go.mod and
-# go.sum pin every module), into a cache directory that later runs reuse:
+# module proxy, from its wrapper module under e2e/tools/ (go.mod and go.sum pin
+# every module), into a cache directory that later runs reuse:
 #   ${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2e}/bin
 # A cached binary is rebuilt when its wrapper module or build flags change.
 #
@@ -27,7 +27,7 @@ rebuild=0
 case "${1:-}" in
     "") ;;
     --rebuild) rebuild=1 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e-tools: unknown argument '$1' (expected --rebuild or nothing)" >&2; exit 2 ;;
 esac
 
@@ -55,8 +55,21 @@ require_go() {
 # A digest of everything that decides a build's output.
 build_stamp() {
     local dir="$1" package="$2" ldflags="$3"
-    { cat "$tools_dir/$dir/go.mod" "$tools_dir/$dir/go.sum"; echo "$package|$ldflags"; go env GOVERSION; } \
+    { cat "$tools_dir/$dir"/*; echo "$package|$ldflags"; go env GOVERSION; } \
         | sha256sum | cut -d' ' -f1
+}
+
+# The directory of a module the current wrapper module requires, downloading it
+# first if need be (`go list -m` alone reports no directory for a module that is
+# not in the module cache yet).
+module_dir() {
+    local dir
+    dir=$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+    if [[ -z "$dir" || ! -d "$dir" ]]; then
+        log "could not download module $1"
+        return 1
+    fi
+    echo "$dir"
 }
 
 # The provider embeds a versioned copy of its schema, which upstream's Makefile
@@ -64,12 +77,13 @@ build_stamp() {
 # generator in the build directory.
 prepare_kubernetes_provider() {
     local build_dir="$1" ldflags="$2" provider_dir version
-    provider_dir=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)/cmd/pulumi-resource-kubernetes
+    provider_dir=$(module_dir github.com/pulumi/pulumi-kubernetes/provider/v4) || return 1
+    provider_dir="$provider_dir/cmd/pulumi-resource-kubernetes"
     version=${ldflags##*version.Version=}
-    cp "$provider_dir/schema.json" "$provider_dir/terraform-mapping.json" "$build_dir/"
-    chmod u+w "$build_dir/schema.json" "$build_dir/terraform-mapping.json"
-    VERSION="$version" go run "$provider_dir/generate.go"
-    rm "$build_dir/schema.json" "$build_dir/terraform-mapping.json"
+    cp "$provider_dir/schema.json" "$provider_dir/terraform-mapping.json" "$build_dir/" \
+        && chmod u+w "$build_dir/schema.json" "$build_dir/terraform-mapping.json" \
+        && VERSION="$version" go run "$provider_dir/generate.go" \
+        && rm "$build_dir/schema.json" "$build_dir/terraform-mapping.json"
 }
 
 build_tool() {
@@ -98,7 +112,7 @@ build_tool() {
 # releases ship next to it. Take the one from the CLI's own release.
 install_exec_shim() {
     local sdk_dir
-    sdk_dir=$(cd "$tools_dir/pulumi" && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+    sdk_dir=$(cd "$tools_dir/pulumi" && GOFLAGS=-mod=readonly GOTOOLCHAIN=local module_dir github.com/pulumi/pulumi/sdk/v3)
     install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin_dir/pulumi-language-python-exec"
 }
 
@@ -118,7 +132,8 @@ resolve_tool() {
     else
         log "using cached $tool: $bin_dir/$tool"
     fi
-    if [[ "$tool" == pulumi-language-python && ! -x "$bin_dir/pulumi-language-python-exec" ]]; then
+    # Installed every time, so it always matches the pinned CLI release.
+    if [[ "$tool" == pulumi-language-python ]]; then
         install_exec_shim
     fi
     echo "$tool=$bin_dir/$tool"

@@ -26,7 +26,8 @@ class Step:
     op: str
     urn: str
     type: str
-    diff_keys: tuple[str, ...]
+    diff_paths: tuple[str, ...]
+    """The property paths that differ (`detailedDiff`), e.g. `spec.backends[0].weight`."""
 
     @property
     def name(self) -> str:
@@ -125,5 +126,5 @@ def _step(step: dict[str, Any]) -> Step:
         op=step["op"],
         urn=step["urn"],
         type=new_state.get("type") or step["urn"].split("::")[-2].split("$")[-1],
-        diff_keys=tuple(step.get("diffs") or ()),
+        diff_paths=tuple(sorted(step.get("detailedDiff") or ())),
     )

@@ -151,8 +151,11 @@ def _step(pulumi: PulumiCli, project: Path, api: ControlPlane, prometheus: str, 
     before = _uids(api)
     events = _mlplatform(project, prometheus, "next")
     assert events[-1]["weight"] == weight, events
-    changes = _changes(pulumi.preview(project, STACK))
-    assert changes == WEIGHT_STEP_CHANGES, f"step to {weight}: {changes}"
+    steps = pulumi.preview(project, STACK)
+    assert _changes(steps) == WEIGHT_STEP_CHANGES, f"step to {weight}: {_changes(steps)}"
+    # ... and within them only the spec: no label or annotation moves with a step.
+    paths = [path for step in steps if step.op == "update" for path in step.diff_paths]
+    assert paths and all(path.startswith("spec.") for path in paths), paths
     pulumi.up(project, STACK)
     assert _split_weights(api) == {f"{MODEL}-v5": 100 - weight, f"{MODEL}-v6": weight}
     assert _uids(api) == before, "a weight step must not touch any Deployment"
