@@ -256,10 +256,6 @@ class ControlPlane:
         listing = self.get(path)
         return listing["items"] if listing else []
 
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        text = (self.workdir / f"{name}.log").read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
 
 def start_control_plane(tools: dict[str, str], workdir: Path) -> ControlPlane:
     """Start the control plane from the binaries scripts/e2e-tools.sh reported."""

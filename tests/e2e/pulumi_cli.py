@@ -71,7 +71,7 @@ class PulumiCli:
         )
         return env
 
-    def run(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [self.binary, *args, "--non-interactive"],
             cwd=cwd,
@@ -80,7 +80,7 @@ class PulumiCli:
             text=True,
             timeout=COMMAND_TIMEOUT,
         )
-        if check and result.returncode != 0:
+        if result.returncode != 0:
             raise PulumiError(
                 f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
             )
@@ -110,10 +110,6 @@ class PulumiCli:
 
     def destroy(self, project: Path, stack: str) -> subprocess.CompletedProcess[str]:
         return self.run("destroy", "--stack", stack, "--yes", "--skip-preview", cwd=project)
-
-    def outputs(self, project: Path, stack: str) -> dict[str, Any]:
-        result = self.run("stack", "output", "--stack", stack, "--json", "--show-secrets", cwd=project)
-        return json.loads(result.stdout)
 
     def resource_count(self, project: Path, stack: str) -> int:
         result = self.run("stack", "export", "--stack", stack, cwd=project)
