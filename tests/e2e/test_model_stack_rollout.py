@@ -277,6 +277,8 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
             f"/apis/{GROUP}/v1/namespaces/{SERVING}/inferenceservices",
             f"/apis/batch/v1/namespaces/{TRAINING}/jobs",
             f"/api/v1/namespaces/{TRAINING}/services",
+            f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims",
+            f"/apis/{GROUP}/v1/namespaces/{TRAINING}/modeltrainings",
         )
     }
     assert {path: names for path, names in leftovers.items() if names} == {}
