@@ -47,7 +47,7 @@ EOF
 
 require_go() {
     if ! command -v go >/dev/null 2>&1; then
-        log "Go is needed to build $1 and is not on PATH; install Go 1.25 or newer, or put $1 on PATH"
+        log "Go is needed to build $1 and is not on PATH; install Go 1.25.11 or newer, or put $1 on PATH"
         exit 1
     fi
 }
@@ -139,14 +139,15 @@ resolve_tool() {
     echo "$tool=$bin_dir/$tool"
 }
 
-mkdir -p "$cache_dir"
-while IFS='|' read -r tool dir package ldflags; do
-    resolve_tool "$tool" "$dir" "$package" "$ldflags"
-done < <(tool_table)
-
+# Checked first: no point in building for minutes towards a control plane that cannot start.
 etcd_path=$(command -v etcd || true)
 if [[ -z "$etcd_path" ]]; then
     log "etcd is not on PATH: install Debian's etcd-server package (apt-get install etcd-server)"
     exit 1
 fi
+
+mkdir -p "$cache_dir"
+while IFS='|' read -r tool dir package ldflags; do
+    resolve_tool "$tool" "$dir" "$package" "$ldflags"
+done < <(tool_table)
 echo "ETCD=$etcd_path"
