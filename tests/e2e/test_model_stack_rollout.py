@@ -123,8 +123,9 @@ def _deployments(api: ControlPlane) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in api.items(f"/apis/apps/v1/namespaces/{SERVING}/deployments")}
 
 
-def _uids(api: ControlPlane) -> dict[str, str]:
-    return {name: d["metadata"]["uid"] for name, d in _deployments(api).items()}
+def _revisions(api: ControlPlane) -> dict[str, tuple[str, int]]:
+    """Each Deployment's uid and generation: a replace changes the first, any spec edit the second."""
+    return {name: (d["metadata"]["uid"], d["metadata"]["generation"]) for name, d in _deployments(api).items()}
 
 
 def _wait_for_canary_traffic(prometheus: str, deployment: str) -> None:
@@ -148,7 +149,7 @@ WEIGHT_STEP_CHANGES = {
 
 def _step(pulumi: PulumiCli, project: Path, api: ControlPlane, prometheus: str, weight: int) -> None:
     """`rollout next` to `weight`: the preview changes the split (and the rollout record) only; `up` applies it."""
-    before = _uids(api)
+    before = _revisions(api)
     events = _mlplatform(project, prometheus, "next")
     assert events[-1]["weight"] == weight, events
     steps = pulumi.preview(project, STACK)
@@ -158,7 +159,7 @@ def _step(pulumi: PulumiCli, project: Path, api: ControlPlane, prometheus: str, 
     assert paths and all(path.startswith("spec.") for path in paths), paths
     pulumi.up(project, STACK)
     assert _split_weights(api) == {f"{MODEL}-v5": 100 - weight, f"{MODEL}-v6": weight}
-    assert _uids(api) == before, "a weight step must not touch any Deployment"
+    assert _revisions(api) == before, "a weight step must not touch any Deployment"
 
 
 # -- the story -----------------------------------------------------------------
@@ -221,7 +222,7 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     (job,) = api.items(f"/apis/batch/v1/namespaces/{TRAINING}/jobs")
     assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert not job.get("status", {}).get("succeeded")
-    first_uids = _uids(api)
+    first_revisions = _revisions(api)
     created = pulumi.resource_count(project, STACK)
 
     # 3-4. A step is an edit of the stack file; the preview shows it; `up` applies it.
@@ -239,7 +240,8 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     assert f"kubernetes:apps/v1:Deployment {MODEL}-v5-deployment" in changes["delete"]
     pulumi.up(project, STACK)
     assert set(_deployments(api)) == {f"{MODEL}-v6"}
-    assert _uids(api)[f"{MODEL}-v6"] == first_uids[f"{MODEL}-v6"], "the promoted Deployment was not replaced"
+    # Neither replaced nor edited: promotion rolls no pod of the new stable.
+    assert _revisions(api)[f"{MODEL}-v6"] == first_revisions[f"{MODEL}-v6"]
     assert _split_weights(api) == {f"{MODEL}-v6": 100}
 
     # 6. A second canary, started and aborted: traffic returns to stable, nothing is deleted.
@@ -249,12 +251,12 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     )
     pulumi.up(project, STACK)
     assert _split_weights(api) == {f"{MODEL}-v6": 90, f"{MODEL}-v7": 10}
-    before_abort = _uids(api)
+    before_abort = _revisions(api)
     _mlplatform(project, prometheus, "abort", "--reason", "e2e: v7 rejected by review")
     assert _changes(pulumi.preview(project, STACK)) == WEIGHT_STEP_CHANGES
     pulumi.up(project, STACK)
     assert _split_weights(api) == {f"{MODEL}-v6": 100, f"{MODEL}-v7": 0}
-    assert _uids(api) == before_abort
+    assert _revisions(api) == before_abort
 
     # 7. `pulumi destroy` leaves nothing behind.
     pulumi.destroy(project, STACK)
