@@ -77,7 +77,7 @@ def await_annotations(serving: ServingConfig) -> Mapping[str, str] | None:
     Set on every serving object; the provider awaits only the Deployments and
     Services, so on the HPA and PDB it changes nothing.
     """
-    return None if serving.await_readiness else labels.SKIP_AWAIT_ANNOTATION
+    return None if serving.await_readiness else dict(labels.SKIP_AWAIT_ANNOTATION)
 
 
 @dataclass
