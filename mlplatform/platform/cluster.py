@@ -237,32 +237,15 @@ class Cluster(pulumi.ComponentResource):
             egress += [route, assoc]
 
         # -- control plane -------------------------------------------------
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster-role",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "eks.amazonaws.com"},
-                            "Action": ["sts:AssumeRole", "sts:TagSession"],
-                        }
-                    ],
-                }
-            ),
+        cluster_role, cluster_attachments = _service_role(
+            f"{name}-cluster",
+            service="eks.amazonaws.com",
+            actions=["sts:AssumeRole", "sts:TagSession"],
+            managed_policies=CLUSTER_POLICIES,
+            partition=partition,
             tags=tags,
             opts=child,
         )
-        cluster_attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-cluster-{policy}",
-                role=cluster_role.name,
-                policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", policy),
-                opts=child,
-            )
-            for policy in CLUSTER_POLICIES
-        ]
 
         secrets_key = aws.kms.Key(
             f"{name}-secrets-key",
@@ -309,32 +292,15 @@ class Cluster(pulumi.ComponentResource):
         )
 
         # -- nodes ---------------------------------------------------------
-        node_role = aws.iam.Role(
-            f"{name}-node-role",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+        node_role, node_attachments = _service_role(
+            f"{name}-node",
+            service="ec2.amazonaws.com",
+            actions="sts:AssumeRole",
+            managed_policies=NODE_POLICIES,
+            partition=partition,
             tags=tags,
             opts=child,
         )
-        node_attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}",
-                role=node_role.name,
-                policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", policy),
-                opts=child,
-            )
-            for policy in NODE_POLICIES
-        ]
 
         pool = args.system_pool
         system_nodes = aws.eks.NodeGroup(
@@ -406,3 +372,40 @@ class Cluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
+
+
+def _service_role(
+    prefix: str,
+    *,
+    service: str,
+    actions: str | list[str],
+    managed_policies: Sequence[str],
+    partition: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """A role that the AWS `service` assumes, with AWS-managed policies attached by name.
+
+    Resources are named `<prefix>-role` and `<prefix>-<policy>`.
+    """
+    role = aws.iam.Role(
+        f"{prefix}-role",
+        assume_role_policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
+            }
+        ),
+        tags=tags,
+        opts=opts,
+    )
+    attachments = [
+        aws.iam.RolePolicyAttachment(
+            f"{prefix}-{policy}",
+            role=role.name,
+            policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", policy),
+            opts=opts,
+        )
+        for policy in managed_policies
+    ]
+    return role, attachments
