@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +29,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(
+    process: subprocess.Popen,
+    ready: Callable[[], bool],
+    *,
+    name: str,
+    log_path: Path,
+    timeout: float,
+    interval: float,
+) -> None:
+    """Poll `ready()` until it is true; fail with the server's log if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with {process.returncode}: {log_path.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} not ready after {timeout}s: {log_path.read_text()}")
+        time.sleep(interval)
+
+
 def wait_until_ready(
     process: subprocess.Popen,
     ready_url: str,
@@ -41,20 +60,16 @@ def wait_until_ready(
     headers: dict[str, str] | None = None,
 ) -> None:
     """Poll `ready_url` until it answers 200; fail with the server's log if it exits or the time runs out."""
-    deadline = time.monotonic() + timeout
     request = urllib.request.Request(ready_url, headers=headers or {})
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{name} exited with {process.returncode}: {log_path.read_text()}")
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(request, timeout=1, context=context) as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{name} not ready after {timeout}s: {log_path.read_text()}")
-        time.sleep(interval)
+            return False
+
+    wait_until(process, answers, name=name, log_path=log_path, timeout=timeout, interval=interval)
 
 
 def stop_process(process: subprocess.Popen, *, grace: float = 10) -> None:

@@ -24,7 +24,6 @@ import json
 import secrets
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.servers import free_port, stop_process, wait_until_ready
+from tests.servers import free_port, stop_process, wait_until, wait_until_ready
 
 READY_TIMEOUT = 90.0
 
@@ -191,12 +190,11 @@ class ControlPlane:
         )
         # No readiness endpoint without its own auth setup: wait until it logs
         # that it started its controllers, or fail with its log.
-        deadline = time.monotonic() + READY_TIMEOUT
         log = self.workdir / "kube-controller-manager.log"
-        while "Started controller" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kube-controller-manager did not start its controllers:\n{log.read_text()}")
-            time.sleep(0.3)
+        wait_until(
+            process, lambda: "Started controller" in log.read_text(errors="replace"),
+            name="kube-controller-manager", log_path=log, timeout=READY_TIMEOUT, interval=0.3,
+        )
 
     def stop(self) -> None:
         for _name, process, log in reversed(self._processes):
