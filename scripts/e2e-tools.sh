@@ -11,8 +11,8 @@
 #
 # etcd is not built: it comes from Debian's etcd-server package.
 #
-# Prints, on stdout, one `NAME=PATH` line per tool (and ETCD=), so callers can
-# `eval` or parse it. Progress and build times go to stderr.
+# Prints, on stdout, one `NAME=PATH` line per tool, ETCD= and CACHE= (the cache
+# directory), so callers can parse it. Progress and build times go to stderr.
 #
 #   scripts/e2e-tools.sh            use PATH, else the cache, else build
 #   scripts/e2e-tools.sh --rebuild  build every tool again into the cache
@@ -151,3 +151,4 @@ while IFS='|' read -r tool dir package ldflags; do
     resolve_tool "$tool" "$dir" "$package" "$ldflags"
 done < <(tool_table)
 echo "ETCD=$etcd_path"
+echo "CACHE=$cache_dir"

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -36,15 +35,9 @@ TOOLS_TIMEOUT = 45 * 60
 PLATFORM_PROJECT = Path(__file__).parent / "platform_standin"
 PLATFORM_STACK = "e2e"
 PLATFORM_STACK_REFERENCE = f"organization/mlplatform/{PLATFORM_STACK}"
+ENGINE_PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes")
 # What a model stack's program imports, pinned as requirements.txt pins them.
 PROGRAM_PACKAGES = ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML")
-
-
-def cache_dir() -> Path:
-    """The same cache scripts/e2e-tools.sh builds into."""
-    if "MLPLATFORM_E2E_CACHE" in os.environ:
-        return Path(os.environ["MLPLATFORM_E2E_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlplatform-e2e"
 
 
 def _unavailable(message: str) -> None:
@@ -82,9 +75,10 @@ def _pins(names: tuple[str, ...]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def program_python() -> Path:
+def program_python(e2e_tools: dict[str, str]) -> Path:
+    """Kept in the tools' cache directory, keyed by the pins, so later runs reuse it."""
     pins = _pins(PROGRAM_PACKAGES)
-    venv = cache_dir() / f"python-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:12]}"
+    venv = Path(e2e_tools["CACHE"]) / f"python-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:12]}"
     python = venv / "bin" / "python"
     if not (venv / ".installed").exists():
         shutil.rmtree(venv, ignore_errors=True)
@@ -108,7 +102,8 @@ def pulumi(
     e2e_tools: dict[str, str], program_python: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> PulumiCli:
     workdir = tmp_path_factory.mktemp("pulumi")
-    tool_dirs = [str(Path(path).parent) for name, path in e2e_tools.items() if name != "ETCD"]
+    # The engine finds the language host and the provider on PATH.
+    tool_dirs = [str(Path(e2e_tools[name]).parent) for name in ENGINE_PLUGINS]
     cli = PulumiCli(
         binary=e2e_tools["pulumi"],
         tool_dirs=list(dict.fromkeys(tool_dirs)),

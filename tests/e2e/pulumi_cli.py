@@ -42,7 +42,7 @@ class PulumiError(AssertionError):
 class PulumiCli:
     binary: str
     tool_dirs: list[str]
-    """Where the language host and the provider are: the engine finds them on PATH."""
+    """Where the language host and the provider are, put first on PATH."""
     python: Path
     repo_root: Path
     home: Path
