@@ -15,6 +15,7 @@ import yaml
 
 from mlplatform import labels
 from mlplatform.platform.config import ChartConfig
+from mlplatform.platform.helm import pinned_release
 
 NAMESPACE = "nvidia-device-plugin"
 TIME_SLICING_CONFIG = "time-slicing"
@@ -78,12 +79,10 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
         if args.time_slicing_replicas < 1:
             raise ValueError(f"time_slicing_replicas must be >= 1, got {args.time_slicing_replicas}")
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name="nvidia-device-plugin",
             chart="nvidia-device-plugin",
-            version=args.chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repo),
+            pin=args.chart,
             namespace=NAMESPACE,
             create_namespace=True,
             values=_chart_values(args.time_slicing_replicas),

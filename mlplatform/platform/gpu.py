@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.platform.config import ChartConfig, GpuPoolConfig
+from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.iam import irsa_trust_policy
 
 # Kubernetes spells taint effects `NoSchedule`; the EKS API spells them `NO_SCHEDULE`.
@@ -223,12 +224,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name="cluster-autoscaler",
             chart="cluster-autoscaler",
-            version=args.chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repo),
+            pin=args.chart,
             namespace=AUTOSCALER_NAMESPACE,
             values={
                 "cloudProvider": "aws",

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from mlplatform.platform.config import ChartConfig, MeshConfig
+from mlplatform.platform.helm import pinned_release
 
 LINKERD_NAMESPACE = "linkerd"
 VIZ_NAMESPACE = "linkerd-viz"
@@ -145,12 +146,10 @@ class ServiceMesh(pulumi.ComponentResource):
         # its policy controller still watches HTTPRoute/GRPCRoute; installing
         # them here also gives the model stacks HTTPRoute for traffic splitting.
         # This conflicts with Gateway API CRDs installed by something else.
-        self.crds_release = k8s.helm.v3.Release(
+        self.crds_release = pinned_release(
             f"{name}-crds",
-            name="linkerd-crds",
             chart="linkerd-crds",
-            version=args.crds_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.crds_chart.repo),
+            pin=args.crds_chart,
             namespace=LINKERD_NAMESPACE,
             create_namespace=True,
             values={"installGatewayAPI": True},
@@ -162,12 +161,10 @@ class ServiceMesh(pulumi.ComponentResource):
             "identityTrustAnchorsPEM": anchor_cert.cert_pem,
             "identity": {"issuer": {"tls": {"crtPEM": issuer_cert.cert_pem, "keyPEM": issuer_key_pem}}},
         }
-        self.control_plane_release = k8s.helm.v3.Release(
+        self.control_plane_release = pinned_release(
             f"{name}-control-plane",
-            name="linkerd-control-plane",
             chart="linkerd-control-plane",
-            version=args.control_plane_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.control_plane_chart.repo),
+            pin=args.control_plane_chart,
             namespace=LINKERD_NAMESPACE,
             values=control_plane_values,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crds_release]),
@@ -176,12 +173,10 @@ class ServiceMesh(pulumi.ComponentResource):
         # One Prometheus for the platform: viz reads the proxy metrics that the
         # Monitoring component's PodMonitor scrapes, rather than running a second,
         # short-retention Prometheus of its own.
-        self.viz_release = k8s.helm.v3.Release(
+        self.viz_release = pinned_release(
             f"{name}-viz",
-            name="linkerd-viz",
             chart="linkerd-viz",
-            version=args.viz_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.viz_chart.repo),
+            pin=args.viz_chart,
             namespace=VIZ_NAMESPACE,
             create_namespace=True,
             values={"prometheus": {"enabled": False}, "prometheusUrl": args.prometheus_url},
@@ -193,12 +188,10 @@ class ServiceMesh(pulumi.ComponentResource):
             # the linkerd-smi extension translates it. Upstream has archived that
             # extension (last chart 1.0.4), so it gets no fixes: new traffic
             # splitting should use Gateway API HTTPRoute backendRefs instead.
-            self.smi_release = k8s.helm.v3.Release(
+            self.smi_release = pinned_release(
                 f"{name}-smi",
-                name="linkerd-smi",
                 chart="linkerd-smi",
-                version=args.smi_chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.smi_chart.repo),
+                pin=args.smi_chart,
                 namespace=SMI_NAMESPACE,
                 create_namespace=True,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),

@@ -18,8 +18,8 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.platform.config import ChartConfig, MonitoringConfig
+from mlplatform.platform.helm import pinned_release
 
-RELEASE_NAME = "kube-prometheus-stack"
 # fullnameOverride fixes the service names (`<fullname>-prometheus`), so the URL
 # below holds whatever the release is called.
 FULLNAME = "kube-prometheus-stack"
@@ -169,12 +169,10 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("mlplatform:platform:Monitoring", name, None, opts)
         namespace = pulumi.Output.from_input(args.namespace)
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-kube-prometheus-stack",
-            name=RELEASE_NAME,
             chart="kube-prometheus-stack",
-            version=args.chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repo),
+            pin=args.chart,
             namespace=namespace,
             values=_chart_values(args.config),
             opts=pulumi.ResourceOptions(parent=self),
