@@ -44,7 +44,6 @@ DISTRIBUTED_TRAINING = {
     "dataSource": {"type": "s3", "path": "s3://example-fraud-data/2024-07/"},
     "workers": 4,
     "gpus": 1,
-    "checkpointStorageClass": "efs-sc",
     "hyperparameters": {"learningRate": 0.001},
 }
 
@@ -72,7 +71,7 @@ BUILDERS: dict[str, Callable[[Platforms], Recording]] = {
     "model-gateway-api-gpu-serving": lambda platforms: run_model(
         with_canary(25, trafficApi="gateway", serving={"gpus": 1})
     ),
-    "model-distributed-training": lambda platforms: run_model(model_config(training=DISTRIBUTED_TRAINING)),
+    "model-distributed-training": lambda platforms: run_model(model_config(team="team-fraud", training=DISTRIBUTED_TRAINING)),
 }
 
 

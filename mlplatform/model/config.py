@@ -207,9 +207,29 @@ class CanaryConfig(VersionConfig):
     )
 
 
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>\S*))?$")
+
+
 class DataSource(ConfigModel):
     type: Literal["s3", "gcs", "local"] = Field(description="Where the dataset lives.")
-    path: str = Field(min_length=1, description="Dataset path or URI.")
+    path: str = Field(
+        min_length=1,
+        description="Dataset path or URI; for `s3`, `s3://<bucket>/<prefix>`: the training role may read "
+        "keys under that prefix only (end it with `/` to mean a folder).",
+    )
+
+    @model_validator(mode="after")
+    def _s3_uri(self) -> DataSource:
+        if self.type == "s3" and not S3_URI.match(self.path):
+            raise ValueError(f"dataSource.type 's3' needs a path 's3://<bucket>/<prefix>', got '{self.path}'")
+        return self
+
+    def s3_location(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) of an S3 dataset; None for other sources."""
+        match = S3_URI.match(self.path) if self.type == "s3" else None
+        if match is None:
+            return None
+        return match["bucket"], match["prefix"] or ""
 
 
 class TrainingConfig(ConfigModel):
@@ -244,8 +264,11 @@ class TrainingConfig(ConfigModel):
     active_deadline_seconds: int = Field(86400, ge=60, description="Job activeDeadlineSeconds.")
     ttl_seconds_after_finished: int = Field(604800, ge=0, description="Job ttlSecondsAfterFinished.")
     checkpoint_storage_gib: int = Field(100, ge=1, description="Checkpoint PVC size.")
-    checkpoint_storage_class: str | None = Field(
-        None, description="StorageClass for the ReadWriteMany checkpoint PVC (EFS on AWS); default: cluster default."
+    checkpoint_access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field(
+        "ReadWriteMany",
+        description="Access mode of the checkpoint PVC, on the platform's class for that mode (output "
+        "`storageClasses`). ReadWriteMany (EFS on AWS) lets every worker and every later run, on any node, "
+        "share it; ReadWriteOnce needs `workers: 1` and pins later runs to the volume's zone.",
     )
 
     @model_validator(mode="after")
@@ -254,6 +277,11 @@ class TrainingConfig(ConfigModel):
             raise ValueError(f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'")
         if self.workers > 1 and self.backend == "nccl" and self.gpus < 1:
             raise ValueError("backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs")
+        if self.workers > 1 and self.checkpoint_access_mode == "ReadWriteOnce":
+            raise ValueError(
+                f"checkpointAccessMode 'ReadWriteOnce' lets one node mount the volume, but workers is "
+                f"{self.workers}: distributed runs need 'ReadWriteMany'"
+            )
         return self
 
 
@@ -298,6 +326,11 @@ class ModelStackConfig(ConfigModel):
         "dev", description="Environment; picks the MLflow promotion thresholds (prod: production ones)."
     )
     model: ModelConfig = Field(description="Model identity.")
+    team: DnsLabel | None = Field(
+        None,
+        description="The team that owns the model: one of the platform's team namespaces (output "
+        "`namespaces.teams`). Training runs there, under the team's GPU quota. Required with `training`.",
+    )
     serving: ServingConfig = Field(default_factory=ServingConfig, description="Serving Deployments.")
     stable: VersionConfig = Field(description="The stable version.")
     canary: CanaryConfig | None = Field(None, description="The canary version, if a rollout is under way.")
@@ -326,6 +359,15 @@ class ModelStackConfig(ConfigModel):
         if steps[-1] != 100:
             raise ValueError(f"the last step must be 100 so the canary can be promoted, got {steps[-1]}")
         return steps
+
+    @model_validator(mode="after")
+    def _training_needs_team(self) -> ModelStackConfig:
+        if self.training is not None and self.team is None:
+            raise ValueError(
+                "team is required with training: the run goes to the team's namespace, under its GPU quota "
+                "(one of the platform's mlplatform:namespaces.teams)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _rollout_rules(self) -> ModelStackConfig:

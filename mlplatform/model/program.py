@@ -15,10 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from mlplatform import labels
+from mlplatform.configuration import ConfigError
 from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
-from mlplatform.model.config import ModelStackConfig
+from mlplatform.model.config import NAMESPACE, ModelStackConfig
+from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
 from mlplatform.model.platform_outputs import PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
 from mlplatform.model.records import ModelRecords, ModelRecordsArgs
@@ -31,11 +35,9 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     """Declare the model's serving, traffic split, mesh policy, records, alerts and
     training run, and return the stack outputs."""
     model = config.model.name
-    if config.traffic_api not in platform.traffic_split_apis:
-        raise ValueError(
-            f"mlmodel:trafficApi is '{config.traffic_api}' but the platform stack offers only "
-            f"{list(platform.traffic_split_apis)} (its mlplatform:mesh.smi setting installs the SMI extension)"
-        )
+    problems = platform_problems(config, platform)
+    if problems:
+        raise ConfigError(pulumi.get_stack(), problems)
     # The platform's kubeconfig when it created the cluster; otherwise (None) the
     # ambient kubeconfig, as for the platform's own provider.
     provider = k8s.Provider("kubernetes", kubeconfig=platform.kubeconfig)
@@ -97,12 +99,38 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     alerts = ModelAlerts(model, ModelAlertsArgs(config=config, namespace=namespace), opts=k8s_opts)
 
     training: TrainingRun | None = None
-    if config.training is not None:
+    if config.training is not None and config.team is not None:
+        # The team's namespace, so its GPU quota applies to the run.
+        team_namespace = config.team
+        identity_opts = k8s_opts
+        dataset = config.training.data_source.s3_location()
+        if platform.irsa is not None and dataset is not None:
+            # IAM is global, but the provider wants a region: the platform's.
+            aws_provider = aws.Provider("aws", region=platform.irsa.region)
+            identity_opts = pulumi.ResourceOptions(providers=[provider, aws_provider])
+        identity = TrainingIdentity(
+            model,
+            TrainingIdentityArgs(
+                model_name=model,
+                namespace=team_namespace,
+                irsa=platform.irsa,
+                dataset=dataset,
+                tags=labels.aws_tags(config.environment, {"Model": model, "Team": config.team}),
+            ),
+            opts=identity_opts,
+        )
+        storage_classes = platform.storage_classes
         training = TrainingRun(
             model,
             TrainingRunArgs(
                 model_name=model,
-                namespace=platform.training_namespace,
+                namespace=identity.service_account.metadata.namespace,
+                service_account_name=identity.service_account.metadata.name,
+                checkpoint_storage_class=(
+                    storage_classes.read_write_many
+                    if config.training.checkpoint_access_mode == "ReadWriteMany"
+                    else storage_classes.read_write_once
+                ),
                 config=config.training,
                 gpu_node_selector=platform.gpu_node_selector,
                 gpu_taint=platform.gpu_taint,
@@ -124,4 +152,50 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "inferenceService": records.inference_service_name,
         "alertRule": alerts.rule_name,
         "trainingJob": training.job_name if training is not None else None,
+        "trainingNamespace": config.team if training is not None else None,
     }
+
+
+def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> list[str]:
+    """What this stack asks of the platform that the platform stack does not offer.
+
+    Checked before anything is declared: a GPU run against a platform without GPU
+    nodes, or a ReadWriteMany claim without a class to bind it, would otherwise
+    be accepted and then sit Pending forever.
+    """
+    where = f"platform stack '{platform.platform_stack}'"
+    problems: list[str] = []
+    if config.traffic_api not in platform.traffic_split_apis:
+        problems.append(
+            f"{NAMESPACE}:trafficApi = '{config.traffic_api}': {where} offers only "
+            f"{list(platform.traffic_split_apis)} (output trafficSplitApis; its mlplatform:mesh.smi setting "
+            "installs the SMI extension)"
+        )
+    if not platform.gpu_pool_enabled and config.serving.gpus > 0:
+        problems.append(
+            f"{NAMESPACE}:serving.gpus = {config.serving.gpus}: {where} has no GPU nodes (output gpuPoolEnabled "
+            "is false); set serving.gpus to 0 or give the platform GPU nodes"
+        )
+    training = config.training
+    if training is None:
+        return problems
+    if config.team is not None and config.team not in platform.team_namespaces:
+        problems.append(
+            f"{NAMESPACE}:team = '{config.team}': {where} has no such team (output namespaces.teams: "
+            f"{list(platform.team_namespaces)}); add it to the platform's mlplatform:namespaces.teams or "
+            "pick one of these"
+        )
+    if not platform.gpu_pool_enabled and training.gpus > 0:
+        problems.append(
+            f"{NAMESPACE}:training.gpus = {training.gpus}: {where} has no GPU nodes (output gpuPoolEnabled is "
+            "false); set training.gpus to 0 (CPU training) or give the platform GPU nodes "
+            "(mlplatform:nodePools.gpu.enabled, or cluster.gpuNodes on an existing cluster)"
+        )
+    if training.checkpoint_access_mode == "ReadWriteMany" and platform.storage_classes.read_write_many is None:
+        problems.append(
+            f"{NAMESPACE}:training.checkpointAccessMode = 'ReadWriteMany': {where} offers no ReadWriteMany "
+            "StorageClass (output storageClasses.readWriteMany is null); turn on mlplatform:storage.efs "
+            "(mode aws), name one in mlplatform:storage.readWriteManyClass (mode existing), or use "
+            "checkpointAccessMode 'ReadWriteOnce' with workers: 1"
+        )
+    return problems

@@ -124,6 +124,11 @@ class TrainingRunArgs:
     """`<group>/v1` of the platform's ML CRDs, for the ModelTraining record. A plain
     string, not an Output: it is part of the record's type token and URN, which
     exist before any Output resolves (see `PlatformOutputs.crd_api_version`)."""
+    service_account_name: pulumi.Input[str] | None = None
+    """The run's own ServiceAccount (`TrainingIdentity`); None: the namespace's default."""
+    checkpoint_storage_class: pulumi.Input[str] | None = None
+    """The platform's class for `config.checkpoint_access_mode`, from its outputs; None:
+    the cluster's default class (a platform on an existing cluster that names none)."""
 
 
 class TrainingRun(pulumi.ComponentResource):
@@ -175,9 +180,10 @@ class TrainingRun(pulumi.ComponentResource):
                 annotations=dict(labels.SKIP_AWAIT_ANNOTATION),
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                # Every worker of a distributed run writes to it, from different nodes.
-                access_modes=["ReadWriteMany"],
-                storage_class_name=config.checkpoint_storage_class,
+                # ReadWriteMany by default: every worker of a distributed run writes
+                # to it, from different nodes, and the next run may land anywhere.
+                access_modes=[config.checkpoint_access_mode],
+                storage_class_name=args.checkpoint_storage_class,
                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(
                     requests={"storage": f"{config.checkpoint_storage_gib}Gi"}
                 ),
@@ -248,11 +254,15 @@ class TrainingRun(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
+        requests: dict[str, str] = {"cpu": config.resources.requests.cpu, "memory": config.resources.requests.memory}
         limits: dict[str, str] = {"cpu": config.resources.limits.cpu, "memory": config.resources.limits.memory}
         node_selector: pulumi.Input[Mapping[str, str]] | None = None
         tolerations: pulumi.Input[list[dict[str, str]]] | None = None
         if config.gpus > 0:
-            limits[labels.GPU_RESOURCE] = str(config.gpus)
+            # Requested as well as limited, explicitly: the team namespace's quota
+            # caps `requests.nvidia.com/gpu`, and it should not rest on the API
+            # server copying the limit into the request.
+            requests[labels.GPU_RESOURCE] = limits[labels.GPU_RESOURCE] = str(config.gpus)
             node_selector = args.gpu_node_selector
             tolerations = pulumi.Output.from_input(args.gpu_taint).apply(lambda t: [labels.toleration_for(t)])
         # A CPU-only run (gloo) stays off the GPU pool: it would hold a GPU node idle.
@@ -264,7 +274,7 @@ class TrainingRun(pulumi.ComponentResource):
             env=env,
             ports=ports,
             resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": config.resources.requests.cpu, "memory": config.resources.requests.memory},
+                requests=requests,
                 limits=limits,
             ),
             security_context=restricted_container_security_context(),
@@ -279,6 +289,7 @@ class TrainingRun(pulumi.ComponentResource):
             subdomain=job_name if distributed else None,
             node_selector=node_selector,
             tolerations=tolerations,
+            service_account_name=args.service_account_name,
             # Training reads data and writes to MLflow, never the Kubernetes API.
             automount_service_account_token=False,
             security_context=restricted_pod_security_context(RUN_AS),

@@ -121,6 +121,7 @@ class Cluster(pulumi.ComponentResource):
     public_subnet_ids: pulumi.Output[list[str]]
     cluster_name: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
     node_role_arn: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     oidc_provider_url: pulumi.Output[str]
@@ -351,7 +352,12 @@ class Cluster(pulumi.ComponentResource):
         ).apply(lambda a: list(a[0]))
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets]).apply(list)
         self.cluster_name = eks.name
+        # Managed node groups without a launch template put their nodes in this
+        # group, so it is also the node security group (EFS admits NFS from it).
         self.cluster_security_group_id = eks.vpc_config.cluster_security_group_id
+        # The cluster's own key, reused for EBS and EFS encryption at rest: one key
+        # to rotate and audit per cluster.
+        self.kms_key_arn = secrets_key.arn
         # Likewise the role ARN: a GPU node group created before the policies
         # are attached would launch nodes that cannot join.
         self.node_role_arn = pulumi.Output.all(node_role.arn, *[a.id for a in node_attachments]).apply(
@@ -366,6 +372,7 @@ class Cluster(pulumi.ComponentResource):
                 "publicSubnetIds": self.public_subnet_ids,
                 "clusterName": self.cluster_name,
                 "clusterSecurityGroupId": self.cluster_security_group_id,
+                "kmsKeyArn": self.kms_key_arn,
                 "nodeRoleArn": self.node_role_arn,
                 "oidcProviderArn": self.oidc_provider_arn,
                 "oidcProviderUrl": self.oidc_provider_url,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -58,6 +59,12 @@ class ClusterConfig(ConfigModel):
         None, description="Mode existing: path to a kubeconfig file, or its contents. Default: the ambient kubeconfig."
     )
     context: str | None = Field(None, description="Mode existing: kubeconfig context to use.")
+    gpu_nodes: bool = Field(
+        False,
+        description="Mode existing: the cluster has NVIDIA GPU nodes labelled `mlplatform.io/node-pool=gpu` and "
+        "tainted `nvidia.com/gpu=true:NoSchedule`, so model stacks may ask for GPUs (output `gpuPoolEnabled`). "
+        "Mode aws: not used, `nodePools.gpu.enabled` decides.",
+    )
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -204,6 +211,60 @@ class MonitoringConfig(ConfigModel):
     grafana: bool = Field(True, description="Install Grafana with the chart.")
 
 
+# -- storage ------------------------------------------------------------------
+# A StorageClass name is a DNS-1123 subdomain.
+StorageClassName = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253),
+]
+DEFAULT_RWO_CLASS = "gp3"
+DEFAULT_RWX_CLASS = "efs"
+AddonVersion = Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")]
+
+
+class StorageConfig(ConfigModel):
+    """The platform's StorageClasses: one ReadWriteOnce (Prometheus, databases) and,
+    optionally, one ReadWriteMany (training checkpoints shared by every worker)."""
+
+    read_write_once_class: StorageClassName | None = Field(
+        None,
+        description=f"Mode aws: name of the encrypted gp3 class the program creates and makes the cluster "
+        f"default (default `{DEFAULT_RWO_CLASS}`). Mode existing: an existing ReadWriteOnce class; null uses "
+        "the cluster's default class.",
+    )
+    read_write_many_class: StorageClassName | None = Field(
+        None,
+        description=f"Mode aws: name of the EFS class the program creates (default `{DEFAULT_RWX_CLASS}`; "
+        "needs `efs`). Mode existing: an existing ReadWriteMany class; null means the cluster has none, and "
+        "model stacks whose training needs one are refused.",
+    )
+    efs: bool | None = Field(
+        None,
+        description="Mode aws: create an EFS file system, the EFS CSI driver and the ReadWriteMany class "
+        "(default on); false leaves the platform without a ReadWriteMany class. Mode existing: not allowed, "
+        "name an existing class in `readWriteManyClass`.",
+    )
+    ebs_csi_addon_version: AddonVersion | None = Field(
+        None,
+        description="Mode aws: pinned `aws-ebs-csi-driver` add-on version, e.g. `v1.48.0-eksbuild.2`; "
+        "default: the EKS default for the cluster's Kubernetes version.",
+    )
+    efs_csi_addon_version: AddonVersion | None = Field(
+        None,
+        description="Mode aws: pinned `aws-efs-csi-driver` add-on version, e.g. `v2.1.11-eksbuild.1`; "
+        "default: the EKS default for the cluster's Kubernetes version.",
+    )
+
+
+@dataclass(frozen=True)
+class StorageClassNames:
+    """The class names the platform offers; None where it has none (or, for
+    ReadWriteOnce in mode existing, where the cluster's default class is meant)."""
+
+    read_write_once: str | None
+    read_write_many: str | None
+
+
 # -- MLflow -------------------------------------------------------------------
 class LifecycleConfig(ConfigModel):
     noncurrent_version_expiration_days: PositiveInt = Field(
@@ -319,11 +380,46 @@ class PlatformConfig(ConfigModel):
     namespaces: NamespacesConfig = Field(default_factory=NamespacesConfig, description="Namespaces and quotas.")
     crds: CrdsConfig = Field(default_factory=CrdsConfig, description="The ML CRDs.")
     device_plugin: DevicePluginConfig = Field(default_factory=DevicePluginConfig, description="NVIDIA device plugin.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="StorageClasses and CSI drivers.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra AWS tags on every AWS resource.")
+
+    def storage_class_names(self) -> StorageClassNames:
+        """The classes model stacks and Prometheus use: created in mode aws, named in mode existing."""
+        storage = self.storage
+        if self.cluster.mode == "aws":
+            return StorageClassNames(
+                read_write_once=storage.read_write_once_class or DEFAULT_RWO_CLASS,
+                read_write_many=(storage.read_write_many_class or DEFAULT_RWX_CLASS)
+                if storage.efs is not False
+                else None,
+            )
+        return StorageClassNames(storage.read_write_once_class, storage.read_write_many_class)
+
+    @property
+    def gpu_pool_enabled(self) -> bool:
+        """Whether GPU workloads can be scheduled: the pool we create, or GPU nodes the existing cluster has."""
+        if self.cluster.mode == "aws":
+            return self.node_pools.gpu.enabled
+        return self.cluster.gpu_nodes
 
     @model_validator(mode="after")
     def _mode_rules(self) -> PlatformConfig:
         if self.cluster.mode == "existing":
+            if self.storage.efs is not None:
+                raise ValueError(
+                    "storage.efs only applies to cluster.mode 'aws' (it creates an EFS file system); with an "
+                    "existing cluster name its ReadWriteMany class in storage.readWriteManyClass"
+                )
+            ignored = [
+                key
+                for key, value in (
+                    ("storage.ebsCsiAddonVersion", self.storage.ebs_csi_addon_version),
+                    ("storage.efsCsiAddonVersion", self.storage.efs_csi_addon_version),
+                )
+                if value
+            ]
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} only apply to cluster.mode 'aws' (EKS add-ons)")
             if self.mlflow.backend == "rds":
                 raise ValueError(
                     "mlflow.backend 'rds' needs cluster.mode 'aws'; with an existing cluster use 'in-cluster'"
@@ -346,6 +442,24 @@ class PlatformConfig(ConfigModel):
                     f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
                     "its own bucket through its IRSA role"
                 )
+            if self.cluster.gpu_nodes:
+                raise ValueError(
+                    "cluster.gpuNodes describes an existing cluster; in mode 'aws' nodePools.gpu.enabled "
+                    "creates the GPU pool"
+                )
+            if self.storage.efs is False and self.storage.read_write_many_class:
+                raise ValueError(
+                    f"storage.readWriteManyClass is '{self.storage.read_write_many_class}' but storage.efs is "
+                    "false: in mode 'aws' that class is the EFS one, so turn efs on or drop the name"
+                )
+            names = self.storage_class_names()
+            if names.read_write_once == names.read_write_many:
+                raise ValueError(
+                    f"storage.readWriteOnceClass and storage.readWriteManyClass are both '{names.read_write_once}': "
+                    "the program creates two classes and they need two names"
+                )
+            if self.storage.efs is False and self.storage.efs_csi_addon_version:
+                raise ValueError("storage.efsCsiAddonVersion is set but storage.efs is false")
             if self.mesh.ha and self.node_pools.system.scaling.min_size < 3:
                 raise ValueError(
                     "mesh.ha spreads the Linkerd control plane over 3 nodes with required anti-affinity: "

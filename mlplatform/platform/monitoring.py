@@ -38,9 +38,11 @@ class MonitoringArgs:
     """The monitoring namespace."""
     training_namespace: pulumi.Input[str]
     """Where training Jobs run; the ModelTrainingFailed alert watches it."""
+    storage_class: pulumi.Input[str] | None = None
+    """The platform's ReadWriteOnce class for Prometheus' volume; None: the cluster default."""
 
 
-def _chart_values(config: MonitoringConfig) -> dict[str, Any]:
+def _chart_values(config: MonitoringConfig, storage_class: pulumi.Input[str] | None = None) -> dict[str, Any]:
     return {
         "fullnameOverride": FULLNAME,
         "grafana": {"enabled": config.grafana},
@@ -51,6 +53,7 @@ def _chart_values(config: MonitoringConfig) -> dict[str, Any]:
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {
+                            **({"storageClassName": storage_class} if storage_class is not None else {}),
                             "accessModes": ["ReadWriteOnce"],
                             "resources": {"requests": {"storage": f"{config.storage_size_gib}Gi"}},
                         }
@@ -174,7 +177,7 @@ class Monitoring(pulumi.ComponentResource):
             chart="kube-prometheus-stack",
             pin=args.chart,
             namespace=namespace,
-            values=_chart_values(args.config),
+            values=_chart_values(args.config, args.storage_class),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

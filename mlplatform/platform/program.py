@@ -21,6 +21,7 @@ from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
+from mlplatform.platform.storage import Storage, StorageArgs
 
 
 def build_platform(config: PlatformConfig) -> dict[str, Any]:
@@ -75,6 +76,34 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[gpu_pool]),
         )
 
+    storage_classes = config.storage_class_names()
+    # Where claims that name no class land: the gp3 class in mode aws, the
+    # configured (or the cluster's default) class in mode existing.
+    read_write_once: pulumi.Input[str] | None = storage_classes.read_write_once
+    read_write_many: pulumi.Input[str] | None = storage_classes.read_write_many
+    if cluster is not None:
+        storage = Storage(
+            "storage",
+            StorageArgs(
+                config=config.storage,
+                class_names=storage_classes,
+                cluster_name=cluster.cluster_name,
+                kms_key_arn=cluster.kms_key_arn,
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_provider_url=cluster.oidc_provider_url,
+                vpc_id=cluster.vpc_id,
+                node_security_group_id=cluster.cluster_security_group_id,
+                private_subnet_ids=cluster.private_subnet_ids,
+                subnet_count=config.cluster.availability_zones,
+                # The provider waits for the system node group, where the controllers run.
+                nodes_ready=[cluster.provider],
+                tags=tags,
+            ),
+            opts=k8s_opts,
+        )
+        read_write_once = storage.read_write_once_class
+        read_write_many = storage.read_write_many_class
+
     namespaces = PlatformNamespaces("namespaces", PlatformNamespacesArgs(config=config.namespaces), opts=k8s_opts)
 
     NvidiaDevicePlugin(
@@ -95,6 +124,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             config=config.monitoring,
             namespace=namespaces.monitoring,
             training_namespace=namespaces.training,
+            storage_class=read_write_once,
         ),
         opts=k8s_opts,
     )
@@ -145,7 +175,20 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         },
         "gpuNodeSelector": dict(labels.GPU_NODE_SELECTOR),
         "gpuTaint": dict(labels.GPU_TAINT),
-        "gpuPoolEnabled": gpu_pool is not None,
+        "gpuPoolEnabled": gpu_pool is not None or (cluster is None and config.gpu_pool_enabled),
+        "storageClasses": {"readWriteOnce": read_write_once, "readWriteMany": read_write_many},
+        # What a model stack needs to give its training run an IRSA role; mode
+        # existing has no OIDC provider of ours, so no AWS identity is offered.
+        "workloadIdentity": (
+            {
+                "kind": "irsa",
+                "oidcProviderArn": cluster.oidc_provider_arn,
+                "oidcProviderUrl": cluster.oidc_provider_url,
+                "region": config.cluster.region,
+            }
+            if cluster is not None
+            else {"kind": "none"}
+        ),
         "mlflowTrackingUri": registry.tracking_uri,
         "prometheusUrl": monitoring.prometheus_url,
         "trafficSplitApis": mesh.traffic_split_apis,

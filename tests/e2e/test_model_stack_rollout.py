@@ -37,7 +37,8 @@ pytestmark = pytest.mark.e2e
 STACK = "fraud-detector-e2e"
 MODEL = "fraud-detector"
 SERVING = "ml-serving"
-TRAINING = "ml-training"
+# Training runs in the model's team namespace (mlmodel:team), under its GPU quota.
+TRAINING = "team-fraud"
 GROUP = "ml.example.com"
 WINDOW = "10s"
 HEALTHY = Traffic(rps=40, latency_ms=30)
@@ -50,6 +51,7 @@ STACK_CONFIG = """\
   mlmodel:model:
     name: fraud-detector
     registeredModel: fraud_detector
+  mlmodel:team: team-fraud
   mlmodel:serving:
     replicas:
       min: 1
@@ -222,6 +224,11 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     (job,) = api.items(f"/apis/batch/v1/namespaces/{TRAINING}/jobs")
     assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert not job.get("status", {}).get("succeeded")
+    # Under its own ServiceAccount, with the checkpoints on the platform's ReadWriteMany class.
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == f"{MODEL}-training"
+    assert api.get(f"/api/v1/namespaces/{TRAINING}/serviceaccounts/{MODEL}-training")
+    (claim,) = api.items(f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims")
+    assert claim["spec"]["storageClassName"] == "standin-rwx"
     first_revisions = _revisions(api)
     created = pulumi.resource_count(project, STACK)
 
@@ -279,6 +286,7 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
             f"/apis/{GROUP}/v1/namespaces/{SERVING}/inferenceservices",
             f"/apis/batch/v1/namespaces/{TRAINING}/jobs",
             f"/api/v1/namespaces/{TRAINING}/services",
+            f"/api/v1/namespaces/{TRAINING}/serviceaccounts",
             f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims",
             f"/apis/{GROUP}/v1/namespaces/{TRAINING}/modeltrainings",
         )

@@ -13,6 +13,9 @@ PLATFORM_STACK = "acme/mlplatform/dev"
 MODEL = "fraud-detector"
 SERVING_NAMESPACE = "ml-serving"
 TRAINING_NAMESPACE = "ml-training"
+TEAM = "team-fraud"
+OIDC_PROVIDER_URL = "oidc.eks.us-west-2.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+OIDC_PROVIDER_ARN = f"arn:aws:iam::123456789012:oidc-provider/{OIDC_PROVIDER_URL}"
 CRD_GROUP = "ml.example.com"
 TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
 # Deliberately not mlplatform.labels' values: the stack must take the platform's outputs.
@@ -27,11 +30,19 @@ PLATFORM_OUTPUTS: dict[str, Any] = {
         "training": TRAINING_NAMESPACE,
         "mlflow": "mlflow",
         "monitoring": "monitoring",
-        "teams": ["team-fraud"],
+        "teams": [TEAM, "team-vision"],
     },
     "gpuNodeSelector": GPU_NODE_SELECTOR,
     "gpuTaint": GPU_TAINT,
     "gpuPoolEnabled": True,
+    # Deliberately not the platform's default names: the stack must take these.
+    "storageClasses": {"readWriteOnce": "ebs-test", "readWriteMany": "efs-test"},
+    "workloadIdentity": {
+        "kind": "irsa",
+        "oidcProviderArn": OIDC_PROVIDER_ARN,
+        "oidcProviderUrl": OIDC_PROVIDER_URL,
+        "region": "us-west-2",
+    },
     "mlflowTrackingUri": TRACKING_URI,
     "prometheusUrl": "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090",
     "trafficSplitApis": ["smi", "gateway"],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from mlplatform.configuration import ConfigError
 from mlplatform.offline import Recording, run_entry_point
 from tests.model.helpers import (
     DEPLOYMENT,
     EXAMPLE_STACK_REFERENCES,
     MODEL_STACK_DIR,
+    TEAM,
     TRAFFIC_SPLIT,
-    TRAINING_NAMESPACE,
     model_config,
     run_model,
 )
@@ -44,11 +45,11 @@ def test_prod_example_uses_production_replica_bounds(prod):
 
 
 def test_dev_example_serves_stable_only_and_trains_on_the_gpu_pool(dev):
-    """The dev stack file has no rollout under way and one training run."""
+    """The dev stack file has no rollout under way and one training run, in its team's namespace."""
     assert dev.stack_outputs["weights"] == {"fraud-detector-v5": 100}
     assert {d.metadata["name"] for d in dev.of_type(DEPLOYMENT)} == {"fraud-detector-v5"}
     job = dev.one(JOB)
-    assert job.metadata["namespace"] == TRAINING_NAMESPACE
+    assert job.metadata["namespace"] == TEAM == dev.stack_outputs["trainingNamespace"]
     assert dev.stack_outputs["trainingJob"] == job.metadata["name"]
 
 
@@ -73,6 +74,7 @@ def test_stack_exports(prod):
         "inferenceService",
         "alertRule",
         "trainingJob",
+        "trainingNamespace",
     }
     assert prod.stack_outputs["apexService"] == "fraud-detector"
     assert prod.stack_outputs["trafficApi"] == "smi"
@@ -95,8 +97,8 @@ def test_without_a_platform_kubeconfig_the_ambient_one_is_used():
 
 def test_a_traffic_api_the_platform_lacks_fails_before_anything_is_declared():
     """Without the SMI extension a TrafficSplit is inert: refuse it up front rather than half-way through `up`."""
-    expected = r"mlmodel:trafficApi is 'smi' but the platform stack offers only \['gateway'\]"
-    with pytest.raises(ValueError, match=expected) as caught:
+    expected = r"mlmodel:trafficApi = 'smi': platform stack 'acme/mlplatform/dev' offers only \['gateway'\]"
+    with pytest.raises(ConfigError, match=expected) as caught:
         run_model(model_config(trafficApi="smi"), platform={"trafficSplitApis": ["gateway"]})
     assert caught.value.recording.resources == []
 

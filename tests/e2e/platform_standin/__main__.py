@@ -5,7 +5,9 @@ reached here. A model stack needs only what the platform leaves in the cluster
 for it, and the outputs it reads through its StackReference; this program
 declares exactly that on the local control plane, with the real engine:
 
-- the serving and training namespaces;
+- the serving and training namespaces, and one team namespace with its GPU quota;
+- two StorageClasses standing in for the platform's gp3 and EFS ones (with no
+  provisioner: nothing binds here, as no pod ever runs);
 - the platform's own ML CRDs, through the platform's `MlCrds` component;
 - the third-party CRDs a model stack's objects belong to, which the real
   platform gets from the Linkerd, linkerd-smi and kube-prometheus-stack charts;
@@ -25,6 +27,7 @@ kubeconfig = config.require_secret("kubeconfig")
 crd_group = config.get("crdGroup") or "ml.example.com"
 serving_namespace = config.get("servingNamespace") or "ml-serving"
 training_namespace = config.get("trainingNamespace") or "ml-training"
+team_namespace = config.get("teamNamespace") or "team-fraud"
 
 provider = k8s.Provider("control-plane", kubeconfig=kubeconfig)
 k8s_opts = pulumi.ResourceOptions(provider=provider)
@@ -35,8 +38,26 @@ namespaces = [
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, annotations=dict(labels.MESH_INJECT_ANNOTATION)),
         opts=k8s_opts,
     )
-    for name in (serving_namespace, training_namespace)
+    for name in (serving_namespace, training_namespace, team_namespace)
 ]
+k8s.core.v1.ResourceQuota(
+    "team-gpu-quota",
+    metadata=k8s.meta.v1.ObjectMetaArgs(name="gpu-quota", namespace=namespaces[2].metadata.name),
+    spec=k8s.core.v1.ResourceQuotaSpecArgs(
+        hard={f"requests.{labels.GPU_RESOURCE}": "4", f"limits.{labels.GPU_RESOURCE}": "8"}
+    ),
+    opts=k8s_opts,
+)
+storage_classes = {
+    role: k8s.storage.v1.StorageClass(
+        f"standin-{role}",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=f"standin-{role}"),
+        provisioner="kubernetes.io/no-provisioner",
+        volume_binding_mode="WaitForFirstConsumer",
+        opts=k8s_opts,
+    )
+    for role in ("rwo", "rwx")
+}
 
 MlCrds("ml-crds", MlCrdsArgs(group=crd_group), opts=k8s_opts)
 for manifest in THIRD_PARTY_CRDS:
@@ -50,10 +71,24 @@ for manifest in THIRD_PARTY_CRDS:
 pulumi.export(keys.KUBECONFIG, kubeconfig)
 pulumi.export(
     keys.NAMESPACES,
-    {"serving": namespaces[0].metadata.name, "training": namespaces[1].metadata.name},
+    {
+        "serving": namespaces[0].metadata.name,
+        "training": namespaces[1].metadata.name,
+        "teams": [namespaces[2].metadata.name],
+    },
 )
 pulumi.export(keys.GPU_NODE_SELECTOR, dict(labels.GPU_NODE_SELECTOR))
 pulumi.export(keys.GPU_TAINT, dict(labels.GPU_TAINT))
+pulumi.export(keys.GPU_POOL_ENABLED, True)
+pulumi.export(
+    keys.STORAGE_CLASSES,
+    {
+        "readWriteOnce": storage_classes["rwo"].metadata.name,
+        "readWriteMany": storage_classes["rwx"].metadata.name,
+    },
+)
+# A platform on an existing cluster offers no IRSA; the model stack then creates no AWS resource.
+pulumi.export(keys.WORKLOAD_IDENTITY, {"kind": "none"})
 pulumi.export(keys.MLFLOW_TRACKING_URI, "http://mlflow.mlflow.svc.cluster.local:5000")
 pulumi.export(keys.PROMETHEUS_URL, "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090")
 pulumi.export(keys.TRAFFIC_SPLIT_APIS, ["smi"])
