@@ -131,7 +131,9 @@ class PlatformOutputs:
         gpu_pool = reader.value(GPU_POOL_ENABLED)
         if not isinstance(gpu_pool, bool):
             reader.bad(GPU_POOL_ENABLED, "true or false", gpu_pool)
-        storage = reader.mapping(STORAGE_CLASSES, "readWriteOnce", "readWriteMany")
+        # A class the platform lacks is null there, and a null inside an output object
+        # may arrive as an absent key: both mean "none".
+        storage = reader.mapping(STORAGE_CLASSES)
         identity = reader.mapping(WORKLOAD_IDENTITY, "kind")
         if identity.get("kind") == "irsa":
             reader.mapping(WORKLOAD_IDENTITY, "oidcProviderArn", "oidcProviderUrl", "region")
