@@ -27,7 +27,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.config import StorageClassNames, StorageConfig
+from mlplatform.platform.storage_config import StorageClassNames, StorageConfig
 from mlplatform.platform.iam import irsa_trust_policy
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
