@@ -13,7 +13,10 @@ later has no default StorageClass. Without this component every claim
   A distributed run's workers on different nodes and AZs share it.
 
 Each driver runs as an EKS add-on under its own IRSA role, trusted by its
-controller's ServiceAccount only. In mode `existing` this component is not
+controller's ServiceAccount only. Both add-ons' node plugins tolerate every
+taint by default (upstream charts: EBS `node.tolerateAllTaints: true`, EFS
+`node.tolerations: [{operator: Exists}]`), so they also run on the tainted GPU
+nodes, where training mounts its checkpoints. In mode `existing` this component is not
 used: the classes already exist and their names come from config.
 """
 
