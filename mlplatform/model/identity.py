@@ -109,12 +109,13 @@ class TrainingIdentity(pulumi.ComponentResource):
                 tags=dict(args.tags),
                 opts=child,
             )
-            grants.append(aws.iam.RolePolicy(
+            dataset_policy = aws.iam.RolePolicy(
                 f"{name}-training-dataset",
                 role=self.role.id,
                 policy=pulumi.Output.json_dumps(dataset_read_policy(args.irsa.partition, bucket, prefix)),
                 opts=child,
-            ))
+            )
+            grants.append(dataset_policy)
             annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
 
         self.service_account = k8s.core.v1.ServiceAccount(

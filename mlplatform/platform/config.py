@@ -285,7 +285,11 @@ class TeamConfig(ConfigModel):
 
 class NamespacesConfig(ConfigModel):
     serving: DnsLabel = Field("ml-serving", description="Meshed namespace for model servers.")
-    training: DnsLabel = Field("ml-training", description="Namespace for training Jobs.")
+    training: DnsLabel = Field(
+        "ml-training",
+        description="Unmeshed namespace for training outside the teams; model stacks train in their team's "
+        "namespace (`mlmodel:team`), under its GPU quota.",
+    )
     mlflow: DnsLabel = Field("mlflow", description="Meshed namespace for the MLflow server.")
     monitoring: DnsLabel = Field("monitoring", description="Namespace for Prometheus.")
     teams: list[TeamConfig] = Field(default_factory=list, description="Team namespaces, each with a GPU quota.")
