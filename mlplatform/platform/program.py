@@ -77,8 +77,9 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         )
 
     storage_classes = config.storage_class_names()
-    # Where claims that name no class land: the gp3 class in mode aws, the
-    # configured (or the cluster's default) class in mode existing.
+    # The classes Prometheus and the model stacks use: in mode aws those the
+    # Storage component creates (as Outputs, so consumers wait for them), in
+    # mode existing the configured names (None: the cluster's default class).
     read_write_once: pulumi.Input[str] | None = storage_classes.read_write_once
     read_write_many: pulumi.Input[str] | None = storage_classes.read_write_many
     if cluster is not None:
@@ -175,7 +176,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         },
         "gpuNodeSelector": dict(labels.GPU_NODE_SELECTOR),
         "gpuTaint": dict(labels.GPU_TAINT),
-        "gpuPoolEnabled": gpu_pool is not None or (cluster is None and config.gpu_pool_enabled),
+        "gpuPoolEnabled": config.gpu_pool_enabled,
         "storageClasses": {"readWriteOnce": read_write_once, "readWriteMany": read_write_many},
         # What a model stack needs to give its training run an IRSA role; mode
         # existing has no OIDC provider of ours, so no AWS identity is offered.
