@@ -94,7 +94,6 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             chart=config.charts.kube_prometheus_stack,
             config=config.monitoring,
             namespace=namespaces.monitoring,
-            training_namespace=namespaces.training,
         ),
         opts=k8s_opts,
     )

@@ -72,6 +72,7 @@ def test_stack_exports(prod):
         "allowedIdentities",
         "inferenceService",
         "alertRule",
+        "podMonitor",
         "trainingJob",
     }
     assert prod.stack_outputs["apexService"] == "fraud-detector"
