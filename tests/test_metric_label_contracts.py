@@ -33,7 +33,8 @@ def model() -> Recording:
 
 
 def _platform_alert(platform: Recording, name: str) -> str:
-    [rule] = [r for g in platform.one(PROMETHEUS_RULE).inputs["spec"]["groups"] for r in g["rules"] if r["alert"] == name]
+    groups = platform.one(PROMETHEUS_RULE).inputs["spec"]["groups"]
+    [rule] = [r for g in groups for r in g["rules"] if r["alert"] == name]
     return rule["expr"]
 
 

@@ -71,12 +71,14 @@ def _gate_queries(analysis: AnalysisConfig) -> dict[str, str]:
     ],
 )
 def test_metric_names_finds_every_selected_metric_and_nothing_else(expr, metrics):
+    """Functions, keywords, label names, strings, numbers and durations are not metrics."""
     assert catalog.metric_names(expr) == metrics
 
 
 # -- the stacks as they render ----------------------------------------------
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_platform_alert_reads_a_declared_target(stack, dev_platform, prod_platform):
+    """Each platform stack file's rules against the targets the same render declares."""
     platform = {"dev": dev_platform, "prod": prod_platform}[stack]
     expressions = catalog.rule_expressions(platform.resources)
     assert set(expressions) >= {

@@ -45,7 +45,11 @@ def _inhibit_rules() -> list[dict[str, Any]]:
             "target_matchers": ["severity = info"],
             "equal": ["namespace", "alertname"],
         },
-        {"source_matchers": ["alertname = InfoInhibitor"], "target_matchers": ["severity = info"], "equal": ["namespace"]},
+        {
+            "source_matchers": ["alertname = InfoInhibitor"],
+            "target_matchers": ["severity = info"],
+            "equal": ["namespace"],
+        },
     ]
 
 

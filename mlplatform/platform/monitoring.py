@@ -185,7 +185,9 @@ class Monitoring(pulumi.ComponentResource):
         self.alertmanager_config = k8s.core.v1.Secret(
             f"{name}-alertmanager-config",
             metadata=secret_metadata(ALERTMANAGER_SECRET),
-            string_data={alertmanager.CONFIG_KEY: pulumi.Output.secret(alertmanager.alertmanager_yaml(config.alerting))},
+            string_data={
+                alertmanager.CONFIG_KEY: pulumi.Output.secret(alertmanager.alertmanager_yaml(config.alerting))
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         release_needs: list[pulumi.Resource] = [self.alertmanager_config]

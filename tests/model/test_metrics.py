@@ -89,4 +89,5 @@ def test_no_endpoint_no_pod_monitor_no_drift_alert():
 
 
 def test_stack_output_names_the_pod_monitor(declared):
+    """Operators find the model's scrape configuration from the stack's outputs."""
     assert declared.stack_outputs["podMonitor"] == "fraud-detector"
