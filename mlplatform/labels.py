@@ -42,6 +42,11 @@ VERSION_LABEL = "app.kubernetes.io/version"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 TRAINING_COMPONENT = "training"
 MODEL_SERVER_COMPONENT = "model-server"
+# The label a model server's version gets on its scraped series (the proxies' and
+# the model's own). Not `version`: exporters set labels of that name themselves
+# (the proxy's `proxy_build_info`, Python's `python_info`), which Prometheus
+# would then rename to `exported_version`.
+MODEL_VERSION_METRIC_LABEL = "model_version"
 
 
 def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:

@@ -109,7 +109,7 @@ def test_latency_alert_from_the_proxy_histogram(dev_platform, tmp_path):
     serving = 'namespace="ml-serving", direction="inbound", deployment="fraud-detector-{v}", model="fraud-detector"'
     series = []
     for version, slow_bucket in (("v6", "200"), ("v5", "20")):
-        labels = serving.format(v=version) + f', version="{version}"'
+        labels = serving.format(v=version) + f', model_version="{version}"'
         for le in ("10", "20", "100", "200", "+Inf"):
             rate = 100 if float(le) >= float(slow_bucket) else 0
             series.append({"series": f'response_latency_ms_bucket{{{labels}, le="{le}"}}', "values": f"0+{rate}x20"})
@@ -130,7 +130,7 @@ def test_latency_alert_from_the_proxy_histogram(dev_platform, tmp_path):
                                     "severity": "warning",
                                     "namespace": "ml-serving",
                                     "model": "fraud-detector",
-                                    "version": "v6",
+                                    "model_version": "v6",
                                 },
                                 "exp_annotations": {
                                     "summary": "Inference p99 latency above 100ms (namespace ml-serving, "
@@ -202,17 +202,23 @@ def test_gpu_idle_only_for_an_allocated_gpu(dev_platform, tmp_path):
 def test_model_drift_alert_per_version(tmp_path):
     """Two replicas of v6 report drift; one alert for the version, with the highest score."""
     recording = run_model(with_canary(10, serving={"metrics": {"port": 9090}}))
-    common = 'namespace="ml-serving", model="fraud-detector", version="v6", deployment="fraud-detector-v6"'
+    common = 'namespace="ml-serving", model="fraud-detector", model_version="v6", deployment="fraud-detector-v6"'
     series = [
         {"series": f'ml_model_drift_score{{{common}, pod="a"}}', "values": "0.3x20"},
         {"series": f'ml_model_drift_score{{{common}, pod="b"}}', "values": "0.25x20"},
         {
-            "series": 'ml_model_drift_score{namespace="ml-serving", model="fraud-detector", version="v5", pod="c"}',
+            "series": 'ml_model_drift_score{namespace="ml-serving", model="fraud-detector", model_version="v5", '
+            'pod="c"}',
             "values": "0.1x20",
         },
     ]
     expected = {
-        "exp_labels": {"severity": "warning", "namespace": "ml-serving", "model": "fraud-detector", "version": "v6"},
+        "exp_labels": {
+            "severity": "warning",
+            "namespace": "ml-serving",
+            "model": "fraud-detector",
+            "model_version": "v6",
+        },
         "exp_annotations": {
             "summary": "fraud-detector v6 drift score above 0.2",
             "description": "Drift score of model fraud-detector version v6 in namespace ml-serving is 0.3, above "

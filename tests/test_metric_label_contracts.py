@@ -2,7 +2,7 @@
 
 The training alert finds a model's Jobs by their labels as kube-state-metrics
 exports them, and the latency alert groups proxy series by the `model` and
-`version` the Linkerd PodMonitor derives from the serving pods' labels. Both
+`model_version` the Linkerd PodMonitor derives from the serving pods' labels. Both
 are agreements between a platform module and a model-stack module; these tests
 take the labels from the rendered model stack and the selectors from the
 rendered platform, so a change on either side that breaks the agreement fails
@@ -75,7 +75,7 @@ def test_serving_pods_give_their_proxy_series_model_and_version(model, dev_platf
     labels = relabel(target, monitor["podMetricsEndpoints"][0]["relabelings"])
     assert labels is not None
     assert (labels["namespace"], labels["deployment"]) == ("ml-serving", "fraud-detector-v6")
-    assert (labels["model"], labels["version"]) == ("fraud-detector", "v6")
+    assert (labels["model"], labels["model_version"]) == ("fraud-detector", "v6")
     grouped = re.search(r"sum by \(([^)]*)\)", _platform_alert(dev_platform, "InferenceServiceHighLatency"))
     assert grouped is not None
-    assert {"namespace", "model", "version"} <= {g.strip() for g in grouped.group(1).split(",")}
+    assert {"namespace", "model", "model_version"} <= {g.strip() for g in grouped.group(1).split(",")}

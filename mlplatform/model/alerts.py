@@ -64,7 +64,8 @@ DRIFT_THRESHOLD = 0.2
 def drift_expr(namespace: str, model: str) -> str:
     # One series per version: every replica reports the same model's score.
     return (
-        f'max by (namespace, model, version) (ml_model_drift_score{{namespace="{namespace}", model="{model}"}})'
+        f"max by (namespace, model, {labels.MODEL_VERSION_METRIC_LABEL}) "
+        f'(ml_model_drift_score{{namespace="{namespace}", model="{model}"}})'
         f" > {DRIFT_THRESHOLD}"
     )
 
@@ -76,8 +77,8 @@ def drift_rule(namespace: str, model: str) -> dict[str, Any]:
         "for": "10m",
         "labels": {"severity": "warning", "model": model},
         "annotations": {
-            "summary": f"{model} {{{{ $labels.version }}}} drift score above {DRIFT_THRESHOLD}",
-            "description": f"Drift score of model {model} version {{{{ $labels.version }}}} in namespace "
+            "summary": f"{model} {{{{ $labels.model_version }}}} drift score above {DRIFT_THRESHOLD}",
+            "description": f"Drift score of model {model} version {{{{ $labels.model_version }}}} in namespace "
             f"{namespace} is {{{{ $value }}}}, above {DRIFT_THRESHOLD}, for 10 minutes; consider retraining.",
         },
     }

@@ -7,7 +7,7 @@ pods (`app: <model>`), in the model's namespace, on the named container port
 
 The series get the labels the rollout gate and the alerts select on:
 `deployment` (`<model>-<version>`, the gate's `ml_model_accuracy` query),
-`model` and `version` (the drift alert's annotations). The port is not the
+`model` and `model_version` (the drift alert's annotations). The port is not the
 serving port, so the model's Linkerd Server and AuthorizationPolicy, which admit
 only the allowed clients, do not apply to it; the cluster's default policy does,
 under which the unmeshed Prometheus can scrape it as it scrapes the proxies.
@@ -37,7 +37,11 @@ def model_metrics_relabelings() -> list[dict[str, str]]:
             "targetLabel": "deployment",
         },
         {"sourceLabels": [pod_label + "app"], "action": "replace", "targetLabel": "model"},
-        {"sourceLabels": [pod_label + "version"], "action": "replace", "targetLabel": "version"},
+        {
+            "sourceLabels": [pod_label + "version"],
+            "action": "replace",
+            "targetLabel": labels.MODEL_VERSION_METRIC_LABEL,
+        },
     ]
 
 

@@ -6,7 +6,7 @@ to it):
 - training failures: kube-state-metrics' Job series, joined to the Job's labels
   so the alert names the model (the chart's allowlist exports those labels);
 - serving latency: the Linkerd proxies' inbound latency histogram, with the
-  `model` and `version` labels the proxy PodMonitor derives from the pods;
+  `model` and `model_version` labels the proxy PodMonitor derives from the pods;
 - idle GPUs: the DCGM exporter, when the platform runs it.
 
 Model drift is not here: a model's drift score exists only when its stack
@@ -67,7 +67,7 @@ def latency_expr() -> str:
     # per-pod quantile cannot be combined afterwards. `model!=""` keeps only the
     # serving pods' proxies (the PodMonitor sets `model` on those alone).
     return (
-        "histogram_quantile(0.99, sum by (le, namespace, model, version) "
+        f"histogram_quantile(0.99, sum by (le, namespace, model, {labels.MODEL_VERSION_METRIC_LABEL}) "
         '(rate(response_latency_ms_bucket{direction="inbound", model!=""}[5m])))'
         f" > {LATENCY_P99_MS}"
     )
@@ -80,7 +80,7 @@ def gpu_idle_expr() -> str:
 
 
 def _model_annotation(what: str) -> str:
-    return what + " (namespace {{ $labels.namespace }}, model {{ $labels.model }}, version {{ $labels.version }})"
+    return what + " (namespace {{ $labels.namespace }}, model {{ $labels.model }}, version {{ $labels.model_version }})"
 
 
 def platform_alert_rules(*, gpu_metrics: bool) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ def platform_alert_rules(*, gpu_metrics: bool) -> list[dict[str, Any]]:
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": _model_annotation(f"Inference p99 latency above {LATENCY_P99_MS}ms"),
-                "description": "Inbound p99 latency of model {{ $labels.model }} version {{ $labels.version }} "
+                "description": "Inbound p99 latency of model {{ $labels.model }} version {{ $labels.model_version }} "
                 "in namespace {{ $labels.namespace }} is {{ $value | humanize }}ms, above "
                 f"{LATENCY_P99_MS}ms, for 2 minutes (Linkerd proxy metrics).",
             },

@@ -113,8 +113,9 @@ def _proxy_relabelings() -> list[dict[str, Any]]:
     Viz and the gate filter on `namespace`, `pod` and the workload label
     (`deployment`, ...), which the proxy injector records on each pod as
     `linkerd.io/proxy-<kind>`. Model servers' pods also get `model` and
-    `version` from their `app.kubernetes.io/*` labels, so the platform's
-    latency alert can name them; other pods get neither.
+    `model_version` from their `app.kubernetes.io/*` labels, so the platform's
+    latency alert can name them; other pods get neither (see
+    `labels.MODEL_VERSION_METRIC_LABEL` for why not `version`).
     """
     pod_label = "__meta_kubernetes_pod_label_"
     component = pod_label + labels.prometheus_label(labels.COMPONENT_LABEL)
@@ -149,7 +150,7 @@ def _proxy_relabelings() -> list[dict[str, Any]]:
             "sourceLabels": [component, pod_label + labels.prometheus_label(labels.VERSION_LABEL)],
             "regex": model_server,
             "action": "replace",
-            "targetLabel": "version",
+            "targetLabel": labels.MODEL_VERSION_METRIC_LABEL,
         },
     ]
 

@@ -64,18 +64,19 @@ def test_series_get_the_labels_the_gate_and_the_drift_alert_select(declared):
     labels = relabel(target, endpoint["relabelings"])
     assert labels is not None
     assert labels["deployment"] == "fraud-detector-v6"
-    assert (labels["model"], labels["version"]) == ("fraud-detector", "v6")
+    assert (labels["model"], labels["model_version"]) == ("fraud-detector", "v6")
 
 
 def test_drift_alert_exists_with_the_endpoint(declared):
     """Drift above 0.2 for 10 minutes, per model version, in the model's namespace."""
     rule = _rules(declared)["ModelDriftDetected"]
     assert rule["expr"] == (
-        'max by (namespace, model, version) (ml_model_drift_score{namespace="ml-serving", model="fraud-detector"})'
+        "max by (namespace, model, model_version) "
+        '(ml_model_drift_score{namespace="ml-serving", model="fraud-detector"})'
         " > 0.2"
     )
     assert (rule["for"], rule["labels"]["severity"]) == ("10m", "warning")
-    assert "{{ $labels.version }}" in rule["annotations"]["summary"]
+    assert "{{ $labels.model_version }}" in rule["annotations"]["summary"]
 
 
 def test_no_endpoint_no_pod_monitor_no_drift_alert():

@@ -174,15 +174,18 @@ def test_only_the_proxy_container_is_scraped(recording):
 
 
 def test_serving_proxies_get_model_and_version_labels(recording):
-    """The platform's latency alert groups by model and version, which only serving pods' proxies carry."""
+    """The platform's latency alert groups by model and model_version, which only serving pods' proxies carry.
+
+    Not `version`: the proxy's `proxy_build_info` has one, which Prometheus would rename."""
     rules = recording.one(POD_MONITOR, LINKERD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
     labels = relabel({**PROXY_TARGET, **SERVING_POD_LABELS}, rules)
     assert labels is not None
-    assert (labels["model"], labels["version"]) == ("fraud-detector", "v2")
+    assert (labels["model"], labels["model_version"]) == ("fraud-detector", "v2")
+    assert "version" not in labels
     other = {**SERVING_POD_LABELS, "__meta_kubernetes_pod_label_app_kubernetes_io_component": "mlflow"}
     labels = relabel({**PROXY_TARGET, **other}, rules)
     assert labels is not None
-    assert "model" not in labels and "version" not in labels
+    assert "model" not in labels and "model_version" not in labels
 
 
 def test_platform_alerts(alerts):
@@ -205,7 +208,7 @@ def test_latency_alert_reads_the_proxy_histogram_per_model_version(alerts):
     """A p99 over unsummed per-pod buckets is not the service's p99; the threshold is 100ms."""
     rule = alerts["InferenceServiceHighLatency"]
     expr = re.sub(r"\s+", " ", rule["expr"])
-    assert expr.startswith("histogram_quantile(0.99, sum by (le, namespace, model, version) ")
+    assert expr.startswith("histogram_quantile(0.99, sum by (le, namespace, model, model_version) ")
     assert 'rate(response_latency_ms_bucket{direction="inbound", model!=""}[5m])' in expr
     assert expr.endswith("> 100")
     assert (rule["for"], rule["labels"]["severity"]) == ("2m", "warning")
@@ -227,7 +230,7 @@ def test_alerts_name_the_model_in_their_annotations(alerts):
     for name in ("InferenceServiceHighLatency", "ModelTrainingFailed"):
         text = alerts[name]["annotations"]["summary"] + alerts[name]["annotations"]["description"]
         assert "{{ $labels.model }}" in text, name
-    assert "{{ $labels.version }}" in alerts["InferenceServiceHighLatency"]["annotations"]["summary"]
+    assert "{{ $labels.model_version }}" in alerts["InferenceServiceHighLatency"]["annotations"]["summary"]
     assert "{{ $labels.job_name }}" in alerts["ModelTrainingFailed"]["annotations"]["description"]
 
 
