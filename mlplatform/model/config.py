@@ -153,7 +153,8 @@ class MetricsEndpointConfig(ConfigModel):
     port: int = Field(
         ge=1024,
         le=65535,
-        description="Container port of the metrics endpoint; a port of its own, not `serving.port` (see README).",
+        description="Container port of the metrics endpoint. A port of its own: on `serving.port` the model's "
+        "Linkerd policy admits only `allowedClients`, so Prometheus could not scrape it.",
     )
     path: str = Field("/metrics", pattern=r"^/\S*$", description="HTTP path of the metrics endpoint.")
     interval: Duration = Field("15s", description="Scrape interval.")
