@@ -34,7 +34,7 @@ PART_OF = "mlplatform"
 # The `app.kubernetes.io/*` keys of `k8s_labels`. The platform's alerts find a
 # model's workloads by them: kube-state-metrics exports them for training Jobs
 # (its label allowlist names them), and the Linkerd PodMonitor turns them into
-# `model` and `version` labels on the serving pods' proxy metrics.
+# `model` and `model_version` labels on the serving pods' proxy metrics.
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
