@@ -31,6 +31,23 @@ SKIP_AWAIT_ANNOTATION: Mapping[str, str] = {"pulumi.com/skipAwait": "true"}
 MANAGED_BY = "pulumi"
 PART_OF = "mlplatform"
 
+# The `app.kubernetes.io/*` keys of `k8s_labels`. The platform's alerts find a
+# model's workloads by them: kube-state-metrics exports them for training Jobs
+# (its label allowlist names them), and the Linkerd PodMonitor turns them into
+# `model` and `model_version` labels on the serving pods' proxy metrics.
+NAME_LABEL = "app.kubernetes.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+VERSION_LABEL = "app.kubernetes.io/version"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+TRAINING_COMPONENT = "training"
+MODEL_SERVER_COMPONENT = "model-server"
+# The label a model server's version gets on its scraped series (the proxies' and
+# the model's own). Not `version`: exporters set labels of that name themselves
+# (the proxy's `proxy_build_info`, Python's `python_info`), which Prometheus
+# would then rename to `exported_version`.
+MODEL_VERSION_METRIC_LABEL = "model_version"
+
 
 def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
     """The pod toleration that matches a node taint exactly."""
@@ -40,17 +57,25 @@ def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
 def k8s_labels(component: str, *, name: str | None = None, instance: str | None = None) -> dict[str, str]:
     """The `app.kubernetes.io/*` labels every object of ours carries."""
     labels = {
-        "app.kubernetes.io/part-of": PART_OF,
+        PART_OF_LABEL: PART_OF,
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/component": component,
+        COMPONENT_LABEL: component,
     }
     if name:
-        labels["app.kubernetes.io/name"] = name
+        labels[NAME_LABEL] = name
     if instance:
-        labels["app.kubernetes.io/instance"] = instance
+        labels[INSTANCE_LABEL] = instance
     return labels
 
 
 def aws_tags(environment: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Tags on every AWS resource, so cost and ownership can be traced to the stack."""
     return {"Project": PART_OF, "Environment": environment, "ManagedBy": MANAGED_BY, **(extra or {})}
+
+
+def prometheus_label(kubernetes_label: str) -> str:
+    """A Kubernetes label key as Prometheus names it: every character outside
+    `[a-zA-Z0-9_]` becomes `_` (`app.kubernetes.io/name` -> `app_kubernetes_io_name`).
+    kube-state-metrics prefixes it with `label_`, service discovery with
+    `__meta_kubernetes_pod_label_`."""
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in kubernetes_label)

@@ -1,10 +1,14 @@
-"""The model's PrometheusRule: canary success rate and p99 latency, and stable's success rate.
+"""The model's PrometheusRule: canary success rate and p99 latency, stable's success rate, and drift.
 
-The expressions read the Linkerd proxies' inbound metrics (`response_total`,
-`response_latency_ms_bucket`), which the platform's PodMonitor scrapes with a
-`deployment` label, so they work for any runtime without app instrumentation.
-They name the Deployments, so promotion changes the rule; the weight never
-appears in it, so a weight step leaves it untouched.
+The serving expressions read the Linkerd proxies' inbound metrics
+(`response_total`, `response_latency_ms_bucket`), which the platform's PodMonitor
+scrapes with a `deployment` label, so they work for any runtime without app
+instrumentation. They name the Deployments, so promotion changes the rule; the
+weight never appears in it, so a weight step leaves it untouched.
+
+`ModelDriftDetected` reads `ml_model_drift_score`, which only the model server
+can produce: the rule exists only when `serving.metrics` declares the endpoint
+the model's PodMonitor scrapes, never as an alert that cannot fire.
 """
 
 from __future__ import annotations
@@ -52,6 +56,32 @@ def p99_latency_expr(namespace: str, deployment: str, analysis: AnalysisConfig) 
         f"histogram_quantile(0.99, sum by (le) (rate(response_latency_ms_bucket{selector}[{analysis.interval}])))"
         f" > {analysis.max_p99_latency_ms:g}"
     )
+
+
+DRIFT_THRESHOLD = 0.2
+
+
+def drift_expr(namespace: str, model: str) -> str:
+    # One series per version: every replica reports the same model's score.
+    return (
+        f"max by (namespace, model, {labels.MODEL_VERSION_METRIC_LABEL}) "
+        f'(ml_model_drift_score{{namespace="{namespace}", model="{model}"}})'
+        f" > {DRIFT_THRESHOLD}"
+    )
+
+
+def drift_rule(namespace: str, model: str) -> dict[str, Any]:
+    return {
+        "alert": "ModelDriftDetected",
+        "expr": drift_expr(namespace, model),
+        "for": "10m",
+        "labels": {"severity": "warning", "model": model},
+        "annotations": {
+            "summary": f"{model} {{{{ $labels.model_version }}}} drift score above {DRIFT_THRESHOLD}",
+            "description": f"Drift score of model {model} version {{{{ $labels.model_version }}}} in namespace "
+            f"{namespace} is {{{{ $value }}}}, above {DRIFT_THRESHOLD}, for 10 minutes; consider retraining.",
+        },
+    }
 
 
 def alert_rules(config: ModelStackConfig, namespace: str) -> list[dict[str, Any]]:
@@ -103,6 +133,8 @@ def alert_rules(config: ModelStackConfig, namespace: str) -> list[dict[str, Any]
                 },
             },
         ]
+    if config.serving.metrics is not None:
+        rules.append(drift_rule(namespace, model))
     return rules
 
 

@@ -142,6 +142,31 @@ class ProbeConfig(ConfigModel):
     initial_delay_seconds: int = Field(10, ge=0, description="Delay before the first probe (model download).")
 
 
+# The Linkerd proxy's own ports in every meshed pod: admin (metrics), inbound, outbound.
+LINKERD_PROXY_PORTS = (4191, 4143, 4140)
+
+
+class MetricsEndpointConfig(ConfigModel):
+    """The model server's own Prometheus endpoint: model-quality gauges such as
+    `ml_model_accuracy` and `ml_model_drift_score` that no proxy can observe."""
+
+    port: int = Field(
+        ge=1024,
+        le=65535,
+        description="Container port of the metrics endpoint. A port of its own: on `serving.port` the model's "
+        "Linkerd policy admits only `allowedClients`, so Prometheus could not scrape it.",
+    )
+    path: str = Field("/metrics", pattern=r"^/\S*$", description="HTTP path of the metrics endpoint.")
+    interval: Duration = Field("15s", description="Scrape interval.")
+
+    @field_validator("port")
+    @classmethod
+    def _not_the_proxy(cls, value: int) -> int:
+        if value in LINKERD_PROXY_PORTS:
+            raise ValueError(f"ports {list(LINKERD_PROXY_PORTS)} belong to the Linkerd proxy in every meshed pod")
+        return value
+
+
 class ServingConfig(ConfigModel):
     runtime: Literal["mlflow", "custom"] = Field(
         "mlflow",
@@ -159,6 +184,12 @@ class ServingConfig(ConfigModel):
     retry_budget: RetryBudget = Field(default_factory=RetryBudget, description="ServiceProfile retry budget.")
     max_batch_size: int = Field(32, ge=1, description="MAX_BATCH_SIZE passed to the server.")
     workers: int = Field(2, ge=1, le=64, description="Scoring server worker processes (runtime mlflow).")
+    metrics: MetricsEndpointConfig | None = Field(
+        None,
+        description="The model server's Prometheus endpoint, if it has one: a PodMonitor scrapes it, and it "
+        "carries `ml_model_accuracy` (for `analysis.minAccuracy`) and `ml_model_drift_score` (the "
+        "`ModelDriftDetected` alert).",
+    )
     await_readiness: bool = Field(
         True,
         description="`pulumi up` waits until each version's Deployment has rolled out and the Services have "
@@ -188,6 +219,11 @@ class ServingConfig(ConfigModel):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"route names must be unique; repeated: {repeated}")
+        if self.metrics is not None and self.metrics.port == self.port:
+            raise ValueError(
+                f"metrics.port must differ from port ({self.port}): the model's Linkerd Server admits only "
+                "the allowedClients' mTLS identities on the serving port, so Prometheus could not scrape it"
+            )
         return self
 
 
@@ -308,7 +344,11 @@ class AnalysisConfig(ConfigModel):
         description="Minutes to dwell at each step before the next (one per step).",
     )
     min_accuracy: float | None = Field(
-        None, ge=0, le=1, description="Optional model-quality gauge threshold (ml_model_accuracy)."
+        None,
+        ge=0,
+        le=1,
+        description="Optional minimum of the canary's `ml_model_accuracy` gauge; needs `serving.metrics`, "
+        "where the gauge is scraped.",
     )
     compare_with_stable: bool = Field(
         False, description="Also require the canary's success rate to be no worse than stable's."
@@ -388,6 +428,12 @@ class ModelStackConfig(ConfigModel):
                 f"trafficApi 'gateway' carries one HTTPRoute rule per route plus a catch-all, and an HTTPRoute "
                 f"holds at most 16 rules: serving.routes may list at most {MAX_GATEWAY_ROUTES}, got "
                 f"{len(self.serving.effective_routes)}"
+            )
+        if self.analysis.min_accuracy is not None and self.serving.metrics is None:
+            raise ValueError(
+                f"analysis.minAccuracy ({self.analysis.min_accuracy}) gates on the ml_model_accuracy gauge, which "
+                "only the model server can expose: declare its endpoint in serving.metrics (port, path), "
+                "or remove analysis.minAccuracy"
             )
         if len(self.analysis.dwell_minutes) != len(self.steps):
             raise ValueError(

@@ -23,6 +23,7 @@ from mlplatform.configuration import ConfigError
 from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
 from mlplatform.model.config import NAMESPACE, ModelStackConfig
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
+from mlplatform.model.metrics import ModelMetrics, ModelMetricsArgs
 from mlplatform.model.platform_outputs import PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
 from mlplatform.model.records import ModelRecords, ModelRecordsArgs
@@ -98,6 +99,14 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
 
     alerts = ModelAlerts(model, ModelAlertsArgs(config=config, namespace=namespace), opts=k8s_opts)
 
+    metrics: ModelMetrics | None = None
+    if config.serving.metrics is not None:
+        metrics = ModelMetrics(
+            model,
+            ModelMetricsArgs(model_name=model, endpoint=config.serving.metrics, namespace=namespace),
+            opts=k8s_opts,
+        )
+
     training: TrainingRun | None = None
     if config.training is not None and config.team is not None:
         # The team's namespace, so its GPU quota applies to the run.
@@ -151,6 +160,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "allowedIdentities": [client.identity(config.trust_domain) for client in config.allowed_clients],
         "inferenceService": records.inference_service_name,
         "alertRule": alerts.rule_name,
+        "podMonitor": metrics.pod_monitor_name if metrics is not None else None,
         "trainingJob": training.job_name if training is not None else None,
         "trainingNamespace": config.team if training is not None else None,
     }

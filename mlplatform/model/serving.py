@@ -20,8 +20,10 @@ from mlplatform import labels
 from mlplatform.model.config import ServingConfig, VersionConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
-COMPONENT = "model-server"
+COMPONENT = labels.MODEL_SERVER_COMPONENT
 PORT_NAME = "http"
+# The model server's own Prometheus endpoint (`serving.metrics`), which the model's PodMonitor scrapes by name.
+METRICS_PORT_NAME = "metrics"
 RUN_AS_USER = 10001
 HOME = "/home/model"
 TMP = "/tmp"
@@ -209,16 +211,16 @@ def _pod_template(
 ) -> k8s.core.v1.PodTemplateSpecArgs:
     serving = args.serving
     gpu = serving.gpus > 0
-    scrape = serving.runtime == "custom"
-    annotations = {
-        **labels.MESH_INJECT_ANNOTATION,
-        # The MLflow scoring server has no /metrics endpoint, so it is not scraped;
-        # its golden metrics (success rate, latency) come from the Linkerd proxy,
-        # which the platform's PodMonitor scrapes on the proxy's admin port.
-        "prometheus.io/scrape": "true" if scrape else "false",
-        "prometheus.io/port": str(serving.port),
-        "prometheus.io/path": "/metrics",
-    }
+    # No `prometheus.io/*` annotations: the platform's Prometheus (the operator's)
+    # ignores them. Golden metrics (success rate, latency) come from the Linkerd
+    # proxy, which the platform's PodMonitor scrapes; the server's own metrics,
+    # when `serving.metrics` declares them, from the model's PodMonitor.
+    annotations = dict(labels.MESH_INJECT_ANNOTATION)
+    ports = [k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=serving.port, protocol="TCP")]
+    if serving.metrics is not None:
+        ports.append(
+            k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=serving.metrics.port, protocol="TCP")
+        )
 
     limits: dict[str, str] = {"cpu": serving.resources.limits.cpu, "memory": serving.resources.limits.memory}
     if gpu:
@@ -252,7 +254,7 @@ def _pod_template(
         args=mlflow_serve_args(args.version.model_uri, serving.port, serving.workers)
         if serving.runtime == "mlflow"
         else None,
-        ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=serving.port, protocol="TCP")],
+        ports=ports,
         env=env,
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": serving.resources.requests.cpu, "memory": serving.resources.requests.memory},

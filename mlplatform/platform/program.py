@@ -124,7 +124,6 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             chart=config.charts.kube_prometheus_stack,
             config=config.monitoring,
             namespace=namespaces.monitoring,
-            training_namespace=namespaces.training,
             storage_class=read_write_once,
         ),
         opts=k8s_opts,

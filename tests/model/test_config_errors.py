@@ -97,6 +97,22 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("mlmodel:serving.routes[0].pathRegex = 'invocations'", "must start with /"),
     ),
     ("bad-platform-stack", model_config(platformStack="a/b/c/d"), ("mlmodel:platformStack = 'a/b/c/d'",)),
+    (
+        # A gate on a gauge nothing scrapes could never pass: refused, naming both keys.
+        "accuracy-gate-without-metrics-endpoint",
+        model_config(analysis={"minAccuracy": 0.9}),
+        ("analysis.minAccuracy (0.9)", "serving.metrics"),
+    ),
+    (
+        "metrics-on-the-serving-port",
+        model_config(serving={"port": 8080, "metrics": {"port": 8080}}),
+        ("mlmodel:serving", "metrics.port must differ from port (8080)"),
+    ),
+    (
+        "metrics-on-the-proxy-admin-port",
+        model_config(serving={"metrics": {"port": 4191}}),
+        ("mlmodel:serving.metrics.port = 4191", "belong to the Linkerd proxy"),
+    ),
 ]
 
 

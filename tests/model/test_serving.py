@@ -86,15 +86,12 @@ def test_pods_carry_no_role_or_weight(rollout):
     assert "canary" not in template and "stable" not in template
 
 
-def test_pods_are_meshed_and_scrape_annotated(rollout, custom):
-    """Injection gives mTLS and golden metrics; only a runtime that serves /metrics is scraped."""
+def test_pods_are_meshed_and_not_annotated_for_scraping(rollout, custom):
+    """Injection gives mTLS and golden metrics. No `prometheus.io/*` annotations: the platform's
+    Prometheus ignores them, so they would only suggest a scrape that never happens."""
     annotations = _pod(rollout)["metadata"]["annotations"]
-    assert annotations["linkerd.io/inject"] == "enabled"
-    assert annotations["prometheus.io/scrape"] == "false"
-    custom_annotations = _pod(custom)["metadata"]["annotations"]
-    assert custom_annotations["prometheus.io/scrape"] == "true"
-    assert custom_annotations["prometheus.io/port"] == "9000"
-    assert custom_annotations["prometheus.io/path"] == "/metrics"
+    assert annotations == {"linkerd.io/inject": "enabled"}
+    assert _pod(custom)["metadata"]["annotations"] == {"linkerd.io/inject": "enabled"}
 
 
 def test_mlflow_runtime_serves_the_version_model_uri(rollout):

@@ -73,6 +73,7 @@ def test_stack_exports(prod):
         "allowedIdentities",
         "inferenceService",
         "alertRule",
+        "podMonitor",
         "trainingJob",
         "trainingNamespace",
     }

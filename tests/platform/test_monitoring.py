@@ -1,4 +1,8 @@
-"""Monitoring: kube-prometheus-stack values, the Linkerd proxy PodMonitor and the ML alerts."""
+"""Monitoring: kube-prometheus-stack values, the Linkerd proxy PodMonitor and the ML alerts.
+
+Alertmanager's receivers and Grafana's password are in test_alerting.py, the
+DCGM exporter in test_gpu_metrics.py, and whether every alert reads a scraped
+series in tests/test_metrics_catalog.py."""
 
 from __future__ import annotations
 
@@ -12,11 +16,18 @@ import pytest
 from mlplatform.offline import Recording, run_program
 from mlplatform.platform.config import ChartsConfig, MonitoringConfig
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
+from tests.relabeling import relabel
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+LINKERD_MONITOR = "monitoring-linkerd-proxies"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CONFIG = MonitoringConfig(retention="30d", storage_size_gib=100, replicas=2, grafana=False)
+SERVING_POD_LABELS = {
+    "__meta_kubernetes_pod_label_app_kubernetes_io_component": "model-server",
+    "__meta_kubernetes_pod_label_app_kubernetes_io_name": "fraud-detector",
+    "__meta_kubernetes_pod_label_app_kubernetes_io_version": "v2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,6 @@ def recording() -> Recording:
                 config=CONFIG,
                 # Outputs, as the namespaces component passes them.
                 namespace=pulumi.Output.from_input("observability"),
-                training_namespace=pulumi.Output.from_input("ml-training"),
             ),
         )
         # Stands in for a consumer of the URL, such as Linkerd viz.
@@ -81,6 +91,22 @@ def test_selects_monitors_and_rules_created_outside_the_chart(values):
         assert spec[key] is False, key
 
 
+def test_selects_pod_monitors_and_rules_in_every_namespace(values):
+    """A model stack's PodMonitor and rule live in its serving namespace, not in monitoring.
+
+    The operator reads a nil namespace selector as "Prometheus' own namespace only"."""
+    spec = values["prometheus"]["prometheusSpec"]
+    assert spec["podMonitorNamespaceSelector"] == {}
+    assert spec["ruleNamespaceSelector"] == {}
+
+
+def test_kube_state_metrics_exports_the_training_job_labels(values):
+    """kube_job_labels carries only allowlisted labels; the training alert joins on these three."""
+    assert values["kube-state-metrics"]["metricLabelsAllowlist"] == [
+        "jobs=[app.kubernetes.io/name,app.kubernetes.io/component,app.kubernetes.io/part-of]"
+    ]
+
+
 def test_prometheus_url_points_at_the_service_and_waits_for_the_release(recording):
     """Linkerd viz and the model stacks query this URL; it must exist before they use it."""
     consumer = recording.one("kubernetes:core/v1:ConfigMap", "consumer")
@@ -93,47 +119,19 @@ def test_prometheus_url_points_at_the_service_and_waits_for_the_release(recordin
 def test_custom_resources_wait_for_the_chart_crds(recording):
     """PodMonitor and PrometheusRule kinds only exist once the chart installed their CRDs."""
     release = recording.one(RELEASE, "monitoring-kube-prometheus-stack")
-    for token in (POD_MONITOR, PROMETHEUS_RULE):
-        resource = recording.one(token)
+    monitors_and_rules = recording.of_type(POD_MONITOR) + recording.of_type(PROMETHEUS_RULE)
+    assert len(monitors_and_rules) == 3  # the Linkerd and DCGM PodMonitors, the rule
+    for resource in monitors_and_rules:
         assert recording.depends_on(resource, release), resource
         assert resource.metadata["namespace"] == "observability"
 
 
 def test_pod_monitor_scrapes_every_linkerd_proxy_admin_port(recording):
     """Golden metrics for viz and the rollout gate come from each proxy's admin port."""
-    spec = recording.one(POD_MONITOR).inputs["spec"]
+    spec = recording.one(POD_MONITOR, LINKERD_MONITOR).inputs["spec"]
     assert spec["namespaceSelector"] == {"any": True}
     [endpoint] = spec["podMetricsEndpoints"]
     assert (endpoint["port"], endpoint["path"]) == ("linkerd-admin", "/metrics")
-
-
-def _expand(template: str, match: re.Match[str]) -> str:
-    return re.sub(r"\$\{?(\d+)\}?", lambda m: match.group(int(m.group(1))) or "", template)
-
-
-def _relabel(target: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str] | None:
-    """Prometheus relabeling for the actions the PodMonitor uses; None when the target is dropped."""
-    labels = dict(target)
-    for rule in rules:
-        action, regex = rule.get("action", "replace"), re.compile(rule.get("regex", "(.*)"))
-        value = rule.get("separator", ";").join(labels.get(s, "") for s in rule.get("sourceLabels", []))
-        if action == "keep" and not regex.fullmatch(value):
-            return None
-        if action == "drop" and regex.fullmatch(value):
-            return None
-        if action == "replace" and (match := regex.fullmatch(value)):
-            result = _expand(rule.get("replacement", "$1"), match)
-            if result:
-                labels[rule["targetLabel"]] = result
-            else:
-                labels.pop(rule["targetLabel"], None)
-        if action == "labeldrop":
-            labels = {k: v for k, v in labels.items() if not regex.fullmatch(k)}
-        if action == "labelmap":
-            for name, val in list(labels.items()):
-                if match := regex.fullmatch(name):
-                    labels[_expand(rule.get("replacement", "$1"), match)] = val
-    return {k: v for k, v in labels.items() if not k.startswith("__")}
 
 
 PROXY_TARGET = {
@@ -149,8 +147,8 @@ PROXY_TARGET = {
 
 def test_proxy_metrics_get_the_labels_the_rollout_gate_queries(recording):
     """response_total{namespace, deployment, direction} only matches if these labels exist."""
-    rules = recording.one(POD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
-    labels = _relabel(PROXY_TARGET, rules)
+    rules = recording.one(POD_MONITOR, LINKERD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    labels = relabel(PROXY_TARGET, rules)
     assert labels is not None
     assert labels["namespace"] == "ml-serving"
     assert labels["pod"] == "fraud-detector-v2-7d9f-abcde"
@@ -160,10 +158,10 @@ def test_proxy_metrics_get_the_labels_the_rollout_gate_queries(recording):
 
 def test_proxy_job_label_does_not_clobber_the_scrape_job(recording):
     """Meshed Jobs' pods carry linkerd.io/proxy-job, which must not overwrite Prometheus' `job`."""
-    rules = recording.one(POD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    rules = recording.one(POD_MONITOR, LINKERD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
     target = {**PROXY_TARGET, "__meta_kubernetes_pod_label_linkerd_io_proxy_job": "train-resnet"}
     del target["__meta_kubernetes_pod_label_linkerd_io_proxy_deployment"]
-    labels = _relabel(target, rules)
+    labels = relabel(target, rules)
     assert labels is not None
     assert labels["job"] == "monitoring/linkerd-proxies"
     assert labels["k8s_job"] == "train-resnet"
@@ -171,38 +169,57 @@ def test_proxy_job_label_does_not_clobber_the_scrape_job(recording):
 
 def test_only_the_proxy_container_is_scraped(recording):
     """An application container exposing an admin port must not be mistaken for a proxy."""
-    rules = recording.one(POD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
-    assert _relabel({**PROXY_TARGET, "__meta_kubernetes_pod_container_name": "model-server"}, rules) is None
+    rules = recording.one(POD_MONITOR, LINKERD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    assert relabel({**PROXY_TARGET, "__meta_kubernetes_pod_container_name": "model-server"}, rules) is None
 
 
-def test_three_platform_alerts(alerts):
-    """The reference design names exactly these alerts."""
-    assert set(alerts) == {"ModelTrainingFailed", "InferenceServiceHighLatency", "ModelDriftDetected"}
+def test_serving_proxies_get_model_and_version_labels(recording):
+    """The platform's latency alert groups by model and model_version, which only serving pods' proxies carry.
+
+    Not `version`: the proxy's `proxy_build_info` has one, which Prometheus would rename."""
+    rules = recording.one(POD_MONITOR, LINKERD_MONITOR).inputs["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    labels = relabel({**PROXY_TARGET, **SERVING_POD_LABELS}, rules)
+    assert labels is not None
+    assert (labels["model"], labels["model_version"]) == ("fraud-detector", "v2")
+    assert "version" not in labels
+    other = {**SERVING_POD_LABELS, "__meta_kubernetes_pod_label_app_kubernetes_io_component": "mlflow"}
+    labels = relabel({**PROXY_TARGET, **other}, rules)
+    assert labels is not None
+    assert "model" not in labels and "model_version" not in labels
 
 
-def test_training_failure_alert(alerts):
-    """A failed training Job in the training namespace pages after 5 minutes."""
+def test_platform_alerts(alerts):
+    """Drift moved to the model stacks (it needs their metrics endpoint); GPU idleness joined."""
+    assert set(alerts) == {"ModelTrainingFailed", "InferenceServiceHighLatency", "GpuIdle"}
+
+
+def test_training_failure_alert_joins_the_job_to_its_model(alerts):
+    """A failed training Job pages after 5 minutes, with the model's name as a label."""
     rule = alerts["ModelTrainingFailed"]
-    assert "kube_job_failed" in rule["expr"]
-    assert 'namespace="ml-training"' in rule["expr"]
+    expr = rule["expr"]
+    assert '(kube_job_failed{condition="true"} == 1) * on (namespace, job_name)' in expr
+    assert "group_left (label_app_kubernetes_io_name) kube_job_labels{" in expr
+    assert 'label_app_kubernetes_io_component="training"' in expr
+    assert expr.startswith("label_replace(") and '"model", "$1", "label_app_kubernetes_io_name"' in expr
     assert (rule["for"], rule["labels"]["severity"]) == ("5m", "critical")
 
 
-def test_latency_alert_aggregates_buckets_before_the_quantile(alerts):
-    """A p99 over unsummed per-pod buckets is not the service's p99."""
+def test_latency_alert_reads_the_proxy_histogram_per_model_version(alerts):
+    """A p99 over unsummed per-pod buckets is not the service's p99; the threshold is 100ms."""
     rule = alerts["InferenceServiceHighLatency"]
     expr = re.sub(r"\s+", " ", rule["expr"])
-    assert expr.startswith("histogram_quantile(0.99, sum by (le, ")
-    assert "rate(inference_request_duration_seconds_bucket[5m])" in expr
-    assert expr.endswith("> 0.1")
+    assert expr.startswith("histogram_quantile(0.99, sum by (le, namespace, model, model_version) ")
+    assert 'rate(response_latency_ms_bucket{direction="inbound", model!=""}[5m])' in expr
+    assert expr.endswith("> 100")
     assert (rule["for"], rule["labels"]["severity"]) == ("2m", "warning")
 
 
-def test_drift_alert(alerts):
-    """Drift above 0.2 held for 10 minutes signals a retrain."""
-    rule = alerts["ModelDriftDetected"]
-    assert rule["expr"] == "ml_model_drift_score > 0.2"
-    assert (rule["for"], rule["labels"]["severity"]) == ("10m", "warning")
+def test_gpu_idle_alert(alerts):
+    """A GPU held by a pod and averaging under 5% over 30 minutes is reported, with who holds it."""
+    rule = alerts["GpuIdle"]
+    assert rule["expr"] == 'avg_over_time(DCGM_FI_DEV_GPU_UTIL{pod!=""}[30m]) < 5'
+    assert (rule["for"], rule["labels"]["severity"]) == ("30m", "warning")
+    assert "{{ $labels.namespace }}/{{ $labels.pod }}" in rule["annotations"]["summary"]
 
 
 def test_alerts_name_the_model_in_their_annotations(alerts):
@@ -210,7 +227,27 @@ def test_alerts_name_the_model_in_their_annotations(alerts):
     for name, rule in alerts.items():
         annotations = rule["annotations"]
         assert annotations["summary"] and annotations["description"], name
-    for name in ("InferenceServiceHighLatency", "ModelDriftDetected"):
+    for name in ("InferenceServiceHighLatency", "ModelTrainingFailed"):
         text = alerts[name]["annotations"]["summary"] + alerts[name]["annotations"]["description"]
-        assert "{{ $labels.model }}" in text and "{{ $labels.version }}" in text, name
+        assert "{{ $labels.model }}" in text, name
+    assert "{{ $labels.model_version }}" in alerts["InferenceServiceHighLatency"]["annotations"]["summary"]
     assert "{{ $labels.job_name }}" in alerts["ModelTrainingFailed"]["annotations"]["description"]
+
+
+def test_no_gpu_idle_alert_without_the_exporter():
+    """Without DCGM nothing produces GPU utilisation, so the alert would never fire."""
+    recording = run_program(
+        lambda: Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                chart=ChartsConfig().kube_prometheus_stack,
+                config=MonitoringConfig(gpu_metrics=False),
+                namespace="monitoring",
+            ),
+        ),
+        project="mlplatform",
+        stack="dev",
+    )
+    rules = recording.one(PROMETHEUS_RULE).inputs["spec"]["groups"][0]["rules"]
+    assert {rule["alert"] for rule in rules} == {"ModelTrainingFailed", "InferenceServiceHighLatency"}
+    assert recording.of_type("kubernetes:apps/v1:DaemonSet") == []
