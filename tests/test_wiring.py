@@ -17,6 +17,7 @@ import pytest
 from mlplatform.offline import Recording, read_stack_file, run_entry_point
 from tests.model.helpers import MODEL_STACK_DIR
 from tests.wiring import RULES, Findings, Graph, check, describe
+from tests.wiring_provided import CHART_PROVIDED, Provided
 
 TRAFFIC_APIS = ("smi", "gateway")
 MODEL_EXAMPLES = {"fraud-detector-dev": "dev", "fraud-detector-prod": "prod"}
@@ -348,6 +349,45 @@ def test_chart_outputs_count_only_when_the_chart_is_installed(stacks):
     assert check(graph)["monitor_selectors"].problems == [
         "PodMonitor monitoring/linkerd-proxies spec.selector: matches no pod template"
     ]
+
+
+def test_a_charts_pods_answer_a_monitor_once_listed(stacks, monitoring_chart_pod):
+    """A monitor of ours on a chart's pods (an exporter's, say) resolves through the chart table."""
+    graph = stacks.graph("platform-dev")
+    graph.objects.append(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {"name": "exporter", "namespace": "monitoring"},
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "exporter"}},
+                "podMetricsEndpoints": [{"port": "metrics"}],
+            },
+        }
+    )
+    monitor_problem = "PodMonitor monitoring/exporter spec.selector: matches no pod template"
+    assert check(graph)["monitor_selectors"].problems == [monitor_problem]
+    monitoring_chart_pod(labels={"app.kubernetes.io/name": "exporter"}, port_names=("metrics",))
+    assert (check(graph)["monitor_selectors"].problems, check(graph)["named_ports"].problems) == ([], [])
+    monitoring_chart_pod(labels={"app.kubernetes.io/name": "exporter"}, port_names=("http-metrics",))
+    assert check(graph)["named_ports"].problems == [
+        "PodMonitor monitoring/exporter spec.podMetricsEndpoints[0].port: no container of "
+        "Pod monitoring/exporter (a chart's pod) names port 'metrics'"
+    ]
+
+
+@pytest.fixture
+def monitoring_chart_pod(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Lists a pod `exporter` as created by kube-prometheus-stack, for this test only."""
+
+    def add(**pod: Any) -> None:
+        entry = Provided("Pod", "monitoring", "exporter", "test entry", **pod)
+        monkeypatch.setitem(CHART_PROVIDED, "kube-prometheus-stack", (*ORIGINAL_PROMETHEUS_ENTRIES, entry))
+
+    return add
+
+
+ORIGINAL_PROMETHEUS_ENTRIES = CHART_PROVIDED["kube-prometheus-stack"]
 
 
 def test_a_default_storage_class_in_the_render_answers_a_pvc_without_one(stacks):

@@ -152,6 +152,17 @@ class Graph:
             )
             self._admit(pod)
             templates.append(pod)
+        for chart_pod in (p for p in self.provided() if p.kind == "Pod"):
+            pod = PodTemplate(
+                owner={"kind": "Pod", "metadata": {"name": chart_pod.name, "namespace": chart_pod.namespace}},
+                path="(a chart's pod)",
+                namespace=chart_pod.namespace or "default",
+                labels=dict(chart_pod.labels),
+                annotations={},
+                spec={"containers": [{"name": chart_pod.name, "ports": [{"name": n} for n in chart_pod.port_names]}]},
+            )
+            self._admit(pod)
+            templates.append(pod)
         return templates
 
     def _admit(self, pod: PodTemplate) -> None:

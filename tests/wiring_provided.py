@@ -25,6 +25,10 @@ class Provided:
     """None for cluster-scoped kinds; ANY_NAMESPACE for one in every namespace."""
     name: str
     reason: str
+    labels: dict[str, str] = field(default_factory=dict)
+    """For a Pod: the labels our selectors may match (a chart's pods, e.g. an exporter's)."""
+    port_names: tuple[str, ...] = ()
+    """For a Pod: the container port names our monitors and Services may use."""
 
 
 @dataclass(frozen=True)
