@@ -25,8 +25,9 @@ MODEL_EXAMPLES = {"fraud-detector-dev": "dev", "fraud-detector-prod": "prod"}
 CASES = ["platform-dev", "platform-prod", *(f"{m}-{api}" for m in MODEL_EXAMPLES for api in TRAFFIC_APIS)]
 MODEL_CASES = [c for c in CASES if not c.startswith("platform-")]
 
-# Rules with nothing to check in some cases, and why; everywhere else a rule must
-# examine at least one reference, or its silence would prove nothing.
+# Rules with nothing to check in some cases today, and why (they may gain something
+# later); everywhere else a rule must examine at least one reference, or its silence
+# would prove nothing.
 NOTHING_TO_CHECK = {
     "traffic_backends": {"platform-dev", "platform-prod"},  # the platform routes no model traffic
     "authorization_targets": {"platform-dev", "platform-prod"},  # nor declares Linkerd policy
@@ -131,8 +132,8 @@ def test_every_rule_holds(stacks, case):
 def test_every_rule_checks_something_where_it_can(stacks, case):
     """A rule that examined nothing passes vacuously; only the documented cases may."""
     findings = check(stacks.graph(case))
-    idle = sorted(rule for rule, f in findings.items() if f.checked == 0)
-    assert idle == sorted(rule for rule, cases in NOTHING_TO_CHECK.items() if case in cases)
+    idle = [rule for rule, f in findings.items() if f.checked == 0]
+    assert [rule for rule in idle if case not in NOTHING_TO_CHECK.get(rule, ())] == []
 
 
 @pytest.mark.parametrize("case", MODEL_CASES)
@@ -380,14 +381,13 @@ def test_a_charts_pods_answer_a_monitor_once_listed(stacks, monitoring_chart_pod
 def monitoring_chart_pod(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Lists a pod `exporter` as created by kube-prometheus-stack, for this test only."""
 
+    listed = CHART_PROVIDED["kube-prometheus-stack"]
+
     def add(**pod: Any) -> None:
         entry = Provided("Pod", "monitoring", "exporter", "test entry", **pod)
-        monkeypatch.setitem(CHART_PROVIDED, "kube-prometheus-stack", (*ORIGINAL_PROMETHEUS_ENTRIES, entry))
+        monkeypatch.setitem(CHART_PROVIDED, "kube-prometheus-stack", (*listed, entry))
 
     return add
-
-
-ORIGINAL_PROMETHEUS_ENTRIES = CHART_PROVIDED["kube-prometheus-stack"]
 
 
 def test_a_default_storage_class_in_the_render_answers_a_pvc_without_one(stacks):
