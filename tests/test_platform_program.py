@@ -42,6 +42,7 @@ def test_kubeconfig_output_is_secret(dev_platform):
 def test_every_kubernetes_object_and_release_uses_the_cluster_provider(dev_platform):
     """A default provider would deploy into whatever cluster the operator's kubeconfig points at."""
     provider = dev_platform.one("pulumi:providers:kubernetes")
+    assert dev_platform.kubernetes_objects and dev_platform.of_type("kubernetes:helm.sh/v3:Release")
     for resource in dev_platform.resources:
         if resource.custom and resource.type.startswith("kubernetes:"):
             assert resource.provider.startswith(provider.urn), resource
@@ -81,6 +82,7 @@ def test_prod_database_is_multi_az_and_protected(prod_platform):
 
 def test_nothing_is_exposed_outside_the_cluster(prod_platform):
     """No public endpoint unless asked for: no LoadBalancer or NodePort Service, no public EKS endpoint."""
+    assert prod_platform.of_type("kubernetes:core/v1:Service")
     for service in prod_platform.of_type("kubernetes:core/v1:Service"):
         assert service.inputs["spec"].get("type", "ClusterIP") == "ClusterIP"
     cluster = prod_platform.one("aws:eks/cluster:Cluster")
@@ -119,6 +121,7 @@ def test_gpu_pool_can_be_switched_off():
 def test_components_own_their_children(dev_platform):
     """Every resource sits under a component, so `pulumi stack --show-urns` reads as the architecture."""
     component_urns = {r.urn for r in dev_platform.resources if not r.custom}
+    assert component_urns and any(r.custom and r.type != "pulumi:providers:kubernetes" for r in dev_platform.resources)
     for resource in dev_platform.resources:
         if resource.custom and resource.type != "pulumi:providers:kubernetes":
             assert resource.parent in component_urns, resource

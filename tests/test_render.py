@@ -110,6 +110,7 @@ def test_platform_defines_crds_and_namespaces_before_the_rest(rendered):
 def test_rendered_manifests_validate_strictly(dev_with_secrets, rendered, stack):
     """The files themselves, read back from YAML, are objects the API server accepts."""
     result = dev_with_secrets if stack == "dev" else rendered[stack]
+    assert result.manifests
     assert [f"{p.name}: {e}" for p in result.manifests for e in problems(yaml.safe_load(p.read_text()))] == []
 
 

@@ -86,6 +86,7 @@ def test_records_validate_against_the_platform_crds(kind, token, canary):
     """A record the API server rejects, or silently prunes, would misreport what is live."""
     recording = run_model(with_canary(10) if canary else model_config())
     schema = _schema(kind)
+    assert len(recording.of_type(token)) == (2 if canary and kind == "ModelVersion" else 1)
     for record in recording.of_type(token):
         body = record.inputs
         assert body["apiVersion"] == f"{CRD_GROUP}/v1"

@@ -229,6 +229,7 @@ SKIP_AWAIT = "pulumi.com/skipAwait"
 
 def test_up_waits_for_serving_readiness_by_default(rollout):
     """By default `pulumi up` holds until each version has rolled out: no object opts out of the await."""
+    assert len([*rollout.of_type(DEPLOYMENT), *rollout.of_type(SERVICE)]) == 5
     for resource in [*rollout.of_type(DEPLOYMENT), *rollout.of_type(SERVICE)]:
         assert SKIP_AWAIT not in (resource.metadata.get("annotations") or {}), resource.name
 

@@ -86,6 +86,7 @@ def test_every_kubernetes_object_uses_the_platform_cluster(prod):
     (provider,) = prod.of_type(PROVIDER)
     assert provider.inputs["kubeconfig"] == EXAMPLE_STACK_REFERENCES["organization/mlplatform/prod"]["kubeconfig"]
     assert provider.input_is_secret("kubeconfig")
+    assert prod.kubernetes_objects
     assert all(r.provider.startswith(provider.urn) for r in prod.kubernetes_objects)
 
 

@@ -67,6 +67,7 @@ def test_http_route_attaches_to_the_apex_service_port():
     """Linkerd applies an outbound HTTPRoute whose parent is the Service (group core) and its port."""
     spec = run_model(with_canary(10, trafficApi="gateway", serving={"port": 9000})).one(HTTP_ROUTE).inputs["spec"]
     assert spec["parentRefs"] == [{"group": "core", "kind": "Service", "name": "fraud-detector", "port": 9000}]
+    assert [len(rule["backendRefs"]) for rule in spec["rules"]] == [2] * 5  # four routes and the catch-all
     for rule in spec["rules"]:
         for ref in rule["backendRefs"]:
             assert (ref["group"], ref["kind"], ref["port"]) == ("", "Service", 9000)
@@ -96,6 +97,9 @@ def test_split_waits_for_the_version_workloads(api):
     """A new canary must be rolled out and its Service exist before traffic is sent to it."""
     recording = run_model(with_canary(10, trafficApi=api))
     split = recording.one(SPLIT_TYPES[api])
+    kinds = ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service")
+    versioned = [r for k in kinds for r in recording.of_type(k) if r.metadata["name"] != "fraud-detector"]
+    assert len(versioned) == 4  # a Deployment and a Service per version
     for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"):
         for resource in recording.of_type(kind):
             if resource.metadata["name"] != "fraud-detector":

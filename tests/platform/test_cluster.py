@@ -88,6 +88,7 @@ def test_subnet_cidrs_inside_vpc_and_disjoint(prod):
     """Overlapping or out-of-VPC subnet CIDRs are rejected by AWS at apply time."""
     vpc = ipaddress.ip_network(prod.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"])
     nets = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in prod.of_type("aws:ec2/subnet:Subnet")]
+    assert len(nets) == 6  # a public and a private subnet per AZ
     assert all(n.subnet_of(vpc) for n in nets)
     assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
 
@@ -107,6 +108,7 @@ def test_smallest_vpc_still_fits_four_azs():
 
 def test_subnets_tagged_for_load_balancer_discovery(dev):
     """The AWS load balancer controller picks subnets by these tags; without them Services get no LB."""
+    assert (len(_subnets(dev, "public")), len(_subnets(dev, "private"))) == (2, 2)
     for subnet in _subnets(dev, "public"):
         assert subnet.inputs["tags"]["kubernetes.io/role/elb"] == "1"
         assert subnet.inputs["tags"]["kubernetes.io/cluster/mlp-test"] == "shared"
@@ -259,6 +261,8 @@ def test_system_node_group_leaves_desired_size_to_autoscaler(dev):
 def test_system_nodes_wait_for_egress_and_policies(dev):
     """Nodes launched before NAT routes or node policies exist never join, and the group fails after ~20 min."""
     group = dev.one("aws:eks/nodeGroup:NodeGroup")
+    assert len([d for d in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "-node-" in d.name]) == 4
+    assert len([r for r in dev.of_type("aws:ec2/route:Route") if "private" in r.name]) == 2
     for dep in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
         if "-node-" in dep.name:
             assert dev.depends_on(group, dep), dep
@@ -335,6 +339,7 @@ def test_every_child_parented_and_prefixed(prod):
 
 def test_every_taggable_resource_carries_the_tags(prod):
     """Cost and ownership reports group by these tags."""
+    assert any(res.custom and res.type.startswith("aws:") and res.type not in NOT_TAGGABLE for res in prod.resources)
     for res in prod.resources:
         if res.custom and res.type.startswith("aws:") and res.type not in NOT_TAGGABLE:
             assert TAGS.items() <= res.inputs.get("tags", {}).items(), res

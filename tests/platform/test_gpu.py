@@ -185,6 +185,7 @@ def test_scaling_actions_limited_to_owned_groups(autoscaler):
     """The autoscaler must not be able to resize or terminate ASGs of other clusters in the account."""
     policy = json.loads(autoscaler.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     mutating = {"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"}
+    assert [bool(set(s["Action"]) & mutating) for s in policy["Statement"]].count(True) == 1
     for statement in policy["Statement"]:
         actions = set(statement["Action"])
         if actions & mutating:
@@ -280,6 +281,7 @@ def test_children_parented_and_prefixed(request, fixture, token, prefix):
 def test_aws_tags_on_taggable_resources(request, fixture):
     """Cost and ownership reports group by these tags."""
     rec = request.getfixturevalue(fixture)
+    assert [r for r in rec.resources if r.type in ("aws:eks/nodeGroup:NodeGroup", "aws:iam/role:Role")]
     for res in rec.resources:
         if res.type in ("aws:eks/nodeGroup:NodeGroup", "aws:iam/role:Role"):
             assert TAGS.items() <= res.inputs["tags"].items(), res

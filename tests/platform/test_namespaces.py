@@ -78,6 +78,7 @@ def test_monitoring_is_left_to_the_cluster_default(recording):
 def test_namespaces_carry_common_labels(recording):
     """Ownership labels let `kubectl get ns -l app.kubernetes.io/part-of=mlplatform` find the platform's namespaces."""
     common = labels.k8s_labels("namespaces", instance="namespaces")
+    assert recording.of_type(NAMESPACE)
     for namespace in recording.of_type(NAMESPACE):
         assert common.items() <= namespace.metadata["labels"].items(), namespace
 

@@ -1,0 +1,442 @@
+"""The wiring check (tests/wiring.py) on the four example stacks, with both traffic APIs.
+
+A model stack is checked together with the platform stack its StackReference names,
+its reference answered with that platform's real outputs, so its pods' namespaces
+and the platform's PodMonitor resolve across stacks. The second half breaks a
+rendered object on purpose, one rule at a time, and asserts the check names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from mlplatform.offline import Recording, read_stack_file, run_entry_point
+from tests.model.helpers import MODEL_STACK_DIR
+from tests.wiring import RULES, Findings, Graph, check, describe
+from tests.wiring_provided import CHART_PROVIDED, Provided
+
+TRAFFIC_APIS = ("smi", "gateway")
+MODEL_EXAMPLES = {"fraud-detector-dev": "dev", "fraud-detector-prod": "prod"}
+"""Each example model stack and the platform stack it references."""
+CASES = ["platform-dev", "platform-prod", *(f"{m}-{api}" for m in MODEL_EXAMPLES for api in TRAFFIC_APIS)]
+MODEL_CASES = [c for c in CASES if not c.startswith("platform-")]
+
+# Rules with nothing to check in some cases today, and why (they may gain something
+# later); everywhere else a rule must examine at least one reference, or its silence
+# would prove nothing.
+NOTHING_TO_CHECK = {
+    "traffic_backends": {"platform-dev", "platform-prod"},  # the platform routes no model traffic
+    "authorization_targets": {"platform-dev", "platform-prod"},  # nor declares Linkerd policy
+    # The platform declares no ServiceProfile, and with trafficApi gateway the model
+    # stack's per-route timeouts live on the HTTPRoute instead.
+    "service_profiles": {"platform-dev", "platform-prod", *(c for c in CASES if c.endswith("-gateway"))},
+}
+# For these a model case must check more than its platform alone does: the model's own objects.
+MODEL_MUST_ADD = ("service_selectors", "named_ports", "references")
+
+
+@dataclass(frozen=True)
+class ExpectedUntilMerged:
+    """A real gap another branch is closing: reported, and expected, until that branch is merged.
+
+    The test fails both when the problem is still reported somewhere it is not listed
+    and when it is no longer reported: then the entry is stale and must be removed.
+    """
+
+    rule: str
+    problem: str
+    cases: frozenset[str]
+    reason: str
+
+
+NO_DEFAULT_STORAGE_CLASS = "refers to the default StorageClass, which does not exist"
+EXPECTED_UNTIL_STORAGE_CLASSES_MERGED = (
+    ExpectedUntilMerged(
+        "references",
+        "helm release kube-prometheus-stack values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate"
+        f".spec.storageClassName: {NO_DEFAULT_STORAGE_CLASS}",
+        frozenset(CASES),
+        "Prometheus's volume asks for the default StorageClass; EKS 1.30+ marks none default "
+        "(gp2 lost the annotation), so it stays Pending. The storage-classes branch declares one.",
+    ),
+    ExpectedUntilMerged(
+        "references",
+        "PersistentVolumeClaim ml-training/fraud-detector-checkpoints spec.storageClassName: "
+        f"{NO_DEFAULT_STORAGE_CLASS}",
+        frozenset({"fraud-detector-dev-smi", "fraud-detector-dev-gateway"}),
+        "The checkpoint PVC (no mlmodel:training.checkpointStorageClass) asks for the default "
+        "StorageClass too, and ReadWriteMany, which gp2 (EBS) cannot serve anyway.",
+    ),
+)
+
+
+class Stacks:
+    """Each case's recordings, run on first use and shared by the module's tests."""
+
+    def __init__(self, platforms: dict[str, Recording]):
+        self._platforms = platforms
+        self._models: dict[str, Recording] = {}
+
+    def platform(self, case: str) -> Recording:
+        stack = case.removeprefix("platform-") if case.startswith("platform-") else MODEL_EXAMPLES[_model(case)]
+        return self._platforms[stack]
+
+    def recordings(self, case: str) -> list[Recording]:
+        if case.startswith("platform-"):
+            return [self.platform(case)]
+        if case not in self._models:
+            self._models[case] = run_example(_model(case), case.rsplit("-", 1)[1], self.platform(case).stack_outputs)
+        return [self.platform(case), self._models[case]]
+
+    def graph(self, case: str) -> Graph:
+        """A fresh graph: tests may break its objects without touching another test's."""
+        return Graph.of(*self.recordings(case))
+
+
+def _model(case: str) -> str:
+    return case.rsplit("-", 1)[0]
+
+
+def run_example(stack: str, traffic_api: str, platform_outputs: dict[str, Any]) -> Recording:
+    """The example stack file as written, but for `mlmodel:trafficApi`; its platform reference
+    answered with `platform_outputs`."""
+    config, secrets = read_stack_file(MODEL_STACK_DIR / f"Pulumi.{stack}.yaml", "mlmodel")
+    config["mlmodel:trafficApi"] = traffic_api
+    reference = config["mlmodel:platformStack"]
+    return run_entry_point(
+        MODEL_STACK_DIR, stack=stack, config=config, secret_keys=secrets, stack_references={reference: platform_outputs}
+    )
+
+
+@pytest.fixture(scope="module")
+def stacks(dev_platform: Recording, prod_platform: Recording) -> Stacks:
+    return Stacks({"dev": dev_platform, "prod": prod_platform})
+
+
+# -- the examples are wired correctly ----------------------------------------------------------
+@pytest.mark.parametrize("case", CASES)
+def test_every_rule_holds(stacks, case):
+    """What each rule reports is exactly the documented gaps still being closed elsewhere."""
+    findings = check(stacks.graph(case))
+    reported = sorted((rule, p) for rule, f in findings.items() for p in f.problems)
+    expected = sorted((g.rule, g.problem) for g in EXPECTED_UNTIL_STORAGE_CLASSES_MERGED if case in g.cases)
+    assert [r for r in reported if r not in expected] == [], "wiring problems"
+    assert [e for e in expected if e not in reported] == [], "fixed: remove these from EXPECTED_UNTIL_..._MERGED"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_rule_checks_something_where_it_can(stacks, case):
+    """A rule that examined nothing passes vacuously; only the documented cases may."""
+    findings = check(stacks.graph(case))
+    idle = [rule for rule, f in findings.items() if f.checked == 0]
+    assert [rule for rule in idle if case not in NOTHING_TO_CHECK.get(rule, ())] == []
+
+
+@pytest.mark.parametrize("case", MODEL_CASES)
+def test_model_objects_are_checked_not_only_the_platform(stacks, case):
+    """The model stack's own Services, ports and references are examined, beyond the platform's."""
+    platform_only = check(Graph.of(stacks.platform(case)))
+    with_model = check(stacks.graph(case))
+    fewer = [r for r in MODEL_MUST_ADD if with_model[r].checked <= platform_only[r].checked]
+    assert fewer == []
+
+
+def test_the_known_gaps_name_real_cases():
+    """An entry for a case that does not exist would never be checked for staleness."""
+    entries = EXPECTED_UNTIL_STORAGE_CLASSES_MERGED
+    assert entries and all(g.cases and g.cases <= set(CASES) and g.rule in RULES and g.reason for g in entries)
+
+
+# -- a broken example is reported ----------------------------------------------------------------
+def _object(graph: Graph, kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in graph.of_kind(kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} found"
+    return found[0]
+
+
+def _drop(graph: Graph, kind: str, name: str) -> None:
+    graph.objects.remove(_object(graph, kind, name))
+
+
+def _rename_container_port(graph: Graph) -> None:
+    container = _object(graph, "Deployment", "fraud-detector-v5")["spec"]["template"]["spec"]["containers"][0]
+    assert [p["name"] for p in container["ports"]] == ["http"]
+    container["ports"][0]["name"] = "web"
+
+
+def _set(kind: str, name: str, path: str | tuple[str, ...], value: Any) -> Callable[[Graph], None]:
+    """Set the field at `path` (dotted, or a tuple where a key holds a dot) of one object."""
+    keys = path.split(".") if isinstance(path, str) else list(path)
+
+    def mutate(graph: Graph) -> None:
+        target: Any = _object(graph, kind, name)
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        # A mistyped path would only add a field: the test then fails on the problem not reported.
+        target[int(keys[-1]) if isinstance(target, list) else keys[-1]] = value
+
+    return mutate
+
+
+SA_USER = "Deployment ml-serving/fraud-detector-v5 spec.template.spec.serviceAccountName"
+BROKEN = {
+    "service-selector": (
+        "fraud-detector-prod-smi",
+        _set("Service", "fraud-detector-v6", "spec.selector", {"app": "fraud-detector", "version": "v7"}),
+        "service_selectors",
+        "Service ml-serving/fraud-detector-v6 spec.selector {'app': 'fraud-detector', 'version': 'v7'}: "
+        "matches no pod template",
+    ),
+    "pdb-selector": (
+        "fraud-detector-prod-gateway",
+        _set("PodDisruptionBudget", "fraud-detector-v6", "spec.selector.matchLabels.version", "v7"),
+        "service_selectors",
+        "PodDisruptionBudget ml-serving/fraud-detector-v6 spec.selector: matches no pod template",
+    ),
+    "service-target-port": (
+        "fraud-detector-prod-smi",
+        _rename_container_port,
+        "named_ports",
+        "Service ml-serving/fraud-detector-v5 spec.ports[0].targetPort: no container of "
+        "Deployment ml-serving/fraud-detector-v5 spec.template names port 'http'",
+    ),
+    "probe-port": (
+        "fraud-detector-dev-gateway",
+        _rename_container_port,
+        "named_ports",
+        "Deployment ml-serving/fraud-detector-v5 spec.template.spec.containers[0].readinessProbe.httpGet.port: "
+        "container 'model-server' names no port 'http'",
+    ),
+    "server-port": (
+        "fraud-detector-prod-gateway",
+        _set("Server", "fraud-detector", "spec.port", "grpc"),
+        "named_ports",
+        "Server ml-serving/fraud-detector spec.port: no container of "
+        "Deployment ml-serving/fraud-detector-v6 spec.template names port 'grpc'",
+    ),
+    "pod-monitor-port": (
+        "platform-dev",
+        _set("PodMonitor", "linkerd-proxies", "spec.podMetricsEndpoints.0.port", "admin-http"),
+        "named_ports",
+        "PodMonitor monitoring/linkerd-proxies spec.podMetricsEndpoints[0].port: no container of "
+        "Deployment mlflow/mlflow spec.template names port 'admin-http'",
+    ),
+    "service-account": (
+        "fraud-detector-dev-smi",
+        lambda g: _drop(g, "ServiceAccount", "fraud-detector"),
+        "references",
+        f"{SA_USER}: refers to ServiceAccount ml-serving/fraud-detector, which does not exist",
+    ),
+    "secret": (
+        "platform-prod",
+        lambda g: _drop(g, "Secret", "mlflow-backend"),
+        "references",
+        "Deployment mlflow/mlflow spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name: "
+        "refers to Secret mlflow/mlflow-backend, which does not exist",
+    ),
+    "pvc": (
+        "fraud-detector-dev-smi",
+        lambda g: _drop(g, "PersistentVolumeClaim", "fraud-detector-checkpoints"),
+        "references",
+        "Job ml-training/fraud-detector-train-fraud-2024-06-r1 spec.template.spec.volumes[0].persistentVolumeClaim"
+        ".claimName: refers to PersistentVolumeClaim ml-training/fraud-detector-checkpoints, which does not exist",
+    ),
+    "storage-class": (
+        "fraud-detector-dev-gateway",
+        _set("PersistentVolumeClaim", "fraud-detector-checkpoints", "spec.storageClassName", "efs-sc"),
+        "references",
+        "PersistentVolumeClaim ml-training/fraud-detector-checkpoints spec.storageClassName: "
+        "refers to StorageClass efs-sc, which does not exist",
+    ),
+    "namespace-across-stacks": (
+        "fraud-detector-prod-smi",
+        lambda g: _drop(g, "Namespace", "ml-serving"),
+        "references",
+        "Service ml-serving/fraud-detector metadata.namespace: refers to Namespace ml-serving, which does not exist",
+    ),
+    "scale-target": (
+        "fraud-detector-prod-smi",
+        _set("HorizontalPodAutoscaler", "fraud-detector-v6", "spec.scaleTargetRef.name", "fraud-detector-v7"),
+        "references",
+        "HorizontalPodAutoscaler ml-serving/fraud-detector-v6 spec.scaleTargetRef: "
+        "refers to Deployment ml-serving/fraud-detector-v7, which does not exist",
+    ),
+    "traffic-split-backend": (
+        "fraud-detector-prod-smi",
+        _set("TrafficSplit", "fraud-detector", "spec.backends.1.service", "fraud-detector-v7"),
+        "traffic_backends",
+        "TrafficSplit ml-serving/fraud-detector spec.backends[1].service: "
+        "Service ml-serving/fraud-detector-v7 does not exist",
+    ),
+    "http-route-backend": (
+        "fraud-detector-dev-gateway",
+        _set("HTTPRoute", "fraud-detector", "spec.rules.0.backendRefs.0.name", "fraud-detector-v4"),
+        "traffic_backends",
+        "HTTPRoute ml-serving/fraud-detector spec.rules[0].backendRefs[0]: "
+        "Service ml-serving/fraud-detector-v4 port 8080 does not exist",
+    ),
+    "http-route-port": (
+        "fraud-detector-prod-gateway",
+        _set("HTTPRoute", "fraud-detector", "spec.parentRefs.0.port", 9000),
+        "traffic_backends",
+        "HTTPRoute ml-serving/fraud-detector spec.parentRefs[0]: "
+        "Service ml-serving/fraud-detector port 9000 does not exist",
+    ),
+    "service-profile-name": (
+        "fraud-detector-prod-smi",
+        _set("ServiceProfile", "fraud-detector.ml-serving.svc.cluster.local", "metadata.name",
+             "fraud-detecter.ml-serving.svc.cluster.local"),  # fmt: skip
+        "service_profiles",
+        "ServiceProfile ml-serving/fraud-detecter.ml-serving.svc.cluster.local metadata.name: "
+        "'fraud-detecter.ml-serving.svc.cluster.local' is no Service's FQDN",
+    ),
+    "authorization-target": (
+        "fraud-detector-dev-smi",
+        _set("AuthorizationPolicy", "fraud-detector-clients", "spec.targetRef.name", "fraud-detector-v5"),
+        "authorization_targets",
+        "AuthorizationPolicy ml-serving/fraud-detector-clients spec.targetRef: "
+        "Server ml-serving/fraud-detector-v5 does not exist",
+    ),
+    "authorization-authentication": (
+        "fraud-detector-prod-gateway",
+        lambda g: _drop(g, "MeshTLSAuthentication", "fraud-detector-clients"),
+        "authorization_targets",
+        "AuthorizationPolicy ml-serving/fraud-detector-clients spec.requiredAuthenticationRefs[0]: "
+        "MeshTLSAuthentication ml-serving/fraud-detector-clients does not exist",
+    ),
+    "pod-monitor-selector": (
+        "platform-prod",
+        _set("PodMonitor", "linkerd-proxies", "spec.selector.matchExpressions.0.key", "linkerd.io/control-plane"),
+        "monitor_selectors",
+        "PodMonitor monitoring/linkerd-proxies spec.selector: matches no pod template",
+    ),
+    "unmeshed-namespace": (
+        "platform-dev",
+        _set("Namespace", "mlflow", ("metadata", "annotations", "linkerd.io/inject"), "disabled"),
+        "monitor_selectors",
+        "PodMonitor monitoring/linkerd-proxies spec.selector: matches no pod template",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_broken_example_is_reported(stacks, name):
+    """Each rule catches the break it exists for, naming the referring object, field and target."""
+    case, mutate, rule, problem = BROKEN[name]
+    graph = stacks.graph(case)
+    assert problem not in RULES[rule](graph).problems
+    mutate(graph)
+    assert problem in RULES[rule](graph).problems, RULES[rule](graph).problems
+
+
+def test_a_model_stack_against_a_platform_without_its_namespace_is_reported(stacks, prod_platform):
+    """A break made through the program: the model reads a serving namespace the platform never created."""
+    outputs = {**prod_platform.stack_outputs}
+    outputs["namespaces"] = {**outputs["namespaces"], "serving": "ml-serve"}
+    broken = Graph.of(prod_platform, run_example("fraud-detector-prod", "smi", outputs))
+    problems = check(broken)["references"].problems
+    missing = "refers to Namespace ml-serve, which does not exist"
+    assert f"Deployment ml-serve/fraud-detector-v6 metadata.namespace: {missing}" in problems
+
+
+def test_chart_outputs_count_only_when_the_chart_is_installed(stacks):
+    """Without the Linkerd control plane no pod is meshed: the proxies' PodMonitor then selects nothing."""
+    graph = stacks.graph("platform-dev")
+    graph.releases = [r for r in graph.releases if r.chart != "linkerd-control-plane"]
+    assert check(graph)["monitor_selectors"].problems == [
+        "PodMonitor monitoring/linkerd-proxies spec.selector: matches no pod template"
+    ]
+
+
+def test_a_charts_pods_answer_a_monitor_once_listed(stacks, monitoring_chart_pod):
+    """A monitor of ours on a chart's pods (an exporter's, say) resolves through the chart table."""
+    graph = stacks.graph("platform-dev")
+    graph.objects.append(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {"name": "exporter", "namespace": "monitoring"},
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "exporter"}},
+                "podMetricsEndpoints": [{"port": "metrics"}],
+            },
+        }
+    )
+    monitor_problem = "PodMonitor monitoring/exporter spec.selector: matches no pod template"
+    assert check(graph)["monitor_selectors"].problems == [monitor_problem]
+    monitoring_chart_pod(labels={"app.kubernetes.io/name": "exporter"}, port_names=("metrics",))
+    assert (check(graph)["monitor_selectors"].problems, check(graph)["named_ports"].problems) == ([], [])
+    monitoring_chart_pod(labels={"app.kubernetes.io/name": "exporter"}, port_names=("http-metrics",))
+    assert check(graph)["named_ports"].problems == [
+        "PodMonitor monitoring/exporter spec.podMetricsEndpoints[0].port: no container of "
+        "Pod monitoring/exporter (a chart's pod) names port 'metrics'"
+    ]
+
+
+@pytest.fixture
+def monitoring_chart_pod(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Lists a pod `exporter` as created by kube-prometheus-stack, for this test only."""
+
+    listed = CHART_PROVIDED["kube-prometheus-stack"]
+
+    def add(**pod: Any) -> None:
+        entry = Provided("Pod", "monitoring", "exporter", "test entry", **pod)
+        monkeypatch.setitem(CHART_PROVIDED, "kube-prometheus-stack", (*listed, entry))
+
+    return add
+
+
+def test_a_default_storage_class_in_the_render_answers_a_pvc_without_one(stacks):
+    """How the known gap closes: a StorageClass marked default satisfies every claim that names none."""
+    graph = stacks.graph("fraud-detector-dev-smi")
+    graph.objects.append(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "efs", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "efs.csi.aws.com",
+        }
+    )
+    assert [p for p in check(graph)["references"].problems if NO_DEFAULT_STORAGE_CLASS in p] == []
+
+
+def test_a_service_monitor_is_checked_against_the_services_it_selects(stacks):
+    """No stack declares a ServiceMonitor yet; one added later is held to its Service's selector and port names."""
+    graph = stacks.graph("platform-dev")
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "mlflow", "namespace": "monitoring"},
+        "spec": {
+            "namespaceSelector": {"matchNames": ["mlflow"]},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}},
+            "endpoints": [{"port": "http"}],
+        },
+    }
+    graph.objects.append(monitor)
+    assert (check(graph)["named_ports"].problems, check(graph)["monitor_selectors"].problems) == ([], [])
+    monitor["spec"]["endpoints"][0]["port"] = "metrics"
+    assert check(graph)["named_ports"].problems == [
+        "ServiceMonitor monitoring/mlflow spec.endpoints[0].port: Service mlflow/mlflow names no port 'metrics'"
+    ]
+    monitor["spec"]["namespaceSelector"] = {}
+    assert check(graph)["monitor_selectors"].problems == [
+        "ServiceMonitor monitoring/mlflow spec.selector: matches no Service"
+    ]
+
+
+def test_problems_name_the_referring_object():
+    """`Kind namespace/name` for namespaced objects, `Kind name` for cluster-scoped ones."""
+    assert describe({"kind": "Service", "metadata": {"name": "a", "namespace": "b"}}) == "Service b/a"
+    assert describe({"kind": "Namespace", "metadata": {"name": "b"}}) == "Namespace b"
+
+
+def test_findings_count_what_they_checked():
+    found = Findings()
+    found.check(True, "fine")
+    found.check(False, "broken")
+    assert (found.checked, found.problems) == (2, ["broken"])
