@@ -39,39 +39,7 @@ NOTHING_TO_CHECK = {
 MODEL_MUST_ADD = ("service_selectors", "named_ports", "references")
 
 
-@dataclass(frozen=True)
-class ExpectedUntilMerged:
-    """A real gap another branch is closing: reported, and expected, until that branch is merged.
-
-    The test fails both when the problem is still reported somewhere it is not listed
-    and when it is no longer reported: then the entry is stale and must be removed.
-    """
-
-    rule: str
-    problem: str
-    cases: frozenset[str]
-    reason: str
-
-
 NO_DEFAULT_STORAGE_CLASS = "refers to the default StorageClass, which does not exist"
-EXPECTED_UNTIL_STORAGE_CLASSES_MERGED = (
-    ExpectedUntilMerged(
-        "references",
-        "helm release kube-prometheus-stack values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate"
-        f".spec.storageClassName: {NO_DEFAULT_STORAGE_CLASS}",
-        frozenset(CASES),
-        "Prometheus's volume asks for the default StorageClass; EKS 1.30+ marks none default "
-        "(gp2 lost the annotation), so it stays Pending. The storage-classes branch declares one.",
-    ),
-    ExpectedUntilMerged(
-        "references",
-        "PersistentVolumeClaim ml-training/fraud-detector-checkpoints spec.storageClassName: "
-        f"{NO_DEFAULT_STORAGE_CLASS}",
-        frozenset({"fraud-detector-dev-smi", "fraud-detector-dev-gateway"}),
-        "The checkpoint PVC (no mlmodel:training.checkpointStorageClass) asks for the default "
-        "StorageClass too, and ReadWriteMany, which gp2 (EBS) cannot serve anyway.",
-    ),
-)
 
 
 class Stacks:
@@ -120,12 +88,10 @@ def stacks(dev_platform: Recording, prod_platform: Recording) -> Stacks:
 # -- the examples are wired correctly ----------------------------------------------------------
 @pytest.mark.parametrize("case", CASES)
 def test_every_rule_holds(stacks, case):
-    """What each rule reports is exactly the documented gaps still being closed elsewhere."""
+    """No rule reports anything on the examples as shipped."""
     findings = check(stacks.graph(case))
     reported = sorted((rule, p) for rule, f in findings.items() for p in f.problems)
-    expected = sorted((g.rule, g.problem) for g in EXPECTED_UNTIL_STORAGE_CLASSES_MERGED if case in g.cases)
-    assert [r for r in reported if r not in expected] == [], "wiring problems"
-    assert [e for e in expected if e not in reported] == [], "fixed: remove these from EXPECTED_UNTIL_..._MERGED"
+    assert reported == [], "wiring problems"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -143,12 +109,6 @@ def test_model_objects_are_checked_not_only_the_platform(stacks, case):
     with_model = check(stacks.graph(case))
     fewer = [r for r in MODEL_MUST_ADD if with_model[r].checked <= platform_only[r].checked]
     assert fewer == []
-
-
-def test_the_known_gaps_name_real_cases():
-    """An entry for a case that does not exist would never be checked for staleness."""
-    entries = EXPECTED_UNTIL_STORAGE_CLASSES_MERGED
-    assert entries and all(g.cases and g.cases <= set(CASES) and g.rule in RULES and g.reason for g in entries)
 
 
 # -- a broken example is reported ----------------------------------------------------------------
@@ -242,14 +202,14 @@ BROKEN = {
         "fraud-detector-dev-smi",
         lambda g: _drop(g, "PersistentVolumeClaim", "fraud-detector-checkpoints"),
         "references",
-        "Job ml-training/fraud-detector-train-fraud-2024-06-r1 spec.template.spec.volumes[0].persistentVolumeClaim"
-        ".claimName: refers to PersistentVolumeClaim ml-training/fraud-detector-checkpoints, which does not exist",
+        "Job team-fraud/fraud-detector-train-fraud-2024-06-r1 spec.template.spec.volumes[0].persistentVolumeClaim"
+        ".claimName: refers to PersistentVolumeClaim team-fraud/fraud-detector-checkpoints, which does not exist",
     ),
     "storage-class": (
         "fraud-detector-dev-gateway",
         _set("PersistentVolumeClaim", "fraud-detector-checkpoints", "spec.storageClassName", "efs-sc"),
         "references",
-        "PersistentVolumeClaim ml-training/fraud-detector-checkpoints spec.storageClassName: "
+        "PersistentVolumeClaim team-fraud/fraud-detector-checkpoints spec.storageClassName: "
         "refers to StorageClass efs-sc, which does not exist",
     ),
     "namespace-across-stacks": (
@@ -390,18 +350,24 @@ def monitoring_chart_pod(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]
     return add
 
 
-def test_a_default_storage_class_in_the_render_answers_a_pvc_without_one(stacks):
-    """How the known gap closes: a StorageClass marked default satisfies every claim that names none."""
-    graph = stacks.graph("fraud-detector-dev-smi")
+def test_a_pvc_without_a_class_needs_a_default_class(stacks):
+    """Take the default annotation off the platform's gp3 class: Prometheus' claim, which names the
+    platform's class, still resolves, but a claim that names none is reported."""
+    graph = stacks.graph("platform-dev")
+    classes = [o for o in graph.of_kind("StorageClass")]
+    assert classes, "the aws platform declares its StorageClasses"
+    for storage_class in classes:
+        storage_class.get("metadata", {}).get("annotations", {}).pop("storageclass.kubernetes.io/is-default-class", None)
     graph.objects.append(
         {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": "efs", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "efs.csi.aws.com",
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "scratch", "namespace": "monitoring"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
         }
     )
-    assert [p for p in check(graph)["references"].problems if NO_DEFAULT_STORAGE_CLASS in p] == []
+    problems = [p for p in check(graph)["references"].problems if NO_DEFAULT_STORAGE_CLASS in p]
+    assert problems == [f"PersistentVolumeClaim monitoring/scratch spec.storageClassName: {NO_DEFAULT_STORAGE_CLASS}"]
 
 
 def test_a_service_monitor_is_checked_against_the_services_it_selects(stacks):
