@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from mlplatform.rollout import cli, context, lock, stackfile
 from mlplatform.rollout.gate import GateVerdict, Thresholds
+from tests.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 PAIRS = 20
@@ -164,3 +166,52 @@ def test_every_writing_verb_takes_the_lock(project: Path, stack_file: Path, verb
         code = cli.run(_args(project, verb, "--lock-timeout", "0", *extra), stream=io.StringIO())
     assert code == 5
     assert stack_file.read_text() == STACK_TEXT
+
+
+def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> None:
+    """flock between two processes, as two shells would run the commands."""
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from mlplatform.rollout import lock\n"
+         f"with lock.exclusive(Path({str(stack_file)!r}), command='promote', timeout=0):\n"
+         "    print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        stream = io.StringIO()
+        code = cli.run(_args(project, "abort", "--reason", "x", "--lock-timeout", "0.3"), stream=stream)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 5 and "`rollout promote`, pid" in stream.getvalue()
+    assert stack_file.read_text() == STACK_TEXT
+    # The kernel released the lock with the process: the next command goes through.
+    assert cli.run(_args(project, "abort", "--reason", "x", "--lock-timeout", "0"), stream=io.StringIO()) == 0
+
+
+def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, stack_file, monkeypatch) -> None:
+    """A `next` from another shell between two checks must not let watch skip the new step's dwell."""
+    from mlplatform.rollout import commands
+
+    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] == 5:
+            stack_file.write_text(STACK_TEXT.replace("weight: 10", "weight: 25"))
+
+    stream = io.StringIO()
+    args = _args(project, "watch", "--interval", "5", "--dwell-seconds", "10", "--max-checks", "4",
+                 "--prometheus-url", "http://127.0.0.1:9")
+    ctx = context.Context(path=stack_file, out=context.Output(True, stream), args=args)
+    assert commands.watch(ctx, sleep=sleep, clock=lambda: now[0]) == 0
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    checks = [(e["check"], e["weight"], e["dwelled"]) for e in events if e["event"] == "check"]
+    assert checks == [(1, 10, 0), (2, 25, 0), (3, 25, 5), (4, 25, 10)]
+    (advanced,) = [e for e in events if e["event"] == "advanced"]
+    assert (advanced["previous"], advanced["weight"]) == (25, 50)
+    assert stackfile.load(stack_file).config.canary.weight == 50

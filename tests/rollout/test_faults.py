@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform.rollout import cli, stackfile
+from tests.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 VERB_ARGS = {
@@ -86,7 +87,7 @@ def test_no_traceback_from_the_real_entry_point(project: Path, stack_file: Path)
     stack_file.write_text("config:\n\tmlmodel:environment: dev\n")
     done = subprocess.run(
         [sys.executable, "-m", "mlplatform.rollout", "abort", STACK, "--project-dir", str(project), "--reason", "x"],
-        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 2
     assert done.stderr == "" and "Traceback" not in done.stdout

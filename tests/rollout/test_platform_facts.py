@@ -159,3 +159,23 @@ def test_port_forward_hint_is_derived_from_the_url() -> None:
     assert port_forward_hint("http://127.0.0.1:9090", "PROMETHEUS_URL", "--prometheus-url") == (
         "pass --prometheus-url or set PROMETHEUS_URL to a URL this machine can reach"
     )
+
+
+def test_tracking_uri_precedence(project, stack_file, tmp_path, monkeypatch) -> None:
+    """--tracking-uri, then $MLFLOW_TRACKING_URI, then the platform output mlflowTrackingUri."""
+    stack_file.write_text(NO_NAMESPACE)
+    outputs = _outputs_file(tmp_path, OUTPUTS)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+
+    def uri(*flags: str) -> str:
+        args = parser.parse_args(["rollout", "promote", STACK, "--project-dir", str(project),
+                                  "--platform-outputs", str(outputs), *flags])
+        ctx = context.Context(path=stack_file, out=context.Output(True, io.StringIO()), args=args)
+        return ctx.tracking_uri(ctx.load().config)
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert uri() == OUTPUTS[keys.MLFLOW_TRACKING_URI]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert uri() == "http://127.0.0.1:5000"
+    assert uri("--tracking-uri", "http://127.0.0.1:5555") == "http://127.0.0.1:5555"
