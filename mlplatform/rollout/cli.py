@@ -167,7 +167,7 @@ def run(args: argparse.Namespace, stream=None) -> int:
         out.event("refused", f"refused: {err}", reason=str(err))
         return EXIT_REFUSED
     except BelowThreshold as err:
-        out.event("refused", f"refused: {err}", reason=str(err), checks=commands._registry_checks(err.version))
+        out.event("refused", f"refused: {err}", reason=str(err), checks=commands.registry_checks(err.version))
         return EXIT_REFUSED
     except lock.RolloutBusy as err:
         return error(f"in progress: {err}", EXIT_BUSY)

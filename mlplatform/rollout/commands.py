@@ -12,8 +12,9 @@ from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
 from mlplatform.rollout import rules, stackfile
-from mlplatform.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, Context, UsageError
+from mlplatform.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
 from mlplatform.rollout.gate import GateVerdict, PrometheusError
+from mlplatform.rollout.platform import PlatformOutputError
 
 
 def verdict_lines(verdict: GateVerdict) -> str:
@@ -35,7 +36,8 @@ def _title(ctx: Context) -> str:
 
 
 def status(ctx: Context) -> int:
-    """The state always; the live gate when a canary takes traffic. Exit 3 if the gate cannot be read."""
+    """The state always; the live gate when a canary takes traffic. Exit 3 if Prometheus cannot be
+    queried, 2 if the platform's outputs do not say where it is; the state is printed either way."""
     stack = ctx.load()
     config = stack.config
     canary = config.canary
@@ -62,15 +64,15 @@ def status(ctx: Context) -> int:
             verdict = ctx.gate(config)
             data["gate"] = verdict.to_dict()
             lines.append(verdict_lines(verdict))
-        except PrometheusError as err:
+        except (PrometheusError, PlatformOutputError) as err:
             data["gateError"] = str(err)
             lines.append(f"gate    unavailable: {err}")
-            code = EXIT_UNAVAILABLE
+            code = EXIT_UNAVAILABLE if isinstance(err, PrometheusError) else EXIT_USAGE
     ctx.out.event("status", "\n".join(lines), **data)
     return code
 
 
-def _registry_checks(version) -> list[dict[str, Any]]:
+def registry_checks(version) -> list[dict[str, Any]]:
     return [{"metric": c.metric, "actual": c.actual, "threshold": c.threshold} for c in version.checks]
 
 
@@ -95,7 +97,7 @@ def start(ctx: Context) -> int:
                 f"registry: {registry_info.name} version {registry_info.version} meets the {registry_info.stage} "
                 "thresholds:\n" + "\n".join(f"  - {c.describe()}" for c in registry_info.checks),
                 name=registry_info.name, version=registry_info.version, stage=registry_info.stage,
-                checks=_registry_checks(registry_info),
+                checks=registry_checks(registry_info),
             )
             model_uri = registry_info.model_uri
             image = args.image or config.stable.image

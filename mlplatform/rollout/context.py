@@ -1,17 +1,7 @@
 """What every rollout command shares: output, exit codes, the lock, the platform's facts, the gate, the edit.
 
-Exit codes (README, "Exit codes"):
-  0 done;
-  1 refused: the gate, a rollout rule or the registry's thresholds said no;
-  2 usage or input error: bad arguments, a stack file that is missing, malformed
-    or invalid, a platform output that is missing, an unknown registry version;
-  3 unavailable: Prometheus or MLflow could not be queried, so there is no
-    verdict (`status` still prints the state);
-  4 I/O error: the stack file or its lock cannot be read or written (permission,
-    read-only file system, disk full), or `git commit` failed;
-  5 busy: another rollout command holds the stack file, or changed it while this
-    one waited.
-Nothing is written on any non-zero exit.
+The exit codes' meanings are in `cli`'s docstring (the `--help` text) and README's
+"Exit codes"; this module only names them.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -123,21 +124,26 @@ def test_a_held_lock_makes_the_second_command_exit_busy(project: Path, stack_fil
 
 
 def test_abort_waits_and_acts_on_the_latest_file(project: Path, stack_file: Path) -> None:
-    """A rollback is never refused for a change it waited out: abort takes the lock once it is free."""
-    released = threading.Event()
+    """A rollback is never refused for a change it waited out: abort takes the lock once it is free
+    and zeroes the weight the other command wrote."""
+    held = threading.Event()
 
     def hold() -> None:
         with lock.exclusive(stack_file, command="next", timeout=0):
             stack_file.write_text(STACK_TEXT.replace("weight: 10", "weight: 25"))
-            released.wait(timeout=0.3)
+            held.set()
+            time.sleep(0.3)
 
     holder = threading.Thread(target=hold)
     holder.start()
+    assert held.wait(timeout=10)
     stream = io.StringIO()
     code = cli.run(_args(project, "abort", "--reason", "pager"), stream=stream)
     holder.join()
-    assert code == 0, stream.getvalue()
-    assert json.loads(stream.getvalue().splitlines()[-1])["previous"] in (10, 25)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert code == 0, events
+    assert [e["event"] for e in events] == ["waiting", "aborted"]
+    assert events[-1]["previous"] == 25
     assert stackfile.load(stack_file).config.canary.weight == 0
 
 

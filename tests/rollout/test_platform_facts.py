@@ -179,3 +179,14 @@ def test_tracking_uri_precedence(project, stack_file, tmp_path, monkeypatch) -> 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert uri() == "http://127.0.0.1:5000"
     assert uri("--tracking-uri", "http://127.0.0.1:5555") == "http://127.0.0.1:5555"
+
+
+def test_status_prints_the_state_when_the_platform_is_missing(project, stack_file, tmp_path, gate_calls) -> None:
+    """status still shows stable, canary and weight; the gate error names the platform stack; exit 2."""
+    stack_file.write_text(NO_NAMESPACE)
+    outputs = _outputs_file(tmp_path, {keys.PROMETHEUS_URL: IN_CLUSTER_PROMETHEUS})
+    code, events = _run(project, "status", "--platform-outputs", str(outputs))
+    assert code == 2 and gate_calls == []
+    status = events[-1]
+    assert status["event"] == "status" and status["weight"] == 10
+    assert "platform stack 'organization/mlplatform/dev' has no output `namespaces`" in status["gateError"]
