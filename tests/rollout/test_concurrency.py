@@ -221,3 +221,76 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, st
     (advanced,) = [e for e in events if e["event"] == "advanced"]
     assert (advanced["previous"], advanced["weight"]) == (25, 50)
     assert stackfile.load(stack_file).config.canary.weight == 50
+
+
+class _HeldPrometheus:
+    """A Prometheus API on 127.0.0.1 with healthy canary numbers that answers only once released."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        self.release = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                owner.release.wait(timeout=30)
+                query = parse_qs(urlparse(self.path).query)["query"][0]
+                value = "20" if "histogram_quantile" in query else "1" if " / " in query else "500"
+                body = json.dumps({"status": "success", "data": {
+                    "resultType": "vector", "result": [{"metric": {}, "value": [0, value]}]}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path) -> None:
+    """The real CLI in two processes against a Prometheus that holds its answers until one
+    process reports it is waiting for the lock: one steps, the other exits 5."""
+    import sys
+
+    prometheus = _HeldPrometheus()
+    try:
+        for pair in range(3):
+            prometheus.release.clear()
+            stack_file.write_text(STACK_TEXT)
+            argv = [sys.executable, "-m", "mlplatform.rollout", "next", STACK, "--project-dir", str(project),
+                    "--json", "--prometheus-url", prometheus.url]
+            processes = [
+                subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+                for _ in range(2)
+            ]
+            outputs: list[list[dict]] = [[], []]
+
+            def read(index: int) -> None:
+                for line in processes[index].stdout:
+                    event = json.loads(line)
+                    outputs[index].append(event)
+                    if event["event"] == "waiting":
+                        prometheus.release.set()
+
+            readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+            for reader in readers:
+                reader.start()
+            codes = sorted(process.wait(timeout=120) for process in processes)
+            for reader in readers:
+                reader.join()
+            assert codes == [0, 5], (pair, outputs, [p.stderr.read() for p in processes])
+            assert stackfile.load(stack_file).config.canary.weight == 25
+    finally:
+        prometheus.close()
