@@ -10,7 +10,8 @@ stable, names that fit Kubernetes) are enforced here, before anything is declare
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,8 +20,11 @@ from mlplatform.configuration import ConfigModel
 NAMESPACE = "mlmodel"
 
 DEFAULT_STEPS = (10, 25, 50, 75, 100)
+# The split's weights are percentages: stable and canary together always take all the traffic.
+TOTAL_WEIGHT = 100
 # The Gateway API caps an HTTPRoute at 16 rules; one is the catch-all.
-MAX_GATEWAY_ROUTES = 15
+MAX_HTTPROUTE_RULES = 16
+MAX_GATEWAY_ROUTES = MAX_HTTPROUTE_RULES - 1
 DEFAULT_DWELL_MINUTES = (5, 10, 15, 10, 5)
 
 DnsLabel = Annotated[
@@ -51,6 +55,25 @@ ModelUri = Annotated[
 ]
 Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
+T = TypeVar("T")
+
+
+def check_split_weights(weights: Sequence[int]) -> None:
+    """The rule for a traffic split: non-negative integer weights that sum to TOTAL_WEIGHT.
+    The config model builds its split with it and the traffic component checks its input with it."""
+    if sum(weights) != TOTAL_WEIGHT or any(w < 0 for w in weights):
+        raise ValueError(f"backend weights must be non-negative and sum to {TOTAL_WEIGHT}, got {list(weights)}")
+
+
+def check_gateway_route_count(count: int) -> None:
+    """The rule for `trafficApi: gateway`: one HTTPRoute rule per route plus a catch-all must fit
+    the Gateway API's cap. The config model and the HTTPRoute builder both call it."""
+    if count > MAX_GATEWAY_ROUTES:
+        raise ValueError(
+            f"trafficApi 'gateway' carries one HTTPRoute rule per route plus a catch-all, and an HTTPRoute "
+            f"holds at most {MAX_HTTPROUTE_RULES} rules: serving.routes may list at most {MAX_GATEWAY_ROUTES}, "
+            f"got {count}"
+        )
 
 
 class ModelConfig(ConfigModel):
@@ -423,12 +446,8 @@ class ModelStackConfig(ConfigModel):
             name = self.version_object_name(version.version)
             if len(name) > 63:
                 raise ValueError(f"{role} object name '{name}' is longer than 63 characters")
-        if self.traffic_api == "gateway" and len(self.serving.effective_routes) > MAX_GATEWAY_ROUTES:
-            raise ValueError(
-                f"trafficApi 'gateway' carries one HTTPRoute rule per route plus a catch-all, and an HTTPRoute "
-                f"holds at most 16 rules: serving.routes may list at most {MAX_GATEWAY_ROUTES}, got "
-                f"{len(self.serving.effective_routes)}"
-            )
+        if self.traffic_api == "gateway":
+            check_gateway_route_count(len(self.serving.effective_routes))
         if self.analysis.min_accuracy is not None and self.serving.metrics is None:
             raise ValueError(
                 f"analysis.minAccuracy ({self.analysis.min_accuracy}) gates on the ml_model_accuracy gauge, which "
@@ -454,15 +473,24 @@ class ModelStackConfig(ConfigModel):
             versions.append(("canary", self.canary))
         return versions
 
+    def serving_namespace(self, platform_namespace: Callable[[], T]) -> str | T:
+        """Where the model serves: `model.namespace` if set, else the platform's serving namespace.
+
+        The platform's value is asked for only when needed: the program passes its
+        StackReference output, the rollout tool a lookup of the platform's outputs
+        that it can then skip."""
+        return self.model.namespace or platform_namespace()
+
     @property
     def canary_weight(self) -> int:
         return self.canary.weight if self.canary is not None else 0
 
     def split_weights(self) -> dict[str, int]:
-        """Backend Service name -> integer weight; the weights sum to 100."""
-        weights = {self.version_object_name(self.stable.version): 100 - self.canary_weight}
+        """Backend Service name -> integer weight; the weights sum to TOTAL_WEIGHT."""
+        weights = {self.version_object_name(self.stable.version): TOTAL_WEIGHT - self.canary_weight}
         if self.canary is not None:
             weights[self.version_object_name(self.canary.version)] = self.canary.weight
+        check_split_weights(list(weights.values()))
         return weights
 
     def next_step(self) -> int | None:

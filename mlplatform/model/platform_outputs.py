@@ -6,6 +6,7 @@ renamed here, and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ MLFLOW_TRACKING_URI = "mlflowTrackingUri"
 PROMETHEUS_URL = "prometheusUrl"
 TRAFFIC_SPLIT_APIS = "trafficSplitApis"
 CRD_GROUP = "crdGroup"
+# Keys inside the `namespaces` output.
+SERVING = "serving"
 
 CRD_VERSION = "v1"
 PLATFORM_STACK_KEY = "mlmodel:platformStack"
@@ -150,7 +153,7 @@ class PlatformOutputs:
             # None when the platform runs against an existing cluster with the
             # ambient kubeconfig; the provider then falls back to it as well.
             kubeconfig=pulumi.Output.secret(ref.get_output(KUBECONFIG)),
-            serving_namespace=ref.require_output(NAMESPACES).apply(lambda ns: ns["serving"]),
+            serving_namespace=ref.require_output(NAMESPACES).apply(lambda ns: ns[SERVING]),
             team_namespaces=tuple(teams),
             gpu_node_selector=ref.require_output(GPU_NODE_SELECTOR),
             gpu_taint=ref.require_output(GPU_TAINT),
@@ -209,3 +212,26 @@ class _Reader:
     def raise_problems(self) -> None:
         if self.problems:
             raise ConfigError(pulumi.get_stack(), self.problems)
+
+
+class MissingPlatformOutput(Exception):
+    """The platform stack's outputs lack a value a consumer needs."""
+
+
+def plain_output(outputs: Mapping[str, Any], platform_stack: str, key: str, *path: str) -> Any:
+    """One value from a plain dict of the platform's outputs (`pulumi stack output --json`,
+    or an offline render), e.g. `plain_output(outputs, "dev", NAMESPACES, SERVING)`.
+
+    A missing or empty value is MissingPlatformOutput naming the platform stack and
+    the key path: a consumer never falls back to a default of its own."""
+    value: Any = outputs
+    walked: list[str] = []
+    for part in (key, *path):
+        walked.append(part)
+        if not isinstance(value, Mapping) or value.get(part) in (None, ""):
+            raise MissingPlatformOutput(
+                f"platform stack '{platform_stack}' has no output `{'.'.join(walked)}`; "
+                "is it up to date with the platform program?"
+            )
+        value = value[part]
+    return value

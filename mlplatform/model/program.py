@@ -43,7 +43,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     # ambient kubeconfig, as for the platform's own provider.
     provider = k8s.Provider("kubernetes", kubeconfig=platform.kubeconfig)
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
-    namespace: pulumi.Input[str] = config.model.namespace or platform.serving_namespace
+    namespace: pulumi.Input[str] = config.serving_namespace(lambda: platform.serving_namespace)
 
     serving = ModelServing(
         model,

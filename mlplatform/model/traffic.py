@@ -21,11 +21,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import MAX_GATEWAY_ROUTES, RouteConfig
+from mlplatform.model.config import RouteConfig, check_gateway_route_count, check_split_weights
 
 SMI_API_VERSION = "split.smi-spec.io/v1alpha2"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
-TOTAL_WEIGHT = 100
 
 
 @dataclass
@@ -65,9 +64,7 @@ class ModelTraffic(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelTrafficArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:model:ModelTraffic", name, None, opts)
-        weights = [b.weight for b in args.backends]
-        if sum(weights) != TOTAL_WEIGHT or any(w < 0 for w in weights):
-            raise ValueError(f"backend weights must be non-negative and sum to {TOTAL_WEIGHT}, got {weights}")
+        check_split_weights([b.weight for b in args.backends])
 
         self.object_name = args.model_name
         metadata = k8s.meta.v1.ObjectMetaArgs(
@@ -106,8 +103,7 @@ class ModelTraffic(pulumi.ComponentResource):
 def http_route_spec(args: ModelTrafficArgs) -> dict[str, Any]:
     """One rule per configured route (its method, path and timeout), then a catch-all;
     every rule splits by the same weights."""
-    if len(args.routes) > MAX_GATEWAY_ROUTES:
-        raise ValueError(f"an HTTPRoute holds at most {MAX_GATEWAY_ROUTES} routes besides the catch-all, got {len(args.routes)}")
+    check_gateway_route_count(len(args.routes))
     backend_refs = [
         {"group": "", "kind": "Service", "name": b.service, "port": args.port, "weight": b.weight}
         for b in args.backends

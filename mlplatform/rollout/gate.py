@@ -22,13 +22,6 @@ from datetime import datetime, timezone
 
 from mlplatform.model.config import AnalysisConfig
 
-DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
-PORT_FORWARD_HINT = (
-    "the platform's Prometheus is in-cluster only; reach it with "
-    "`kubectl -n monitoring port-forward svc/kube-prometheus-stack-prometheus 9090` "
-    "and pass --prometheus-url http://127.0.0.1:9090 (or set PROMETHEUS_URL)"
-)
-
 
 class PrometheusError(Exception):
     """Prometheus could not be queried. No verdict, so no change."""
@@ -71,9 +64,11 @@ class Queries:
 class PrometheusClient:
     """Instant queries against Prometheus' HTTP API, with nothing beyond the standard library."""
 
-    def __init__(self, url: str = DEFAULT_PROMETHEUS_URL, timeout: float = 10.0):
+    def __init__(self, url: str, timeout: float = 10.0, hint: str = ""):
+        """`hint` ends the "cannot reach" message: how to reach this Prometheus from here."""
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.hint = hint
 
     def query(self, promql: str) -> float | None:
         """The single value of `promql`; None when the result is empty or not a number (0/0)."""
@@ -86,7 +81,8 @@ class PrometheusClient:
             raise PrometheusError(f"Prometheus at {self.url} refused the query ({err.code}): {detail}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             reason = getattr(err, "reason", err)
-            raise PrometheusError(f"cannot reach Prometheus at {self.url}: {reason}; {PORT_FORWARD_HINT}") from None
+            hint = f"; {self.hint}" if self.hint else ""
+            raise PrometheusError(f"cannot reach Prometheus at {self.url}: {reason}{hint}") from None
         except json.JSONDecodeError:
             raise PrometheusError(f"{self.url} did not answer with Prometheus JSON; is it Prometheus?") from None
         if body.get("status") != "success":

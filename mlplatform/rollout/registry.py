@@ -9,7 +9,6 @@ needs it, and the rest of the tool stays usable without it.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,11 @@ METRIC_NAMES: dict[str, tuple[str, ...]] = {"accuracy": ("accuracy",), "f1": ("f
 
 
 class RegistryError(Exception):
-    """The registry could not answer, or the version is not usable. Nothing was written."""
+    """The registry refused the request, or the version is not usable. Nothing was written."""
+
+
+class RegistryUnavailable(RegistryError):
+    """MLflow could not be reached. Nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -89,25 +92,18 @@ def registry_version(label: str) -> str:
     return match.group(1)
 
 
-def resolve_tracking_uri(explicit: str | None) -> str:
-    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        raise RegistryError(
-            "no MLflow tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI (the platform's "
-            "in-cluster URL needs `kubectl -n mlflow port-forward svc/mlflow 5000`)"
-        )
-    return uri
-
-
 class Registry:
     """A thin wrapper over `mlflow.MlflowClient` that turns its exceptions into RegistryError."""
 
-    def __init__(self, tracking_uri: str):
+    def __init__(self, tracking_uri: str, hint: str = ""):
+        """`hint` ends the "cannot reach" message: how to reach this MLflow from here. The
+        tracking URI and the hint come from the caller (the platform's outputs), not from here."""
         try:
             from mlflow import MlflowClient
         except ImportError:
             raise RegistryError("--from-registry needs the `mlflow` package: pip install mlflow") from None
         self.tracking_uri = tracking_uri
+        self.hint = hint
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
@@ -118,7 +114,8 @@ class Registry:
         except MlflowException as err:
             raise RegistryError(f"MLflow at {self.tracking_uri}: {what}: {err.message}") from None
         except OSError as err:
-            raise RegistryError(f"cannot reach MLflow at {self.tracking_uri}: {what}: {err}") from None
+            hint = f"; {self.hint}" if self.hint else ""
+            raise RegistryUnavailable(f"cannot reach MLflow at {self.tracking_uri}: {what}: {err}{hint}") from None
 
     def check(self, name: str, version: str, environment: str) -> RegistryVersion:
         """The version with its run's metrics checked; raises BelowThreshold when it falls short."""

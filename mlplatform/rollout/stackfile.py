@@ -1,14 +1,23 @@
 """Rollout steps as edits of a model stack's `Pulumi.<stack>.yaml`.
 
 Git holds which version runs where, so every rollout step is a change to the
-stack file that a human can review and `pulumi preview` can show. The edits
-keep the file's comments and key order (ruamel.yaml round-trip), are checked
-with the stack's own pydantic model before anything is written, and replace the
-file atomically: a reader never sees half a file, and a refused edit leaves it
-byte-identical.
+stack file that a human can review and `pulumi preview` can show. Every edit is
+checked with the stack's own pydantic model before anything is written, and
+replaces the file atomically: a reader never sees half a file, and a refused or
+failed edit leaves it byte-identical, with no temporary file behind.
 
-Trade-off: ruamel attaches a comment to the node before it, so deleting the
-`canary` block (on promote) also drops comment lines that sat right under it.
+Two kinds of edit:
+- a weight step and an abort change one line in place (`weightline`), so the
+  rest of the file stays byte for byte what it was;
+- start and promote add or remove blocks through a ruamel.yaml round trip,
+  which keeps comments and key order, and here also the line endings and a
+  `---` marker. Trade-off: ruamel attaches a comment to the node before it, so
+  deleting the `canary` block (on promote) also drops comment lines right under it.
+
+Errors: StackFileError (exit 2) for a file that is missing, malformed or
+invalid, with `file:line:column` where the parser gives one; StackFileIOError
+(exit 4) when the file cannot be read or written (permission, read-only file
+system, disk full).
 """
 
 from __future__ import annotations
@@ -23,19 +32,25 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mlplatform.configuration import ConfigError, validate_config
 from mlplatform.model.config import NAMESPACE, ModelStackConfig
+from mlplatform.rollout import rules, weightline
 
 STACKS_DIR = Path("stacks") / "model"
 CANARY_KEY = f"{NAMESPACE}:canary"
 STABLE_KEY = f"{NAMESPACE}:stable"
 VERSION_FIELDS = ("version", "image", "modelUri")
+ABORTED = "aborted:"
 
 
 class StackFileError(Exception):
-    """The stack file cannot be read, is invalid, or the edit is not allowed. Nothing was written."""
+    """The stack file is missing, malformed or invalid, or the edit would make it so. Nothing was written."""
+
+
+class StackFileIOError(Exception):
+    """The stack file could not be read or written (permission, read-only, disk full). Nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,20 @@ class StackFile:
     path: Path
     stack: str
     config: ModelStackConfig
+
+
+@dataclass
+class StackDocument:
+    """A stack file's text, its round-trip parse and its validated config, as an edit sees them."""
+
+    path: Path
+    text: str
+    document: CommentedMap
+    config: ModelStackConfig
+
+    @property
+    def config_map(self) -> CommentedMap:
+        return self.document["config"]
 
 
 def stack_path(stack: str, project_dir: Path | str | None = None) -> Path:
@@ -57,26 +86,56 @@ def stack_name(path: Path) -> str:
     name = path.name
     if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
         raise StackFileError(f"{path}: not a stack file (expected Pulumi.<stack>.yaml)")
-    return name[len("Pulumi.") :].rsplit(".", 1)[0]
+    return name[len("Pulumi.") : -len(".yaml")] if name.endswith(".yaml") else name[len("Pulumi.") : -len(".yml")]
 
 
-def _yaml() -> YAML:
+def _yaml(explicit_start: bool = False) -> YAML:
     yaml = YAML()  # round-trip mode
     yaml.preserve_quotes = True
     # The layout the stack files use (and `pulumi config set` writes): sequences
     # indented under their key. A wide line limit keeps long image refs on one line.
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
+    yaml.explicit_start = explicit_start
     return yaml
 
 
-def _read_document(path: Path) -> CommentedMap:
+# -- reading -------------------------------------------------------------------
+# The one place the rollout tool reads a stack file: a shared strict reader
+# (file/line/column errors for every command) plugs in here.
+
+
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text. A missing file or bad encoding is StackFileError, anything else StackFileIOError."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise StackFileError(f"{path}: no such stack file") from None
+    except OSError as err:
+        raise StackFileIOError(f"{path}: cannot read the stack file: {err.strerror or err}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = len(raw[line_start : err.start].decode("utf-8", errors="replace")) + 1
+        raise StackFileError(
+            f"{path}:{line}:{column}: not UTF-8 (byte 0x{raw[err.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def parse(path: Path, text: str) -> CommentedMap:
+    """The round-trip document of `text`; a YAML error names the file, line and column."""
     try:
         document = _yaml().load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = err.problem or err.context or "syntax error"
+        if "\\t" in problem or "\t" in problem:
+            problem = problem.replace("'\\t'", "a tab").replace("\t", "a tab")
+            problem += " (YAML indents with spaces, never tabs)"
+        raise StackFileError(f"{where}: not valid YAML: {problem}") from None
     except YAMLError as err:
         raise StackFileError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(document, CommentedMap) or not isinstance(document.get("config"), CommentedMap):
@@ -116,98 +175,161 @@ def _validate(document: CommentedMap, path: Path) -> ModelStackConfig:
     return validate_config(ModelStackConfig, config_values(document), stack=stack_name(path), namespace=NAMESPACE)
 
 
-def load(path: Path | str) -> StackFile:
-    """Read and validate a stack file. Raises StackFileError or ConfigError."""
+def read(path: Path | str) -> StackDocument:
+    """Read, parse and validate. Raises StackFileError, StackFileIOError or ConfigError."""
     path = Path(path)
-    config = _validate(_read_document(path), path)
-    return StackFile(path=path, stack=stack_name(path), config=config)
+    text = read_text(path)
+    document = parse(path, text)
+    return StackDocument(path=path, text=text, document=document, config=_validate(document, path))
 
 
-def _dump(document: CommentedMap) -> str:
+def load(path: Path | str) -> StackFile:
+    """Read and validate a stack file. Raises StackFileError, StackFileIOError or ConfigError."""
+    current = read(path)
+    return StackFile(path=current.path, stack=stack_name(current.path), config=current.config)
+
+
+# -- writing -------------------------------------------------------------------
+
+
+def _has_document_marker(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped == "---" or stripped.startswith("--- ")
+    return False
+
+
+def _dump(document: CommentedMap, like: str) -> str:
+    """The document as text, with the line endings and `---` marker of the text it came from."""
     buffer = io.StringIO()
-    _yaml().dump(document, buffer)
-    return buffer.getvalue()
+    _yaml(explicit_start=_has_document_marker(like)).dump(document, buffer)
+    text = buffer.getvalue()
+    return text.replace("\n", "\r\n") if "\r\n" in like else text
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # The temp file lives in the same directory so os.replace is a rename on one
-    # filesystem: readers see the old file or the new one, never a partial write.
-    mode = path.stat().st_mode & 0o777
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename. On any failure the file is unchanged and
+    no temporary file is left; the error names the stack file."""
+    if not os.access(path, os.W_OK):
+        raise StackFileIOError(f"{path}: cannot write the stack file: permission denied (the file is read-only)")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        mode = path.stat().st_mode & 0o777
+        # The temp file lives in the same directory so os.replace is a rename on one
+        # filesystem: readers see the old file or the new one, never a partial write.
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise StackFileIOError(f"{path}: cannot write the stack file: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+    except BaseException as err:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        if isinstance(err, OSError):
+            raise StackFileIOError(
+                f"{path}: cannot write the stack file: {err.strerror or err}; it is unchanged"
+            ) from None
         raise
 
 
 @dataclass(frozen=True)
 class EditResult:
-    """What an edit did: the config before and after, and the new file text."""
+    """What an edit did: the config and text before and after, and whether it was written."""
 
     path: Path
     before: ModelStackConfig
     after: ModelStackConfig
+    previous_text: str
     text: str
     written: bool
 
+    @property
+    def changed(self) -> bool:
+        return self.text != self.previous_text
 
-Edit = Callable[[CommentedMap, ModelStackConfig], None]
+
+# An edit returns the new text of the file; it may raise rules.Refused or StackFileError.
+Edit = Callable[[StackDocument], str]
 
 
 def apply_edit(path: Path | str, edit: Edit, *, dry_run: bool = False) -> EditResult:
-    """Load, edit in memory, re-validate, then write atomically (unless `dry_run`).
+    """Read, edit, re-validate, then write atomically (unless `dry_run` or nothing changed).
 
-    `edit` mutates the `config:` mapping and may raise StackFileError to refuse.
     A file that is invalid before the edit, or would be after it, is not written.
     """
-    path = Path(path)
-    document = _read_document(path)
-    before = _validate(document, path)
-    edit(document["config"], before)
-    text = _dump(document)
+    current = read(path)
+    text = edit(current)
     try:
-        after = _validate(_yaml().load(text), path)
-    except ConfigError as err:
-        raise StackFileError(f"{path}: the edit would make the stack invalid, nothing written:\n{err}") from None
-    if not dry_run:
-        _write_atomically(path, text)
-    return EditResult(path=path, before=before, after=after, text=text, written=not dry_run)
+        after = _validate(parse(current.path, text), current.path)
+    except (ConfigError, StackFileError) as err:
+        raise StackFileError(
+            f"{current.path}: the edit would make the stack invalid, nothing written:\n{err}"
+        ) from None
+    write = not dry_run and text != current.text
+    if write:
+        write_atomically(current.path, text)
+    return EditResult(
+        path=current.path, before=current.config, after=after, previous_text=current.text, text=text, written=write
+    )
 
 
 # -- the edits of a rollout ---------------------------------------------------
 
 
-def _require_canary(config: ModelStackConfig) -> None:
-    if config.canary is None:
-        raise StackFileError(f"no canary in the stack (no `{CANARY_KEY}` key): start one with `rollout start`")
+def _weight_edit(current: StackDocument, weight: int, comment: str | None) -> str:
+    try:
+        text = weightline.replace(current.text, current.config_map[CANARY_KEY], weight, comment)
+    except weightline.WeightLineError as err:
+        raise StackFileError(f"{current.path}: cannot edit the canary weight in place: {err}") from None
+    # The edit must have changed the weight and nothing else the program reads.
+    expected = config_values(current.document)
+    expected["canary"] = {**expected["canary"], "weight": weight}
+    if config_values(parse(current.path, text)) != expected:
+        raise StackFileError(f"{current.path}: cannot edit the canary weight in place: the result reads differently")
+    return text
 
 
 def set_weight(weight: int) -> Edit:
-    """Move the canary to `weight` percent: a one-line change."""
+    """Move the canary to `weight` percent: one token on one line."""
 
-    def edit(config_map: CommentedMap, config: ModelStackConfig) -> None:
-        _require_canary(config)
-        config_map[CANARY_KEY]["weight"] = weight
+    def edit(current: StackDocument) -> str:
+        rules.require_canary(current.config)
+        return _weight_edit(current, weight, comment=None)
 
     return edit
 
 
+def abort_reason(current: StackDocument) -> str | None:
+    """The reason of an earlier abort, from the weight line's comment; None if not aborted."""
+    if current.config.canary is None or current.config.canary.weight != 0:
+        return None
+    try:
+        comment = weightline.locate(current.text, current.config_map[CANARY_KEY]).comment
+    except weightline.WeightLineError:
+        return None
+    if comment is None or not comment.startswith(ABORTED):
+        return None
+    return comment[len(ABORTED) :].strip()
+
+
 def abort(reason: str) -> Edit:
     """Weight 0: stable takes all traffic, the canary pods stay for debugging.
-    The reason goes into a comment on the weight line, so the file says why."""
+    The reason goes into the weight line's comment, so the file says why. A canary
+    already aborted keeps the first reason: the file is left as it is."""
 
-    def edit(config_map: CommentedMap, config: ModelStackConfig) -> None:
-        _require_canary(config)
-        canary = config_map[CANARY_KEY]
-        canary["weight"] = 0
-        if reason:
-            canary.yaml_add_eol_comment(f"aborted: {' '.join(reason.split())}", "weight")
+    def edit(current: StackDocument) -> str:
+        rules.require_canary(current.config)
+        if abort_reason(current) is not None:
+            return current.text
+        comment = f"{ABORTED} {' '.join(reason.split())}" if reason.strip() else None
+        return _weight_edit(current, 0, comment)
 
     return edit
 
@@ -219,43 +341,37 @@ def start_canary(version: str, image: str, model_uri: str) -> Edit:
     is replaced.
     """
 
-    def edit(config_map: CommentedMap, config: ModelStackConfig) -> None:
-        if config.canary is not None and config.canary.weight > 0:
-            raise StackFileError(
-                f"a rollout is under way: canary {config.canary.version} at {config.canary.weight}%; "
-                "promote or abort it first"
-            )
+    def edit(current: StackDocument) -> str:
+        rules.require_no_live_canary(current.config)
+        config_map = current.config_map
         canary = CommentedMap()
         canary["version"] = version
         canary["image"] = image
         canary["modelUri"] = model_uri
-        canary["weight"] = config.steps[0]
+        canary["weight"] = current.config.steps[0]
         if CANARY_KEY in config_map:
             config_map[CANARY_KEY] = canary
-            return
-        keys = list(config_map.keys())
-        position = keys.index(STABLE_KEY) + 1 if STABLE_KEY in keys else len(keys)
-        config_map.insert(position, CANARY_KEY, canary)
+        else:
+            keys = list(config_map.keys())
+            position = keys.index(STABLE_KEY) + 1 if STABLE_KEY in keys else len(keys)
+            config_map.insert(position, CANARY_KEY, canary)
+        return _dump(current.document, like=current.text)
 
     return edit
 
 
 def promote() -> Edit:
-    """Stable takes the canary's version, image and model URI; the canary block goes.
-    Only at weight 100: promoting earlier would skip the last gated step."""
+    """Stable takes the canary's version, image and model URI; the canary block goes."""
 
-    def edit(config_map: CommentedMap, config: ModelStackConfig) -> None:
-        _require_canary(config)
-        assert config.canary is not None
-        if config.canary.weight != 100:
-            raise StackFileError(
-                f"canary {config.canary.version} is at {config.canary.weight}%; promote only at 100%"
-            )
+    def edit(current: StackDocument) -> str:
+        rules.require_promotable(current.config)
+        config_map = current.config_map
         canary = config_map[CANARY_KEY]
         stable = config_map[STABLE_KEY]
         # Edit stable in place so its comments and key order survive.
         for key in VERSION_FIELDS:
             stable[key] = canary[key]
         del config_map[CANARY_KEY]
+        return _dump(current.document, like=current.text)
 
     return edit

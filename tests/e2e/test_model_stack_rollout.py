@@ -88,12 +88,23 @@ STACK_CONFIG = """\
 # -- helpers -----------------------------------------------------------------
 
 
+def _platform_outputs_file(project: Path) -> Path:
+    """Where the test saves the stand-in platform's `pulumi stack output --json`, as CI would."""
+    return project.parent / "platform-outputs.json"
+
+
 def _mlplatform(project: Path, prometheus: str, *args: str) -> list[dict[str, Any]]:
-    """`mlplatform rollout <args> --json` as a user runs it; its events. Fails on a non-zero exit."""
+    """`mlplatform rollout <args> --json` as a user runs it; its events. Fails on a non-zero exit.
+
+    The serving namespace comes from the platform's outputs (the stack sets no
+    `model.namespace`), saved once with `pulumi stack output --json`."""
     executable = shutil.which("mlplatform", path=str(Path(sys.executable).parent))
     assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
     command, *rest = args
-    argv = [executable, "rollout", command, STACK, "--project-dir", str(project), "--json", *rest]
+    argv = [
+        executable, "rollout", command, STACK, "--project-dir", str(project), "--json",
+        "--platform-outputs", str(_platform_outputs_file(project)), *rest,
+    ]
     if command in ("next", "promote"):
         argv += ["--prometheus-url", prometheus]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -193,6 +204,9 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
         stack_file.read_text() + "config:\n" + STACK_CONFIG.format(platform=platform_stack, window=WINDOW)
     )
     pulumi.up(project, STACK)
+    _platform_outputs_file(project).write_text(
+        pulumi.run("stack", "output", "--json", "--stack", platform_stack, cwd=project).stdout
+    )
 
     deployments = _deployments(api)
     assert set(deployments) == {f"{MODEL}-v5", f"{MODEL}-v6"}

@@ -2,25 +2,56 @@
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout.changed_stacks import Stack, changed_stacks, main
+from mlplatform.rollout.changed_stacks import Stack, changed_stacks, main, project_files
+from tests.helpers import ROOT
 
 DEV, PROD = Stack(".", "dev"), Stack(".", "prod")
 M_DEV, M_PROD = Stack("stacks/model", "fraud-detector-dev"), Stack("stacks/model", "fraud-detector-prod")
+EVERY = [DEV, PROD, M_DEV, M_PROD]
+
+# A miniature of the repository: two entry points and the ways a module gets imported.
+FILES = {
+    "__main__.py": "from mlplatform.platform.program import build_platform\n",
+    "mlplatform/__init__.py": "",
+    "mlplatform/labels.py": "",
+    "mlplatform/security.py": "",
+    "mlplatform/platform/__init__.py": "",
+    "mlplatform/platform/program.py": "from mlplatform import labels\nfrom . import mesh\n",
+    "mlplatform/platform/mesh.py": "import mlplatform.security\n",
+    "mlplatform/model/__init__.py": "",
+    "mlplatform/model/program.py": (
+        "from ..labels import *\n"
+        "def build():\n"
+        "    # imported only when called: still part of the program\n"
+        "    from mlplatform.model import serving\n"
+    ),
+    "mlplatform/model/serving.py": "from mlplatform.security import restricted\n",
+    "mlplatform/rollout/__init__.py": "",
+    "mlplatform/rollout/cli.py": "import mlplatform.model.program\n",
+    "mlplatform/templates/values.yaml": "",
+    "stacks/model/__main__.py": "import pulumi\nfrom mlplatform.model.program import build\n",
+    "stacks/model/Pulumi.yaml": "",
+    "stacks/model/Pulumi.fraud-detector-dev.yaml": "",
+    "stacks/model/Pulumi.fraud-detector-prod.yaml": "",
+    "Pulumi.yaml": "",
+    "Pulumi.dev.yaml": "",
+    "Pulumi.prod.yaml": "",
+}
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py"):
-        (tmp_path / name).write_text("")
-    model = tmp_path / "stacks" / "model"
-    model.mkdir(parents=True)
-    for name in ("Pulumi.yaml", "Pulumi.fraud-detector-dev.yaml", "Pulumi.fraud-detector-prod.yaml"):
-        (model / name).write_text("")
+    for name, text in FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     return tmp_path
 
 
@@ -35,27 +66,64 @@ def repo(tmp_path: Path) -> Path:
         (["mlplatform/platform/mesh.py"], [DEV, PROD]),
         (["__main__.py"], [DEV, PROD]),
         (["Pulumi.yaml"], [DEV, PROD]),
-        (["mlplatform/labels.py"], [DEV, PROD, M_DEV, M_PROD]),
-        (["requirements.txt"], [DEV, PROD, M_DEV, M_PROD]),
-        (["README.md", "tests/model/test_serving.py", "mlplatform/rollout/cli.py", ".github/workflows/x.yml"], []),
+        (["mlplatform/labels.py"], EVERY),
+        (["mlplatform/security.py"], EVERY),
+        (["requirements.txt"], EVERY),
+        (["mlplatform/rollout/cli.py"], EVERY),
+        (["mlplatform/templates/values.yaml"], EVERY),
+        (["mlplatform/model/removed.py"], EVERY),
+        (["README.md", "tests/model/test_serving.py", ".github/workflows/x.yml", "docs/x.md"], []),
         (["stacks/model/Pulumi.gone.yaml"], []),
         (["./Pulumi.dev.yaml", "stacks/model/Pulumi.fraud-detector-dev.yaml"], [DEV, M_DEV]),
     ],
-    ids=["model-stack-file", "platform-stack-file", "model-code", "model-entry", "model-project",
-         "platform-code", "platform-entry", "platform-project", "shared-module", "dependencies",
+    ids=["model-stack-file", "platform-stack-file", "import-inside-a-function", "model-entry", "model-project",
+         "relative-import", "platform-entry", "platform-project", "shared-module", "shared-through-submodules",
+         "dependencies", "unreached-module-fails-safe", "package-data-fails-safe", "deleted-module-fails-safe",
          "no-program-reads-it", "deleted-stack", "two-files"],
 )
 def test_paths_map_to_stacks(repo: Path, paths: list[str], expected: list[Stack]) -> None:
-    """Each kind of change previews the stacks that run it, and only those."""
+    """Each kind of change previews the stacks that run it; package files no program reaches preview all."""
     assert changed_stacks(paths, repo) == expected
+
+
+def test_the_repository_graph_reaches_the_shared_modules() -> None:
+    """The real entry points import security.py (serving, training, the registry) and the config models."""
+    graph = project_files(ROOT)
+    assert "mlplatform/security.py" in graph["."] and "mlplatform/security.py" in graph["stacks/model"]
+    assert "mlplatform/platform/registry.py" in graph["."]
+    assert {"mlplatform/model/traffic.py", "stacks/model/__main__.py"} <= graph["stacks/model"]
+    # A model stack reaches into the platform package only for the IRSA trust builder it shares.
+    assert {p for p in graph["stacks/model"] if p.startswith("mlplatform/platform/")} == {
+        "mlplatform/platform/__init__.py",
+        "mlplatform/platform/iam.py",
+    }
+
+
+def test_every_module_under_the_package_maps_to_a_stack() -> None:
+    """No file of the package can change without a preview: each one maps to at least one stack."""
+    modules = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "mlplatform").rglob("*.py"))
+    assert len(modules) > 20
+    graph = project_files(ROOT)
+    unmapped = [module for module in modules if not changed_stacks([module], ROOT, graph)]
+    assert unmapped == []
 
 
 def test_cli_prints_a_github_matrix(repo: Path, capsys, monkeypatch) -> None:
     """The workflow feeds `git diff --name-only` on stdin and reads a matrix back."""
-    import io
-
     monkeypatch.setattr("sys.stdin", io.StringIO("stacks/model/Pulumi.fraud-detector-prod.yaml\n"))
     assert main(["--root", str(repo)]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "include": [{"project": "stacks/model", "stack": "fraud-detector-prod"}]
     }
+
+
+def test_runs_as_a_script_without_the_project_installed(repo: Path, tmp_path: Path) -> None:
+    """The workflows call `python mlplatform/rollout/changed_stacks.py` before `make setup`:
+    it must run from a bare interpreter with only the standard library (-I: no site-packages)."""
+    script = ROOT / "mlplatform" / "rollout" / "changed_stacks.py"
+    done = subprocess.run(
+        [sys.executable, "-I", str(script), "--root", str(repo)], input="mlplatform/security.py\n",
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["include"]) == 4

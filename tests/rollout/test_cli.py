@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from mlplatform.rollout import cli, stackfile
+from mlplatform.rollout import cli, commands, stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
 
 
@@ -33,9 +33,9 @@ def _events(text: str) -> list[dict]:
 
 
 def test_unreachable_prometheus_changes_nothing(project: Path, stack_file: Path) -> None:
-    """No metrics must never move traffic: `next` fails with exit 2 and the file is byte-identical."""
+    """No metrics must never move traffic: `next` exits 3 (unavailable) and the file is byte-identical."""
     code, out = _run(project, "next", "--prometheus-url", _closed_port_url(), "--prometheus-timeout", "2")
-    assert code == 2
+    assert code == 3
     assert "cannot reach Prometheus" in _events(out)[-1]["error"]
     assert stack_file.read_text() == STACK_TEXT
 
@@ -77,10 +77,10 @@ def test_start_with_image_and_model_uri(project: Path, stack_file: Path) -> None
 
 
 def test_start_needs_a_model_source(project: Path, stack_file: Path) -> None:
-    """Without --image/--model-uri or --from-registry there is nothing to deploy."""
+    """Without --image/--model-uri or --from-registry there is nothing to deploy: a usage error, exit 2."""
     stack_file.write_text(without_canary())
     code, out = _run(project, "start", "--version", "v7")
-    assert code == 1 and "--from-registry" in _events(out)[-1]["reason"]
+    assert code == 2 and "--from-registry" in _events(out)[-1]["error"]
     assert stack_file.read_text() == without_canary()
 
 
@@ -129,7 +129,7 @@ def test_commit_records_the_edit_in_git(project: Path, stack_file: Path) -> None
 def test_dwell_per_step_comes_from_config(stack_file: Path) -> None:
     """watch dwells analysis.dwellMinutes[step] unless --dwell-seconds overrides it."""
     config = stackfile.load(stack_file).config
-    assert cli._dwell_seconds(config, 10, None) == 5 * 60
-    assert cli._dwell_seconds(config, 50, None) == 15 * 60
-    assert cli._dwell_seconds(config, 30, None) == 10 * 60  # a hand-set weight dwells like the step below
-    assert cli._dwell_seconds(config, 50, 0.0) == 0.0
+    assert commands.dwell_seconds(config, 10, None) == 5 * 60
+    assert commands.dwell_seconds(config, 50, None) == 15 * 60
+    assert commands.dwell_seconds(config, 30, None) == 10 * 60  # a hand-set weight dwells like the step below
+    assert commands.dwell_seconds(config, 50, 0.0) == 0.0

@@ -97,6 +97,6 @@ def test_unreachable_prometheus_is_a_clear_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = PrometheusClient(f"http://127.0.0.1:{port}", timeout=2)
-    with pytest.raises(PrometheusError, match=rf"cannot reach Prometheus at http://127.0.0.1:{port}.*port-forward"):
+    client = PrometheusClient(f"http://127.0.0.1:{port}", timeout=2, hint="port-forward it")
+    with pytest.raises(PrometheusError, match=rf"cannot reach Prometheus at http://127.0.0.1:{port}: .*; port-forward it$"):
         client.query("up")

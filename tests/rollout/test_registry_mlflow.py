@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import cli, stackfile
+from mlplatform.rollout import cli, context, stackfile
 from mlplatform.rollout.gate import GateVerdict, Thresholds
 from mlplatform.rollout.registry import BelowThreshold, Registry
 from tests.rollout.conftest import STACK, with_weight, without_canary
@@ -143,7 +143,7 @@ def test_promote_moves_champion(tracking_uri, tmp_path, monkeypatch) -> None:
     registry.set_alias(MODEL, "challenger", "4")
     registry.set_alias(MODEL, "champion", "1")
     # The gate's Prometheus side is covered by test_gate_prometheus; here it is healthy.
-    monkeypatch.setattr(cli.Context, "gate", lambda self, config: _healthy_verdict())
+    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy_verdict())
     project = _stack(tmp_path, with_weight(100).replace("models:/fraud_detector/6", "models:/fraud_detector/4"))
     code, events = _run(project, "promote", "--from-registry", "--tracking-uri", tracking_uri)
     assert code == 0, events

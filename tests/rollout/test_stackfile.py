@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.rollout import stackfile
+from mlplatform.rollout import rules, stackfile
 from tests.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT, with_weight, without_canary
 
@@ -36,10 +36,10 @@ def test_comments_and_key_order_survive_every_edit(stack_file: Path) -> None:
     for weight in (25, 50, 75, 100):
         stackfile.apply_edit(stack_file, stackfile.set_weight(weight))
     text = stack_file.read_text()
-    # ruamel keeps the comment's column, so the line differs only in the number.
+    # The number is replaced in place: the rest of the line is kept byte for byte.
     assert _changed_lines(STACK_TEXT, text) == [
         "-    weight: 10  # the first step",
-        "+    weight: 100 # the first step",
+        "+    weight: 100  # the first step",
     ]
     keys = [line.split(":")[0] + ":" + line.split(":")[1] for line in text.splitlines() if line.startswith("  mlmodel:")]
     assert keys == [
@@ -51,8 +51,8 @@ def test_comments_and_key_order_survive_every_edit(stack_file: Path) -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "stacks" / "model").glob("Pulumi.*-*.yaml")), ids=lambda p: p.name)
 def test_repository_stack_files_round_trip_unchanged(path: Path) -> None:
     """The real stack files must survive a load/dump untouched, or every step would reformat them."""
-    document = stackfile._read_document(path)
-    assert stackfile._dump(document) == path.read_text()
+    text = path.read_text()
+    assert stackfile._dump(stackfile.parse(path, text), like=text) == text
 
 
 def test_invalid_edit_is_refused_and_file_is_byte_identical(stack_file: Path) -> None:
@@ -110,7 +110,7 @@ def test_start_inserts_canary_after_stable_at_first_step(stack_file: Path) -> No
 
 def test_start_refused_while_a_canary_takes_traffic(stack_file: Path) -> None:
     """Two rollouts at once would silently replace the canary under test."""
-    with pytest.raises(stackfile.StackFileError, match="rollout is under way: canary v6 at 10%"):
+    with pytest.raises(rules.Refused, match="rollout is under way: canary v6 at 10%"):
         stackfile.apply_edit(stack_file, stackfile.start_canary("v7", IMAGE, "models:/fraud_detector/7"))
     assert stack_file.read_text() == STACK_TEXT
 
@@ -146,7 +146,7 @@ def test_promote_moves_canary_into_stable(stack_file: Path) -> None:
 
 def test_promote_refused_below_100(stack_file: Path) -> None:
     """Promoting early would skip the last gated steps."""
-    with pytest.raises(stackfile.StackFileError, match="at 10%; promote only at 100%"):
+    with pytest.raises(rules.Refused, match="at 10%; promote only at 100%"):
         stackfile.apply_edit(stack_file, stackfile.promote())
     assert stack_file.read_text() == STACK_TEXT
 
@@ -154,7 +154,7 @@ def test_promote_refused_below_100(stack_file: Path) -> None:
 def test_set_weight_without_canary_is_refused(stack_file: Path) -> None:
     """A weight with no canary is meaningless; the error points to `rollout start`."""
     stack_file.write_text(without_canary())
-    with pytest.raises(stackfile.StackFileError, match="rollout start"):
+    with pytest.raises(rules.Refused, match="rollout start"):
         stackfile.apply_edit(stack_file, stackfile.set_weight(25))
 
 
@@ -162,3 +162,13 @@ def test_stack_path_defaults_to_model_project() -> None:
     """`<stack>` resolves to the model project's stack file unless --project-dir says otherwise."""
     assert stackfile.stack_path(STACK) == Path("stacks/model") / f"Pulumi.{STACK}.yaml"
     assert stackfile.stack_path(STACK, "/x") == Path("/x") / f"Pulumi.{STACK}.yaml"
+
+
+def test_start_keeps_crlf_and_the_document_marker(stack_file: Path) -> None:
+    """A block edit goes through a YAML round trip, which must not rewrite every line ending."""
+    text = ("---\n" + without_canary()).replace("\n", "\r\n")
+    stack_file.write_bytes(text.encode())
+    stackfile.apply_edit(stack_file, stackfile.start_canary("v6", IMAGE, "models:/fraud_detector/6"))
+    after = stack_file.read_bytes().decode()
+    assert after.startswith("---\r\n") and after.count("\n") == after.count("\r\n")
+    assert after.count("\r\n") == text.count("\r\n") + 5

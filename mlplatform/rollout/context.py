@@ -1,0 +1,179 @@
+"""What every rollout command shares: output, exit codes, the lock, the platform's facts, the gate, the edit.
+
+The exit codes' meanings are in `cli`'s docstring (the `--help` text) and README's
+"Exit codes"; this module only names them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplatform.model.config import ModelStackConfig
+from mlplatform.rollout import lock, rules, stackfile
+from mlplatform.rollout.gate import GateVerdict, PrometheusClient, evaluate
+from mlplatform.rollout.platform import Platform, port_forward_hint
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done as given."""
+
+
+class GitError(Exception):
+    """`git add` or `git commit` of the stack file failed; the file was put back as it was."""
+
+
+class Output:
+    """Readable lines for a terminal, or one JSON object per event for CI (`--json`)."""
+
+    def __init__(self, as_json: bool, stream=None):
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+
+    def event(self, kind: str, text: str, **data: Any) -> None:
+        if self.as_json:
+            print(json.dumps({"event": kind, **data}, default=str), file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+@dataclass
+class Context:
+    path: Path
+    out: Output
+    args: argparse.Namespace
+    _platform: Platform | None = field(default=None, init=False, repr=False)
+
+    def load(self) -> stackfile.StackFile:
+        return stackfile.load(self.path)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return getattr(self.args, name, default)
+
+    # -- the platform's facts: an explicit flag first, then the platform's outputs --
+
+    def platform(self, config: ModelStackConfig) -> Platform:
+        if self._platform is None:
+            outputs_file = self.option("platform_outputs")
+            self._platform = Platform(
+                reference=config.platform_stack,
+                project_dir=self.path.parent,
+                outputs_file=Path(outputs_file) if outputs_file else None,
+                on_source=lambda source: self.out.event(
+                    "platform", f"platform {config.platform_stack}: facts from {source}",
+                    platformStack=config.platform_stack, source=source,
+                ),
+            )
+        return self._platform
+
+    def namespace(self, config: ModelStackConfig) -> str:
+        return self.option("namespace") or config.serving_namespace(lambda: self.platform(config).serving_namespace())
+
+    def prometheus_url(self, config: ModelStackConfig) -> str:
+        return self.option("prometheus_url") or self.platform(config).prometheus_url()
+
+    def tracking_uri(self, config: ModelStackConfig) -> str:
+        explicit = self.option("tracking_uri") or os.environ.get(MLFLOW_TRACKING_URI_ENV)
+        return explicit or self.platform(config).mlflow_tracking_uri()
+
+    def registry(self, config: ModelStackConfig):
+        from mlplatform.rollout import registry as reg
+
+        uri = self.tracking_uri(config)
+        return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))
+
+    def gate(self, config: ModelStackConfig) -> GateVerdict:
+        canary = rules.require_canary(config)
+        url = self.prometheus_url(config)
+        client = PrometheusClient(
+            url, timeout=self.args.prometheus_timeout,
+            hint=port_forward_hint(url, PROMETHEUS_URL_ENV, "--prometheus-url"),
+        )
+        return evaluate(
+            client,
+            config.analysis,
+            namespace=self.namespace(config),
+            deployment=config.version_object_name(canary.version),
+            stable_deployment=config.version_object_name(config.stable.version),
+        )
+
+    # -- one command at a time per stack file ---------------------------------
+
+    def _snapshot(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except OSError:
+            return None  # the locked read reports it properly
+
+    @contextmanager
+    def exclusive(self, *, require_unchanged: bool = True) -> Iterator[None]:
+        """Hold the stack file's lock (see `lock`). With `require_unchanged`, a file that
+        another command changed while this one waited is refused as busy: this command
+        was asked to act on what the user saw, not on the other command's result."""
+        before = self._snapshot()
+        command = self.option("rollout_command", "rollout")
+
+        def waiting(holder: str) -> None:
+            self.out.event(
+                "waiting", f"waiting for {holder} to finish with {self.path} (up to {self.args.lock_timeout:g}s)",
+                holder=holder, timeout=self.args.lock_timeout,
+            )
+
+        with lock.exclusive(self.path, command=command, timeout=self.args.lock_timeout, on_wait=waiting):
+            if require_unchanged and self._snapshot() != before:
+                raise lock.RolloutBusy(
+                    f"{self.path} changed while this command waited for another rollout command; "
+                    "nothing was written. Check `rollout status` and run the command again if it still applies."
+                )
+            yield
+
+    # -- writing ----------------------------------------------------------------
+
+    def edit(
+        self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None = None
+    ) -> stackfile.EditResult:
+        result = stackfile.apply_edit(self.path, edit, dry_run=self.option("dry_run", False))
+        if result.written and self.option("commit", False):
+            try:
+                _git_commit(self.path, message, verdict)
+            except GitError:
+                stackfile.write_atomically(self.path, result.previous_text)
+                raise
+        return result
+
+
+def _git_commit(path: Path, message: str, verdict: GateVerdict | None) -> None:
+    body = [message, ""]
+    if verdict is not None:
+        body += [
+            f"gate: {verdict.summary()}",
+            f"target: {verdict.namespace}/{verdict.deployment}",
+            *(f"reason: {r}" for r in verdict.reasons),
+        ]
+    directory = path.parent.resolve()
+    commands = (["git", "add", "--", path.name], ["git", "commit", "-q", "-m", "\n".join(body), "--", path.name])
+    for command in commands:
+        try:
+            done = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
+        except OSError as err:
+            raise GitError(f"{path}: cannot run git: {err.strerror or err}; the stack file is unchanged") from None
+        if done.returncode != 0:
+            # git prints some refusals ("nothing to commit") on stdout, others on stderr.
+            detail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").splitlines()
+            if command[1] == "commit":
+                subprocess.run(["git", "reset", "-q", "--", path.name], cwd=directory, capture_output=True, check=False)
+            raise GitError(
+                f"{path}: `git {command[1]}` failed: {' / '.join(detail)}; the stack file is unchanged"
+            )
