@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from mlplatform.configuration import ConfigModel
+from mlplatform.config_types import pinned_image, quantity_value
+from mlplatform.configuration import ConfigModel, CrossFieldError
 
 NAMESPACE = "mlmodel"
 
@@ -41,6 +42,7 @@ ImageRef = Annotated[
         pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
         description="Container image reference; pin a tag or digest.",
     ),
+    AfterValidator(pinned_image),
 ]
 ModelUri = Annotated[
     str,
@@ -82,6 +84,19 @@ class Resources(ConfigModel):
         default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits."
     )
 
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        # The API server rejects a pod whose request exceeds its limit, mid-update.
+        for resource in ("cpu", "memory"):
+            request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
+            if quantity_value(request) > quantity_value(limit):
+                raise CrossFieldError(
+                    f"the {resource} request {request} is above its limit {limit}; Kubernetes rejects such a pod",
+                    f"requests.{resource}",
+                    f"limits.{resource}",
+                )
+        return self
+
 
 class ReplicaConfig(ConfigModel):
     min: int = Field(2, ge=1, description="HPA minReplicas.")
@@ -91,7 +106,7 @@ class ReplicaConfig(ConfigModel):
     @model_validator(mode="after")
     def _ordered(self) -> ReplicaConfig:
         if self.min > self.max:
-            raise ValueError(f"replicas.min ({self.min}) must be <= replicas.max ({self.max})")
+            raise CrossFieldError(f"replicas.min ({self.min}) must be <= replicas.max ({self.max})", "min", "max")
         return self
 
 
@@ -187,7 +202,8 @@ class ServingConfig(ConfigModel):
         names = [r.name for r in self.effective_routes]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"route names must be unique; repeated: {repeated}")
+            paths = [f"routes[{i}].name" for i, n in enumerate(names) if n in repeated]
+            raise CrossFieldError(f"route names must be unique; repeated: {repeated}", *paths)
         return self
 
 
@@ -207,9 +223,26 @@ class CanaryConfig(VersionConfig):
     )
 
 
+# The URI scheme each dataSource.type reads; `local` is a path inside the pod.
+DATA_SOURCE_SCHEMES = {"s3": "s3://", "gcs": "gs://"}
+
+
 class DataSource(ConfigModel):
     type: Literal["s3", "gcs", "local"] = Field(description="Where the dataset lives.")
     path: str = Field(min_length=1, description="Dataset path or URI.")
+
+    @model_validator(mode="after")
+    def _scheme_matches_type(self) -> DataSource:
+        scheme = DATA_SOURCE_SCHEMES.get(self.type)
+        if scheme is not None and not self.path.startswith(scheme):
+            raise CrossFieldError(
+                f"type '{self.type}' reads {scheme} URIs, but path is {self.path!r}", "type", "path"
+            )
+        if scheme is None and ("://" in self.path or not self.path.startswith("/")):
+            raise CrossFieldError(
+                f"type 'local' reads an absolute path inside the pod, but path is {self.path!r}", "type", "path"
+            )
+        return self
 
 
 class TrainingConfig(ConfigModel):
@@ -251,10 +284,33 @@ class TrainingConfig(ConfigModel):
     @model_validator(mode="after")
     def _distributed(self) -> TrainingConfig:
         if self.workers > 1 and self.framework != "pytorch":
-            raise ValueError(f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'")
+            raise CrossFieldError(
+                f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'",
+                "workers",
+                "framework",
+            )
         if self.workers > 1 and self.backend == "nccl" and self.gpus < 1:
-            raise ValueError("backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs")
+            raise CrossFieldError(
+                "backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs", "backend", "gpus"
+            )
         return self
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _distinct_env_names(cls, hyperparameters: dict[str, str | int | float | bool]) -> dict:
+        # Each becomes an HP_<NAME> env var; two keys with one name would make the
+        # API server reject the Job after the rest of the stack is applied.
+        from mlplatform.model.training import hyperparameter_env_name
+
+        by_name: dict[str, str] = {}
+        for key in hyperparameters:
+            env_name = hyperparameter_env_name(key)
+            if env_name == "HP_":
+                raise ValueError(f"key {key!r} has no letter or digit to name a variable")
+            if env_name in by_name:
+                raise ValueError(f"keys {by_name[env_name]!r} and {key!r} both become {env_name}; rename one")
+            by_name[env_name] = key
+        return hyperparameters
 
 
 class AllowedClient(ConfigModel):
@@ -331,26 +387,38 @@ class ModelStackConfig(ConfigModel):
     def _rollout_rules(self) -> ModelStackConfig:
         if self.canary is not None:
             if self.canary.version == self.stable.version:
-                raise ValueError(
+                raise CrossFieldError(
                     f"canary.version '{self.canary.version}' must differ from stable.version "
-                    f"'{self.stable.version}'"
+                    f"'{self.stable.version}'",
+                    "canary.version",
+                    "stable.version",
                 )
             if self.canary.model_uri == self.stable.model_uri and self.canary.image == self.stable.image:
-                raise ValueError("canary must change the image or the model URI of stable")
+                raise CrossFieldError(
+                    "canary must change the image or the model URI of stable",
+                    "canary.image",
+                    "canary.modelUri",
+                )
         for role, version in self.live_versions():
             name = self.version_object_name(version.version)
             if len(name) > 63:
-                raise ValueError(f"{role} object name '{name}' is longer than 63 characters")
+                raise CrossFieldError(
+                    f"{role} object name '{name}' is longer than 63 characters", "model.name", f"{role}.version"
+                )
         if self.traffic_api == "gateway" and len(self.serving.effective_routes) > MAX_GATEWAY_ROUTES:
-            raise ValueError(
+            raise CrossFieldError(
                 f"trafficApi 'gateway' carries one HTTPRoute rule per route plus a catch-all, and an HTTPRoute "
                 f"holds at most 16 rules: serving.routes may list at most {MAX_GATEWAY_ROUTES}, got "
-                f"{len(self.serving.effective_routes)}"
+                f"{len(self.serving.effective_routes)}",
+                "trafficApi",
+                "serving.routes",
             )
         if len(self.analysis.dwell_minutes) != len(self.steps):
-            raise ValueError(
+            raise CrossFieldError(
                 f"analysis.dwellMinutes has {len(self.analysis.dwell_minutes)} entries but steps has "
-                f"{len(self.steps)}: give one dwell per step"
+                f"{len(self.steps)}: give one dwell per step",
+                "analysis.dwellMinutes",
+                "steps",
             )
         return self
 
