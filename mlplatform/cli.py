@@ -23,6 +23,11 @@ def _render(args: argparse.Namespace) -> int:
     print(f"wrote the stack outputs to {result.outputs_path}")
     if not args.show_secrets:
         print("secrets are shown as [secret]; pass --show-secrets to see the offline placeholder values")
+    if recording.secret_placeholders:
+        print(
+            "secure: config values cannot be decrypted offline and were rendered as [secret:<key>] "
+            f"placeholders: {', '.join(recording.secret_placeholders)}"
+        )
     return 0
 
 

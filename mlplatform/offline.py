@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from mlplatform.stack_file import placeholder, read_stack_config, read_stack_document
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-west-2"
@@ -57,14 +58,27 @@ def whole_numbers_as_ints(value: Any) -> Any:
 
 
 def redact_secrets(value: Any) -> Any:
-    """The value with every secret replaced by a placeholder, at any depth."""
+    """The value with every secret replaced by a placeholder, at any depth.
+
+    A secret mapping keeps its keys, each with the placeholder as its value: a
+    Secret's `stringData` stays a mapping that `kubectl apply` accepts, and a reader
+    still sees which keys it holds."""
     if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        if isinstance(inner, dict):
+            return {k: _redact_all(v) for k, v in inner.items()}
         return REDACTED
     if isinstance(value, dict):
         return {k: redact_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact_secrets(v) for v in value]
     return value
+
+
+def _redact_all(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_all(v) for k, v in unwrap_secrets(value).items()}
+    return REDACTED
 
 
 def contains_secret(value: Any) -> bool:
@@ -132,6 +146,8 @@ class Recording:
     stack: str
     resources: list[RecordedResource]
     stack_outputs: dict[str, Any]
+    # Config key paths whose `secure:` values the run saw only as placeholders.
+    secret_placeholders: list[str] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -417,6 +433,7 @@ def run_program(
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     error: BaseException | None = None
+    quiet = _QuietOnFailure().start()
     try:
         _sync_await(run_pulumi_func(program))
     except BaseException as exc:  # re-raised below, once the recording is attached
@@ -427,6 +444,7 @@ def run_program(
             stack_outputs = _sync_await(_resolve_exports())
         except BaseException as exc:  # an export that fails to resolve is the program's error
             error = exc
+    quiet.release(failed=error is not None)
     recording = Recording(
         project=project,
         stack=stack,
@@ -439,26 +457,58 @@ def run_program(
     return recording
 
 
+class _QuietOnFailure:
+    """Hold back the SDK's leftovers while a program runs; show them only if it succeeds.
+
+    A failing program leaves tasks whose exception nobody retrieves (every Output that
+    depended on the failed registration) and coroutines that were never awaited; asyncio
+    reports them as they are garbage-collected, about nine lines of "Task exception was
+    never retrieved" and RuntimeWarnings printed before the real message. The error
+    itself is re-raised by `run_program`, so after a failure they are noise. After a
+    success they would be a real problem, and are passed on as asyncio would print them.
+    """
+
+    def start(self) -> _QuietOnFailure:
+        import asyncio
+        import warnings
+
+        self._warnings = warnings.catch_warnings(record=True)
+        self.held_warnings = self._warnings.__enter__()
+        warnings.simplefilter("always", RuntimeWarning)
+        self.loop = asyncio.get_event_loop()
+        self.held_contexts: list[dict[str, Any]] = []
+        self._previous_handler = self.loop.get_exception_handler()
+        self.loop.set_exception_handler(lambda _loop, context: self.held_contexts.append(context))
+        return self
+
+    def release(self, failed: bool) -> None:
+        import gc
+        import warnings
+
+        gc.collect()  # let the failed run's leftovers report now, while they are held
+        self.loop.set_exception_handler(self._previous_handler)
+        self._warnings.__exit__(None, None, None)
+        if failed:
+            return
+        for context in self.held_contexts:
+            self.loop.call_exception_handler(context)
+        for held in self.held_warnings:
+            warnings.showwarning(held.message, held.category, held.filename, held.lineno)
+
+
 def read_stack_file(path: Path, project: str) -> tuple[dict[str, Any], list[str]]:
     """The `config:` block of a `Pulumi.<stack>.yaml`, with keys qualified by the
-    project's namespace where they are not already, and the keys holding `secure:`
-    values. Those cannot be decrypted offline; they become a placeholder marked secret."""
-    document = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, Any] = {}
-    secrets: list[str] = []
-    for key, value in (document.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full_key] = "offline-placeholder-for-secure-value"
-            secrets.append(full_key)
-        else:
-            config[full_key] = value
-    return config, secrets
+    project's namespace where they are not already, and the key paths holding `secure:`
+    values (at any depth: `pulumi config set --secret --path` nests them). Those cannot
+    be decrypted offline; each becomes a `[secret:<key path>]` placeholder that the run
+    treats as a Pulumi secret. A malformed file raises `StackFileError` (see
+    `mlplatform.stack_file`)."""
+    stack_config = read_stack_config(path, project)
+    return stack_config.values, stack_config.secret_paths
 
 
 def project_name(project_dir: Path) -> str:
-    document = yaml.safe_load((Path(project_dir) / "Pulumi.yaml").read_text())
-    return str(document["name"])
+    return str(read_stack_document(Path(project_dir) / "Pulumi.yaml").get("name"))
 
 
 def run_entry_point(
@@ -482,8 +532,9 @@ def run_entry_point(
     if config is None:
         config, file_secrets = read_stack_file(project_dir / f"Pulumi.{stack}.yaml", project)
         secret_keys = [*secret_keys, *file_secrets]
+    secret_keys = list(secret_keys)
     entry = project_dir / "__main__.py"
-    return run_program(
+    recording = run_program(
         lambda: runpy.run_path(str(entry), run_name="__main__"),
         project=project,
         stack=stack,
@@ -492,6 +543,22 @@ def run_entry_point(
         stack_references=stack_references,
         mocks=mocks,
     )
+    recording.secret_placeholders = sorted(k for k in secret_keys if _is_placeholder(config, k))
+    return recording
+
+
+def _is_placeholder(config: Mapping[str, Any], key_path: str) -> bool:
+    """Whether the value at `key_path` (e.g. `mlplatform:cluster.kubeconfig`) is an offline placeholder."""
+    def find(value: Any, path: str) -> bool:
+        if value == placeholder(path):
+            return True
+        if isinstance(value, dict):
+            return any(find(v, f"{path}.{k}") for k, v in value.items())
+        if isinstance(value, list):
+            return any(find(v, f"{path}[{i}]") for i, v in enumerate(value))
+        return False
+
+    return any(find(value, key) for key, value in config.items())
 
 
 @dataclass
