@@ -184,9 +184,17 @@ def foreign_namespace_problems(keys: Iterable[str], namespace: str) -> list[str]
                 f"(whose keys are '{namespace}:...')"
             )
         else:
-            close = difflib.get_close_matches(prefix, allowed, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}:{rest}'?" if close else ""
-            hint = f"unknown config namespace '{prefix}'; {hint or 'known namespaces: ' + ', '.join(allowed)}"
+            candidates = (*allowed, *(p for p in PROJECT_NAMESPACES if p not in allowed))
+            close = difflib.get_close_matches(prefix, candidates, n=1, cutoff=0.6)
+            if not close:
+                hint = f"unknown config namespace '{prefix}'; known namespaces: {', '.join(allowed)}"
+            elif close[0] in allowed:
+                hint = f"unknown config namespace '{prefix}'; did you mean '{close[0]}:{rest}'?"
+            else:
+                hint = (
+                    f"unknown config namespace '{prefix}'; did you mean '{close[0]}:{rest}'? Those keys "
+                    f"belong to {PROJECT_NAMESPACES[close[0]]}, not to this stack"
+                )
         problems.append(f"{full_key}: {hint}; this program would ignore the key")
     return problems
 
