@@ -47,8 +47,11 @@ class StackConfig:
 
 
 def _stack_name(path: Path) -> str:
+    """`Pulumi.dev.yaml` -> `dev`; any other file (the project's `Pulumi.yaml`) by its name."""
     name = Path(path).name
-    return name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
+    if name.startswith("Pulumi.") and name.count(".") >= 2:
+        return name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
+    return name
 
 
 def read_stack_document(path: Path) -> dict[str, Any]:
