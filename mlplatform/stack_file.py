@@ -18,12 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from mlplatform.configuration import ConfigError
+from pydantic import BaseModel
+
+from mlplatform.configuration import ConfigError, foreign_namespace_problems, validate_config
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class StackFileError(ConfigError):
@@ -127,3 +131,23 @@ def _placeholders(value: Any, path: str, secrets: list[str]) -> Any:
 def placeholder(key_path: str) -> str:
     """What an offline run sees in place of a `secure:` value it cannot decrypt."""
     return f"[secret:{key_path}]"
+
+
+def validate_stack_file(path: Path, model: type[ModelT], namespace: str) -> ModelT:
+    """Read a stack file strictly and validate its `namespace:` keys as `pulumi up` would:
+    keys of foreign namespaces refused, `secure:` values accepted as opaque placeholders
+    (and counted as secrets), cross-namespace rules (`aws:region`) applied.
+
+    For commands that read a stack file without running its program (the rollout
+    verbs); `render` and `diff` get the same checks through the program's `load_config`."""
+    stack_config = read_stack_config(path, namespace)
+    stack = _stack_name(path)
+    problems = foreign_namespace_problems(stack_config.values, namespace)
+    if problems:
+        raise ConfigError(stack, problems)
+    prefix = f"{namespace}:"
+    values = {k[len(prefix) :]: v for k, v in stack_config.values.items() if k.startswith(prefix)}
+    secrets = {p[len(prefix) :] for p in stack_config.secret_paths if p.startswith(prefix)}
+    return validate_config(
+        model, values, stack=stack, namespace=namespace, secret_keys=secrets, other_config=stack_config.values
+    )

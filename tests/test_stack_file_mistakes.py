@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from mlplatform.cli import main
+from mlplatform.configuration import ConfigError
 from mlplatform.stack_file import read_stack_config
 from tests.helpers import ROOT
 
@@ -164,3 +165,21 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
         "error: StackReference 'organization/mlplatform/qa' cannot be answered offline: "
         f"no stack 'qa' in {ROOT} (stack files found: dev, prod)"
     ], run.stderr
+
+
+def test_validate_stack_file_applies_the_program_rules_without_running_it(tmp_path):
+    """What the rollout verbs call: the same namespace, secret and model checks as `pulumi up`."""
+    from mlplatform.model.config import NAMESPACE, ModelStackConfig
+    from mlplatform.stack_file import validate_stack_file
+
+    good = tmp_path / "Pulumi.good.yaml"
+    good.write_text(GOOD)
+    assert validate_stack_file(good, ModelStackConfig, NAMESPACE).stable.version == "v5"
+    typo = tmp_path / "Pulumi.typo.yaml"
+    typo.write_text(GOOD + "  mlmodl:canary:\n    weight: 10\n")
+    with pytest.raises(ConfigError, match=r"mlmodl:canary: .*did you mean 'mlmodel:canary'\?"):
+        validate_stack_file(typo, ModelStackConfig, NAMESPACE)
+    duplicate = tmp_path / "Pulumi.dup.yaml"
+    duplicate.write_text(GOOD + "  mlmodel:environment: prod\n")
+    with pytest.raises(ConfigError, match=r"Pulumi.dup.yaml:\d+:3: found duplicate key \"mlmodel:environment\""):
+        validate_stack_file(duplicate, ModelStackConfig, NAMESPACE)
