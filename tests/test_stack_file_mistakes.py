@@ -183,3 +183,24 @@ def test_validate_stack_file_applies_the_program_rules_without_running_it(tmp_pa
     duplicate.write_text(GOOD + "  mlmodel:environment: prod\n")
     with pytest.raises(ConfigError, match=r"Pulumi.dup.yaml:\d+:3: found duplicate key \"mlmodel:environment\""):
         validate_stack_file(duplicate, ModelStackConfig, NAMESPACE)
+
+
+def test_rule_needing_the_platform_outputs_exits_2_without_traceback(tmp_path):
+    """trafficApi 'smi' on a platform without the SMI extension can only be checked against the
+    platform's outputs; it is still a config mistake: exit 2 and one message, never a traceback."""
+    platform = tmp_path / "platform"
+    model = tmp_path / "model"
+    platform.mkdir()
+    model.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, platform / name)
+        shutil.copy(MODEL_DIR / name, model / name)
+    (platform / "Pulumi.nosmi.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text().replace(
+        "  mlplatform:mesh:\n    ha: false\n", "  mlplatform:mesh:\n    ha: false\n    smi: false\n"))
+    (model / "Pulumi.bad.yaml").write_text(GOOD.replace("organization/mlplatform/dev", "organization/mlplatform/nosmi"))
+    code, stdout, stderr = _cli("render", str(model), "bad", "--out", str(tmp_path / "out"),
+                                "--platform-dir", str(platform))
+    assert code == 2
+    assert stderr.startswith("error: stack 'bad': mlmodel:trafficApi is 'smi' but the platform stack offers only")
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()
