@@ -272,6 +272,15 @@ def _describe(
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"{where} is not a known key{hint}"
     message = error["msg"]
+    given = error.get("input")
+    if isinstance(given, str) and given.startswith("[secret:") and kind.endswith(("_type", "_attributes_type")):
+        # An offline run's placeholder for a `secure:` value (see mlplatform.stack_file):
+        # a whole object made secret cannot be decrypted without the stack's secrets provider.
+        path = where.partition(":")[2]
+        return (
+            f"{where} is a secure: value, which an offline run cannot decrypt, and here it must be structured "
+            f"({message}); make only its secret fields secrets: pulumi config set --secret --path '{path}.<field>' ..."
+        )
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
         cause = (error.get("ctx") or {}).get("error")

@@ -133,6 +133,20 @@ def test_nested_secure_values_render_as_placeholders_and_stay_secret(tmp_path):
     assert (code, shown["kubeconfig"]) == (0, "[secret:mlplatform:cluster.kubeconfig]")
 
 
+def test_whole_object_secret_offline_says_what_to_do(tmp_path):
+    """`pulumi config set --secret cluster '{...}'` cannot be read offline; the message says so
+    and names the --path form instead of "Input should be a valid dictionary"."""
+    project = tmp_path / "platform"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, project / name)
+    (project / "Pulumi.whole.yaml").write_text("config:\n  mlplatform:cluster:\n    secure: v1:AAAAbbbb\n")
+    code, _, stderr = _cli("render", str(project), "whole", "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "mlplatform:cluster is a secure: value, which an offline run cannot decrypt" in stderr
+    assert "pulumi config set --secret --path 'cluster.<field>'" in stderr
+
+
 def test_secure_values_are_found_at_any_depth(tmp_path):
     """Top level, nested, inside lists: each is a placeholder whose key path is recorded."""
     stack_file = tmp_path / "Pulumi.s.yaml"
