@@ -3,16 +3,26 @@ VENV ?= venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast e2e e2e-tools render bench clean
+.PHONY: setup setup-runtime test test-fast e2e e2e-tools render bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
+# test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
+# and friends pay for. A fresh `make render` installs requirements.txt alone.
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## setup: create ./venv with the pinned dependencies (the Pulumi projects use it too)
+## setup: create ./venv with the pinned runtime and test dependencies (the Pulumi projects use it too)
 setup: $(VENV)/.installed
+
+## setup-runtime: create ./venv with the runtime dependencies only (what `render` and `diff` need)
+setup-runtime: $(VENV)/.runtime
 
 ## test: the whole test suite (what CI runs)
 test: setup
@@ -31,7 +41,7 @@ e2e-tools:
 	scripts/e2e-tools.sh
 
 ## render: run the platform dev stack and the fraud-detector-dev model stack offline into rendered/ (no cloud, no cluster)
-render: setup
+render: setup-runtime
 	$(VENV)/bin/mlplatform render . dev --out rendered/dev
 	$(VENV)/bin/mlplatform render stacks/model fraud-detector-dev --out rendered/fraud-detector-dev
 

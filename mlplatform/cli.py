@@ -23,6 +23,11 @@ def _render(args: argparse.Namespace) -> int:
     print(f"wrote the stack outputs to {result.outputs_path}")
     if not args.show_secrets:
         print("secrets are shown as [secret]; pass --show-secrets to see the offline placeholder values")
+    if recording.secret_placeholders:
+        print(
+            "secure: config values cannot be decrypted offline and were rendered as [secret:<key>] "
+            f"placeholders: {', '.join(recording.secret_placeholders)}"
+        )
     return 0
 
 
@@ -97,19 +102,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes of `render` and `diff` (README's troubleshooting section lists them):
+EXIT_OK = 0
+# A bug, not a mistake in the input: Python's own exit code for an uncaught exception,
+# which keeps its traceback for the report.
+EXIT_INTERNAL = 1
+# The input is wrong: invalid config, a malformed or unreadable stack file, an unknown
+# project or stack, a StackReference that cannot be answered, bad arguments (argparse
+# exits 2 as well). One line per problem on stderr, no traceback, nothing written.
+EXIT_INPUT = 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     except Exception as err:  # the user gets one line, not a Pulumi runtime traceback
         from mlplatform.render import RenderError
 
         if isinstance(err, RenderError):
             print(f"error: {err}", file=sys.stderr)
-            return 2
+            return EXIT_INPUT
+        if isinstance(err, ValueError) and args.command in ("render", "diff"):
+            # The programs raise ValueError for a rule that needs the platform's
+            # outputs (e.g. a trafficApi the platform does not install): a config
+            # mistake that validation could not see, not a bug.
+            print(f"error: stack '{args.stack}': {err}", file=sys.stderr)
+            return EXIT_INPUT
         raise
 
 

@@ -9,7 +9,9 @@ before anything is registered.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
 import pulumi
@@ -17,6 +19,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Config namespaces a stack file may hold besides its own project's: the providers
+# this program uses, and Pulumi's own (`pulumi:tags`...). Anything else is a typo
+# (`mlmodl:canary`) or a key pasted from the other project, and would be ignored by
+# the program: for `canary` that deletes the canary on the next `pulumi up`.
+PROVIDER_NAMESPACES = ("aws", "kubernetes", "tls", "random", "pulumi")
+# The two projects of this repository, so a key of one in the other's stack gets a precise hint.
+PROJECT_NAMESPACES = {"mlplatform": "the platform project (Pulumi.<stack>.yaml at the top)",
+                      "mlmodel": "the model-stack project (stacks/model)"}
+
+# `Field(json_schema_extra=SECRET)`: the value is a credential and must be set as a
+# Pulumi secret. SECRET_UNLESS_PATH: same, unless the value is a one-line file path
+# (a kubeconfig given by path holds nothing secret; its contents may hold a token).
+SECRET = {"secret": True}
+SECRET_UNLESS_PATH = {"secret": "unless-path"}
 
 
 class ConfigModel(BaseModel):
@@ -32,6 +49,17 @@ class ConfigModel(BaseModel):
     )
 
 
+class CrossFieldError(ValueError):
+    """A rule across several fields of one model. `paths` are relative to that model
+    (`"canary.image"`); the error message shows them as full key paths
+    (`mlmodel:canary.image`), so the user knows which lines of the stack file to edit.
+    A path with a namespace (`aws:region`) is shown as it is."""
+
+    def __init__(self, message: str, *paths: str):
+        super().__init__(message)
+        self.paths = paths
+
+
 class ConfigError(Exception):
     """A stack's configuration is invalid. Raised before any resource exists."""
 
@@ -44,13 +72,10 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-def read_namespace(namespace: str) -> tuple[dict[str, Any], set[str]]:
-    """Every `namespace:key` of the running stack's config, JSON-decoded where the
-    value is structured, and the set of keys that are secrets.
-
-    Reading the whole namespace (rather than only the keys the model knows) is what
-    lets an unknown top-level key, such as `mlplatform:nodepools`, be reported.
-    """
+def read_runtime_config() -> tuple[dict[str, Any], set[str]]:
+    """Every key of the running stack's config, of every namespace, JSON-decoded where
+    the value is structured, and the set of keys Pulumi marks secret (fully qualified;
+    `ns:a.b` when a secret was set with `--path`)."""
     from pulumi.runtime import config as runtime_config
 
     merged: dict[str, Any] = {}
@@ -59,16 +84,26 @@ def read_namespace(namespace: str) -> tuple[dict[str, Any], set[str]]:
     secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(
         runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK has no public accessor
     )
+    return {key: _decode(raw) for key, raw in merged.items()}, secret_keys
+
+
+def read_namespace(namespace: str) -> tuple[dict[str, Any], set[str]]:
+    """Every `namespace:key` of the running stack's config, and the secret key paths in it
+    (`cluster`, or `cluster.kubeconfig` for a secret set with `--path`).
+
+    Reading the whole namespace (rather than only the keys the model knows) is what
+    lets an unknown top-level key, such as `mlplatform:nodepools`, be reported.
+    """
+    everything, secret_keys = read_runtime_config()
+    return _in_namespace(everything, secret_keys, namespace)
+
+
+def _in_namespace(
+    everything: Mapping[str, Any], secret_keys: Iterable[str], namespace: str
+) -> tuple[dict[str, Any], set[str]]:
     prefix = f"{namespace}:"
-    values: dict[str, Any] = {}
-    secrets: set[str] = set()
-    for full_key, raw in merged.items():
-        if not full_key.startswith(prefix):
-            continue
-        key = full_key[len(prefix) :]
-        values[key] = _decode(raw)
-        if full_key in secret_keys:
-            secrets.add(key)
+    values = {key[len(prefix) :]: value for key, value in everything.items() if key.startswith(prefix)}
+    secrets = {key[len(prefix) :] for key in secret_keys if key.startswith(prefix)}
     return values, secrets
 
 
@@ -92,24 +127,121 @@ def validate_config(
     stack: str,
     namespace: str,
     secret_keys: set[str] | frozenset[str] = frozenset(),
+    other_config: Mapping[str, Any] | None = None,
 ) -> ModelT:
-    """Validate `values` against `model`, or raise `ConfigError` naming every bad key."""
+    """Validate `values` against `model`, or raise `ConfigError` naming every bad key.
+
+    `secret_keys` are the key paths (without namespace) given as Pulumi secrets; a
+    field marked SECRET whose value is not under one of them is an error.
+    `other_config` is the stack's whole config (fully qualified keys), for rules that
+    compare with another namespace (`aws:region`); models read it from the
+    validation context under "config"."""
     try:
-        return model.model_validate(values)
+        config = model.model_validate(values, context={"config": dict(other_config or {})})
     except ValidationError as err:
         problems = [
             _describe(model, error, namespace=namespace, secret_keys=secret_keys)
             for error in err.errors()
         ]
         raise ConfigError(stack, problems) from None
+    problems = unsecured_secrets(config, secret_keys, namespace=namespace)
+    if problems:
+        raise ConfigError(stack, problems)
+    return config
 
 
 def load_config(model: type[ModelT], namespace: str) -> ModelT:
-    """Read and validate the running stack's config namespace. Call once, at the entry point."""
-    values, secrets = read_namespace(namespace)
+    """Read and validate the running stack's config namespace. Call once, at the entry point.
+
+    The stack's keys of every namespace are checked first: a key that belongs to no
+    known namespace is an error, so a misspelt `mlmodl:canary` never goes unnoticed."""
+    everything, secret_keys = read_runtime_config()
+    stack = pulumi.get_stack()
+    problems = foreign_namespace_problems(everything, namespace)
+    if problems:
+        raise ConfigError(stack, problems)
+    values, secrets = _in_namespace(everything, secret_keys, namespace)
     return validate_config(
-        model, values, stack=pulumi.get_stack(), namespace=namespace, secret_keys=secrets
+        model, values, stack=stack, namespace=namespace, secret_keys=secrets, other_config=everything
     )
+
+
+def foreign_namespace_problems(keys: Iterable[str], namespace: str) -> list[str]:
+    """One problem per config key whose namespace is neither `namespace` (the project's)
+    nor a provider's, with the closest known namespace as a suggestion.
+
+    Both `pulumi up` (through `load_config`) and the offline commands (which read the
+    stack file themselves) ask this function, so they agree on what is a typo."""
+    allowed = (namespace, *PROVIDER_NAMESPACES)
+    problems = []
+    for full_key in sorted(keys):
+        prefix, sep, rest = full_key.partition(":")
+        if not sep or prefix in allowed:
+            continue
+        if prefix in PROJECT_NAMESPACES:
+            hint = (
+                f"'{prefix}:' keys belong to {PROJECT_NAMESPACES[prefix]}, not to this stack "
+                f"(whose keys are '{namespace}:...')"
+            )
+        else:
+            candidates = (*allowed, *(p for p in PROJECT_NAMESPACES if p not in allowed))
+            close = difflib.get_close_matches(prefix, candidates, n=1, cutoff=0.6)
+            if not close:
+                hint = f"unknown config namespace '{prefix}'; known namespaces: {', '.join(allowed)}"
+            elif close[0] in allowed:
+                hint = f"unknown config namespace '{prefix}'; did you mean '{close[0]}:{rest}'?"
+            else:
+                hint = (
+                    f"unknown config namespace '{prefix}'; did you mean '{close[0]}:{rest}'? Those keys "
+                    f"belong to {PROJECT_NAMESPACES[close[0]]}, not to this stack"
+                )
+        problems.append(f"{full_key}: {hint}; this program would ignore the key")
+    return problems
+
+
+def unsecured_secrets(
+    config: BaseModel, secret_keys: Iterable[str], *, namespace: str
+) -> list[str]:
+    """One problem per set value of a SECRET field whose key path is not a Pulumi secret.
+
+    A path is covered by a secret at it or above it: `pulumi config set --secret cluster`
+    covers `cluster.kubeconfig`, and so does `--secret --path cluster.kubeconfig`."""
+    covered = set(secret_keys)
+    problems = []
+    for path, value, marker in _marked_secret_values(config, ""):
+        if marker == SECRET_UNLESS_PATH["secret"] and _is_file_path(value):
+            continue
+        if any(path == c or path.startswith((f"{c}.", f"{c}[")) for c in covered):
+            continue
+        problems.append(
+            f"{namespace}:{path} must be a Pulumi secret; set it with: "
+            f"pulumi config set --secret --path '{path}' ..."
+        )
+    return problems
+
+
+def _marked_secret_values(value: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            child = getattr(value, name)
+            if child is None:
+                continue
+            child_path = f"{path}.{field.alias or name}" if path else (field.alias or name)
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if extra.get("secret"):
+                yield child_path, child, extra["secret"]
+            else:
+                yield from _marked_secret_values(child, child_path)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _marked_secret_values(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _marked_secret_values(item, f"{path}.{key}")
+
+
+def _is_file_path(value: Any) -> bool:
+    return isinstance(value, str) and "\n" not in value and not value.lstrip().startswith(("{", "apiVersion"))
 
 
 def key_path(namespace: str, loc: tuple[Any, ...]) -> str:
@@ -140,20 +272,49 @@ def _describe(
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"{where} is not a known key{hint}"
     message = error["msg"]
+    given = error.get("input")
+    if isinstance(given, str) and given.startswith("[secret:") and kind.endswith(("_type", "_attributes_type")):
+        # An offline run's placeholder for a `secure:` value (see mlplatform.stack_file):
+        # a whole object made secret cannot be decrypted without the stack's secrets provider.
+        path = where.partition(":")[2]
+        return (
+            f"{where} is a secure: value, which an offline run cannot decrypt, and here it must be structured "
+            f"({message}); make only its secret fields secrets: pulumi config set --secret --path '{path}.<field>' ..."
+        )
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, CrossFieldError) and cause.paths:
+            fields = " / ".join(_join_path(where, loc, path) for path in cause.paths)
+            return f"{fields}: {message}"
         if isinstance(error.get("input"), dict):
             # A cross-field rule: its message names the keys involved, and the whole
             # object as "the value" would only bury them.
             return f"{where.rstrip(':') if not loc else where}: {message}"
-    shown = "[secret]" if loc and loc[0] in secret_keys else _show(error.get("input"))
+    shown = "[secret]" if _is_secret(loc, secret_keys) else _show(error.get("input"))
     return f"{where} = {shown}: {message}"
+
+
+def _join_path(where: str, loc: tuple[Any, ...], relative: str) -> str:
+    if ":" in relative:  # already qualified: a key of another namespace, e.g. aws:region
+        return relative
+    if not loc:
+        return f"{where}{relative}"
+    return f"{where}{relative}" if relative.startswith("[") else f"{where}.{relative}"
 
 
 def _is_union_tag(part: Any) -> bool:
     # pydantic puts the chosen union member or validator name into the location
     # (e.g. "function-after[...]"); users never wrote those, so hide them.
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _is_secret(loc: tuple[Any, ...], secret_keys: Iterable[str]) -> bool:
+    """Whether the value at `loc` was given as a secret (at it or above it): never shown."""
+    if not loc:
+        return False
+    path = key_path("", loc).removeprefix(":")
+    return any(path == s or path.startswith((f"{s}.", f"{s}[")) for s in secret_keys)
 
 
 def _show(value: Any) -> str:

@@ -12,9 +12,6 @@ Those need the real engine.
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-DEFAULT_ACCOUNT_ID = "123456789012"
-DEFAULT_REGION = "us-west-2"
+from mlplatform.offline_mocks import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, RecordingMocks  # noqa: F401 - re-exported
+from mlplatform.stack_file import placeholder, read_stack_config, read_stack_document
+
 REDACTED = "[secret]"
 
 
@@ -57,14 +54,27 @@ def whole_numbers_as_ints(value: Any) -> Any:
 
 
 def redact_secrets(value: Any) -> Any:
-    """The value with every secret replaced by a placeholder, at any depth."""
+    """The value with every secret replaced by a placeholder, at any depth.
+
+    A secret mapping keeps its keys, each with the placeholder as its value: a
+    Secret's `stringData` stays a mapping that `kubectl apply` accepts, and a reader
+    still sees which keys it holds."""
     if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        if isinstance(inner, dict):
+            return {k: _redact_all(v) for k, v in inner.items()}
         return REDACTED
     if isinstance(value, dict):
         return {k: redact_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact_secrets(v) for v in value]
     return value
+
+
+def _redact_all(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_all(v) for k, v in unwrap_secrets(value).items()}
+    return REDACTED
 
 
 def contains_secret(value: Any) -> bool:
@@ -132,6 +142,8 @@ class Recording:
     stack: str
     resources: list[RecordedResource]
     stack_outputs: dict[str, Any]
+    # Config key paths whose `secure:` values the run saw only as placeholders.
+    secret_placeholders: list[str] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -172,152 +184,6 @@ class Recording:
     @property
     def kubernetes_objects(self) -> list[RecordedResource]:
         return [r for r in self.resources if r.is_kubernetes_object]
-
-
-def _short_hash(*parts: str, length: int = 8) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Answers resource registrations and provider calls with plausible values.
-
-    `stack_references` maps a StackReference's name (e.g. `acme/mlplatform/dev`)
-    to the outputs it should expose; `resolve_stack_reference`, when given, is asked
-    for names not in that map (the offline render computes them by running the
-    referenced stack).
-    """
-
-    def __init__(
-        self,
-        *,
-        stack_references: Mapping[str, Mapping[str, Any]] | None = None,
-        resolve_stack_reference: Callable[[str], Mapping[str, Any]] | None = None,
-        account_id: str = DEFAULT_ACCOUNT_ID,
-        region: str = DEFAULT_REGION,
-    ):
-        self.stack_references = dict(stack_references or {})
-        self.resolve_stack_reference = resolve_stack_reference
-        self.account_id = account_id
-        self.region = region
-
-    # -- resources -------------------------------------------------------
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
-        inputs = copy.deepcopy(args.inputs)
-        if args.typ == "pulumi:pulumi:StackReference":
-            ref_name = inputs.get("name") or args.name
-            if ref_name not in self.stack_references and self.resolve_stack_reference is not None:
-                self.stack_references[ref_name] = self.resolve_stack_reference(ref_name)
-            if ref_name not in self.stack_references:
-                raise KeyError(
-                    f"no outputs configured for StackReference {ref_name!r}; "
-                    f"known: {sorted(self.stack_references)}"
-                )
-            outputs = copy.deepcopy(dict(self.stack_references[ref_name]))
-            return ref_name, {"name": ref_name, "outputs": outputs, "secretOutputNames": []}
-        if args.typ.startswith("kubernetes:"):
-            return self._kubernetes(args, inputs)
-        extra = self._extras(args.typ, args.name, inputs)
-        physical_id = extra.pop("__id", None) or f"{args.name}-{_short_hash(args.typ, args.name)}"
-        return physical_id, {**inputs, **extra}
-
-    def _kubernetes(self, args, inputs: dict) -> tuple[str, dict]:
-        if args.typ.startswith("kubernetes:helm.sh/"):
-            name = inputs.get("name") or f"{args.name}-{_short_hash(args.name)}"
-            namespace = inputs.get("namespace") or "default"
-            status = {"name": name, "namespace": namespace, "status": "deployed",
-                      "chart": inputs.get("chart"), "version": inputs.get("version")}
-            return f"{namespace}/{name}", {**inputs, "name": name, "status": status}
-        metadata = dict(inputs.get("metadata") or {})
-        if "name" not in metadata:
-            # The provider auto-names objects that have no explicit name.
-            metadata["name"] = f"{args.name}-{_short_hash(args.name)}"
-        metadata.setdefault("uid", _short_hash(args.typ, args.name, length=32))
-        inputs["metadata"] = metadata
-        namespace = metadata.get("namespace")
-        physical_id = f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
-        return physical_id, inputs
-
-    def _extras(self, typ: str, name: str, inputs: dict) -> dict[str, Any]:
-        """Provider-computed outputs that programs read, by resource type."""
-        acct, region = self.account_id, self.region
-        physical = inputs.get("name") or f"{name}-{_short_hash(typ, name, length=7)}"
-        hexid = _short_hash(typ, name, length=17)
-        if typ == "aws:ec2/vpc:Vpc":
-            return {"__id": f"vpc-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:vpc/vpc-{hexid}"}
-        if typ == "aws:ec2/subnet:Subnet":
-            return {"__id": f"subnet-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:subnet/subnet-{hexid}"}
-        if typ == "aws:ec2/securityGroup:SecurityGroup":
-            return {"__id": f"sg-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:security-group/sg-{hexid}"}
-        if typ.startswith("aws:ec2/"):
-            return {"__id": f"{typ.split(':')[-1].lower()[:5]}-{hexid}"}
-        if typ == "aws:iam/role:Role":
-            return {"name": physical, "arn": f"arn:aws:iam::{acct}:role/{physical}", "uniqueId": f"AROA{hexid.upper()}"}
-        if typ == "aws:iam/policy:Policy":
-            return {"name": physical, "arn": f"arn:aws:iam::{acct}:policy/{physical}"}
-        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            url = str(inputs.get("url", "")).removeprefix("https://")
-            return {"arn": f"arn:aws:iam::{acct}:oidc-provider/{url}"}
-        if typ == "aws:kms/key:Key":
-            key_id = f"{_short_hash(name, length=8)}-{_short_hash(name, 'k', length=4)}-4000-8000-{_short_hash(name, 'x', length=12)}"
-            return {"__id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{acct}:key/{key_id}"}
-        if typ == "aws:eks/cluster:Cluster":
-            oidc_id = _short_hash(name, length=32).upper()
-            return {
-                "name": physical,
-                "arn": f"arn:aws:eks:{region}:{acct}:cluster/{physical}",
-                "endpoint": f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
-                "certificateAuthority": {"data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()},
-                "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
-                "version": inputs.get("version", "1.33"),
-                "status": "ACTIVE",
-                "vpcConfig": {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{hexid}"},
-            }
-        if typ == "aws:eks/nodeGroup:NodeGroup":
-            group = inputs.get("nodeGroupName") or physical
-            return {
-                "arn": f"arn:aws:eks:{region}:{acct}:nodegroup/{inputs.get('clusterName', 'cluster')}/{group}/{hexid}",
-                "nodeGroupName": group,
-                "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{hexid}"}], "remoteAccessSecurityGroupId": ""}],
-                "status": "ACTIVE",
-            }
-        if typ == "aws:s3/bucket:Bucket" or typ == "aws:s3/bucketV2:BucketV2":
-            bucket = inputs.get("bucket") or f"{name}-{_short_hash(name, length=7)}"
-            return {"__id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
-                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
-        if typ == "aws:rds/instance:Instance":
-            ident = inputs.get("identifier") or physical
-            host = f"{ident}.c{hexid[:10]}.{region}.rds.amazonaws.com"
-            return {"address": host, "endpoint": f"{host}:5432", "port": inputs.get("port", 5432),
-                    "arn": f"arn:aws:rds:{region}:{acct}:db:{ident}", "identifier": ident}
-        if typ == "aws:rds/subnetGroup:SubnetGroup":
-            return {"name": physical, "arn": f"arn:aws:rds:{region}:{acct}:subgrp:{physical}"}
-        if typ == "random:index/randomPassword:RandomPassword":
-            length = int(inputs.get("length", 32))
-            return {"result": ("p" + _short_hash(name, length=64))[:length]}
-        if typ == "tls:index/privateKey:PrivateKey":
-            pem = f"-----BEGIN PRIVATE KEY-----\nMOCK-{name}\n-----END PRIVATE KEY-----\n"
-            return {"privateKeyPem": pem, "publicKeyPem": pem.replace("PRIVATE", "PUBLIC")}
-        if typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
-            return {"certPem": f"-----BEGIN CERTIFICATE-----\nMOCK-{name}\n-----END CERTIFICATE-----\n"}
-        if typ == "tls:index/certRequest:CertRequest":
-            return {"certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\nMOCK-{name}\n-----END CERTIFICATE REQUEST-----\n"}
-        if typ.startswith("aws:"):
-            return {"arn": f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{acct}:{physical}"}
-        return {}
-
-    # -- provider functions ---------------------------------------------
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
-        token, region, acct = args.token, self.region, self.account_id
-        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{region}{s}" for s in "abcd"]
-            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 5)], "id": region}
-        if token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": acct, "arn": f"arn:aws:iam::{acct}:user/render", "userId": "AIDAMOCK", "id": acct}
-        if token == "aws:index/getRegion:getRegion":
-            return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"}
-        if token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
-        return {}
 
 
 def _describe_alias(alias: Any) -> str:
@@ -417,6 +283,7 @@ def run_program(
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     error: BaseException | None = None
+    quiet = _QuietOnFailure().start()
     try:
         _sync_await(run_pulumi_func(program))
     except BaseException as exc:  # re-raised below, once the recording is attached
@@ -427,6 +294,7 @@ def run_program(
             stack_outputs = _sync_await(_resolve_exports())
         except BaseException as exc:  # an export that fails to resolve is the program's error
             error = exc
+    quiet.release(failed=error is not None)
     recording = Recording(
         project=project,
         stack=stack,
@@ -439,26 +307,57 @@ def run_program(
     return recording
 
 
+class _QuietOnFailure:
+    """Hold back the SDK's leftovers while a program runs; show them only if it succeeds.
+
+    A failing program leaves tasks whose exception nobody retrieves (every Output that
+    depended on the failed registration) and coroutines that were never awaited; asyncio
+    reports them as they are garbage-collected, about nine lines of "Task exception was
+    never retrieved" and RuntimeWarnings printed before the real message. The error
+    itself is re-raised by `run_program`, so after a failure they are noise. After a
+    success they would be a real problem, and are passed on as asyncio would print them.
+    """
+
+    def start(self) -> _QuietOnFailure:
+        import warnings
+
+        self._warnings = warnings.catch_warnings(record=True)
+        self.held_warnings = self._warnings.__enter__()
+        warnings.simplefilter("always", RuntimeWarning)
+        self.loop = _ensure_event_loop()  # the loop `_sync_await` runs the program on
+        self.held_contexts: list[dict[str, Any]] = []
+        self._previous_handler = self.loop.get_exception_handler()
+        self.loop.set_exception_handler(lambda _loop, context: self.held_contexts.append(context))
+        return self
+
+    def release(self, failed: bool) -> None:
+        import gc
+        import warnings
+
+        gc.collect()  # let the failed run's leftovers report now, while they are held
+        self.loop.set_exception_handler(self._previous_handler)
+        self._warnings.__exit__(None, None, None)
+        if failed:
+            return
+        for context in self.held_contexts:
+            self.loop.call_exception_handler(context)
+        for held in self.held_warnings:
+            warnings.showwarning(held.message, held.category, held.filename, held.lineno)
+
+
 def read_stack_file(path: Path, project: str) -> tuple[dict[str, Any], list[str]]:
     """The `config:` block of a `Pulumi.<stack>.yaml`, with keys qualified by the
-    project's namespace where they are not already, and the keys holding `secure:`
-    values. Those cannot be decrypted offline; they become a placeholder marked secret."""
-    document = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, Any] = {}
-    secrets: list[str] = []
-    for key, value in (document.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full_key] = "offline-placeholder-for-secure-value"
-            secrets.append(full_key)
-        else:
-            config[full_key] = value
-    return config, secrets
+    project's namespace where they are not already, and the key paths holding `secure:`
+    values (at any depth: `pulumi config set --secret --path` nests them). Those cannot
+    be decrypted offline; each becomes a `[secret:<key path>]` placeholder that the run
+    treats as a Pulumi secret. A malformed file raises `StackFileError` (see
+    `mlplatform.stack_file`)."""
+    stack_config = read_stack_config(path, project)
+    return stack_config.values, stack_config.secret_paths
 
 
 def project_name(project_dir: Path) -> str:
-    document = yaml.safe_load((Path(project_dir) / "Pulumi.yaml").read_text())
-    return str(document["name"])
+    return str(read_stack_document(Path(project_dir) / "Pulumi.yaml").get("name"))
 
 
 def run_entry_point(
@@ -482,8 +381,9 @@ def run_entry_point(
     if config is None:
         config, file_secrets = read_stack_file(project_dir / f"Pulumi.{stack}.yaml", project)
         secret_keys = [*secret_keys, *file_secrets]
+    secret_keys = list(secret_keys)
     entry = project_dir / "__main__.py"
-    return run_program(
+    recording = run_program(
         lambda: runpy.run_path(str(entry), run_name="__main__"),
         project=project,
         stack=stack,
@@ -492,6 +392,22 @@ def run_entry_point(
         stack_references=stack_references,
         mocks=mocks,
     )
+    recording.secret_placeholders = sorted(k for k in secret_keys if _is_placeholder(config, k))
+    return recording
+
+
+def _is_placeholder(config: Mapping[str, Any], key_path: str) -> bool:
+    """Whether the value at `key_path` (e.g. `mlplatform:cluster.kubeconfig`) is an offline placeholder."""
+    def find(value: Any, path: str) -> bool:
+        if value == placeholder(path):
+            return True
+        if isinstance(value, dict):
+            return any(find(v, f"{path}.{k}") for k, v in value.items())
+        if isinstance(value, list):
+            return any(find(v, f"{path}[{i}]") for i, v in enumerate(value))
+        return False
+
+    return any(find(value, key) for key, value in config.items())
 
 
 @dataclass

@@ -12,11 +12,16 @@ What is written:
 - `plan.yaml`: the non-Kubernetes resources (type, name, properties) and the Helm
   releases (chart, repo, version, namespace, values);
 - `outputs.yaml`: the stack outputs.
-Secrets are replaced by `[secret]` unless `show_secrets` is set.
+Files are ordered by apply phase, then kind, namespace and name, and keys are
+written sorted (apiVersion, kind and metadata first): the same input renders the
+same bytes, which a GitOps hand-off needs. Secrets are replaced by `[secret]`
+unless `show_secrets` is set; a secret mapping (a Secret's `stringData`) keeps its
+keys, so a redacted Secret is still one that `kubectl apply` accepts.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -27,6 +32,7 @@ from typing import Any
 import yaml
 
 from mlplatform.offline import (
+    REDACTED,
     Recording,
     RecordedResource,
     RecordingMocks,
@@ -120,7 +126,10 @@ def render_stack(
         if platform_dir is None:
             raise RenderError(f"StackReference '{reference}': no platform project found above {project_dir}")
         if platform_stack not in cache:
-            cache[platform_stack] = render_stack(platform_dir, platform_stack).stack_outputs
+            try:
+                cache[platform_stack] = render_stack(platform_dir, platform_stack).stack_outputs
+            except RenderError as err:
+                raise RenderError(f"StackReference '{reference}' cannot be answered offline: {err}") from None
         return cache[platform_stack]
 
     return run_entry_point(
@@ -133,8 +142,38 @@ def render_stack(
 
 
 def apply_order(resources: list[RecordedResource]) -> list[RecordedResource]:
+    """Kubernetes objects by apply phase, then kind, namespace and name.
+
+    Registration order is no order at all: components register from concurrent
+    asyncio tasks, and two runs of one config interleave them differently. Sorting on
+    the objects' own identity makes the same config render the same files."""
     objects = [r for r in resources if r.is_kubernetes_object]
-    return sorted(objects, key=lambda r: _APPLY_RANK.get(r.kind, _CUSTOM_RESOURCE_RANK))
+    return sorted(objects, key=_identity)
+
+
+def _identity(resource: RecordedResource) -> tuple[int, str, str, str, str]:
+    metadata = resource.metadata
+    return (
+        _APPLY_RANK.get(resource.kind, _CUSTOM_RESOURCE_RANK),
+        resource.kind,
+        str(metadata.get("namespace") or ""),
+        str(metadata.get("name") or resource.name),
+        resource.urn,
+    )
+
+
+def _sorted_keys(value: Any) -> Any:
+    """Mappings with their keys sorted, at any depth (lists keep their order: it means something)."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def _dump(document: Any) -> str:
+    """YAML whose key order is the document's own, which callers make stable."""
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def _visible(value: Any, show_secrets: bool) -> Any:
@@ -143,10 +182,14 @@ def _visible(value: Any, show_secrets: bool) -> Any:
 
 def manifest_of(resource: RecordedResource, *, show_secrets: bool = False) -> dict[str, Any]:
     """The object as `kubectl apply` would receive it: apiVersion and kind first."""
-    body = _visible(resource.raw_inputs, show_secrets)
+    body = _sorted_keys(_visible(resource.raw_inputs, show_secrets))
     ordered = {"apiVersion": body.pop("apiVersion", None), "kind": body.pop("kind", resource.kind)}
     ordered["metadata"] = body.pop("metadata", {})
     ordered.update(body)
+    if ordered["kind"] == "Secret" and not show_secrets and isinstance(ordered.get("data"), dict):
+        # `data` values must be base64; a redacted one stays valid base64 of the placeholder.
+        encoded = base64.b64encode(REDACTED.encode()).decode()
+        ordered["data"] = {k: encoded if v == REDACTED else v for k, v in ordered["data"].items()}
     return ordered
 
 
@@ -173,7 +216,14 @@ def plan_of(recording: Recording, *, show_secrets: bool = False) -> dict[str, An
             )
         elif not resource.is_kubernetes_object:
             others.append({"type": resource.type, "name": resource.name, "properties": inputs})
-    return {"stack": recording.stack, "project": recording.project, "resources": others, "helmReleases": releases}
+    others.sort(key=lambda r: (r["type"], r["name"]))
+    releases.sort(key=lambda r: (str(r["namespace"] or ""), str(r["name"])))
+    return {
+        "stack": recording.stack,
+        "project": recording.project,
+        "resources": _sorted_keys(others),
+        "helmReleases": _sorted_keys(releases),
+    }
 
 
 def write_render(recording: Recording, out_dir: Path, *, show_secrets: bool = False) -> RenderResult:
@@ -188,12 +238,12 @@ def write_render(recording: Recording, out_dir: Path, *, show_secrets: bool = Fa
         metadata = manifest.get("metadata") or {}
         parts = [f"{index:03d}", resource.kind, metadata.get("namespace") or "", metadata.get("name") or resource.name]
         path = manifest_dir / ("-".join(_slug(p) for p in parts if p) + ".yaml")
-        path.write_text(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False))
+        path.write_text(_dump(manifest))
         written.append(path)
     plan_path = out_dir / "plan.yaml"
-    plan_path.write_text(yaml.safe_dump(plan_of(recording, show_secrets=show_secrets), sort_keys=False))
+    plan_path.write_text(_dump(plan_of(recording, show_secrets=show_secrets)))
     outputs_path = out_dir / "outputs.yaml"
-    outputs_path.write_text(yaml.safe_dump(_visible(recording.stack_outputs, show_secrets), sort_keys=False))
+    outputs_path.write_text(_dump(_sorted_keys(_visible(recording.stack_outputs, show_secrets))))
     return RenderResult(recording=recording, manifests=written, plan_path=plan_path, outputs_path=outputs_path)
 
 
@@ -207,6 +257,10 @@ def resource_tree(recording: Recording) -> str:
             children.setdefault(resource.parent, []).append(resource)
         else:
             roots.append(resource)
+    # Sorted for the same reason as the manifests: registration order varies between runs.
+    roots.sort(key=lambda r: (r.type, r.name))
+    for siblings in children.values():
+        siblings.sort(key=lambda r: (r.type, r.name))
 
     lines = [f"{recording.project}-{recording.stack} (pulumi:pulumi:Stack)"]
 

@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from mlplatform.configuration import ConfigModel
+from mlplatform.config_types import pinned_image, quantity_value
+from mlplatform.configuration import ConfigModel, CrossFieldError
 
 NAMESPACE = "mlmodel"
 
@@ -45,6 +46,7 @@ ImageRef = Annotated[
         pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
         description="Container image reference; pin a tag or digest.",
     ),
+    AfterValidator(pinned_image),
 ]
 ModelUri = Annotated[
     str,
@@ -69,10 +71,12 @@ def check_gateway_route_count(count: int) -> None:
     """The rule for `trafficApi: gateway`: one HTTPRoute rule per route plus a catch-all must fit
     the Gateway API's cap. The config model and the HTTPRoute builder both call it."""
     if count > MAX_GATEWAY_ROUTES:
-        raise ValueError(
+        raise CrossFieldError(
             f"trafficApi 'gateway' carries one HTTPRoute rule per route plus a catch-all, and an HTTPRoute "
             f"holds at most {MAX_HTTPROUTE_RULES} rules: serving.routes may list at most {MAX_GATEWAY_ROUTES}, "
-            f"got {count}"
+            f"got {count}",
+            "trafficApi",
+            "serving.routes",
         )
 
 
@@ -105,6 +109,19 @@ class Resources(ConfigModel):
         default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits."
     )
 
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        # The API server rejects a pod whose request exceeds its limit, mid-update.
+        for resource in ("cpu", "memory"):
+            request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
+            if quantity_value(request) > quantity_value(limit):
+                raise CrossFieldError(
+                    f"the {resource} request {request} is above its limit {limit}; Kubernetes rejects such a pod",
+                    f"requests.{resource}",
+                    f"limits.{resource}",
+                )
+        return self
+
 
 class ReplicaConfig(ConfigModel):
     min: int = Field(2, ge=1, description="HPA minReplicas.")
@@ -114,7 +131,7 @@ class ReplicaConfig(ConfigModel):
     @model_validator(mode="after")
     def _ordered(self) -> ReplicaConfig:
         if self.min > self.max:
-            raise ValueError(f"replicas.min ({self.min}) must be <= replicas.max ({self.max})")
+            raise CrossFieldError(f"replicas.min ({self.min}) must be <= replicas.max ({self.max})", "min", "max")
         return self
 
 
@@ -241,11 +258,14 @@ class ServingConfig(ConfigModel):
         names = [r.name for r in self.effective_routes]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"route names must be unique; repeated: {repeated}")
+            paths = [f"routes[{i}].name" for i, n in enumerate(names) if n in repeated]
+            raise CrossFieldError(f"route names must be unique; repeated: {repeated}", *paths)
         if self.metrics is not None and self.metrics.port == self.port:
-            raise ValueError(
+            raise CrossFieldError(
                 f"metrics.port must differ from port ({self.port}): the model's Linkerd Server admits only "
-                "the allowedClients' mTLS identities on the serving port, so Prometheus could not scrape it"
+                "the allowedClients' mTLS identities on the serving port, so Prometheus could not scrape it",
+                "metrics.port",
+                "port",
             )
         return self
 
@@ -268,6 +288,9 @@ class CanaryConfig(VersionConfig):
 
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>\S*))?$")
 
+# The URI scheme each dataSource.type reads; `local` is a path inside the pod.
+DATA_SOURCE_SCHEMES = {"s3": "s3://", "gcs": "gs://"}
+
 
 class DataSource(ConfigModel):
     type: Literal["s3", "gcs", "local"] = Field(description="Where the dataset lives.")
@@ -279,8 +302,11 @@ class DataSource(ConfigModel):
 
     @model_validator(mode="after")
     def _s3_uri(self) -> DataSource:
-        if self.type == "s3" and not S3_URI.match(self.path):
-            raise ValueError(f"dataSource.type 's3' needs a path 's3://<bucket>/<prefix>', got '{self.path}'")
+        # A path of another scheme is _scheme_matches_type's to report.
+        if self.type == "s3" and self.path.startswith("s3://") and not S3_URI.match(self.path):
+            raise CrossFieldError(
+                f"type 's3' needs a path 's3://<bucket>/<prefix>', got {self.path!r}", "type", "path"
+            )
         return self
 
     def s3_location(self) -> tuple[str, str] | None:
@@ -289,6 +315,19 @@ class DataSource(ConfigModel):
         if match is None:
             return None
         return match["bucket"], match["prefix"] or ""
+
+    @model_validator(mode="after")
+    def _scheme_matches_type(self) -> DataSource:
+        scheme = DATA_SOURCE_SCHEMES.get(self.type)
+        if scheme is not None and not self.path.startswith(scheme):
+            raise CrossFieldError(
+                f"type '{self.type}' reads {scheme} URIs, but path is {self.path!r}", "type", "path"
+            )
+        if scheme is None and ("://" in self.path or not self.path.startswith("/")):
+            raise CrossFieldError(
+                f"type 'local' reads an absolute path inside the pod, but path is {self.path!r}", "type", "path"
+            )
+        return self
 
 
 class TrainingConfig(ConfigModel):
@@ -333,15 +372,40 @@ class TrainingConfig(ConfigModel):
     @model_validator(mode="after")
     def _distributed(self) -> TrainingConfig:
         if self.workers > 1 and self.framework != "pytorch":
-            raise ValueError(f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'")
+            raise CrossFieldError(
+                f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'",
+                "workers",
+                "framework",
+            )
         if self.workers > 1 and self.backend == "nccl" and self.gpus < 1:
-            raise ValueError("backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs")
+            raise CrossFieldError(
+                "backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs", "backend", "gpus"
+            )
         if self.workers > 1 and self.checkpoint_access_mode == "ReadWriteOnce":
-            raise ValueError(
+            raise CrossFieldError(
                 f"checkpointAccessMode 'ReadWriteOnce' lets one node mount the volume, but workers is "
-                f"{self.workers}: distributed runs need 'ReadWriteMany'"
+                f"{self.workers}: distributed runs need 'ReadWriteMany'",
+                "checkpointAccessMode",
+                "workers",
             )
         return self
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _distinct_env_names(cls, hyperparameters: dict[str, str | int | float | bool]) -> dict:
+        # Each becomes an HP_<NAME> env var; two keys with one name would make the
+        # API server reject the Job after the rest of the stack is applied.
+        from mlplatform.model.training import hyperparameter_env_name
+
+        by_name: dict[str, str] = {}
+        for key in hyperparameters:
+            env_name = hyperparameter_env_name(key)
+            if env_name == "HP_":
+                raise ValueError(f"key {key!r} has no letter or digit to name a variable")
+            if env_name in by_name:
+                raise ValueError(f"keys {by_name[env_name]!r} and {key!r} both become {env_name}; rename one")
+            by_name[env_name] = key
+        return hyperparameters
 
 
 class AllowedClient(ConfigModel):
@@ -426,9 +490,11 @@ class ModelStackConfig(ConfigModel):
     @model_validator(mode="after")
     def _training_needs_team(self) -> ModelStackConfig:
         if self.training is not None and self.team is None:
-            raise ValueError(
+            raise CrossFieldError(
                 "team is required with training: the run goes to the team's namespace, under its GPU quota "
-                "(one of the platform's mlplatform:namespaces.teams)"
+                "(one of the platform's mlplatform:namespaces.teams)",
+                "team",
+                "training",
             )
         return self
 
@@ -436,28 +502,40 @@ class ModelStackConfig(ConfigModel):
     def _rollout_rules(self) -> ModelStackConfig:
         if self.canary is not None:
             if self.canary.version == self.stable.version:
-                raise ValueError(
+                raise CrossFieldError(
                     f"canary.version '{self.canary.version}' must differ from stable.version "
-                    f"'{self.stable.version}'"
+                    f"'{self.stable.version}'",
+                    "canary.version",
+                    "stable.version",
                 )
             if self.canary.model_uri == self.stable.model_uri and self.canary.image == self.stable.image:
-                raise ValueError("canary must change the image or the model URI of stable")
+                raise CrossFieldError(
+                    "canary must change the image or the model URI of stable",
+                    "canary.image",
+                    "canary.modelUri",
+                )
         for role, version in self.live_versions():
             name = self.version_object_name(version.version)
             if len(name) > 63:
-                raise ValueError(f"{role} object name '{name}' is longer than 63 characters")
+                raise CrossFieldError(
+                    f"{role} object name '{name}' is longer than 63 characters", "model.name", f"{role}.version"
+                )
         if self.traffic_api == "gateway":
             check_gateway_route_count(len(self.serving.effective_routes))
         if self.analysis.min_accuracy is not None and self.serving.metrics is None:
-            raise ValueError(
+            raise CrossFieldError(
                 f"analysis.minAccuracy ({self.analysis.min_accuracy}) gates on the ml_model_accuracy gauge, which "
                 "only the model server can expose: declare its endpoint in serving.metrics (port, path), "
-                "or remove analysis.minAccuracy"
+                "or remove analysis.minAccuracy",
+                "analysis.minAccuracy",
+                "serving.metrics",
             )
         if len(self.analysis.dwell_minutes) != len(self.steps):
-            raise ValueError(
+            raise CrossFieldError(
                 f"analysis.dwellMinutes has {len(self.analysis.dwell_minutes)} entries but steps has "
-                f"{len(self.steps)}: give one dwell per step"
+                f"{len(self.steps)}: give one dwell per step",
+                "analysis.dwellMinutes",
+                "steps",
             )
         return self
 

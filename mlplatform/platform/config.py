@@ -11,9 +11,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mlplatform.configuration import ConfigModel
+from mlplatform.config_types import ChartVersion, PinnedImage
+from mlplatform.configuration import SECRET_UNLESS_PATH, ConfigModel, CrossFieldError
 from mlplatform.platform.storage_config import (
     DEFAULT_RWO_CLASS,
     DEFAULT_RWX_CLASS,
@@ -61,7 +62,10 @@ class ClusterConfig(ConfigModel):
         description="EKS control-plane log types sent to CloudWatch.",
     )
     kubeconfig: str | None = Field(
-        None, description="Mode existing: path to a kubeconfig file, or its contents. Default: the ambient kubeconfig."
+        None,
+        description="Mode existing: path to a kubeconfig file, or its contents. Default: the ambient kubeconfig. "
+        "Contents must be set as a Pulumi secret (`pulumi config set --secret --path cluster.kubeconfig`).",
+        json_schema_extra=SECRET_UNLESS_PATH,
     )
     context: str | None = Field(None, description="Mode existing: kubeconfig context to use.")
     gpu_nodes: bool = Field(
@@ -89,12 +93,18 @@ class ClusterConfig(ConfigModel):
     @model_validator(mode="after")
     def _public_endpoint_needs_cidrs(self) -> ClusterConfig:
         if self.endpoint_public_access and not self.public_access_cidrs:
-            raise ValueError(
+            raise CrossFieldError(
                 "endpointPublicAccess is true but publicAccessCidrs is empty: name the CIDRs that may "
-                "reach the API (0.0.0.0/0 must be written out, never implied)"
+                "reach the API (0.0.0.0/0 must be written out, never implied)",
+                "endpointPublicAccess",
+                "publicAccessCidrs",
             )
         if not self.endpoint_public_access and self.public_access_cidrs:
-            raise ValueError("publicAccessCidrs is set but endpointPublicAccess is false")
+            raise CrossFieldError(
+                "publicAccessCidrs is set but endpointPublicAccess is false",
+                "publicAccessCidrs",
+                "endpointPublicAccess",
+            )
         return self
 
 
@@ -107,8 +117,11 @@ class ScalingConfig(ConfigModel):
     @model_validator(mode="after")
     def _ordered(self) -> ScalingConfig:
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(
-                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"
+            raise CrossFieldError(
+                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}",
+                "minSize",
+                "desiredSize",
+                "maxSize",
             )
         return self
 
@@ -168,7 +181,7 @@ class NodePoolsConfig(ConfigModel):
 # -- charts -------------------------------------------------------------------
 class ChartConfig(ConfigModel):
     repo: str = Field(pattern=r"^(https|oci)://", description="Chart repository URL.")
-    version: str = Field(min_length=1, description="Pinned chart version.")
+    version: ChartVersion = Field(description="Pinned chart version: one exact semantic version, never a range.")
 
 
 def _chart(repo: str, version: str):
@@ -204,7 +217,11 @@ class MeshConfig(ConfigModel):
     @model_validator(mode="after")
     def _issuer_inside_anchor(self) -> MeshConfig:
         if self.issuer_validity_hours >= self.trust_anchor_validity_hours:
-            raise ValueError("issuerValidityHours must be shorter than trustAnchorValidityHours")
+            raise CrossFieldError(
+                "issuerValidityHours must be shorter than trustAnchorValidityHours",
+                "issuerValidityHours",
+                "trustAnchorValidityHours",
+            )
         return self
 
 
@@ -286,12 +303,14 @@ class LifecycleConfig(ConfigModel):
     def _expire_after_transition(self) -> LifecycleConfig:
         if self.expiration_days is not None and self.transition_to_ia_days is not None:
             if self.expiration_days <= self.transition_to_ia_days:
-                raise ValueError("expirationDays must be later than transitionToIaDays")
+                raise CrossFieldError(
+                    "expirationDays must be later than transitionToIaDays", "expirationDays", "transitionToIaDays"
+                )
         return self
 
 
 class MlflowConfig(ConfigModel):
-    image: str = Field(
+    image: PinnedImage = Field(
         "ghcr.io/mlflow/mlflow:v3.15.1-full",
         pattern=r"^[\w./-]+(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$",
         description="MLflow server image, pinned; the `-full` variant carries the Postgres driver and boto3.",
@@ -304,7 +323,7 @@ class MlflowConfig(ConfigModel):
     rds_allocated_storage_gib: int = Field(20, ge=20, le=65536, description="RDS storage.")
     rds_multi_az: bool = Field(False, description="RDS Multi-AZ standby.")
     deletion_protection: bool = Field(False, description="Protect the database (and bucket) from deletion.")
-    postgres_image: str = Field("postgres:17.6", description="In-cluster Postgres image (backend in-cluster).")
+    postgres_image: PinnedImage = Field("postgres:17.6", description="In-cluster Postgres image (backend in-cluster).")
     postgres_storage_gib: int = Field(20, ge=1, description="In-cluster Postgres volume size.")
     artifact_bucket: str | None = Field(
         None,
@@ -332,7 +351,9 @@ class TeamConfig(ConfigModel):
     @model_validator(mode="after")
     def _limits_cover_requests(self) -> TeamConfig:
         if self.gpu_limits < self.gpu_requests:
-            raise ValueError(f"gpuLimits ({self.gpu_limits}) must be >= gpuRequests ({self.gpu_requests})")
+            raise CrossFieldError(
+                f"gpuLimits ({self.gpu_limits}) must be >= gpuRequests ({self.gpu_requests})", "gpuLimits", "gpuRequests"
+            )
         return self
 
 
@@ -352,7 +373,11 @@ class NamespacesConfig(ConfigModel):
         names = [self.serving, self.training, self.mlflow, self.monitoring] + [t.name for t in self.teams]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"namespace names must be distinct; repeated: {duplicates}")
+            keys = ["serving", "training", "mlflow", "monitoring"] + [f"teams[{i}].name" for i in range(len(self.teams))]
+            raise CrossFieldError(
+                f"namespace names must be distinct; repeated: {duplicates}",
+                *[key for key, name in zip(keys, names) if name in duplicates],
+            )
         reserved = {"default", "kube-system", "kube-public", "kube-node-lease", "linkerd", "linkerd-viz", "linkerd-smi"}
         clash = sorted(set(names) & reserved)
         if clash:
@@ -411,12 +436,28 @@ class PlatformConfig(ConfigModel):
         return self.cluster.gpu_nodes
 
     @model_validator(mode="after")
+    def _region_matches_provider(self, info: ValidationInfo) -> PlatformConfig:
+        # The EKS kubeconfig names cluster.region; the AWS provider deploys to aws:region.
+        # When the stack file sets both, a mismatch is a config error, not a failed apply.
+        provider_region = ((info.context or {}).get("config") or {}).get("aws:region")
+        if self.cluster.mode == "aws" and provider_region and provider_region != self.cluster.region:
+            raise CrossFieldError(
+                f"cluster.region is {self.cluster.region!r} but aws:region is {provider_region!r}: the AWS "
+                "provider would create the cluster in the other region; set both to the same region",
+                "cluster.region",
+                "aws:region",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _mode_rules(self) -> PlatformConfig:
         if self.cluster.mode == "existing":
             if self.storage.efs is not None:
-                raise ValueError(
+                raise CrossFieldError(
                     "storage.efs only applies to cluster.mode 'aws' (it creates an EFS file system); with an "
-                    "existing cluster name its ReadWriteMany class in storage.readWriteManyClass"
+                    "existing cluster name its ReadWriteMany class in storage.readWriteManyClass",
+                    "storage.efs",
+                    "cluster.mode",
                 )
             ignored = [
                 key
@@ -427,14 +468,20 @@ class PlatformConfig(ConfigModel):
                 if value
             ]
             if ignored:
-                raise ValueError(f"{', '.join(ignored)} only apply to cluster.mode 'aws' (EKS add-ons)")
+                raise CrossFieldError(
+                    f"{', '.join(ignored)} only apply to cluster.mode 'aws' (EKS add-ons)", *ignored, "cluster.mode"
+                )
             if self.mlflow.backend == "rds":
-                raise ValueError(
-                    "mlflow.backend 'rds' needs cluster.mode 'aws'; with an existing cluster use 'in-cluster'"
+                raise CrossFieldError(
+                    "mlflow.backend 'rds' needs cluster.mode 'aws'; with an existing cluster use 'in-cluster'",
+                    "mlflow.backend",
+                    "cluster.mode",
                 )
             if not self.mlflow.artifact_bucket:
-                raise ValueError(
-                    "mlflow.artifactBucket is required with cluster.mode 'existing' (no bucket is created there)"
+                raise CrossFieldError(
+                    "mlflow.artifactBucket is required with cluster.mode 'existing' (no bucket is created there)",
+                    "mlflow.artifactBucket",
+                    "cluster.mode",
                 )
         if self.cluster.mode == "aws":
             ignored = [
@@ -446,32 +493,46 @@ class PlatformConfig(ConfigModel):
                 if value
             ]
             if ignored:
-                raise ValueError(
+                raise CrossFieldError(
                     f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
-                    "its own bucket through its IRSA role"
+                    "its own bucket through its IRSA role",
+                    *ignored,
+                    "cluster.mode",
                 )
             if self.cluster.gpu_nodes:
-                raise ValueError(
+                raise CrossFieldError(
                     "cluster.gpuNodes describes an existing cluster; in mode 'aws' nodePools.gpu.enabled "
-                    "creates the GPU pool"
+                    "creates the GPU pool",
+                    "cluster.gpuNodes",
+                    "cluster.mode",
                 )
             if self.storage.efs is False and self.storage.read_write_many_class:
-                raise ValueError(
+                raise CrossFieldError(
                     f"storage.readWriteManyClass is '{self.storage.read_write_many_class}' but storage.efs is "
-                    "false: in mode 'aws' that class is the EFS one, so turn efs on or drop the name"
+                    "false: in mode 'aws' that class is the EFS one, so turn efs on or drop the name",
+                    "storage.readWriteManyClass",
+                    "storage.efs",
                 )
             names = self.storage_class_names()
             if names.read_write_once == names.read_write_many:
-                raise ValueError(
+                raise CrossFieldError(
                     f"storage.readWriteOnceClass and storage.readWriteManyClass are both '{names.read_write_once}': "
-                    "the program creates two classes and they need two names"
+                    "the program creates two classes and they need two names",
+                    "storage.readWriteOnceClass",
+                    "storage.readWriteManyClass",
                 )
             if self.storage.efs is False and self.storage.efs_csi_addon_version:
-                raise ValueError("storage.efsCsiAddonVersion is set but storage.efs is false")
+                raise CrossFieldError(
+                    "storage.efsCsiAddonVersion is set but storage.efs is false",
+                    "storage.efsCsiAddonVersion",
+                    "storage.efs",
+                )
             if self.mesh.ha and self.node_pools.system.scaling.min_size < 3:
-                raise ValueError(
+                raise CrossFieldError(
                     "mesh.ha spreads the Linkerd control plane over 3 nodes with required anti-affinity: "
-                    f"nodePools.system.scaling.minSize must be >= 3, got {self.node_pools.system.scaling.min_size}"
+                    f"nodePools.system.scaling.minSize must be >= 3, got {self.node_pools.system.scaling.min_size}",
+                    "mesh.ha",
+                    "nodePools.system.scaling.minSize",
                 )
         if self.environment == "prod":
             missing = [
@@ -484,5 +545,7 @@ class PlatformConfig(ConfigModel):
                 if not ok
             ]
             if missing:
-                raise ValueError(f"environment 'prod' requires {', '.join(missing)} to be true")
+                raise CrossFieldError(
+                    f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing
+                )
         return self

@@ -38,12 +38,10 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         provider = cluster.provider
         kubeconfig: pulumi.Input[str] | None = cluster.kubeconfig
     else:
-        provider = k8s.Provider(
-            "cluster",
-            kubeconfig=config.cluster.kubeconfig,
-            context=config.cluster.context,
-        )
+        # Contents may hold a token (configuration requires them to be a Pulumi secret);
+        # keep them secret in the provider's inputs and state too.
         kubeconfig = pulumi.Output.secret(config.cluster.kubeconfig) if config.cluster.kubeconfig else None
+        provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=config.cluster.context)
 
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
 

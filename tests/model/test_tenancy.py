@@ -275,7 +275,7 @@ def test_every_missing_output_is_named_at_once():
         pytest.param(model_config(training=_training()), "team is required with training", id="training-without-team"),
         pytest.param(
             _with_training(dataSource={"type": "s3", "path": "fraud-data/2024-06/"}),
-            "needs a path 's3://<bucket>/<prefix>'",
+            "type 's3' reads s3:// URIs",
             id="s3-path-without-scheme",
         ),
         pytest.param(

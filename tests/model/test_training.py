@@ -263,10 +263,9 @@ def test_hyperparameter_names_become_upper_snake(key: str, env_name: str) -> Non
 
 
 def test_hyperparameters_that_collide_are_refused() -> None:
-    """Two keys feeding one variable would silently drop one of them."""
-    config = _config(hyperparameters={"learningRate": 0.1, "learning_rate": 0.2})
+    """Two keys feeding one variable would silently drop one of them; the config model refuses them."""
     with pytest.raises(ValueError, match="'learningRate' and 'learning_rate' both become HP_LEARNING_RATE"):
-        _run(config)
+        _config(hyperparameters={"learningRate": 0.1, "learning_rate": 0.2})
 
 
 def test_pod_is_locked_down(single: Recording) -> None:

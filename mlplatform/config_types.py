@@ -1,0 +1,78 @@
+"""Value types that both config models share: pinned images and chart versions, and
+Kubernetes quantities compared the way the API server compares them.
+
+Each rule here is one that `pulumi up` would otherwise discover late: an image that
+floats (`latest`, no tag) makes two applies of the same config run different code,
+a chart version range makes the Helm provider pick whatever is newest, and a request
+above its limit is rejected by the API server in the middle of an update.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
+# The tag is whatever follows the last colon after the last slash (a colon before a
+# slash is a registry port: `registry:5000/team/image`).
+_TAG = re.compile(r":([\w][\w.-]{0,127})$")
+
+
+def pinned_image(value: str) -> str:
+    """An image reference that names one build: a tag other than `latest`, or a digest."""
+    if _DIGEST.search(value):
+        return value
+    tag = _TAG.search(value.rsplit("/", 1)[-1])
+    if tag is None:
+        raise ValueError(
+            "the image has no tag, so every pull may get a different build; pin a tag "
+            "(image:1.2.3) or, strongest, a digest (image@sha256:<64 hex digits>)"
+        )
+    if tag.group(1) == "latest":
+        raise ValueError(
+            "the tag 'latest' moves with every push; pin a version tag (image:1.2.3) or, "
+            "strongest, a digest (image@sha256:<64 hex digits>)"
+        )
+    return value
+
+
+PinnedImage = Annotated[str, AfterValidator(pinned_image)]
+
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+def exact_chart_version(value: str) -> str:
+    """A full semantic version (`1.2.3`, `2025.8.5`, `1.0.0-rc.1`): never a range or a prefix."""
+    if _SEMVER.match(value):
+        return value
+    if any(c in value for c in "^~<>=*xX|, ") or value.count(".") < 2:
+        raise ValueError(
+            "a chart version must be one exact release (e.g. 1.2.3), not a range or a partial "
+            "version: Helm would install whatever is newest at apply time"
+        )
+    raise ValueError("not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.3)")
+
+
+ChartVersion = Annotated[str, AfterValidator(exact_chart_version), Field(min_length=1)]
+
+# Kubernetes resource quantities: decimal SI and binary suffixes.
+_SUFFIX = {
+    "": Decimal(1), "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+}
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """`500m` -> 0.5, `1Gi` -> 1073741824: the number the API server compares."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
+    return Decimal(match.group(1)) * _SUFFIX[match.group(2) or ""]

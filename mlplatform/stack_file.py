@@ -1,0 +1,153 @@
+"""Reading a `Pulumi.<stack>.yaml` strictly: the one reader of stack files for
+`render`, `diff` and the rollout verbs.
+
+PyYAML keeps the last of two equal keys without a word, so a stack file with two
+`mlmodel:canary` blocks would render one and apply whatever the Pulumi CLI makes
+of it (it refuses the file). This reader refuses what the Pulumi CLI refuses, and
+says where: duplicate keys at any depth, malformed YAML, tabs used as
+indentation, bytes that are not UTF-8, and a document that is not a mapping.
+Each becomes a `StackFileError` (a `ConfigError`, so every command exits 2 on it)
+naming the file, line and column.
+
+`secure:` values cannot be decrypted without the stack's secrets provider. The
+offline commands replace each by the placeholder `[secret:<key path>]` and record
+its key path, so the program sees a Pulumi secret where the real run would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from pydantic import BaseModel
+
+from mlplatform.configuration import ConfigError, foreign_namespace_problems, validate_config
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StackFileError(ConfigError):
+    """A stack file that cannot be read as Pulumi reads it. Names file, line and column."""
+
+    def __init__(self, path: Path, problem: str, line: int | None = None, column: int | None = None):
+        where = str(path) + (f":{line}" if line else "") + (f":{column}" if line and column else "")
+        self.path = Path(path)
+        self.line = line
+        self.column = column
+        super().__init__(_stack_name(path), [f"{where}: {problem}"])
+
+
+@dataclass
+class StackConfig:
+    """The `config:` block of a stack file, keys fully qualified, `secure:` values replaced."""
+
+    values: dict[str, Any]
+    # Key paths given as Pulumi secrets, fully qualified: `mlplatform:cluster.kubeconfig`.
+    secret_paths: list[str] = field(default_factory=list)
+
+
+def _stack_name(path: Path) -> str:
+    """`Pulumi.dev.yaml` -> `dev`; any other file (the project's `Pulumi.yaml`) by its name."""
+    name = Path(path).name
+    if name.startswith("Pulumi.") and name.count(".") >= 2:
+        return name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
+    return name
+
+
+def read_stack_document(path: Path) -> dict[str, Any]:
+    """The whole stack file as a mapping, or `StackFileError` saying where it is wrong."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise StackFileError(path, f"cannot be read: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = raw[: err.start]
+        line = before.count(b"\n") + 1
+        column = err.start - (before.rfind(b"\n") + 1) + 1
+        raise StackFileError(
+            path, f"is not UTF-8 (byte 0x{raw[err.start]:02x}); save it as UTF-8", line, column
+        ) from None
+    loader = YAML(typ="safe", pure=True)  # the pure loader is the one that refuses duplicate keys
+    try:
+        document = loader.load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = err.problem or err.context or "malformed YAML"
+        if "found duplicate key" in problem:
+            problem = problem.split(" with value")[0]
+            problem += " (the Pulumi CLI refuses a key given twice; keep one)"
+        elif "\\t" in problem or "\t" in problem:
+            problem += " (YAML indents with spaces, never tabs)"
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        raise StackFileError(path, problem, line, column) from None
+    except YAMLError as err:
+        raise StackFileError(path, f"is not valid YAML: {str(err).splitlines()[0]}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackFileError(
+            path, f"must be a mapping with a `config:` key, but is a {_kind(document)}", 1, 1
+        )
+    config = document.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise StackFileError(path, f"`config:` must be a mapping of keys to values, but is a {_kind(config)}")
+    return document
+
+
+def _kind(value: Any) -> str:
+    return "list" if isinstance(value, list) else "scalar" if not isinstance(value, dict) else "mapping"
+
+
+def read_stack_config(path: Path, project: str) -> StackConfig:
+    """The `config:` block of a stack file: keys qualified with the project's namespace
+    where they have none (as Pulumi does), and every `secure:` value, at any depth,
+    replaced by a `[secret:<key path>]` placeholder whose key path is recorded."""
+    document = read_stack_document(path)
+    result = StackConfig(values={})
+    for key, value in (document.get("config") or {}).items():
+        full_key = str(key) if ":" in str(key) else f"{project}:{key}"
+        result.values[full_key] = _placeholders(value, full_key, result.secret_paths)
+    return result
+
+
+def _placeholders(value: Any, path: str, secrets: list[str]) -> Any:
+    if isinstance(value, dict) and set(value) == {"secure"} and isinstance(value["secure"], str):
+        secrets.append(path)
+        return placeholder(path)
+    if isinstance(value, dict):
+        return {k: _placeholders(v, f"{path}.{k}", secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+def placeholder(key_path: str) -> str:
+    """What an offline run sees in place of a `secure:` value it cannot decrypt."""
+    return f"[secret:{key_path}]"
+
+
+def validate_stack_file(path: Path, model: type[ModelT], namespace: str) -> ModelT:
+    """Read a stack file strictly and validate its `namespace:` keys as `pulumi up` would:
+    keys of foreign namespaces refused, `secure:` values accepted as opaque placeholders
+    (and counted as secrets), cross-namespace rules (`aws:region`) applied.
+
+    For commands that read a stack file without running its program (the rollout
+    verbs); `render` and `diff` get the same checks through the program's `load_config`."""
+    stack_config = read_stack_config(path, namespace)
+    stack = _stack_name(path)
+    problems = foreign_namespace_problems(stack_config.values, namespace)
+    if problems:
+        raise ConfigError(stack, problems)
+    prefix = f"{namespace}:"
+    values = {k[len(prefix) :]: v for k, v in stack_config.values.items() if k.startswith(prefix)}
+    secrets = {p[len(prefix) :] for p in stack_config.secret_paths if p.startswith(prefix)}
+    return validate_config(
+        model, values, stack=stack, namespace=namespace, secret_keys=secrets, other_config=stack_config.values
+    )
