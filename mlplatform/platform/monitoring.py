@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from mlplatform import labels
 from mlplatform.platform.config import ChartConfig, MonitoringConfig
 from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.sizing import PlatformSizes
 
 # fullnameOverride fixes the service names (`<fullname>-prometheus`), so the URL
 # below holds whatever the release is called.
@@ -38,14 +39,37 @@ class MonitoringArgs:
     """The monitoring namespace."""
     training_namespace: pulumi.Input[str]
     """Where training Jobs run; the ModelTrainingFailed alert watches it."""
+    sizes: PlatformSizes
+    """CPU and memory of the chart's pods."""
 
 
-def _chart_values(config: MonitoringConfig) -> dict[str, Any]:
+def _chart_values(config: MonitoringConfig, sizes: PlatformSizes) -> dict[str, Any]:
     return {
         "fullnameOverride": FULLNAME,
-        "grafana": {"enabled": config.grafana},
+        "grafana": {
+            "enabled": config.grafana,
+            "resources": sizes.grafana.k8s(),
+            # The dashboard and datasource sidecars.
+            "sidecar": {"resources": sizes.grafana_sidecar.k8s()},
+        },
+        "kube-state-metrics": {"resources": sizes.kube_state_metrics.k8s()},
+        # The chart's pod securityContext is merged with this: the host-network exporter
+        # keeps its host access (see the README's exceptions) but gets the runtime's seccomp filter.
+        "prometheus-node-exporter": {
+            "resources": sizes.node_exporter.k8s(),
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        },
+        "prometheusOperator": {
+            "resources": sizes.prometheus_operator.k8s(),
+            # The sidecar the operator adds to Prometheus and Alertmanager pods.
+            "prometheusConfigReloader": {"resources": sizes.config_reloader.k8s()},
+            # The create and patch Jobs of the admission webhook's certificate.
+            "admissionWebhooks": {"patch": {"resources": sizes.admission_jobs.k8s()}},
+        },
+        "alertmanager": {"alertmanagerSpec": {"resources": sizes.alertmanager.k8s()}},
         "prometheus": {
             "prometheusSpec": {
+                "resources": sizes.prometheus.k8s(),
                 "retention": config.retention,
                 "replicas": config.replicas,
                 "storageSpec": {
@@ -174,7 +198,7 @@ class Monitoring(pulumi.ComponentResource):
             chart="kube-prometheus-stack",
             pin=args.chart,
             namespace=namespace,
-            values=_chart_values(args.config),
+            values=_chart_values(args.config, args.sizes),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -12,6 +12,7 @@ import pytest
 from mlplatform.offline import Recording, run_program
 from mlplatform.platform.config import ChartsConfig, MonitoringConfig
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
+from mlplatform.platform.sizing import platform_sizes
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
@@ -30,6 +31,7 @@ def recording() -> Recording:
                 # Outputs, as the namespaces component passes them.
                 namespace=pulumi.Output.from_input("observability"),
                 training_namespace=pulumi.Output.from_input("ml-training"),
+                sizes=platform_sizes("dev"),
             ),
         )
         # Stands in for a consumer of the URL, such as Linkerd viz.

@@ -10,6 +10,7 @@ are parented like any other child.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_aws as aws
@@ -18,6 +19,15 @@ from mlplatform.platform.config import MlflowConfig
 from mlplatform.platform.iam import irsa_trust_policy
 
 ARTIFACTS_PREFIX = "artifacts"
+HTTPS_PORT = 443
+
+
+def object_store_port(endpoint_url: str | None) -> int:
+    """The port MLflow reaches its artifact store on: S3's HTTPS, or the configured endpoint's."""
+    if not endpoint_url:
+        return HTTPS_PORT
+    parts = urlsplit(endpoint_url)
+    return parts.port or (80 if parts.scheme == "http" else HTTPS_PORT)
 
 
 def artifact_bucket(

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform.platform.config import MlflowConfig
+from mlplatform.platform.network_policy import DatabaseRoute
 from mlplatform.platform.registry import artifacts, database, server
 
 
@@ -62,6 +63,11 @@ class ModelRegistry(pulumi.ComponentResource):
     database_endpoint: pulumi.Output[str]
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
+    # What the platform's NetworkPolicies must allow for MLflow.
+    pod_selector: dict[str, str]
+    port: int
+    database_route: DatabaseRoute
+    object_store_port: int
 
     def __init__(self, name: str, args: ModelRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         config = args.config
@@ -80,6 +86,9 @@ class ModelRegistry(pulumi.ComponentResource):
 
         namespace = args.namespace
         identity = server.server_identity(name)
+        self.pod_selector = identity.selector
+        self.port = server.PORT
+        self.object_store_port = artifacts.object_store_port(config.s3_endpoint_url if args.aws is None else None)
 
         waits: list[pulumi.Resource] = []
         role_arn: pulumi.Output[str] | None = None
@@ -117,9 +126,13 @@ class ModelRegistry(pulumi.ComponentResource):
                 parent=self,
                 stateful=self._stateful(config),
             )
+            self.database_route = DatabaseRoute(port=database.POSTGRES_PORT, cidr=args.aws.vpc_cidr)
         else:
             backend = database.in_cluster_backend(
                 name, config, namespace, parent=self, stateful=self._stateful(config)
+            )
+            self.database_route = DatabaseRoute(
+                port=database.POSTGRES_PORT, pod_selector=database.in_cluster_selector(name)
             )
         self.backend_store_uri = backend.uri
         self.database_endpoint = backend.endpoint

@@ -39,6 +39,11 @@ class BackendStore:
     endpoint: pulumi.Output[str]
 
 
+def in_cluster_selector(name: str) -> dict[str, str]:
+    """The labels that select the in-cluster Postgres pod of registry `name`."""
+    return {"app.kubernetes.io/name": IN_CLUSTER_NAME, "app.kubernetes.io/instance": name}
+
+
 def _password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
     password = random.RandomPassword(
         f"{name}-db-password",
@@ -140,7 +145,7 @@ def in_cluster_backend(
 ) -> BackendStore:
     """Postgres as a StatefulSet next to MLflow, non-root, its data on a PVC, behind a headless Service."""
     password = _password(name, parent)
-    selector = {"app.kubernetes.io/name": IN_CLUSTER_NAME, "app.kubernetes.io/instance": name}
+    selector = in_cluster_selector(name)
     pod_labels = {**labels.k8s_labels("model-registry-db", name=IN_CLUSTER_NAME, instance=name), **selector}
     secret = k8s.core.v1.Secret(
         f"{name}-postgres",

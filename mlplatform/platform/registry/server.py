@@ -25,6 +25,28 @@ PORT = 5000
 SERVICE_NAME = "mlflow"
 SERVICE_ACCOUNT = "mlflow"
 BACKEND_URI_KEY = "MLFLOW_BACKEND_STORE_URI"
+BACKEND_URI_DIR = "/etc/mlflow/backend"
+BACKEND_URI_FILE_NAME = "backend-store-uri"
+BACKEND_URI_FILE = f"{BACKEND_URI_DIR}/{BACKEND_URI_FILE_NAME}"
+BACKEND_URI_FILE_ENV = "MLFLOW_BACKEND_STORE_URI_FILE"
+# The backend URI holds the database password. MLflow 3.15.1 has no option to read it
+# from a file: `mlflow server` takes `--backend-store-uri` or the MLFLOW_BACKEND_STORE_URI
+# variable (click's envvar), and hands it to its workers in the environment anyway
+# (server._run_server). So the Secret is mounted as a file and this wrapper exports it
+# just before exec'ing the server:
+# - not a `secretKeyRef` env var: that would show in the pod spec as a reference and
+#   put the value in the container's declared environment;
+# - not `--backend-store-uri "$(cat ...)"`: argv is readable by every process in the
+#   container through /proc/<pid>/cmdline, the environment only by the same uid.
+# `set -e` stops the container if the file cannot be read, rather than start MLflow
+# on its default local store. The pod stays non-root: the file is group-readable
+# through the pod's fsGroup. "$@" carries the server's arguments.
+START_FROM_FILE = (
+    "set -eu\n"
+    f'{BACKEND_URI_KEY}="$(cat "${BACKEND_URI_FILE_ENV}")"\n'
+    f"export {BACKEND_URI_KEY}\n"
+    'exec mlflow server "$@"\n'
+)
 CORE_IMAGE = re.compile(r"^ghcr\.io/mlflow/mlflow:v?[0-9][0-9.]*$")
 
 
@@ -103,12 +125,8 @@ def server_deployment(
     upload must not race its attachment) and the mesh (a pod admitted before Linkerd's
     injector exists would run without a proxy)."""
     env = [
-        k8s.core.v1.EnvVarArgs(
-            name=BACKEND_URI_KEY,
-            value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=BACKEND_URI_KEY)
-            ),
-        ),
+        # The path only; the URI itself never appears in the pod spec.
+        k8s.core.v1.EnvVarArgs(name=BACKEND_URI_FILE_ENV, value=BACKEND_URI_FILE),
         # The image has no home directory for an arbitrary uid; point HOME at a writable volume.
         k8s.core.v1.EnvVarArgs(name="HOME", value="/home/mlflow"),
     ]
@@ -158,7 +176,7 @@ def server_deployment(
                         k8s.core.v1.ContainerArgs(
                             name="mlflow",
                             image=config.image,
-                            command=["mlflow", "server"],
+                            command=["/bin/sh", "-c", START_FROM_FILE, "mlflow-server"],
                             args=server_args,
                             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
                             env=env,
@@ -180,12 +198,24 @@ def server_deployment(
                             volume_mounts=[
                                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
                                 k8s.core.v1.VolumeMountArgs(name="home", mount_path="/home/mlflow"),
+                                k8s.core.v1.VolumeMountArgs(
+                                    name="backend", mount_path=BACKEND_URI_DIR, read_only=True
+                                ),
                             ],
                         )
                     ],
                     volumes=[
                         k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
                         k8s.core.v1.VolumeArgs(name="home", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                        k8s.core.v1.VolumeArgs(
+                            name="backend",
+                            secret=k8s.core.v1.SecretVolumeSourceArgs(
+                                secret_name=secret.metadata.name,
+                                items=[k8s.core.v1.KeyToPathArgs(key=BACKEND_URI_KEY, path=BACKEND_URI_FILE_NAME)],
+                                # Owner root, group the pod's fsGroup: readable by the server's uid, no one else.
+                                default_mode=0o440,
+                            ),
+                        ),
                     ],
                 ),
             ),
