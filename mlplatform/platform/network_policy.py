@@ -33,7 +33,7 @@ Trade-offs NetworkPolicy forces:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -218,7 +218,14 @@ class NetworkPolicies(pulumi.ComponentResource):
         self.register_outputs({})
 
     @staticmethod
-    def _mlflow(policy, args: NetworkPoliciesArgs, mlflow, serving, trainers) -> None:
+    def _mlflow(
+        policy: Callable[..., None],
+        args: NetworkPoliciesArgs,
+        mlflow: OwnedNamespace,
+        serving: OwnedNamespace,
+        trainers: Sequence[OwnedNamespace],
+    ) -> None:
+        """MLflow's clients in, its database and artifact store out; Postgres admits MLflow only."""
         ingress, egress = k8s.networking.v1.NetworkPolicyIngressRuleArgs, k8s.networking.v1.NetworkPolicyEgressRuleArgs
         clients = [_in_namespace(t.name, TRAINING_POD) for t in trainers] + [_in_namespace(serving.name)]
         database = args.database
@@ -257,7 +264,8 @@ class NetworkPolicies(pulumi.ComponentResource):
             )
 
     @staticmethod
-    def _monitoring(policy, args: NetworkPoliciesArgs, monitoring) -> None:
+    def _monitoring(policy: Callable[..., None], args: NetworkPoliciesArgs, monitoring: OwnedNamespace) -> None:
+        """Prometheus' scrapes and queries, the API server, the operator's webhook, alert receivers."""
         ingress, egress = k8s.networking.v1.NetworkPolicyIngressRuleArgs, k8s.networking.v1.NetworkPolicyEgressRuleArgs
         infrastructure = _cidrs(args.infrastructure_cidrs)
         same_namespace = k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=_selector(None))
