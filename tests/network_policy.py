@@ -81,7 +81,9 @@ class Policies:
         return [
             spec
             for namespace, _, spec in self.policies
-            if namespace == pod.namespace and kind in spec.get("policyTypes", []) and _selects(spec["podSelector"], pod.labels)
+            if namespace == pod.namespace
+            and kind in spec.get("policyTypes", [])
+            and _selects(spec["podSelector"], pod.labels)
         ]
 
     def _direction_allows(self, pod: Pod, other: Endpoint, port: int, protocol: str, kind: str) -> bool:

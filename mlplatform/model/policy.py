@@ -14,8 +14,8 @@ What the Server leaves alone:
   goes through this Server and needs its identity listed in `allowedClients`.
 
 Network policy, the second layer: the platform denies all traffic in the serving
-namespace by default and admits Prometheus (4191) and linkerd-viz's tap (4190)
-there. The model adds what only it knows: its clients' namespaces may reach its
+namespace by default and admits Prometheus (the proxies' 4191 and any metrics
+port of the model's own) and linkerd-viz's tap (4190) there. The model adds what only it knows: its clients' namespaces may reach its
 pods on the proxy's inbound port (4143), where a meshed client's proxy connects
 whatever the application port. The allowed clients are meshed (the
 AuthorizationPolicy requires their mTLS identity), so the application port itself

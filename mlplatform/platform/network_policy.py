@@ -171,7 +171,9 @@ class NetworkPolicies(pulumi.ComponentResource):
                     pod_selector=_selector(None),
                     policy_types=["Ingress", "Egress"],
                     ingress=[
-                        ingress(from_=[_in_namespace(monitoring.name)], ports=_ports(PROXY_ADMIN_PORT)),
+                        ingress(
+                            from_=[_in_namespace(monitoring.name, PROMETHEUS_POD)], ports=_ports(PROXY_ADMIN_PORT)
+                        ),
                         ingress(from_=[_in_namespace(args.viz_namespace)], ports=_ports(PROXY_TAP_PORT)),
                     ],
                     egress=[egress(to=[_in_namespace(args.linkerd_namespace)], ports=_ports(*LINKERD_CONTROL_PORTS))],
@@ -204,6 +206,16 @@ class NetworkPolicies(pulumi.ComponentResource):
                 egress=[egress(to=[_in_namespace(serving.name)], ports=_ports(PROXY_INBOUND_PORT))],
             )
 
+        # Model servers may expose metrics of their own on a port the model stack declares
+        # (a PodMonitor scrapes it); the network admits Prometheus on any port, and the
+        # model's Linkerd Server still refuses it on the serving port.
+        policy(
+            serving,
+            "allow-prometheus",
+            pod_selector=_selector(None),
+            policy_types=["Ingress"],
+            ingress=[ingress(from_=[_in_namespace(monitoring.name, PROMETHEUS_POD)])],
+        )
         # Model servers load `models:/` URIs from MLflow at start-up.
         policy(
             serving,

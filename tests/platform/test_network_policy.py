@@ -21,7 +21,9 @@ TRAINER = Pod("ml-training", TRAINING_LABELS)
 TEAM_TRAINER = Pod("team-a", TRAINING_LABELS)
 TEAM_NOTEBOOK = Pod("team-a", {"app": "notebook"})
 MODEL_POD = Pod("ml-serving", {"app": "fraud-detector"})
-PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"})
+PROMETHEUS = Pod(
+    "monitoring", {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"}
+)
 GRAFANA = Pod("monitoring", {"app.kubernetes.io/name": "grafana"})
 OPERATOR = Pod("monitoring", {"app": "kube-prometheus-stack-operator"})
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
@@ -86,6 +88,7 @@ def test_meshed_namespaces_keep_linkerd_working(aws_mode, namespace):
         assert policies.allows(pod, LINKERD_DESTINATION, port)
     assert not policies.allows(pod, LINKERD_DESTINATION, 9990)
     assert policies.allows(PROMETHEUS, pod, 4191)
+    assert not policies.allows(GRAFANA, pod, 4191)
     assert policies.allows(VIZ, pod, 4190)
     assert not policies.allows(VIZ, pod, 4191)
     assert not policies.allows(OUTSIDER, pod, 4191)
@@ -100,6 +103,14 @@ def test_training_pods_reach_mlflow_from_training_and_team_namespaces(aws_mode):
         assert not policies.allows(trainer, MLFLOW, 4191)
     assert not policies.allows(TEAM_NOTEBOOK, MLFLOW, 5000)
     assert not policies.allows(OUTSIDER, MLFLOW, 5000)
+
+
+def test_prometheus_scrapes_model_servers_own_metrics(aws_mode):
+    """A model stack may declare a metrics port; only Prometheus reaches it, and only in serving."""
+    policies = _policies(aws_mode)
+    assert policies.allows(PROMETHEUS, MODEL_POD, 9102)
+    assert not policies.allows(GRAFANA, MODEL_POD, 9102)
+    assert not policies.allows(PROMETHEUS, TEAM_NOTEBOOK, 9102)
 
 
 def test_model_servers_load_models_from_mlflow(aws_mode):

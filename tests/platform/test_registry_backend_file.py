@@ -117,7 +117,12 @@ def test_real_mlflow_server_uses_the_uri_from_the_file(deployment, tmp_path):
         )  # fmt: skip
         try:
             wait_until_ready(
-                process, f"http://127.0.0.1:{port}/health", name="mlflow server", log_path=log_path, timeout=READY_TIMEOUT, interval=0.3
+                process,
+                f"http://127.0.0.1:{port}/health",
+                name="mlflow server",
+                log_path=log_path,
+                timeout=READY_TIMEOUT,
+                interval=0.3,
             )
             import mlflow as mlflow_client
 
