@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provides the binaries the end-to-end tier runs: the pulumi CLI, the Python
 # language host, the Kubernetes resource provider, kube-apiserver and
-# kube-controller-manager (its garbage collector finishes foreground deletes).
+# kube-controller-manager (its garbage collector finishes foreground deletes),
+# and helm, which the chart scan test (integration tier) runs.
 #
 # A tool already on PATH is used as it is. Otherwise it is built from the Go
 # module proxy, from its wrapper module under e2e/tools/ (go.mod and go.sum pin
@@ -16,6 +17,7 @@
 #
 #   scripts/e2e-tools.sh            use PATH, else the cache, else build
 #   scripts/e2e-tools.sh --rebuild  build every tool again into the cache
+#   scripts/e2e-tools.sh helm ...   only the named tools (etcd only if kube-apiserver is named)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,12 +26,15 @@ cache_dir="${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2
 bin_dir="$cache_dir/bin"
 rebuild=0
 
-case "${1:-}" in
-    "") ;;
-    --rebuild) rebuild=1 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "e2e-tools: unknown argument '$1' (expected --rebuild or nothing)" >&2; exit 2 ;;
-esac
+selected=()
+for argument in "$@"; do
+    case "$argument" in
+        --rebuild) rebuild=1 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "e2e-tools: unknown option '$argument' (expected --rebuild, --help or tool names)" >&2; exit 2 ;;
+        *) selected+=("$argument") ;;
+    esac
+done
 
 log() { echo "e2e-tools: $*" >&2; }
 
@@ -42,6 +47,7 @@ pulumi-language-python|pulumi-language-python|github.com/pulumi/pulumi/sdk/v3/py
 pulumi-resource-kubernetes|pulumi-resource-kubernetes|.|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.25.0-alpha.1768448096+f47bc2d6f199
 kube-apiserver|kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
 kube-controller-manager|kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
+helm|helm|helm.sh/helm/v3/cmd/helm|-X helm.sh/helm/v3/internal/version.version=v3.18.6 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=33 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=33
 EOF
 }
 
@@ -139,16 +145,37 @@ resolve_tool() {
     echo "$tool=$bin_dir/$tool"
 }
 
+wanted() {
+    local tool="$1" name
+    (( ${#selected[@]} == 0 )) && return 0
+    for name in "${selected[@]}"; do [[ "$name" == "$tool" ]] && return 0; done
+    return 1
+}
+
+for name in "${selected[@]}"; do
+    if ! tool_table | cut -d'|' -f1 | grep -qx "$name"; then
+        log "unknown tool '$name'; known: $(tool_table | cut -d'|' -f1 | tr '\n' ' ')"
+        exit 2
+    fi
+done
+
 # Checked first: no point in building for minutes towards a control plane that cannot start.
-etcd_path=$(command -v etcd || true)
-if [[ -z "$etcd_path" ]]; then
-    log "etcd is not on PATH: install Debian's etcd-server package (apt-get install etcd-server)"
-    exit 1
+etcd_path=""
+if wanted kube-apiserver; then
+    etcd_path=$(command -v etcd || true)
+    if [[ -z "$etcd_path" ]]; then
+        log "etcd is not on PATH: install Debian's etcd-server package (apt-get install etcd-server)"
+        exit 1
+    fi
 fi
 
 mkdir -p "$cache_dir"
 while IFS='|' read -r tool dir package ldflags; do
-    resolve_tool "$tool" "$dir" "$package" "$ldflags"
+    if wanted "$tool"; then
+        resolve_tool "$tool" "$dir" "$package" "$ldflags"
+    fi
 done < <(tool_table)
-echo "ETCD=$etcd_path"
+if [[ -n "$etcd_path" ]]; then
+    echo "ETCD=$etcd_path"
+fi
 echo "CACHE=$cache_dir"

@@ -195,7 +195,7 @@ BROKEN = {
         "platform-prod",
         lambda g: _drop(g, "Secret", "mlflow-backend"),
         "references",
-        "Deployment mlflow/mlflow spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name: "
+        "Deployment mlflow/mlflow spec.template.spec.volumes[2].secret.secretName: "
         "refers to Secret mlflow/mlflow-backend, which does not exist",
     ),
     "pvc": (

@@ -12,6 +12,15 @@ What the Server leaves alone:
   golden metrics: no Server here selects it, so it keeps the cluster's default
   policy. Only a scraper of the model server's own /metrics (custom runtime)
   goes through this Server and needs its identity listed in `allowedClients`.
+
+Network policy, the second layer: the platform denies all traffic in the serving
+namespace by default and admits Prometheus (the proxies' 4191 and any metrics
+port of the model's own) and linkerd-viz's tap (4190) there. The model adds what only it knows: its clients' namespaces may reach its
+pods on the proxy's inbound port (4143), where a meshed client's proxy connects
+whatever the application port. The allowed clients are meshed (the
+AuthorizationPolicy requires their mTLS identity), so the application port itself
+stays closed to the network: an unmeshed pod in a client namespace is stopped by
+both layers.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ AUTHN_API_VERSION = "policy.linkerd.io/v1alpha1"
 AUTHZ_API_VERSION = "policy.linkerd.io/v1alpha1"
 POLICY_GROUP = "policy.linkerd.io"
 CLUSTER_DOMAIN = "cluster.local"
+PROXY_INBOUND_PORT = 4143
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def service_profile_routes(routes: Sequence[RouteConfig]) -> list[dict[str, object]]:
@@ -54,6 +65,8 @@ class ModelMeshPolicyArgs:
     identities: Sequence[str]
     """mTLS identities allowed to call the model,
     e.g. `api-gateway.gw.serviceaccount.identity.linkerd.cluster.local`."""
+    client_namespaces: Sequence[str]
+    """The namespaces of those identities: the NetworkPolicy admits traffic from them only."""
     routes: Sequence[RouteConfig]
     retry_budget: RetryBudget
     service_profile: bool = True
@@ -73,11 +86,14 @@ class ModelMeshPolicy(pulumi.ComponentResource):
     server: k8s.apiextensions.CustomResource
     authentication: k8s.apiextensions.CustomResource
     authorization: k8s.apiextensions.CustomResource
+    network_policy: k8s.networking.v1.NetworkPolicy
 
     def __init__(self, name: str, args: ModelMeshPolicyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:model:ModelMeshPolicy", name, None, opts)
         if not args.identities:
             raise ValueError("at least one client identity is required; an empty list would match no one")
+        if not args.client_namespaces:
+            raise ValueError("at least one client namespace is required; an empty list would admit no one")
         model = args.model_name
         object_labels = labels.k8s_labels("mesh-policy", name=model, instance=model)
 
@@ -146,6 +162,30 @@ class ModelMeshPolicy(pulumi.ComponentResource):
             },
             # Linkerd ignores a policy whose references are missing; create them first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server, self.authentication]),
+        )
+
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=metadata(authn_name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                # Every version's pods, as the Server selects them.
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(model)),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={NAMESPACE_NAME_LABEL: namespace}
+                                )
+                            )
+                            for namespace in args.client_namespaces
+                        ],
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PROXY_INBOUND_PORT, protocol="TCP")],
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.register_outputs(

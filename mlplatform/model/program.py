@@ -84,6 +84,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
             model_name=model,
             namespace=namespace,
             identities=[client.identity(config.trust_domain) for client in config.allowed_clients],
+            client_namespaces=sorted({client.namespace for client in config.allowed_clients}),
             routes=config.serving.effective_routes,
             retry_budget=config.serving.retry_budget,
             service_profile=config.traffic_api == "smi",

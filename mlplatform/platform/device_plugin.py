@@ -16,6 +16,7 @@ import yaml
 from mlplatform import labels
 from mlplatform.platform.config import ChartConfig
 from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.sizing import PodSize
 
 NAMESPACE = "nvidia-device-plugin"
 TIME_SLICING_CONFIG = "time-slicing"
@@ -26,6 +27,8 @@ class NvidiaDevicePluginArgs:
     chart: ChartConfig
     time_slicing_replicas: int
     """Pods sharing each GPU; 1 gives each pod a whole GPU."""
+    size: PodSize
+    """CPU and memory of the plugin container (the chart sizes only that one)."""
 
 
 def time_slicing_config(replicas: int) -> str:
@@ -44,8 +47,12 @@ def time_slicing_config(replicas: int) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def _chart_values(time_slicing_replicas: int) -> dict[str, Any]:
+def _chart_values(time_slicing_replicas: int, size: PodSize) -> dict[str, Any]:
     values: dict[str, Any] = {
+        "resources": size.k8s(),
+        # The plugin keeps its host access (the kubelet's device-plugin socket directory,
+        # see the README's exceptions) but runs under the runtime's seccomp filter.
+        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         # Replaces the chart's list, whose `nvidia.com/gpu Exists` would also put the
         # plugin on nodes tainted for some other GPU setup; ours tolerates exactly
         # the taint our GPU pool carries. The chart's affinity is kept: it matches
@@ -85,7 +92,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             pin=args.chart,
             namespace=NAMESPACE,
             create_namespace=True,
-            values=_chart_values(args.time_slicing_replicas),
+            values=_chart_values(args.time_slicing_replicas, args.size),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -19,6 +19,7 @@ from mlplatform import labels
 from mlplatform.platform.config import ChartConfig, GpuPoolConfig
 from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.iam import irsa_trust_policy
+from mlplatform.platform.sizing import PodSize
 
 # Kubernetes spells taint effects `NoSchedule`; the EKS API spells them `NO_SCHEDULE`.
 EKS_TAINT_EFFECTS: Mapping[str, str] = {
@@ -152,6 +153,8 @@ class ClusterAutoscalerArgs:
     oidc_provider_arn: pulumi.Input[str]
     oidc_provider_url: pulumi.Input[str]
     tags: Mapping[str, str]
+    size: PodSize
+    """CPU and memory of the autoscaler."""
 
 
 class ClusterAutoscaler(pulumi.ComponentResource):
@@ -257,6 +260,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                     "fsGroup": 65534,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
+                "resources": args.size.k8s(),
                 "containerSecurityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,

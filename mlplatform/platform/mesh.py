@@ -20,6 +20,7 @@ import pulumi_tls as tls
 
 from mlplatform.platform.config import ChartConfig, MeshConfig
 from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.sizing import PlatformSizes
 
 LINKERD_NAMESPACE = "linkerd"
 VIZ_NAMESPACE = "linkerd-viz"
@@ -32,27 +33,35 @@ TRUST_ANCHOR_CN = "root.linkerd.cluster.local"
 ISSUER_CN = "identity.linkerd.cluster.local"
 CA_USES = ["cert_signing", "crl_signing"]
 
-# What upstream's values-ha.yaml sets (charts/linkerd-control-plane/values-ha.yaml).
-_HA_CONTROLLER_RESOURCES: dict[str, Any] = {
-    "cpu": {"limit": "", "request": "100m"},
-    "memory": {"limit": "250Mi", "request": "50Mi"},
-}
+# What upstream's values-ha.yaml sets (charts/linkerd-control-plane/values-ha.yaml),
+# except resources: those come from `sizing`, whose prod sizes are upstream's HA ones.
 HA_VALUES: dict[str, Any] = {
     "enablePodDisruptionBudget": True,
     "enablePodAntiAffinity": True,
     "deploymentStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
     "controllerReplicas": 3,
     "webhookFailurePolicy": "Fail",
-    "proxy": {"resources": {"cpu": {"request": "100m"}, "memory": {"limit": "250Mi", "request": "20Mi"}}},
-    "destinationResources": _HA_CONTROLLER_RESOURCES,
-    "identityResources": {
-        "cpu": _HA_CONTROLLER_RESOURCES["cpu"],
-        "memory": {"limit": "250Mi", "request": "10Mi"},
-    },
-    "heartbeatResources": _HA_CONTROLLER_RESOURCES,
-    "proxyInjectorResources": _HA_CONTROLLER_RESOURCES,
-    "spValidatorResources": _HA_CONTROLLER_RESOURCES,
 }
+
+
+def control_plane_resources(sizes: PlatformSizes) -> dict[str, Any]:
+    """Every container of the control plane. `proxy.resources` also sizes proxy-init and
+    every proxy the injector adds to meshed pods, the model servers' included."""
+    controller = sizes.linkerd_controller.linkerd()
+    return {
+        "proxy": {"resources": sizes.linkerd_proxy.linkerd()},
+        "destinationResources": controller,
+        "identityResources": controller,
+        "heartbeatResources": controller,
+        "proxyInjectorResources": controller,
+        "spValidatorResources": controller,
+        "policyController": {"resources": controller},
+    }
+
+
+def viz_resources(sizes: PlatformSizes) -> dict[str, Any]:
+    component = {"resources": sizes.linkerd_viz.linkerd()}
+    return {"metricsAPI": component, "tap": component, "tapInjector": component, "dashboard": component}
 
 
 @dataclass
@@ -64,6 +73,8 @@ class ServiceMeshArgs:
     smi_chart: ChartConfig
     prometheus_url: pulumi.Input[str]
     """The platform's Prometheus; viz queries it instead of running its own."""
+    sizes: PlatformSizes
+    """CPU and memory of the control plane, the proxies and the extensions."""
 
 
 class ServiceMesh(pulumi.ComponentResource):
@@ -158,6 +169,7 @@ class ServiceMesh(pulumi.ComponentResource):
 
         control_plane_values: dict[str, Any] = {
             **(HA_VALUES if config.ha else {}),
+            **control_plane_resources(args.sizes),
             "identityTrustAnchorsPEM": anchor_cert.cert_pem,
             "identity": {"issuer": {"tls": {"crtPEM": issuer_cert.cert_pem, "keyPEM": issuer_key_pem}}},
         }
@@ -179,7 +191,11 @@ class ServiceMesh(pulumi.ComponentResource):
             pin=args.viz_chart,
             namespace=VIZ_NAMESPACE,
             create_namespace=True,
-            values={"prometheus": {"enabled": False}, "prometheusUrl": args.prometheus_url},
+            values={
+                "prometheus": {"enabled": False},
+                "prometheusUrl": args.prometheus_url,
+                **viz_resources(args.sizes),
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
         )
 
@@ -194,6 +210,7 @@ class ServiceMesh(pulumi.ComponentResource):
                 pin=args.smi_chart,
                 namespace=SMI_NAMESPACE,
                 create_namespace=True,
+                values={"adaptor": {"resources": args.sizes.linkerd_smi.k8s()}},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
             )
 

@@ -28,6 +28,7 @@ from mlplatform.platform.alert_rules import ALERT_GROUP, kube_state_metrics_allo
 from mlplatform.platform.config import ChartConfig, MonitoringConfig
 from mlplatform.platform.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.sizing import PlatformSizes
 
 # fullnameOverride fixes the service names (`<fullname>-prometheus`), so the URL
 # below holds whatever the release is called.
@@ -49,11 +50,13 @@ class MonitoringArgs:
     config: MonitoringConfig
     namespace: pulumi.Input[str]
     """The monitoring namespace."""
+    sizes: PlatformSizes
+    """CPU and memory of the chart's pods."""
     storage_class: pulumi.Input[str] | None = None
     """The platform's ReadWriteOnce class for Prometheus' volume; None: the cluster default."""
 
 
-def _grafana_values(config: MonitoringConfig) -> dict[str, Any]:
+def _grafana_values(config: MonitoringConfig, sizes: PlatformSizes) -> dict[str, Any]:
     if not config.grafana:
         return {"enabled": False}
     return {
@@ -64,26 +67,49 @@ def _grafana_values(config: MonitoringConfig) -> dict[str, Any]:
             "userKey": GRAFANA_USER_KEY,
             "passwordKey": GRAFANA_PASSWORD_KEY,
         },
+        "resources": sizes.grafana.k8s(),
+        # The dashboard and datasource sidecars.
+        "sidecar": {"resources": sizes.grafana_sidecar.k8s()},
     }
 
 
-def _chart_values(config: MonitoringConfig, storage_class: pulumi.Input[str] | None = None) -> dict[str, Any]:
+def _chart_values(
+    config: MonitoringConfig, sizes: PlatformSizes, storage_class: pulumi.Input[str] | None = None
+) -> dict[str, Any]:
     return {
         "fullnameOverride": FULLNAME,
-        "grafana": _grafana_values(config),
-        # The training alert joins Job series with the Job's labels, which
-        # kube-state-metrics exports only for keys it is told to.
-        "kube-state-metrics": {"metricLabelsAllowlist": kube_state_metrics_allowlist()},
+        "grafana": _grafana_values(config, sizes),
+        "kube-state-metrics": {
+            # The training alert joins Job series with the Job's labels, which
+            # kube-state-metrics exports only for keys it is told to.
+            "metricLabelsAllowlist": kube_state_metrics_allowlist(),
+            "resources": sizes.kube_state_metrics.k8s(),
+        },
+        # The chart's pod securityContext is merged with this: the host-network exporter
+        # keeps its host access (see the README's exceptions) but gets the runtime's seccomp filter.
+        "prometheus-node-exporter": {
+            "resources": sizes.node_exporter.k8s(),
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        },
+        "prometheusOperator": {
+            "resources": sizes.prometheus_operator.k8s(),
+            # The sidecar the operator adds to Prometheus and Alertmanager pods.
+            "prometheusConfigReloader": {"resources": sizes.config_reloader.k8s()},
+            # The create and patch Jobs of the admission webhook's certificate.
+            "admissionWebhooks": {"patch": {"resources": sizes.admission_jobs.k8s()}},
+        },
         "alertmanager": {
             "alertmanagerSpec": {
                 # Our Secret, not the chart's: the chart would render the receivers'
                 # credentials from Helm values into the release's stored manifest.
                 "useExistingSecret": True,
                 "configSecret": ALERTMANAGER_SECRET,
+                "resources": sizes.alertmanager.k8s(),
             }
         },
         "prometheus": {
             "prometheusSpec": {
+                "resources": sizes.prometheus.k8s(),
                 "retention": config.retention,
                 "replicas": config.replicas,
                 "storageSpec": {
@@ -218,7 +244,7 @@ class Monitoring(pulumi.ComponentResource):
             chart="kube-prometheus-stack",
             pin=args.chart,
             namespace=namespace,
-            values=_chart_values(config, args.storage_class),
+            values=_chart_values(config, args.sizes, args.storage_class),
             # Grafana and Alertmanager mount their Secrets when they start.
             opts=pulumi.ResourceOptions(parent=self, depends_on=release_needs),
         )

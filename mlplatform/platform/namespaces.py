@@ -28,6 +28,18 @@ MESH_DISABLED = {INJECT_KEY: "disabled"}
 
 
 @dataclass
+class OwnedNamespace:
+    """A namespace the platform declares: what NetworkPolicies need to know about it."""
+
+    key: str
+    """Stable part of child resource names: `serving`, `training`, `mlflow`, `monitoring`, `team-<name>`."""
+    name: pulumi.Output[str]
+    purpose: str
+    """The `mlplatform.io/purpose` label: serving, training, mlflow, monitoring or team."""
+    meshed: bool
+
+
+@dataclass
 class PlatformNamespacesArgs:
     config: NamespacesConfig
 
@@ -46,13 +58,17 @@ class PlatformNamespaces(pulumi.ComponentResource):
     mlflow: pulumi.Output[str]
     monitoring: pulumi.Output[str]
     teams: pulumi.Output[list[str]]
+    owned: list[OwnedNamespace]
+    """Every namespace above, in declaration order."""
 
     def __init__(self, name: str, args: PlatformNamespacesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:platform:Namespaces", name, None, opts)
         config = args.config
 
+        self.owned = []
+
         def namespace(part: str, ns_name: str, annotations: dict[str, str] | None, purpose: str, **extra: str):
-            return k8s.core.v1.Namespace(
+            created = k8s.core.v1.Namespace(
                 f"{name}-{part}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=ns_name,
@@ -61,6 +77,9 @@ class PlatformNamespaces(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            is_meshed = (annotations or {}).get(INJECT_KEY) == "enabled"
+            self.owned.append(OwnedNamespace(part, created.metadata.name, purpose, is_meshed))
+            return created
 
         meshed = dict(labels.MESH_INJECT_ANNOTATION)
         serving = namespace("serving", config.serving, meshed, "serving")

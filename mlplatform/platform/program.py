@@ -17,16 +17,19 @@ from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.gpu import ClusterAutoscaler, ClusterAutoscalerArgs, GpuNodePool, GpuNodePoolArgs
-from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
+from mlplatform.platform.mesh import LINKERD_NAMESPACE, VIZ_NAMESPACE, ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
 from mlplatform.platform.storage import Storage, StorageArgs
+from mlplatform.platform.sizing import platform_sizes
 
 
 def build_platform(config: PlatformConfig) -> dict[str, Any]:
     """Declare the whole platform and return the stack outputs the model stacks consume."""
     tags = labels.aws_tags(config.environment, config.tags)
+    sizes = platform_sizes(config.environment)
     cluster: Cluster | None = None
     gpu_pool: GpuNodePool | None = None
 
@@ -70,6 +73,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
                 oidc_provider_arn=cluster.oidc_provider_arn,
                 oidc_provider_url=cluster.oidc_provider_url,
                 tags=tags,
+                size=sizes.cluster_autoscaler,
             ),
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[gpu_pool]),
         )
@@ -110,6 +114,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         NvidiaDevicePluginArgs(
             chart=config.charts.nvidia_device_plugin,
             time_slicing_replicas=config.device_plugin.time_slicing_replicas,
+            size=sizes.device_plugin,
         ),
         opts=k8s_opts,
     )
@@ -122,6 +127,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             chart=config.charts.kube_prometheus_stack,
             config=config.monitoring,
             namespace=namespaces.monitoring,
+            sizes=sizes,
             storage_class=read_write_once,
         ),
         opts=k8s_opts,
@@ -136,6 +142,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             viz_chart=config.charts.linkerd_viz,
             smi_chart=config.charts.linkerd_smi,
             prometheus_url=monitoring.prometheus_url,
+            sizes=sizes,
         ),
         opts=k8s_opts,
     )
@@ -157,6 +164,22 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             aws=aws_infra,
             tags=tags,
             wait_for=[mesh],
+        ),
+        opts=k8s_opts,
+    )
+
+    NetworkPolicies(
+        "network-policies",
+        NetworkPoliciesArgs(
+            namespaces=namespaces.owned,
+            linkerd_namespace=LINKERD_NAMESPACE,
+            viz_namespace=VIZ_NAMESPACE,
+            mlflow_pods=registry.pod_selector,
+            mlflow_port=registry.port,
+            database=registry.database_route,
+            object_store_port=registry.object_store_port,
+            # In mode existing the platform does not know where nodes and the API server are.
+            infrastructure_cidrs=[config.cluster.vpc_cidr] if cluster is not None else [ANYWHERE],
         ),
         opts=k8s_opts,
     )

@@ -36,6 +36,8 @@ PLATFORM_PROJECT = Path(__file__).parent / "platform_standin"
 PLATFORM_STACK = "e2e"
 PLATFORM_STACK_REFERENCE = f"organization/mlplatform/{PLATFORM_STACK}"
 ENGINE_PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes")
+# What this tier runs; the script's other tools (helm, for the chart scan) are not built for it.
+E2E_TOOLS = ("pulumi", *ENGINE_PLUGINS, "kube-apiserver", "kube-controller-manager")
 # What a model stack's program imports, pinned as requirements.txt pins them.
 PROGRAM_PACKAGES = ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML")
 
@@ -51,7 +53,7 @@ def _unavailable(message: str) -> None:
 def e2e_tools() -> dict[str, str]:
     try:
         result = subprocess.run(
-            ["bash", str(TOOLS_SCRIPT)], capture_output=True, text=True, timeout=TOOLS_TIMEOUT
+            ["bash", str(TOOLS_SCRIPT), *E2E_TOOLS], capture_output=True, text=True, timeout=TOOLS_TIMEOUT
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"scripts/e2e-tools.sh did not finish in {TOOLS_TIMEOUT}s")

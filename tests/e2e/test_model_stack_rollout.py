@@ -232,6 +232,13 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     mtls = api.items(f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/meshtlsauthentications")
     assert len(authz) == 1 and len(mtls) == 1
     assert mtls[0]["spec"]["identities"] == ["api-gateway.api-gateway.serviceaccount.identity.linkerd.cluster.local"]
+    # The second layer: the clients' namespaces, on the proxy's inbound port only.
+    (network_policy,) = api.items(f"/apis/networking.k8s.io/v1/namespaces/{SERVING}/networkpolicies")
+    (rule,) = network_policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 4143, "protocol": "TCP"}]
+    assert [p["namespaceSelector"]["matchLabels"] for p in rule["from"]] == [
+        {"kubernetes.io/metadata.name": "api-gateway"}
+    ]
     versions = {v["metadata"]["name"] for v in api.items(f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions")}
     assert versions == {f"{MODEL}-v5", f"{MODEL}-v6"}
     # The training Job exists and `up` returned although it can never run (skipAwait).
@@ -295,6 +302,7 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
             f"/apis/policy.linkerd.io/v1beta3/namespaces/{SERVING}/servers",
             f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/authorizationpolicies",
             f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/meshtlsauthentications",
+            f"/apis/networking.k8s.io/v1/namespaces/{SERVING}/networkpolicies",
             f"/apis/monitoring.coreos.com/v1/namespaces/{SERVING}/prometheusrules",
             f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions",
             f"/apis/{GROUP}/v1/namespaces/{SERVING}/inferenceservices",

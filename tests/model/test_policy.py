@@ -15,6 +15,7 @@ from tests.model.helpers import (
     run_model,
     with_canary,
 )
+from tests.network_policy import NETWORK_POLICY, Policies, Pod
 
 CLIENTS = [
     {"serviceAccount": "api-gateway", "namespace": "api-gateway"},
@@ -112,5 +113,21 @@ def test_authorization_policy_ties_the_server_to_the_authentication(recording):
 def test_authorization_objects_do_not_change_with_the_rollout():
     """Access control is per model, not per version: a rollout step never reopens or narrows it."""
     before, after = run_model(with_canary(10)), run_model(model_config(stable={"version": "v6"}))
-    for kind in (SERVER, MESH_TLS_AUTHN, AUTHZ_POLICY):
+    for kind in (SERVER, MESH_TLS_AUTHN, AUTHZ_POLICY, NETWORK_POLICY):
         assert before.one(kind).inputs == after.one(kind).inputs, kind
+
+
+def test_network_policy_admits_the_clients_namespaces_on_the_proxy_port(recording):
+    """The second layer: only the allowed clients' namespaces reach any version's pods, and only through
+    the proxy's inbound port; the serving namespace's default deny (platform) covers everything else."""
+    policies = Policies(recording.of_type(NETWORK_POLICY))
+    for version in ("v5", "v6"):
+        model_pod = Pod(SERVING_NAMESPACE, {"app": "fraud-detector", "version": version})
+        for namespace in ("api-gateway", "team-fraud"):
+            assert policies.allows(Pod(namespace, {"app": "caller"}), model_pod, 4143), (namespace, version)
+            assert not policies.allows(Pod(namespace, {"app": "caller"}), model_pod, 8080), (namespace, version)
+        assert not policies.allows(Pod("team-vision", {"app": "caller"}), model_pod, 4143)
+    # Other models' pods are not opened by this model's policy.
+    (policy,) = recording.of_type(NETWORK_POLICY)
+    assert policy.inputs["spec"]["podSelector"] == {"matchLabels": {"app": "fraud-detector"}}
+    assert policy.metadata["namespace"] == SERVING_NAMESPACE

@@ -11,6 +11,7 @@ from mlplatform import labels
 from mlplatform.offline import Recording, run_program
 from mlplatform.platform.config import ChartsConfig
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from mlplatform.platform.sizing import platform_sizes
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -20,7 +21,9 @@ def _run(time_slicing_replicas: int) -> Recording:
         lambda: NvidiaDevicePlugin(
             "nvidia-device-plugin",
             NvidiaDevicePluginArgs(
-                chart=ChartsConfig().nvidia_device_plugin, time_slicing_replicas=time_slicing_replicas
+                chart=ChartsConfig().nvidia_device_plugin,
+                time_slicing_replicas=time_slicing_replicas,
+                size=platform_sizes("dev").device_plugin,
             ),
         ),
         project="mlplatform",

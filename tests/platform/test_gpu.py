@@ -18,6 +18,7 @@ from mlplatform.platform.gpu import (
     GpuNodePoolArgs,
     node_template_tags,
 )
+from mlplatform.platform.sizing import platform_sizes
 
 TAGS = {"Project": "mlplatform", "Environment": "dev", "ManagedBy": "pulumi"}
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
@@ -61,6 +62,7 @@ def autoscaler() -> Recording:
                 oidc_provider_arn=pulumi.Output.from_input(OIDC_ARN),
                 oidc_provider_url=pulumi.Output.from_input(OIDC_URL),
                 tags=TAGS,
+                size=platform_sizes("dev").cluster_autoscaler,
             ),
             opts=pulumi.ResourceOptions(providers=[provider]),
         )

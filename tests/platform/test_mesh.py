@@ -11,6 +11,7 @@ import pytest
 from mlplatform.offline import Recording, contains_secret, run_program
 from mlplatform.platform.config import ChartsConfig, MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
+from mlplatform.platform.sizing import platform_sizes
 
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -35,6 +36,7 @@ def _run(**mesh: Any) -> tuple[Recording, ServiceMesh]:
                 viz_chart=charts.linkerd_viz,
                 smi_chart=charts.linkerd_smi,
                 prometheus_url=PROMETHEUS_URL,
+                sizes=platform_sizes("dev"),
             ),
             opts=pulumi.ResourceOptions(providers=[provider]),
         )
@@ -160,8 +162,18 @@ def test_ha_follows_upstream_values_ha(ha_without_smi):
     assert values["enablePodAntiAffinity"] is True
     assert values["enablePodDisruptionBudget"] is True
     assert values["webhookFailurePolicy"] == "Fail"
-    assert values["destinationResources"]["memory"]["limit"] == "250Mi"
-    assert values["proxy"]["resources"]["cpu"]["request"] == "100m"
+
+
+def test_every_control_plane_container_is_sized(default):
+    """Resources come from `sizing` (by environment, not by HA): the proxy, proxy-init and each controller."""
+    recording, _ = default
+    values = _values(recording, "mesh-control-plane")
+    dev = platform_sizes("dev")
+    assert values["proxy"]["resources"] == dev.linkerd_proxy.linkerd()
+    for key in ("destinationResources", "identityResources", "heartbeatResources", "proxyInjectorResources",
+                "spValidatorResources"):
+        assert values[key] == dev.linkerd_controller.linkerd(), key
+    assert values["policyController"]["resources"] == dev.linkerd_controller.linkerd()
 
 
 def test_no_ha_keeps_chart_defaults(default):

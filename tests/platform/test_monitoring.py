@@ -16,6 +16,7 @@ import pytest
 from mlplatform.offline import Recording, run_program
 from mlplatform.platform.config import ChartsConfig, MonitoringConfig
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
+from mlplatform.platform.sizing import platform_sizes
 from tests.relabeling import relabel
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -40,6 +41,7 @@ def recording() -> Recording:
                 config=CONFIG,
                 # Outputs, as the namespaces component passes them.
                 namespace=pulumi.Output.from_input("observability"),
+                sizes=platform_sizes("dev"),
             ),
         )
         # Stands in for a consumer of the URL, such as Linkerd viz.
@@ -243,6 +245,7 @@ def test_no_gpu_idle_alert_without_the_exporter():
                 chart=ChartsConfig().kube_prometheus_stack,
                 config=MonitoringConfig(gpu_metrics=False),
                 namespace="monitoring",
+                sizes=platform_sizes("dev"),
             ),
         ),
         project="mlplatform",

@@ -122,15 +122,6 @@ def test_backend_uri_is_secret_everywhere(aws_dev):
     assert secret.inputs["stringData"] == {"MLFLOW_BACKEND_STORE_URI": uri}
 
 
-def test_server_reads_the_backend_uri_from_the_secret(aws_dev):
-    """The URI reaches the pod through a secretKeyRef, never as a literal in the pod spec."""
-    env = _env(_container(aws_dev))
-    assert env["MLFLOW_BACKEND_STORE_URI"] == {
-        "secretKeyRef": {"name": "mlflow-backend", "key": "MLFLOW_BACKEND_STORE_URI"}
-    }
-    assert "postgresql" not in json.dumps(aws_dev.one(DEPLOYMENT).inputs)
-
-
 def test_password_is_rds_and_uri_safe(aws_dev):
     """RDS rejects / @ \" and spaces; URI-special characters would corrupt the backend URI."""
     password = aws_dev.one("random:index/randomPassword:RandomPassword").inputs

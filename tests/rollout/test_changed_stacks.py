@@ -90,7 +90,7 @@ def test_the_repository_graph_reaches_the_shared_modules() -> None:
     """The real entry points import security.py (serving, training, the registry) and the config models."""
     graph = project_files(ROOT)
     assert "mlplatform/security.py" in graph["."] and "mlplatform/security.py" in graph["stacks/model"]
-    assert "mlplatform/platform/registry.py" in graph["."]
+    assert "mlplatform/platform/registry/server.py" in graph["."]
     assert {"mlplatform/model/traffic.py", "stacks/model/__main__.py"} <= graph["stacks/model"]
     # A model stack reaches into the platform package only for the IRSA trust builder it shares.
     assert {p for p in graph["stacks/model"] if p.startswith("mlplatform/platform/")} == {
