@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mlplatform.configuration import ConfigModel
+from mlplatform.platform.ci_config import CiConfig, check_reachable
 from mlplatform.platform.storage_config import (
     DEFAULT_RWO_CLASS,
     DEFAULT_RWX_CLASS,
@@ -389,6 +390,7 @@ class PlatformConfig(ConfigModel):
     crds: CrdsConfig = Field(default_factory=CrdsConfig, description="The ML CRDs.")
     device_plugin: DevicePluginConfig = Field(default_factory=DevicePluginConfig, description="NVIDIA device plugin.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="StorageClasses and CSI drivers.")
+    ci: CiConfig = Field(default_factory=CiConfig, description="GitHub Actions' OIDC roles and cluster access.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra AWS tags on every AWS resource.")
 
     def storage_class_names(self) -> StorageClassNames:
@@ -409,6 +411,11 @@ class PlatformConfig(ConfigModel):
         if self.cluster.mode == "aws":
             return self.node_pools.gpu.enabled
         return self.cluster.gpu_nodes
+
+    @model_validator(mode="after")
+    def _ci_reaches_cluster(self) -> PlatformConfig:
+        check_reachable(self.ci, mode=self.cluster.mode, endpoint_public_access=self.cluster.endpoint_public_access)
+        return self
 
     @model_validator(mode="after")
     def _mode_rules(self) -> PlatformConfig:
