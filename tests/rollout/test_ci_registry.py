@@ -159,3 +159,27 @@ def test_gate_and_aliases_against_mlflow(tracking_uri, tmp_path):
 
 # The real MLflow server fixture (module-scoped, one server for this module's tests).
 from tests.rollout.test_registry_mlflow import tracking_uri  # noqa: E402,F401
+
+
+# -- the entry points' exit codes ---------------------------------------------------
+def test_check_registry_main_exit_codes(tmp_path, monkeypatch, capsys):
+    """No new URI: 0 without asking MLflow; a new URI and no tracking URI: 2, with the reason."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / MODEL_DIR).mkdir(parents=True)
+    stack = tmp_path / MODEL_DIR / f"Pulumi.{STACK}.yaml"
+    stack.write_text(STACK_TEXT)
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "base")
+    assert check_registry.main(["--base", "main", "--root", str(tmp_path)]) == check_registry.EXIT_OK
+    stack.write_text(STACK_TEXT.replace("fraud_detector/6", "fraud_detector/9"))
+    _git(tmp_path, "commit", "-q", "-am", "edit")
+    assert check_registry.main(["--base", "main~1", "--root", str(tmp_path)]) == check_registry.EXIT_ERROR
+    assert "no MLflow tracking URI" in capsys.readouterr().err
+
+
+def test_move_aliases_main_refuses_an_unregistered_uri(tmp_path, capsys):
+    path = tmp_path / f"Pulumi.{STACK}.yaml"
+    path.write_text(STACK_TEXT.replace("models:/fraud_detector/5", "runs:/abc/model"))
+    assert move_aliases.main([str(path), "--tracking-uri", "http://127.0.0.1:9"]) == move_aliases.EXIT_FAILED
+    assert "not models:/" in capsys.readouterr().err
