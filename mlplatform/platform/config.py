@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlplatform.config_types import ChartVersion, PinnedImage
 from mlplatform.configuration import SECRET_UNLESS_PATH, ConfigModel, CrossFieldError
+from mlplatform.platform.ci_config import CiConfig, check_reachable
 from mlplatform.platform.storage_config import (
     DEFAULT_RWO_CLASS,
     DEFAULT_RWX_CLASS,
@@ -414,6 +415,7 @@ class PlatformConfig(ConfigModel):
     crds: CrdsConfig = Field(default_factory=CrdsConfig, description="The ML CRDs.")
     device_plugin: DevicePluginConfig = Field(default_factory=DevicePluginConfig, description="NVIDIA device plugin.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="StorageClasses and CSI drivers.")
+    ci: CiConfig = Field(default_factory=CiConfig, description="GitHub Actions' OIDC roles and cluster access.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra AWS tags on every AWS resource.")
 
     def storage_class_names(self) -> StorageClassNames:
@@ -447,6 +449,11 @@ class PlatformConfig(ConfigModel):
                 "cluster.region",
                 "aws:region",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ci_reaches_cluster(self) -> PlatformConfig:
+        check_reachable(self.ci, mode=self.cluster.mode, endpoint_public_access=self.cluster.endpoint_public_access)
         return self
 
     @model_validator(mode="after")

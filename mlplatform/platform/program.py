@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
+from mlplatform.platform.ci_identity import CiIdentity, CiIdentityArgs
 from mlplatform.platform.cluster import Cluster, ClusterArgs
 from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
@@ -184,6 +185,21 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         opts=k8s_opts,
     )
 
+    ci: CiIdentity | None = None
+    if cluster is not None and config.ci.enabled:
+        ci = CiIdentity(
+            "ci",
+            CiIdentityArgs(
+                config=config.ci,
+                cluster_name=cluster.cluster_name,
+                model_namespaces=[config.namespaces.serving, *(team.name for team in config.namespaces.teams)],
+                crd_group=config.crds.group,
+                namespaces_ready=[namespaces],
+                tags=tags,
+            ),
+            opts=k8s_opts,
+        )
+
     return {
         "kubeconfig": kubeconfig,
         "clusterName": cluster.cluster_name if cluster is not None else None,
@@ -214,4 +230,16 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "prometheusUrl": monitoring.prometheus_url,
         "trafficSplitApis": mesh.traffic_split_apis,
         "crdGroup": crds.group,
+        # For people, not model stacks: the ARNs to set as the repository variables
+        # the workflows read (README, "CI/CD: from PR to cluster"). None when CI is off.
+        "ciRoles": (
+            {
+                "preview": ci.preview_role_arn,
+                "deploy": ci.deploy_role_arn,
+                "deployModels": ci.deploy_models_role_arn,
+                "runnerLabel": config.ci.runner_label,
+            }
+            if ci is not None
+            else None
+        ),
     }

@@ -9,6 +9,7 @@ needs it, and the rest of the tool stays usable without it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,16 @@ def registry_version(label: str) -> str:
     if not match:
         raise RegistryError(f"cannot derive a registry version from '{label}'; pass --registry-version")
     return match.group(1)
+
+
+def explicit_tracking_uri(flag: str | None) -> str:
+    """The tracking URI the CI tools (`check_registry`, `move_aliases`) were given: the flag, else
+    `$MLFLOW_TRACKING_URI`. They run in workflows that name MLflow explicitly, so there is no
+    platform-output lookup here (the rollout verbs do that)."""
+    uri = flag or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise RegistryError("no MLflow tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI")
+    return uri
 
 
 class Registry:

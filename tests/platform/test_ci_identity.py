@@ -1,0 +1,196 @@
+"""CI identity: GitHub's OIDC provider, the three CI roles, their trust and their cluster access.
+
+Runs the real platform entry point under the recording mocks, so the config
+validation in front of it is part of what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlplatform.configuration import ConfigError
+from mlplatform.offline import Recording
+from tests.helpers import platform_config, run_platform
+
+REPO = "acme/ml-platform"
+ISSUER = "token.actions.githubusercontent.com"
+CI = {"enabled": True, "githubRepository": REPO, "runnerLabel": "mlplatform-vpc"}
+ROLE = "aws:iam/role:Role"
+ENTRY = "aws:eks/accessEntry:AccessEntry"
+ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recording:
+    return run_platform(platform_config(ci=CI))
+
+
+def _trust(rec: Recording, part: str) -> dict:
+    role = rec.one(ROLE, f"ci-{part}")
+    statements = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert len(statements) == 1, role.urn
+    return statements[0]
+
+
+def test_ci_is_off_by_default():
+    """Without `ci.enabled` the platform declares no CI identity at all."""
+    rec = run_platform(platform_config())
+    assert rec.of_type("mlplatform:platform:CiIdentity") == []
+    assert [r for r in rec.of_type(ROLE) if r.name.startswith("ci-")] == []
+
+
+def test_github_oidc_provider(rec):
+    """One provider for GitHub's issuer whose only audience is STS, as configure-aws-credentials asks for."""
+    provider = rec.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "ci-github-oidc")
+    assert provider.inputs["url"] == f"https://{ISSUER}"
+    assert provider.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_preview_role_trusts_only_pull_requests_of_the_repository(rec):
+    """The preview role: exactly this repository's pull_request jobs, audience STS, no wildcard."""
+    statement = _trust(rec, "preview")
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(f":oidc-provider/{ISSUER}")
+    assert statement["Condition"] == {
+        "StringEquals": {f"{ISSUER}:aud": "sts.amazonaws.com", f"{ISSUER}:sub": [f"repo:{REPO}:pull_request"]}
+    }
+
+
+@pytest.mark.parametrize("part", ["deploy", "deploy-models"])
+def test_deploy_roles_trust_only_the_environments(rec, part):
+    """Deploy roles: one exact `sub` per GitHub environment, compared with StringEquals (no `*`, no PRs)."""
+    condition = _trust(rec, part)["Condition"]
+    assert list(condition) == ["StringEquals"]
+    subjects = condition["StringEquals"][f"{ISSUER}:sub"]
+    assert subjects == [f"repo:{REPO}:environment:{env}" for env in ("dev", "staging", "prod")]
+    assert condition["StringEquals"][f"{ISSUER}:aud"] == "sts.amazonaws.com"
+    assert not any("*" in s or "?" in s for s in subjects)
+
+
+def test_deploy_branch_adds_a_ref_subject():
+    """`deployBranch` trusts jobs on that branch without an environment, and nothing wider."""
+    rec = run_platform(platform_config(ci={**CI, "environments": [], "deployBranch": "main"}))
+    assert _trust(rec, "deploy")["Condition"]["StringEquals"][f"{ISSUER}:sub"] == [
+        f"repo:{REPO}:ref:refs/heads/main"
+    ]
+
+
+def _associations(rec: Recording) -> dict[str, dict]:
+    found = {}
+    for assoc in rec.of_type(ASSOCIATION):
+        found[assoc.name] = assoc.inputs
+    return found
+
+
+def test_access_entries_and_policy_scopes(rec):
+    """deploy: cluster admin; deploy-models: edit in the serving and team namespaces only; preview: view."""
+    entries = {e.name: e.inputs for e in rec.of_type(ENTRY)}
+    assert set(entries) == {"ci-preview", "ci-deploy", "ci-deploy-models"}
+    assert {e["type"] for e in entries.values()} == {"STANDARD"}
+    assert entries["ci-deploy-models"]["kubernetesGroups"] == ["mlplatform:model-deployers"]
+    assert "kubernetesGroups" not in entries["ci-deploy"]
+    policy = "arn:aws:eks::aws:cluster-access-policy/"
+    assert _associations(rec) == {
+        "ci-preview-AmazonEKSViewPolicy": {
+            "clusterName": "mlp-test", "principalArn": entries["ci-preview"]["principalArn"],
+            "policyArn": policy + "AmazonEKSViewPolicy", "accessScope": {"type": "cluster"},
+        },
+        "ci-deploy-AmazonEKSClusterAdminPolicy": {
+            "clusterName": "mlp-test", "principalArn": entries["ci-deploy"]["principalArn"],
+            "policyArn": policy + "AmazonEKSClusterAdminPolicy", "accessScope": {"type": "cluster"},
+        },
+        "ci-deploy-models-AmazonEKSEditPolicy": {
+            "clusterName": "mlp-test", "principalArn": entries["ci-deploy-models"]["principalArn"],
+            "policyArn": policy + "AmazonEKSEditPolicy",
+            "accessScope": {"type": "namespace", "namespaces": ["ml-serving", "team-a"]},
+        },
+    }
+    # Each entry is for its own role.
+    assert entries["ci-deploy-models"]["principalArn"] == rec.one(ROLE, "ci-deploy-models").outputs["arn"]
+
+
+def test_cluster_authenticates_through_access_entries(rec):
+    """Access entries need the API authentication mode; the ConfigMap stays for the node role."""
+    access = rec.one("aws:eks/cluster:Cluster").inputs["accessConfig"]
+    assert access["authenticationMode"] == "API_AND_CONFIG_MAP"
+
+
+def test_aws_permissions_per_role(rec):
+    """preview reads no data (ViewOnlyAccess); deploy-models may touch only the training roles."""
+    attached = {
+        a.name: a.inputs["policyArn"]
+        for a in rec.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith("ci-")
+    }
+    assert attached == {
+        "ci-preview-job-function/ViewOnlyAccess": "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
+        "ci-deploy-AdministratorAccess": "arn:aws:iam::aws:policy/AdministratorAccess",
+    }
+    inline = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy", "ci-deploy-models-training-roles").inputs["policy"])
+    (statement,) = inline["Statement"]
+    assert statement["Resource"].startswith("arn:aws:iam::") and statement["Resource"].endswith(":role/*-train-*")
+    assert all(action.startswith("iam:") and "*" not in action for action in statement["Action"])
+
+
+def test_model_deployers_get_the_custom_resources_in_model_namespaces(rec):
+    """EKS access policies do not cover CRDs: a RoleBinding per model namespace grants them to the group."""
+    bindings = [b for b in rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding") if b.name.startswith("ci-")]
+    assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["ml-serving", "team-a"]
+    for binding in bindings:
+        assert binding.inputs["subjects"] == [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "mlplatform:model-deployers"}
+        ]
+    role = rec.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "ci-model-stack-crds")
+    (rule,) = role.inputs["rules"]
+    assert {"ml.example.com", "split.smi-spec.io", "monitoring.coreos.com", "policy.linkerd.io"} <= set(rule["apiGroups"])
+    assert "" not in rule["apiGroups"] and "rbac.authorization.k8s.io" not in rule["apiGroups"]
+
+
+def test_role_arns_are_platform_outputs(rec):
+    """The workflows need the ARNs as repository variables; the stack outputs them under `ciRoles`."""
+    roles = rec.stack_outputs["ciRoles"]
+    assert roles["preview"] == rec.one(ROLE, "ci-preview").outputs["arn"]
+    assert roles["deploy"] == rec.one(ROLE, "ci-deploy").outputs["arn"]
+    assert roles["deployModels"] == rec.one(ROLE, "ci-deploy-models").outputs["arn"]
+    assert roles["runnerLabel"] == "mlplatform-vpc"
+
+
+def test_existing_oidc_provider_is_reused():
+    """IAM allows one provider per URL and account: with `oidcProviderArn` none is created, and it is trusted."""
+    arn = f"arn:aws:iam::123456789012:oidc-provider/{ISSUER}"
+    rec = run_platform(platform_config(ci={**CI, "oidcProviderArn": arn}))
+    assert [p for p in rec.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") if p.name.startswith("ci-")] == []
+    assert _trust(rec, "deploy")["Principal"]["Federated"] == arn
+
+
+INVALID = [
+    ({"ci": {**CI, "githubRepository": "acme/*"}}, "mlplatform:ci.githubRepository", "owner/name"),
+    ({"ci": {**CI, "githubRepository": "acme"}}, "mlplatform:ci.githubRepository", "owner/name"),
+    ({"ci": {"enabled": True, "runnerLabel": "x"}}, "ci.githubRepository", "not set"),
+    ({"ci": {**CI, "runnerLabel": None}}, "ci.runnerLabel", "private API endpoint"),
+    ({"ci": {**CI, "environments": ["prod", "*"]}}, "mlplatform:ci.environments", "pattern"),
+    ({"ci": {**CI, "environments": [], "deployBranch": None}}, "ci.deployBranch", "no deploy job"),
+    ({"ci": {**CI, "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/example.com"}},
+     "mlplatform:ci.oidcProviderArn", "pattern"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "allowed"), INVALID)
+def test_bad_ci_config_fails_before_any_resource(overrides, key, allowed):
+    """A wrong repository claim, a private endpoint without runners, an untrusted deploy: errors, nothing declared."""
+    with pytest.raises(ConfigError) as excinfo:
+        run_platform(platform_config(**overrides))
+    message = str(excinfo.value)
+    assert key in message and allowed in message, message
+    assert excinfo.value.recording.resources == []
+
+
+def test_public_endpoint_needs_no_runner_label():
+    """With a public endpoint limited by publicAccessCidrs, hosted runners can reach the API."""
+    rec = run_platform(platform_config(
+        ci={**CI, "runnerLabel": None},
+        cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]},
+    ))
+    assert rec.stack_outputs["ciRoles"]["runnerLabel"] is None

@@ -1,0 +1,175 @@
+"""The GitHub workflows' structure: what must hold for PR-to-cluster to be safe.
+
+Parsed as YAML and checked as data: deploy order (platform before models), OIDC
+(`id-token: write` only where a role is assumed, never an AWS key), no secret in
+any `env` but the Pulumi token, one concurrency group per stack, environments,
+and the test workflow's `.ci/run` and registry gate.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from mlplatform.rollout.deploy_matrix import split
+from tests.helpers import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+CONFIGURE_AWS = "aws-actions/configure-aws-credentials@"
+RUNNER = "${{ vars.MLPLATFORM_RUNNER_LABEL || 'ubuntu-latest' }}"
+
+
+def _load(name: str) -> dict[str, Any]:
+    return YAML(typ="safe").load((WORKFLOWS / name).read_text())
+
+
+def _uses(job: dict, prefix: str) -> list[dict]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith(prefix)]
+
+
+def _pulumi(job: dict, command: str) -> list[dict]:
+    return [s for s in _uses(job, "pulumi/actions@") if s["with"]["command"] == command]
+
+
+def _all_jobs() -> list[tuple[str, str, dict]]:
+    jobs = [(path.name, name, job) for path in sorted(WORKFLOWS.glob("*.yml")) for name, job in _load(path.name)["jobs"].items()]
+    assert len(jobs) >= 7, jobs
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def deploy() -> dict:
+    return _load("deploy.yml")["jobs"]
+
+
+def test_the_three_workflows_exist():
+    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["deploy.yml", "preview.yml", "test.yml"]
+
+
+def test_platform_stacks_are_applied_before_model_stacks(deploy):
+    """A model stack reads the platform's outputs: it runs after the platform job, and not after a failed one."""
+    assert deploy["up-platform"]["needs"] == "changed"
+    assert set(deploy["up-models"]["needs"]) == {"changed", "up-platform"}
+    condition = " ".join(deploy["up-models"]["if"].split())
+    assert "needs.up-platform.result == 'success' || needs.up-platform.result == 'skipped'" in condition
+    assert "always()" in condition  # so a skipped platform job does not skip the models
+    assert deploy["up-platform"]["strategy"]["matrix"] == "${{ fromJSON(needs.changed.outputs.platform) }}"
+    assert deploy["up-models"]["strategy"]["matrix"] == "${{ fromJSON(needs.changed.outputs.models) }}"
+
+
+def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
+    """Every AWS-touching job assumes a role from a repository variable, with `id-token: write` at job level."""
+    expected = {
+        ("preview.yml", "preview"): "AWS_PREVIEW_ROLE_ARN",
+        ("deploy.yml", "up-platform"): "AWS_DEPLOY_ROLE_ARN",
+        ("deploy.yml", "up-models"): "AWS_DEPLOY_MODELS_ROLE_ARN",
+    }
+    found = {}
+    for workflow, name, job in _all_jobs():
+        steps = _uses(job, CONFIGURE_AWS)
+        if not steps:
+            assert "id-token" not in job.get("permissions", {}), (workflow, name)
+            continue
+        (step,) = steps
+        assert step["uses"] == CONFIGURE_AWS + "v4"
+        assert set(step["with"]) == {"role-to-assume", "role-session-name", "aws-region"}, (workflow, name)
+        variable = re.fullmatch(r"\$\{\{ vars\.(\w+) \}\}", step["with"]["role-to-assume"]).group(1)
+        found[(workflow, name)] = variable
+        assert job["permissions"]["id-token"] == "write", (workflow, name)
+        assert job["permissions"]["contents"] == "read"
+        # A private endpoint is reachable only from the self-hosted runners named in config.
+        assert job["runs-on"] == RUNNER, (workflow, name)
+        # The role's ARN is checked first, so a missing variable is a named error, not a cryptic one.
+        check = job["steps"][0]
+        assert check["env"]["ROLE_ARN"] == "${{ vars.%s }}" % variable and "exit 1" in check["run"]
+    assert found == expected
+    for path in WORKFLOWS.glob("*.yml"):
+        assert "id-token" not in _load(path.name).get("permissions", {}), path.name
+
+
+def _envs(node: Any, where: str = "") -> list[tuple[str, str, str]]:
+    """Every (where, name, value) of every `env:` mapping, at any level."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "env" and isinstance(value, dict):
+                found += [(where, k, str(v)) for k, v in value.items()]
+            else:
+                found += _envs(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found += _envs(item, f"{where}[{i}]")
+    return found
+
+
+def test_no_aws_key_and_no_secret_in_env_but_the_pulumi_token():
+    """AWS credentials come from OIDC only; the one secret a step's environment holds is the Pulumi token."""
+    secrets_in_env = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
+        assert "aws-access-key-id" not in text and "aws-secret-access-key" not in text, path.name
+        envs = _envs(_load(path.name))
+        assert envs, path.name
+        secrets_in_env += [(path.name, w, k, v) for w, k, v in envs if "secrets." in v]
+    assert secrets_in_env, "the Pulumi token is expected in the pulumi steps' env"
+    for workflow, where, key, value in secrets_in_env:
+        assert (key, value) == ("PULUMI_ACCESS_TOKEN", "${{ secrets.PULUMI_ACCESS_TOKEN }}"), (workflow, where, key)
+
+
+def test_one_concurrency_group_per_stack_never_cancelled(deploy):
+    """No two `up`s of one stack at once, and a running `up` is never cancelled half-way."""
+    up_jobs = [(name, job) for _, name, job in _all_jobs() if _pulumi(job, "up")]
+    assert sorted(name for name, _ in up_jobs) == ["up-models", "up-platform"]
+    for name, job in up_jobs:
+        assert job["concurrency"] == {
+            "group": "pulumi-${{ matrix.project }}-${{ matrix.stack }}",
+            "cancel-in-progress": False,
+        }, name
+
+
+def test_deploy_jobs_run_in_their_stacks_environment(deploy):
+    """The roles trust GitHub environments; prod's required reviewers gate every prod `up`."""
+    for name in ("up-platform", "up-models"):
+        assert deploy[name]["environment"] == "${{ matrix.environment }}"
+    groups = split(
+        {"include": [{"project": ".", "stack": "prod"}, {"project": ".", "stack": "dev"},
+                     {"project": "stacks/model", "stack": "fraud-detector-prod"}]},
+        ROOT,
+    )
+    assert [(e["stack"], e["environment"]) for e in groups["platform"]] == [("prod", "prod"), ("dev", "dev")]
+    assert [(e["stack"], e["environment"]) for e in groups["models"]] == [("fraud-detector-prod", "prod")]
+
+
+def test_aliases_move_after_a_successful_up_in_deploy(deploy):
+    """`champion`/`challenger` move in the deploy job, after `pulumi up`, for the applied stack file."""
+    steps = deploy["up-models"]["steps"]
+    up = steps.index(_pulumi(deploy["up-models"], "up")[0])
+    moves = [i for i, s in enumerate(steps) if "mlplatform.rollout.move_aliases" in str(s.get("run", ""))]
+    assert moves and all(i > up for i in moves)
+    assert all("if" not in steps[i] for i in moves)  # so it runs only when every earlier step succeeded
+    for path in WORKFLOWS.glob("*.yml"):
+        if path.name != "deploy.yml":
+            assert "move_aliases" not in path.read_text(), path.name
+
+
+def test_pr_ci_runs_the_suite_and_the_registry_gate():
+    """test.yml runs `.ci/run` on PRs and pushes, and checks every new modelUri of a PR against thresholds."""
+    workflow = _load("test.yml")
+    assert set(workflow["on"]) == {"pull_request", "push"}
+    jobs = workflow["jobs"]
+    assert any(s.get("run") == ".ci/run" for s in jobs["suite"]["steps"])
+    registry = jobs["registry"]
+    assert registry["if"] == "github.event_name == 'pull_request'"
+    runs = [s["run"] for s in registry["steps"] if "check_registry" in str(s.get("run", ""))]
+    assert runs == ['venv/bin/python -m mlplatform.rollout.check_registry --base "origin/$BASE_REF"']
+
+
+def test_preview_posts_comments_and_never_applies():
+    jobs = _load("preview.yml")["jobs"]
+    assert _pulumi(jobs["preview"], "preview") and not _pulumi(jobs["preview"], "up")
+    assert jobs["preview"]["permissions"]["pull-requests"] == "write"
