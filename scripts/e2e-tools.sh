@@ -47,7 +47,7 @@ EOF
 
 require_go() {
     if ! command -v go >/dev/null 2>&1; then
-        log "Go is needed to build $1 and is not on PATH; install Go 1.25.11 or newer, or put $1 on PATH"
+        log "Go is needed to build $1 and is not on PATH; install Go 1.25.11 or newer (make deps checks it), or put $1 on PATH"
         exit 1
     fi
 }
@@ -142,7 +142,7 @@ resolve_tool() {
 # Checked first: no point in building for minutes towards a control plane that cannot start.
 etcd_path=$(command -v etcd || true)
 if [[ -z "$etcd_path" ]]; then
-    log "etcd is not on PATH: install Debian's etcd-server package (apt-get install etcd-server)"
+    log "etcd is not on PATH: install Debian's etcd-server package (make deps, as root; or apt-get install etcd-server)"
     exit 1
 fi
 
