@@ -27,7 +27,7 @@ import pytest
 
 from tests.e2e.control_plane import ControlPlane, start_control_plane
 from tests.e2e.pulumi_cli import PulumiCli
-from tests.e2e.tools import provide_tools
+from tests.e2e.tools import provide_tools, terminal_progress
 from tests.helpers import ROOT
 
 PLATFORM_PROJECT = Path(__file__).parent / "platform_standin"
@@ -39,8 +39,9 @@ PROGRAM_PACKAGES = ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML")
 
 
 @pytest.fixture(scope="session")
-def e2e_tools() -> dict[str, str]:
-    return provide_tools()
+def e2e_tools(request: pytest.FixtureRequest) -> dict[str, str]:
+    # Progress straight to the terminal: a first build takes many minutes.
+    return provide_tools(progress=terminal_progress(request.config))
 
 
 def _pins(names: tuple[str, ...]) -> list[str]:
