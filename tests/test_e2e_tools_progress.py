@@ -83,7 +83,8 @@ def test_a_cold_build_shows_each_tools_start_end_and_log(cold_machine):
     logs = Path(cold_machine["MLPLATFORM_E2E_CACHE"]) / "logs"
     expected = _tools()
     assert [t for t in tools if t not in ("ETCD", "CACHE")] == expected
-    assert re.search(r"needs about 4\.6 GB of memory at peak and 15 GB of disk.*Build logs: " + re.escape(str(logs)), shown[0])
+    announcement = r"needs about 4\.6 GB of memory at peak and 15 GB of disk.*Build logs: "
+    assert re.search(announcement + re.escape(str(logs)), shown[0]), shown[0]
     progress = [line for line in shown if re.search(r"\d\d:\d\d:\d\d (building|built) ", line)]
     assert len(progress) == 2 * len(expected), shown
     for index, tool in enumerate(expected):

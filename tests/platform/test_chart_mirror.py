@@ -85,7 +85,15 @@ def test_an_empty_environment_variable_means_upstream(monkeypatch):
     assert _repos(run_platform(_every_release())) == {chart: pin.repo for chart, pin in UPSTREAM.items()}
 
 
-@pytest.mark.parametrize("url", ["charts.internal.example", "ftp://charts.internal.example", "oci://registry/charts", "https://charts.internal.example/?x=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "charts.internal.example",
+        "ftp://charts.internal.example",
+        "oci://registry/charts",
+        "https://charts.internal.example/?x=1",
+    ],
+)
 def test_invalid_config_key_fails_before_any_resource(url):
     """A mistyped mirror stops the entry point with the key, the value and the rule named."""
     with pytest.raises(ConfigError) as excinfo:
