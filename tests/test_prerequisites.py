@@ -7,7 +7,9 @@ binary out of reach and assert it fails with the package and the command.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import shutil
 from pathlib import Path
 
@@ -114,3 +116,43 @@ def test_no_test_skips_itself():
     offenders = [f"{p.relative_to(ROOT)}:{n}" for p in modules for n, line in enumerate(p.read_text().splitlines(), 1)
                  if patterns.search(line)]
     assert offenders == []
+
+
+def _make_deps(tmp_path: Path, *overrides: str, uid: int) -> subprocess.CompletedProcess:
+    """`make deps` as user `uid`, with a recording apt-get and a Go 1.26, ahead of the real PATH."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    for name, body in {
+        "id": f"echo {uid}",
+        "apt-get": f'echo "apt-get $*" >> {tmp_path / "apt.log"}',
+        "go": 'test "$1 $2" = "env GOVERSION" && echo go1.26.0',
+    }.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "deps", *overrides], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_make_deps_as_a_user_names_the_missing_packages_and_sudo(tmp_path):
+    """apt-get needs root: without it, deps stops with what is missing and how to install it."""
+    result = _make_deps(tmp_path, "DEB_TOOLS=no-such-binary-x:pkg-x amtool:prometheus-alertmanager", uid=1000)
+    assert result.returncode != 0
+    assert "missing Debian packages: pkg-x" in result.stderr and "sudo make deps" in result.stderr
+    assert not (tmp_path / "apt.log").exists()
+
+
+def test_make_deps_as_root_updates_then_installs_only_what_is_missing(tmp_path):
+    """One apt-get update, then an install of the missing packages alone."""
+    result = _make_deps(tmp_path, "DEB_TOOLS=no-such-binary-x:pkg-x sh:dash", uid=0)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "apt.log").read_text().splitlines()
+    assert calls == ["apt-get update -qq", "apt-get install -y -qq pkg-x"]
+
+
+def test_make_deps_fails_on_a_go_older_than_the_tools_need(tmp_path):
+    """A Go too old to build e2e/tools/ is named with the version needed, before a build fails obscurely."""
+    result = _make_deps(tmp_path, "DEB_TOOLS=", "GO_MIN=1.99.0", uid=0)
+    assert result.returncode != 0
+    assert "Go 1.26.0 is too old" in result.stderr and "install Go 1.99.0 or newer" in result.stderr
