@@ -2,8 +2,15 @@
 VENV ?= venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
+# What the tests run for real, as binary:Debian package; the one list (.ci/run and
+# tests/prerequisites.py follow it). Prometheus and promtool: the rollout gate's
+# integration tests and the alert rules; amtool: the Alertmanager routing; etcd:
+# the e2e tier's control plane.
+DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager etcd:etcd-server
+# The oldest Go that builds every module under e2e/tools/ (their go.mod `go` lines).
+GO_MIN := 1.25.11
 
-.PHONY: setup setup-runtime test test-fast e2e e2e-tools render bench clean
+.PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench clean
 
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
@@ -24,8 +31,27 @@ setup: $(VENV)/.installed
 ## setup-runtime: create ./venv with the runtime dependencies only (what `render` and `diff` need)
 setup-runtime: $(VENV)/.runtime
 
-## test: the whole test suite (what CI runs)
-test: setup
+## deps: install the missing Debian packages the tests run (apt-get: needs root) and check Go for the e2e tools
+deps:
+	@missing=$$(for pair in $(DEB_TOOLS); do \
+	    command -v "$${pair%%:*}" >/dev/null 2>&1 || echo "$${pair#*:}"; done | sort -u | tr '\n' ' '); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then \
+	        echo "deps: missing Debian packages: $$missing- run 'sudo make deps' (apt-get needs root)" >&2; exit 1; \
+	    fi; \
+	    echo "deps: installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@version=$$(go env GOVERSION 2>/dev/null | sed 's/^go//'); \
+	if [ -z "$$version" ]; then \
+	    echo "deps: Go $(GO_MIN) or newer is needed to build the e2e tier's tools and is not on PATH: https://go.dev/dl/" >&2; exit 1; \
+	fi; \
+	if [ "$$(printf '%s\n' "$(GO_MIN)" "$$version" | sort -V | head -n1)" != "$(GO_MIN)" ]; then \
+	    echo "deps: Go $$version is too old to build the e2e tier's tools; install Go $(GO_MIN) or newer: https://go.dev/dl/" >&2; exit 1; \
+	fi
+
+## test: the whole test suite, after `deps` (what CI runs); a missing prerequisite fails, nothing is skipped
+test: setup deps
 	$(PY) -m pytest
 
 ## test-fast: only the mock-based unit tests
@@ -33,7 +59,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not integration and not e2e"
 
 ## e2e: only the end-to-end tier: a model stack's rollout with the real pulumi engine against a local kube-apiserver
-e2e: setup
+e2e: setup deps
 	$(PY) -m pytest -m e2e
 
 ## e2e-tools: build (or find) the pulumi CLI, Python language host, Kubernetes provider and kube-apiserver

@@ -1,15 +1,19 @@
 """Platform stack entry point: validate the whole config, then declare the platform.
 
-Config is read here and nowhere else. A bad `Pulumi.<stack>.yaml` raises a
-ConfigError before a single resource is registered.
+Config is read here and nowhere else. A bad `Pulumi.<stack>.yaml` (or a bad
+`MLPLATFORM_CHART_MIRROR` in the environment) raises a ConfigError before a
+single resource is registered.
 """
+
+import os
 
 import pulumi
 
 from mlplatform.configuration import load_config
+from mlplatform.platform.chart_mirror import with_chart_mirror
 from mlplatform.platform.config import NAMESPACE, PlatformConfig
 from mlplatform.platform.program import build_platform
 
-config = load_config(PlatformConfig, NAMESPACE)
+config = with_chart_mirror(load_config(PlatformConfig, NAMESPACE), os.environ, stack=pulumi.get_stack())
 for key, value in build_platform(config).items():
     pulumi.export(key, value)

@@ -13,7 +13,9 @@
 # etcd is not built: it comes from Debian's etcd-server package.
 #
 # Prints, on stdout, one `NAME=PATH` line per tool, ETCD= and CACHE= (the cache
-# directory), so callers can parse it. Progress and build times go to stderr.
+# directory), so callers can parse it. Progress goes to stderr: each build's start
+# and end, with the time and the path of its log (the compiler's output, in
+# $cache/logs/<tool>.log, whose end is printed if the build fails).
 #
 #   scripts/e2e-tools.sh            use PATH, else the cache, else build
 #   scripts/e2e-tools.sh --rebuild  build every tool again into the cache
@@ -24,6 +26,7 @@ repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 tools_dir="$repo_root/e2e/tools"
 cache_dir="${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2e}"
 bin_dir="$cache_dir/bin"
+log_dir="$cache_dir/logs"
 rebuild=0
 
 selected=()
@@ -53,7 +56,7 @@ EOF
 
 require_go() {
     if ! command -v go >/dev/null 2>&1; then
-        log "Go is needed to build $1 and is not on PATH; install Go 1.25.11 or newer, or put $1 on PATH"
+        log "Go is needed to build $1 and is not on PATH; install Go 1.25.11 or newer (make deps checks it), or put $1 on PATH"
         exit 1
     fi
 }
@@ -92,25 +95,41 @@ prepare_kubernetes_provider() {
         && rm "$build_dir/schema.json" "$build_dir/terraform-mapping.json"
 }
 
+# Said once, before the first build: a cold build is long and otherwise silent.
+announced_build=0
+announce_build() {
+    [[ $announced_build -eq 1 ]] && return
+    announced_build=1
+    log "building the e2e tools with $(go env GOVERSION): 15 minutes on 2 idle cores with a cold cache," \
+        "up to 40 on a loaded machine; needs about 4.6 GB of memory at peak and 15 GB of disk for Go's caches." \
+        "Build logs: $log_dir/"
+}
+
 build_tool() {
     local tool="$1" dir="$2" package="$3" ldflags="$4" stamp="$5"
-    local started elapsed build_dir="$cache_dir/src/$dir"
+    local started elapsed build_dir="$cache_dir/src/$dir" build_log="$log_dir/$tool.log"
     require_go "$tool"
-    mkdir -p "$bin_dir"
-    log "building $tool from $package (module e2e/tools/$dir)"
+    mkdir -p "$bin_dir" "$log_dir"
+    announce_build
+    log "$(date -u +%H:%M:%S) building $tool from $package (module e2e/tools/$dir); log: $build_log"
     started=$(date +%s)
     # Built from a copy, so nothing generated lands in the work tree.
     rm -rf "$build_dir" && mkdir -p "$build_dir" && cp "$tools_dir/$dir"/* "$build_dir/"
     # -mod=readonly: go.sum is committed, so the build verifies every module
     # against it and never rewrites it. GOTOOLCHAIN=local: never download a Go.
-    (cd "$build_dir" \
+    # -v names each package as it is compiled, so the log shows the build moving.
+    if ! (cd "$build_dir" \
         && export GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0 \
         && if [[ "$tool" == pulumi-resource-kubernetes ]]; then prepare_kubernetes_provider "$build_dir" "$ldflags"; fi \
-        && go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$tool.tmp" "$package")
+        && go build -v -trimpath -ldflags "$ldflags" -o "$bin_dir/$tool.tmp" "$package") >"$build_log" 2>&1; then
+        log "$(date -u +%H:%M:%S) building $tool failed after $(( $(date +%s) - started ))s; the end of $build_log:"
+        tail -n 40 "$build_log" >&2
+        exit 1
+    fi
     mv "$bin_dir/$tool.tmp" "$bin_dir/$tool"
     echo "$stamp" > "$bin_dir/$tool.stamp"
     elapsed=$(( $(date +%s) - started ))
-    log "built $tool in ${elapsed}s"
+    log "$(date -u +%H:%M:%S) built $tool in ${elapsed}s"
     echo "$tool $elapsed" >> "$cache_dir/build-times.log"
 }
 
@@ -164,7 +183,7 @@ etcd_path=""
 if wanted kube-apiserver; then
     etcd_path=$(command -v etcd || true)
     if [[ -z "$etcd_path" ]]; then
-        log "etcd is not on PATH: install Debian's etcd-server package (apt-get install etcd-server)"
+        log "etcd is not on PATH: install Debian's etcd-server package (make deps, as root; or apt-get install etcd-server)"
         exit 1
     fi
 fi

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -15,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.prerequisites import require_binary
+
 PROMETHEUS_READY_TIMEOUT = 30.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
 def free_port() -> int:
@@ -88,14 +84,9 @@ def stop_process(process: subprocess.Popen, *, grace: float = 10) -> None:
 def running_prometheus(scrape_target: str, workdir: Path) -> Iterator[str]:
     """The Debian package's Prometheus scraping `scrape_target` every second; yields its URL.
 
-    Skips when the binary is missing, except under CI, where `.ci/run` installs it.
+    Fails, naming the package, when the binary is missing (`make deps` installs it).
     """
-    binary = shutil.which("prometheus")
-    if binary is None:
-        message = "the prometheus binary is not installed (Debian package `prometheus`)"
-        if in_ci():
-            pytest.fail(f"{message}; CI must install it (.ci/run)")
-        pytest.skip(f"{message}; apt-get install prometheus to run these tests")
+    binary = require_binary("prometheus")
     config = workdir / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"

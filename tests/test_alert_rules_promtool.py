@@ -10,7 +10,6 @@ on the series they should and stay quiet on the others.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import yaml
 
 from mlplatform.offline import Recording
 from tests.model.helpers import run_model, with_canary
-from tests.servers import in_ci
+from tests.prerequisites import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +32,7 @@ TRAINING_JOB_LABELS = (
 
 
 def _promtool() -> str:
-    binary = shutil.which("promtool")
-    if binary is None:
-        message = "promtool is not installed (Debian package `prometheus`)"
-        if in_ci():
-            pytest.fail(f"{message}; CI must install it (.ci/run)")
-        pytest.skip(message)
-    return binary
+    return require_binary("promtool")
 
 
 def _groups(recording: Recording) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ reading of it.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from mlplatform.platform.alertmanager import alertmanager_yaml
 from mlplatform.platform.config import AlertingConfig
-from tests.servers import in_ci
+from tests.prerequisites import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +25,7 @@ PAGERDUTY_KEY = "0123456789abcdef0123456789ABCDEF"
 
 
 def _amtool() -> str:
-    binary = shutil.which("amtool")
-    if binary is None:
-        message = "amtool is not installed (Debian package `prometheus-alertmanager`)"
-        if in_ci():
-            pytest.fail(f"{message}; CI must install it (.ci/run)")
-        pytest.skip(message)
-    return binary
+    return require_binary("amtool")
 
 
 def _config_file(tmp_path: Path, alerting: AlertingConfig) -> Path:

@@ -180,6 +180,12 @@ class NodePoolsConfig(ConfigModel):
 
 
 # -- charts -------------------------------------------------------------------
+# A chart mirror (`chartMirror`, or MLPLATFORM_CHART_MIRROR: mlplatform/platform/chart_mirror.py).
+# A Helm repository's index is fetched over HTTP(S); plain http is allowed for
+# internal repositories that terminate TLS elsewhere or listen on loopback.
+MIRROR_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+MIRROR_RULE = "must be an http:// or https:// URL of a Helm repository (no query or fragment)"
+
 class ChartConfig(ConfigModel):
     repo: str = Field(pattern=r"^(https|oci)://", description="Chart repository URL.")
     version: ChartVersion = Field(description="Pinned chart version: one exact semantic version, never a range.")
@@ -408,6 +414,12 @@ class PlatformConfig(ConfigModel):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Cluster target.")
     node_pools: NodePoolsConfig = Field(default_factory=NodePoolsConfig, description="Node pools (mode aws).")
     charts: ChartsConfig = Field(default_factory=ChartsConfig, description="Pinned Helm charts.")
+    chart_mirror: str | None = Field(
+        None,
+        description="An internal Helm repository (http:// or https://) serving the upstream chart names at the "
+        "pinned versions; replaces the repository of every release. Unset: the environment variable "
+        "`MLPLATFORM_CHART_MIRROR`, if set, else each chart's own `repo`.",
+    )
     mesh: MeshConfig = Field(default_factory=MeshConfig, description="Linkerd.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Prometheus.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking server and registry.")
@@ -417,6 +429,13 @@ class PlatformConfig(ConfigModel):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="StorageClasses and CSI drivers.")
     ci: CiConfig = Field(default_factory=CiConfig, description="GitHub Actions' OIDC roles and cluster access.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra AWS tags on every AWS resource.")
+
+    @field_validator("chart_mirror")
+    @classmethod
+    def _mirror_url(cls, value: str | None) -> str | None:
+        if value is not None and not MIRROR_URL.match(value):
+            raise ValueError(MIRROR_RULE)
+        return value
 
     def storage_class_names(self) -> StorageClassNames:
         """The classes model stacks and Prometheus use: created in mode aws, named in mode existing."""

@@ -22,8 +22,11 @@ def pinned_release(
 ) -> k8s.helm.v3.Release:
     """A release of `chart`, named after it, at the version and from the repository `pin` fixes.
 
-    Every chart comes from its real repository at `pulumi up` time; the pin in
-    `mlplatform:charts` is the only place its version is chosen.
+    Every chart comes from its repository at `pulumi up` time; the pin in
+    `mlplatform:charts` is the only place its version is chosen. `pin.repo` is
+    the effective repository: the entry point has already replaced it with the
+    chart mirror when one is set (mlplatform/platform/chart_mirror.py), so the
+    chart name stays the upstream one.
     """
     return k8s.helm.v3.Release(
         resource_name,

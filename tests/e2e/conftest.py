@@ -1,7 +1,8 @@
 """Fixtures for the end-to-end tier: the real pulumi engine against a local control plane.
 
 - `e2e_tools`: the binaries from scripts/e2e-tools.sh (PATH, its cache, or a
-  build from the Go module proxy: minutes the first time on a machine);
+  build from the Go module proxy: minutes the first time on a machine). A
+  missing prerequisite (etcd, Go) fails the tier, naming it: never a skip;
 - `program_python`: a virtualenv holding only what a model stack imports, at
   requirements.txt's pins. Plugins are found from the Python packages installed
   there, so this keeps the AWS, TLS and random providers (which nothing here
@@ -26,12 +27,9 @@ import pytest
 
 from tests.e2e.control_plane import ControlPlane, start_control_plane
 from tests.e2e.pulumi_cli import PulumiCli
+from tests.e2e.tools import provide_tools, terminal_progress
 from tests.helpers import ROOT
-from tests.servers import in_ci
 
-TOOLS_SCRIPT = ROOT / "scripts" / "e2e-tools.sh"
-# A cold build of all four tools takes minutes; a warm one, none.
-TOOLS_TIMEOUT = 45 * 60
 PLATFORM_PROJECT = Path(__file__).parent / "platform_standin"
 PLATFORM_STACK = "e2e"
 PLATFORM_STACK_REFERENCE = f"organization/mlplatform/{PLATFORM_STACK}"
@@ -42,26 +40,10 @@ E2E_TOOLS = ("pulumi", *ENGINE_PLUGINS, "kube-apiserver", "kube-controller-manag
 PROGRAM_PACKAGES = ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML")
 
 
-def _unavailable(message: str) -> None:
-    # Under CI the tier must run; elsewhere a missing Go or etcd skips it with the fix.
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
-def e2e_tools() -> dict[str, str]:
-    try:
-        result = subprocess.run(
-            ["bash", str(TOOLS_SCRIPT), *E2E_TOOLS], capture_output=True, text=True, timeout=TOOLS_TIMEOUT
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"scripts/e2e-tools.sh did not finish in {TOOLS_TIMEOUT}s")
-    # Build progress and times, visible with -s and in the CI log on failure.
-    sys.stderr.write(result.stderr)
-    if result.returncode != 0:
-        _unavailable(f"scripts/e2e-tools.sh failed ({result.returncode}):\n{result.stderr}")
-    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+def e2e_tools(request: pytest.FixtureRequest) -> dict[str, str]:
+    # Progress straight to the terminal: a first build takes many minutes.
+    return provide_tools(tools=E2E_TOOLS, progress=terminal_progress(request.config))
 
 
 def _pins(names: tuple[str, ...]) -> list[str]:

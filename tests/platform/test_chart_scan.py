@@ -10,7 +10,7 @@ server. The few exceptions are listed below with their reason (README: "Chart
 workloads: the exceptions").
 
 Configuration, never skipped:
-- `MLPLATFORM_CHART_MIRROR`: a static Helm repository (index.yaml and .tgz files), a
+- `MLPLATFORM_TEST_CHARTS`: a static Helm repository (index.yaml and .tgz files), a
   directory (served here over HTTP on 127.0.0.1) or an http(s) URL; `.ci/run` points
   it at the shared mirror. Charts are never copied into the repository.
 - helm: from `scripts/e2e-tools.sh helm`, which uses helm from PATH, else the e2e
@@ -33,12 +33,12 @@ import pytest
 import yaml
 
 from mlplatform.offline import run_entry_point
+from tests.e2e.tools import provide_tools, terminal_progress
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 
-MIRROR_ENV = "MLPLATFORM_CHART_MIRROR"
-TOOLS_SCRIPT = ROOT / "scripts" / "e2e-tools.sh"
+MIRROR_ENV = "MLPLATFORM_TEST_CHARTS"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kinds the operator turns into StatefulSets; their pods' resources are set on the custom resource.
@@ -78,17 +78,9 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
 
 # -- configuration --------------------------------------------------------------
 @pytest.fixture(scope="session")
-def helm() -> str:
-    try:
-        result = subprocess.run(
-            ["bash", str(TOOLS_SCRIPT), "helm"], capture_output=True, text=True, timeout=45 * 60
-        )
-    except FileNotFoundError:
-        pytest.fail("bash is needed to run scripts/e2e-tools.sh helm")
-    if result.returncode != 0:
-        pytest.fail(f"helm is missing: `scripts/e2e-tools.sh helm` failed ({result.returncode}):\n{result.stderr}")
-    tools = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-    return tools["helm"]
+def helm(request: pytest.FixtureRequest) -> str:
+    # The same runner as the e2e tier's tools: its build progress reaches the terminal.
+    return provide_tools(tools=("helm",), progress=terminal_progress(request.config))["helm"]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
