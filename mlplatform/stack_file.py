@@ -109,9 +109,13 @@ def read_stack_config(path: Path, project: str) -> StackConfig:
     """The `config:` block of a stack file: keys qualified with the project's namespace
     where they have none (as Pulumi does), and every `secure:` value, at any depth,
     replaced by a `[secret:<key path>]` placeholder whose key path is recorded."""
-    document = read_stack_document(path)
+    return stack_config_of(read_stack_document(path).get("config") or {}, project)
+
+
+def stack_config_of(config: dict[str, Any], project: str) -> StackConfig:
+    """`read_stack_config` for a `config:` mapping already read (the rollout tool's round-trip parse)."""
     result = StackConfig(values={})
-    for key, value in (document.get("config") or {}).items():
+    for key, value in config.items():
         full_key = str(key) if ":" in str(key) else f"{project}:{key}"
         result.values[full_key] = _placeholders(value, full_key, result.secret_paths)
     return result
@@ -140,8 +144,11 @@ def validate_stack_file(path: Path, model: type[ModelT], namespace: str) -> Mode
 
     For commands that read a stack file without running its program (the rollout
     verbs); `render` and `diff` get the same checks through the program's `load_config`."""
-    stack_config = read_stack_config(path, namespace)
-    stack = _stack_name(path)
+    return validate_stack_config(read_stack_config(path, namespace), model, namespace, stack=_stack_name(path))
+
+
+def validate_stack_config(stack_config: StackConfig, model: type[ModelT], namespace: str, *, stack: str) -> ModelT:
+    """The checks of `validate_stack_file` on a `config:` block already read."""
     problems = foreign_namespace_problems(stack_config.values, namespace)
     if problems:
         raise ConfigError(stack, problems)

@@ -34,7 +34,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from mlplatform.configuration import ConfigError, validate_config
+from mlplatform.configuration import ConfigError
+from mlplatform.stack_file import stack_config_of, validate_stack_config
 from mlplatform.model.config import NAMESPACE, ModelStackConfig
 from mlplatform.rollout import rules, weightline
 
@@ -101,8 +102,9 @@ def _yaml(explicit_start: bool = False) -> YAML:
 
 
 # -- reading -------------------------------------------------------------------
-# The one place the rollout tool reads a stack file: a shared strict reader
-# (file/line/column errors for every command) plugs in here.
+# The one place the rollout tool reads a stack file. It parses round-trip (the edits
+# keep comments and layout), which refuses duplicate keys and tabs as the strict
+# reader does; the config is then validated by mlplatform.stack_file's checks.
 
 
 def read_text(path: Path) -> str:
@@ -172,7 +174,12 @@ def config_values(document: CommentedMap) -> dict[str, Any]:
 
 
 def _validate(document: CommentedMap, path: Path) -> ModelStackConfig:
-    return validate_config(ModelStackConfig, config_values(document), stack=stack_name(path), namespace=NAMESPACE)
+    # The checks `pulumi up` and `render` apply, from the one shared place: keys of a
+    # misspelt namespace refused, `secure:` values taken as opaque placeholders.
+    config = _plain(dict(document["config"]))
+    return validate_stack_config(
+        stack_config_of(config, NAMESPACE), ModelStackConfig, NAMESPACE, stack=stack_name(path)
+    )
 
 
 def read(path: Path | str) -> StackDocument:

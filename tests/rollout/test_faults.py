@@ -71,6 +71,35 @@ def test_malformed_yaml_is_exit_2_with_position(project: Path, stack_file: Path,
 
 
 @pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize(
+    "line, named",
+    [
+        ("  mlmodl:canary.weight: 25\n", "mlmodl:canary.weight"),
+        ("  mlplatform:environment: dev\n", "mlplatform:environment"),
+    ],
+)
+def test_a_key_of_a_foreign_namespace_is_exit_2(project: Path, stack_file: Path, verb: str, line: str, named: str) -> None:
+    """The same namespace check as `pulumi up` and `render`: a misspelt `mlmodl:` key would be
+    ignored by the program (and the canary deleted), so no verb acts on such a file."""
+    text = STACK_TEXT.replace("  mlmodel:analysis:\n", line + "  mlmodel:analysis:\n")
+    stack_file.write_text(text)
+    code, events = _run(project, verb)
+    assert code == 2, events
+    assert named in events[-1]["error"]
+    assert stack_file.read_text() == text
+
+
+def test_a_secure_value_is_an_opaque_placeholder_for_the_rollout_verbs(project: Path, stack_file: Path) -> None:
+    """Real stacks carry `secure:` values (a provider credential); the rollout verbs accept them
+    as `pulumi up` does, and an edit keeps them byte for byte."""
+    secure = "  aws:secretKey:\n    secure: v1:abc:def\n"
+    stack_file.write_text(STACK_TEXT + secure)
+    code, events = _run(project, "abort")
+    assert code == 0, events
+    assert stack_file.read_text().endswith(secure)
+
+
+@pytest.mark.parametrize("verb", VERBS)
 def test_non_utf8_is_exit_2_with_position(project: Path, stack_file: Path, verb: str) -> None:
     """A Latin-1 byte in a comment is named with its line and column, not a UnicodeDecodeError."""
     raw = STACK_TEXT.encode().replace(b"# the first step", b"# caf\xe9 step")
