@@ -112,6 +112,20 @@ def test_bad_receiver_values_stop_before_any_resource(key, value, message):
     assert value not in str(caught.value), "a secret's value must not be echoed"
 
 
+@pytest.mark.parametrize("key", sorted(ALERTING))
+def test_a_receiver_in_plain_text_stops_before_any_resource(key):
+    """A webhook URL or routing key typed in plain text would sit unencrypted in the stack file
+    and the state: the config loader refuses it, naming the key and how to set it as a secret."""
+    config = qualify("mlplatform", platform_config(monitoring={"alerting": {key: ALERTING[key]}}))
+    config["aws:region"] = "us-west-2"
+    with pytest.raises(ConfigError) as caught:
+        run_entry_point(ROOT, stack="dev", config=config)
+    message = str(caught.value)
+    assert f"mlplatform:monitoring.alerting.{key} must be a Pulumi secret" in message
+    assert ALERTING[key] not in message
+    assert caught.value.recording.resources == []
+
+
 def test_receiver_fields_are_marked_secret():
     """The marker the config loader checks: each receiver credential must come as a Pulumi secret."""
     for name, field in AlertingConfig.model_fields.items():
