@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
@@ -87,7 +86,9 @@ class TrainingIdentity(pulumi.ComponentResource):
 
     service_account: k8s.core.v1.ServiceAccount
     service_account_name: str
-    role: aws.iam.Role | None
+    # An aws.iam.Role; annotated by its base class because Pulumi resolves these
+    # annotations at runtime, and pulumi_aws is imported only when a role is made.
+    role: pulumi.CustomResource | None
 
     def __init__(self, name: str, args: TrainingIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:model:TrainingIdentity", name, None, opts)
@@ -98,6 +99,10 @@ class TrainingIdentity(pulumi.ComponentResource):
         grants: list[pulumi.Resource] = []
 
         if args.irsa is not None and args.dataset is not None:
+            # Imported here: a platform without IRSA (mode existing) must not make its
+            # model stacks load, or need, the AWS provider.
+            import pulumi_aws as aws
+
             bucket, prefix = args.dataset
             self.role = aws.iam.Role(
                 f"{name}-training",

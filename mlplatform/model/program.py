@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
@@ -115,6 +114,9 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         identity_opts = k8s_opts
         dataset = config.training.data_source.s3_location()
         if platform.irsa is not None and dataset is not None:
+            # Imported only here, as in identity.py: without IRSA no AWS provider is loaded.
+            import pulumi_aws as aws
+
             # IAM is global, but the provider wants a region: the platform's.
             aws_provider = aws.Provider("aws", region=platform.irsa.region)
             identity_opts = pulumi.ResourceOptions(providers=[provider, aws_provider])

@@ -4,6 +4,9 @@ facts a model stack must find in the platform's outputs before it declares anyth
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from mlplatform.configuration import ConfigError
 from mlplatform.model.identity import dataset_read_policy
 from mlplatform.model.platform_outputs import REQUIRED
 from mlplatform.offline import Recording, RecordedResource, run_entry_point
+from tests.helpers import ROOT
 from tests.model.helpers import (
     MODEL_STACK_DIR,
     OIDC_PROVIDER_ARN,
@@ -290,3 +294,25 @@ def test_training_config_errors_name_the_key(values, fragment):
         run_model(values)
     assert "mlmodel:" in str(caught.value) and fragment in str(caught.value)
     assert caught.value.recording.resources == []
+
+
+def test_without_irsa_the_model_stack_never_loads_the_aws_provider():
+    """A model stack against a platform without IRSA (mode existing) needs no AWS plugin: the
+    engine of such a user, and the e2e tier's program environment, have none. So the program
+    must not even import pulumi_aws there. Run in a fresh interpreter, since other tests import it."""
+    script = """
+import sys
+from tests.model.helpers import PLATFORM_OUTPUTS, run_model, with_canary
+outputs = {**PLATFORM_OUTPUTS, "workloadIdentity": {"kind": "none"}}
+training = {"runId": "r1", "image": "ghcr.io/example/train:1.0.0",
+            "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"}}
+recording = run_model(with_canary(10, team="team-fraud", training=training), platform=outputs)
+assert recording.of_type("kubernetes:batch/v1:Job"), "the training Job is declared"
+print("pulumi_aws" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
