@@ -5,11 +5,12 @@ There is no kubelet or scheduler: objects are stored, validated, defaulted and
 served exactly as a cluster's API server does, but no pod ever runs. That is
 what `pulumi up` talks to, so it is enough to show the engine's diffs,
 replacements and deletes against a real API. The controller-manager runs only
-the two controllers that finish deletes: the garbage collector (the Kubernetes
-provider deletes with foreground propagation, which completes only when the
-collector removes the object's `foregroundDeletion` finalizer) and PVC
+three controllers: the two that finish deletes, the garbage collector (the
+Kubernetes provider deletes with foreground propagation, which completes only
+when the collector removes the object's `foregroundDeletion` finalizer) and PVC
 protection (which removes `kubernetes.io/pvc-protection` from a claim no pod
-uses).
+uses); and the resource-quota controller, which fills in a quota's status, the
+sign the provider waits for before it calls a team's GPU quota created.
 
 The serving certificate is self-signed for 127.0.0.1; the admin credential is
 a static bearer token in group system:masters.
@@ -181,7 +182,7 @@ class ControlPlane:
             [
                 self.kube_controller_manager,
                 f"--kubeconfig={kubeconfig}",
-                "--controllers=garbagecollector,pvc-protection",
+                "--controllers=garbagecollector,pvc-protection,resourcequota",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={free_port()}",
