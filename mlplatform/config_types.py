@@ -15,6 +15,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+# Kubernetes object names (namespaces, service accounts, model and route names).
+DnsLabel = Annotated[
+    str,
+    Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="A DNS-1035 label."),
+]
+PositiveInt = Annotated[int, Field(ge=1)]
+Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
+
 _DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
 # The tag is whatever follows the last colon after the last slash (a colon before a
 # slash is a registry port: `registry:5000/team/image`).
@@ -40,6 +48,15 @@ def pinned_image(value: str) -> str:
 
 
 PinnedImage = Annotated[str, AfterValidator(pinned_image)]
+# A pinned image whose reference must also parse (the model stack's serving and training images).
+ImageRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
+        description="Container image reference; pin a tag or digest.",
+    ),
+    AfterValidator(pinned_image),
+]
 
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"

@@ -18,7 +18,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from mlplatform.platform.config import ClusterConfig
+from mlplatform.platform.cluster_config import ClusterConfig
 from mlplatform.platform.crds import CRD_KINDS, crd_manifest
 
 # kubernetes-validate parses its 1.4 MB definitions file on every call (about 8 ms); the

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform.platform.alertmanager import alertmanager_yaml
-from mlplatform.platform.config import AlertingConfig
+from mlplatform.platform.monitoring_config import AlertingConfig
 from tests.prerequisites import require_binary
 
 pytestmark = pytest.mark.integration

@@ -5,18 +5,23 @@ The canary's weight lives in `mlmodel:canary.weight` of the stack's config file:
 moving a rollout step is a one-line edit that `pulumi preview` shows in the PR.
 The rules of a rollout (integer weights in [0, 100], a canary that differs from
 stable, names that fit Kubernetes) are enforced here, before anything is declared.
+
+`ModelStackConfig`, the versions, the canary gate and the rollout rules live here;
+the serving and training sections have a module each beside it
+(`serving_config`, `training_config`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import pinned_image, quantity_value
+from mlplatform.config_types import DnsLabel, Duration, ImageRef
 from mlplatform.configuration import ConfigModel, CrossFieldError
+from mlplatform.model.serving_config import ServingConfig
+from mlplatform.model.training_config import TrainingConfig
 
 NAMESPACE = "mlmodel"
 
@@ -28,10 +33,6 @@ MAX_HTTPROUTE_RULES = 16
 MAX_GATEWAY_ROUTES = MAX_HTTPROUTE_RULES - 1
 DEFAULT_DWELL_MINUTES = (5, 10, 15, 10, 5)
 
-DnsLabel = Annotated[
-    str,
-    Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="A DNS-1035 label."),
-]
 # Versions become part of object names (`<model>-<version>`) and the `version` label.
 VersionLabel = Annotated[
     str,
@@ -40,14 +41,6 @@ VersionLabel = Annotated[
         description="Version label, lowercase letters, digits and dashes, e.g. `v5` or `v3-2`.",
     ),
 ]
-ImageRef = Annotated[
-    str,
-    Field(
-        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
-        description="Container image reference; pin a tag or digest.",
-    ),
-    AfterValidator(pinned_image),
-]
 ModelUri = Annotated[
     str,
     Field(
@@ -55,8 +48,6 @@ ModelUri = Annotated[
         description="MLflow model URI, e.g. `models:/fraud_detector/5`.",
     ),
 ]
-Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
-Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
 T = TypeVar("T")
 
 
@@ -96,178 +87,6 @@ class ModelConfig(ConfigModel):
         return self.registered_model or self.name.replace("-", "_")
 
 
-class ResourceSpec(ConfigModel):
-    cpu: Quantity = Field(description="CPU quantity.")
-    memory: Quantity = Field(description="Memory quantity.")
-
-
-class Resources(ConfigModel):
-    requests: ResourceSpec = Field(
-        default_factory=lambda: ResourceSpec(cpu="500m", memory="1Gi"), description="Requests."
-    )
-    limits: ResourceSpec = Field(
-        default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits."
-    )
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> Resources:
-        # The API server rejects a pod whose request exceeds its limit, mid-update.
-        for resource in ("cpu", "memory"):
-            request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
-            if quantity_value(request) > quantity_value(limit):
-                raise CrossFieldError(
-                    f"the {resource} request {request} is above its limit {limit}; Kubernetes rejects such a pod",
-                    f"requests.{resource}",
-                    f"limits.{resource}",
-                )
-        return self
-
-
-class ReplicaConfig(ConfigModel):
-    min: int = Field(2, ge=1, description="HPA minReplicas.")
-    max: int = Field(10, ge=1, description="HPA maxReplicas.")
-    target_cpu_utilization: int = Field(70, ge=1, le=100, description="HPA target average CPU %.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ReplicaConfig:
-        if self.min > self.max:
-            raise CrossFieldError(f"replicas.min ({self.min}) must be <= replicas.max ({self.max})", "min", "max")
-        return self
-
-
-class RouteConfig(ConfigModel):
-    name: DnsLabel = Field(description="Route name, as Linkerd metrics label it.")
-    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"] = Field(description="HTTP method.")
-    path_regex: str = Field(min_length=1, description="Path regex, anchored by Linkerd.")
-    timeout: Duration = Field(description="Route timeout.")
-    retryable: bool = Field(False, description="Whether Linkerd may retry it; never for non-idempotent predictions.")
-
-    @field_validator("path_regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if not value.startswith("/"):
-            raise ValueError("must start with /")
-        return value
-
-
-# The reference design's routes, for a custom runtime that serves them.
-REFERENCE_ROUTES = (
-    RouteConfig(name="predict", method="POST", path_regex="/v1/predict", timeout="5s", retryable=False),
-    RouteConfig(name="health", method="GET", path_regex="/health", timeout="2s", retryable=True),
-    RouteConfig(name="batch-predict", method="POST", path_regex="/v1/batch-predict", timeout="30s", retryable=False),
-    RouteConfig(name="model-metadata", method="GET", path_regex="/v1/models/.*", timeout="3s", retryable=True),
-)
-# The MLflow scoring server's real endpoints (`mlflow models serve`), same timeouts and retry policy.
-MLFLOW_ROUTES = (
-    RouteConfig(name="predict", method="POST", path_regex="/invocations", timeout="5s", retryable=False),
-    RouteConfig(name="health", method="GET", path_regex="/health", timeout="2s", retryable=True),
-    RouteConfig(name="ping", method="GET", path_regex="/ping", timeout="2s", retryable=True),
-    RouteConfig(name="model-metadata", method="GET", path_regex="/version", timeout="3s", retryable=True),
-)
-
-
-class RetryBudget(ConfigModel):
-    retry_ratio: float = Field(0.2, gt=0, le=1, description="Extra load retries may add, as a ratio.")
-    min_retries_per_second: int = Field(10, ge=0, description="Retries always allowed per second.")
-    ttl: Duration = Field("10s", description="Window over which the ratio is computed.")
-
-
-class ProbeConfig(ConfigModel):
-    readiness_path: str | None = Field(None, pattern=r"^/", description="Readiness path (default per runtime).")
-    liveness_path: str | None = Field(None, pattern=r"^/", description="Liveness path (default per runtime).")
-    initial_delay_seconds: int = Field(10, ge=0, description="Delay before the first probe (model download).")
-
-
-# The Linkerd proxy's own ports in every meshed pod: admin (metrics), inbound, outbound.
-LINKERD_PROXY_PORTS = (4191, 4143, 4140)
-
-
-class MetricsEndpointConfig(ConfigModel):
-    """The model server's own Prometheus endpoint: model-quality gauges such as
-    `ml_model_accuracy` and `ml_model_drift_score` that no proxy can observe."""
-
-    port: int = Field(
-        ge=1024,
-        le=65535,
-        description="Container port of the metrics endpoint. A port of its own: on `serving.port` the model's "
-        "Linkerd policy admits only `allowedClients`, so Prometheus could not scrape it.",
-    )
-    path: str = Field("/metrics", pattern=r"^/\S*$", description="HTTP path of the metrics endpoint.")
-    interval: Duration = Field("15s", description="Scrape interval.")
-
-    @field_validator("port")
-    @classmethod
-    def _not_the_proxy(cls, value: int) -> int:
-        if value in LINKERD_PROXY_PORTS:
-            raise ValueError(f"ports {list(LINKERD_PROXY_PORTS)} belong to the Linkerd proxy in every meshed pod")
-        return value
-
-
-class ServingConfig(ConfigModel):
-    runtime: Literal["mlflow", "custom"] = Field(
-        "mlflow",
-        description="`mlflow`: the image runs `mlflow models serve` on the version's model URI, loaded from "
-        "the platform's registry; `custom`: the image serves the model itself (reference-design paths).",
-    )
-    port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: 1024 or above).")
-    resources: Resources = Field(default_factory=Resources, description="Requests and limits per replica.")
-    replicas: ReplicaConfig = Field(default_factory=ReplicaConfig, description="HPA bounds and CPU target.")
-    gpus: int = Field(0, ge=0, le=8, description="GPUs per replica; >0 schedules on the GPU pool.")
-    probes: ProbeConfig = Field(default_factory=ProbeConfig, description="Probe paths.")
-    routes: list[RouteConfig] | None = Field(
-        None, description="ServiceProfile routes; default per runtime (see README)."
-    )
-    retry_budget: RetryBudget = Field(default_factory=RetryBudget, description="ServiceProfile retry budget.")
-    max_batch_size: int = Field(32, ge=1, description="MAX_BATCH_SIZE passed to the server.")
-    workers: int = Field(2, ge=1, le=64, description="Scoring server worker processes (runtime mlflow).")
-    metrics: MetricsEndpointConfig | None = Field(
-        None,
-        description="The model server's Prometheus endpoint, if it has one: a PodMonitor scrapes it, and it "
-        "carries `ml_model_accuracy` (for `analysis.minAccuracy`) and `ml_model_drift_score` (the "
-        "`ModelDriftDetected` alert).",
-    )
-    await_readiness: bool = Field(
-        True,
-        description="`pulumi up` waits until each version's Deployment has rolled out and the Services have "
-        "endpoints. `false` skips that wait (`pulumi.com/skipAwait`): for a cluster where serving pods "
-        "cannot start, such as the e2e tier's control plane without nodes.",
-    )
-
-    @property
-    def effective_routes(self) -> tuple[RouteConfig, ...]:
-        if self.routes is not None:
-            return tuple(self.routes)
-        return MLFLOW_ROUTES if self.runtime == "mlflow" else REFERENCE_ROUTES
-
-    @property
-    def readiness_path(self) -> str:
-        # Both runtimes answer /health once the model is loaded.
-        return self.probes.readiness_path or "/health"
-
-    @property
-    def liveness_path(self) -> str:
-        # The MLflow scoring server's /ping is its cheap liveness endpoint.
-        return self.probes.liveness_path or ("/ping" if self.runtime == "mlflow" else "/health")
-
-    @model_validator(mode="after")
-    def _unique_routes(self) -> ServingConfig:
-        names = [r.name for r in self.effective_routes]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            paths = [f"routes[{i}].name" for i, n in enumerate(names) if n in repeated]
-            raise CrossFieldError(f"route names must be unique; repeated: {repeated}", *paths)
-        if self.metrics is not None and self.metrics.port == self.port:
-            raise CrossFieldError(
-                f"metrics.port must differ from port ({self.port}): the model's Linkerd Server admits only "
-                "the allowedClients' mTLS identities on the serving port, so Prometheus could not scrape it",
-                "metrics.port",
-                "port",
-            )
-        return self
 
 
 class VersionConfig(ConfigModel):
@@ -286,126 +105,6 @@ class CanaryConfig(VersionConfig):
     )
 
 
-S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>\S*))?$")
-
-# The URI scheme each dataSource.type reads; `local` is a path inside the pod.
-DATA_SOURCE_SCHEMES = {"s3": "s3://", "gcs": "gs://"}
-
-
-class DataSource(ConfigModel):
-    type: Literal["s3", "gcs", "local"] = Field(description="Where the dataset lives.")
-    path: str = Field(
-        min_length=1,
-        description="Dataset path or URI; for `s3`, `s3://<bucket>/<prefix>`: the training role may read "
-        "keys under that prefix only (end it with `/` to mean a folder).",
-    )
-
-    @model_validator(mode="after")
-    def _s3_uri(self) -> DataSource:
-        # A path of another scheme is _scheme_matches_type's to report.
-        if self.type == "s3" and self.path.startswith("s3://") and not S3_URI.match(self.path):
-            raise CrossFieldError(
-                f"type 's3' needs a path 's3://<bucket>/<prefix>', got {self.path!r}", "type", "path"
-            )
-        return self
-
-    def s3_location(self) -> tuple[str, str] | None:
-        """(bucket, key prefix) of an S3 dataset; None for other sources."""
-        match = S3_URI.match(self.path) if self.type == "s3" else None
-        if match is None:
-            return None
-        return match["bucket"], match["prefix"] or ""
-
-    @model_validator(mode="after")
-    def _scheme_matches_type(self) -> DataSource:
-        scheme = DATA_SOURCE_SCHEMES.get(self.type)
-        if scheme is not None and not self.path.startswith(scheme):
-            raise CrossFieldError(
-                f"type '{self.type}' reads {scheme} URIs, but path is {self.path!r}", "type", "path"
-            )
-        if scheme is None and ("://" in self.path or not self.path.startswith("/")):
-            raise CrossFieldError(
-                f"type 'local' reads an absolute path inside the pod, but path is {self.path!r}", "type", "path"
-            )
-        return self
-
-
-class TrainingConfig(ConfigModel):
-    run_id: str = Field(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="Training run id. The Job's name derives from it: a new run id is a new Job.",
-    )
-    image: ImageRef = Field(description="Training image.")
-    framework: Literal["tensorflow", "pytorch", "sklearn"] = Field("pytorch", description="Framework.")
-    command: list[str] | None = Field(
-        None, description="Container command; default: `python train.py` (or torchrun when distributed)."
-    )
-    gpus: int = Field(1, ge=0, le=8, description="GPUs per pod (each worker when distributed).")
-    epochs: int = Field(10, ge=1, description="Epochs.")
-    data_source: DataSource = Field(description="Training data.")
-    hyperparameters: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Passed as HP_<NAME> env vars and recorded on the ModelTraining."
-    )
-    workers: int = Field(
-        1, ge=1, le=64, description="Pods in the run. >1 runs distributed PyTorch (torchrun, NCCL) as an indexed Job."
-    )
-    backend: Literal["nccl", "gloo", "mpi"] = Field("nccl", description="torch.distributed backend.")
-    resources: Resources = Field(
-        default_factory=lambda: Resources(
-            requests=ResourceSpec(cpu="4", memory="16Gi"), limits=ResourceSpec(cpu="8", memory="32Gi")
-        ),
-        description="CPU and memory per pod (GPUs come from `gpus`).",
-    )
-    backoff_limit: int = Field(2, ge=0, le=20, description="Job backoffLimit.")
-    active_deadline_seconds: int = Field(86400, ge=60, description="Job activeDeadlineSeconds.")
-    ttl_seconds_after_finished: int = Field(604800, ge=0, description="Job ttlSecondsAfterFinished.")
-    checkpoint_storage_gib: int = Field(100, ge=1, description="Checkpoint PVC size.")
-    checkpoint_access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field(
-        "ReadWriteMany",
-        description="Access mode of the checkpoint PVC, on the platform's class for that mode (output "
-        "`storageClasses`). ReadWriteMany (EFS on AWS) lets every worker and every later run, on any node, "
-        "share it; ReadWriteOnce needs `workers: 1` and pins later runs to the volume's zone.",
-    )
-
-    @model_validator(mode="after")
-    def _distributed(self) -> TrainingConfig:
-        if self.workers > 1 and self.framework != "pytorch":
-            raise CrossFieldError(
-                f"workers > 1 runs torchrun and needs framework 'pytorch', got '{self.framework}'",
-                "workers",
-                "framework",
-            )
-        if self.workers > 1 and self.backend == "nccl" and self.gpus < 1:
-            raise CrossFieldError(
-                "backend 'nccl' needs gpus >= 1 per worker; use 'gloo' for CPU-only runs", "backend", "gpus"
-            )
-        if self.workers > 1 and self.checkpoint_access_mode == "ReadWriteOnce":
-            raise CrossFieldError(
-                f"checkpointAccessMode 'ReadWriteOnce' lets one node mount the volume, but workers is "
-                f"{self.workers}: distributed runs need 'ReadWriteMany'",
-                "checkpointAccessMode",
-                "workers",
-            )
-        return self
-
-    @field_validator("hyperparameters")
-    @classmethod
-    def _distinct_env_names(cls, hyperparameters: dict[str, str | int | float | bool]) -> dict:
-        # Each becomes an HP_<NAME> env var; two keys with one name would make the
-        # API server reject the Job after the rest of the stack is applied.
-        from mlplatform.model.training import hyperparameter_env_name
-
-        by_name: dict[str, str] = {}
-        for key in hyperparameters:
-            env_name = hyperparameter_env_name(key)
-            if env_name == "HP_":
-                raise ValueError(f"key {key!r} has no letter or digit to name a variable")
-            if env_name in by_name:
-                raise ValueError(f"keys {by_name[env_name]!r} and {key!r} both become {env_name}; rename one")
-            by_name[env_name] = key
-        return hyperparameters
 
 
 class AllowedClient(ConfigModel):

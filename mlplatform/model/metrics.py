@@ -21,8 +21,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import MetricsEndpointConfig
 from mlplatform.model.serving import METRICS_PORT_NAME, selector_labels
+from mlplatform.model.serving_config import MetricsEndpointConfig
 
 API_VERSION = "monitoring.coreos.com/v1"
 

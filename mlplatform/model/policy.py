@@ -32,8 +32,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import RetryBudget, RouteConfig
 from mlplatform.model.serving import PORT_NAME, selector_labels
+from mlplatform.model.serving_config import RetryBudget, RouteConfig
 
 SERVICE_PROFILE_API_VERSION = "linkerd.io/v1alpha2"
 # v1beta3 is the Server version the upstream CRD stores; it has `accessPolicy`.

@@ -17,7 +17,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import ServingConfig, VersionConfig
+from mlplatform.model.config import VersionConfig
+from mlplatform.model.serving_config import ServingConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 COMPONENT = labels.MODEL_SERVER_COMPONENT

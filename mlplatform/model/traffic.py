@@ -21,7 +21,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import RouteConfig, check_gateway_route_count, check_split_weights
+from mlplatform.model.config import check_gateway_route_count, check_split_weights
+from mlplatform.model.serving_config import RouteConfig
 
 SMI_API_VERSION = "split.smi-spec.io/v1alpha2"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"

@@ -40,7 +40,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import TrainingConfig
+from mlplatform.model.training_config import TrainingConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 # An Indexed Job's pods are named `<job>-<index>`, which must stay a DNS label

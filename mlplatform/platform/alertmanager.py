@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mlplatform.platform.config import AlertingConfig
+from mlplatform.platform.monitoring_config import AlertingConfig
 
 CONFIG_KEY = "alertmanager.yaml"
 NULL_RECEIVER = "null"

@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mlplatform.configuration import ConfigError
-from mlplatform.platform.config import MIRROR_RULE, MIRROR_URL, NAMESPACE, ChartsConfig, PlatformConfig
+from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
+from mlplatform.platform.config import NAMESPACE, PlatformConfig
 
 CHART_MIRROR_ENV = "MLPLATFORM_CHART_MIRROR"
 CHART_MIRROR_KEY = f"{NAMESPACE}:chartMirror"

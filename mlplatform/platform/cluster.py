@@ -19,7 +19,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.config import ClusterConfig, SystemPoolConfig
+from mlplatform.platform.cluster_config import ClusterConfig, SystemPoolConfig
 
 
 # Managed policies by name; the ARN's partition is resolved at run time so

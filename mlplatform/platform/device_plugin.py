@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from mlplatform import labels
-from mlplatform.platform.config import ChartConfig
+from mlplatform.platform.charts_config import ChartConfig
 from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.sizing import PodSize
 

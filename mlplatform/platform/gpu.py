@@ -16,7 +16,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.config import ChartConfig, GpuPoolConfig
+from mlplatform.platform.charts_config import ChartConfig
+from mlplatform.platform.cluster_config import GpuPoolConfig
 from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.iam import irsa_trust_policy
 from mlplatform.platform.sizing import PodSize

@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlplatform.platform.config import ChartConfig
+from mlplatform.platform.charts_config import ChartConfig
 
 
 def pinned_release(

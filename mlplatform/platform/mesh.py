@@ -18,7 +18,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from mlplatform.platform.config import ChartConfig, MeshConfig
+from mlplatform.platform.charts_config import ChartConfig
+from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.sizing import PlatformSizes
 

@@ -25,9 +25,10 @@ import pulumi_random as random
 from mlplatform import labels
 from mlplatform.platform import alertmanager
 from mlplatform.platform.alert_rules import ALERT_GROUP, kube_state_metrics_allowlist, platform_alert_rules
-from mlplatform.platform.config import ChartConfig, MonitoringConfig
+from mlplatform.platform.charts_config import ChartConfig
 from mlplatform.platform.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import PlatformSizes
 
 # fullnameOverride fixes the service names (`<fullname>-prometheus`), so the URL

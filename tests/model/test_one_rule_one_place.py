@@ -6,7 +6,8 @@ import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
 from mlplatform.model import config as model_config_module
-from mlplatform.model.config import NAMESPACE, ModelStackConfig, RouteConfig, check_split_weights
+from mlplatform.model.config import NAMESPACE, ModelStackConfig, check_split_weights
+from mlplatform.model.serving_config import RouteConfig
 from mlplatform.model.traffic import ModelTrafficArgs, TrafficBackend, http_route_spec
 from tests.model.helpers import model_config
 

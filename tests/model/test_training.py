@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from mlplatform import labels
-from mlplatform.model.config import TrainingConfig
+from mlplatform.model.training_config import TrainingConfig
 from mlplatform.model.training import (
     COMPLETION_INDEX_ANNOTATION,
     MAX_JOB_NAME,

@@ -14,7 +14,7 @@ import yaml
 from mlplatform.configuration import ConfigError
 from mlplatform.offline import Recording, run_entry_point
 from mlplatform.platform.alertmanager import alertmanager_config
-from mlplatform.platform.config import AlertingConfig
+from mlplatform.platform.monitoring_config import AlertingConfig
 from tests.helpers import ROOT, platform_config, qualify, run_platform
 
 SECRET = "kubernetes:core/v1:Secret"

@@ -16,7 +16,7 @@ from mlplatform.cli import main
 from mlplatform.configuration import ConfigError
 from mlplatform.offline import Recording
 from mlplatform.platform.chart_mirror import CHART_MIRROR_ENV
-from mlplatform.platform.config import ChartsConfig
+from mlplatform.platform.charts_config import ChartsConfig
 from tests.helpers import ROOT, platform_config, run_platform
 
 MIRROR = "https://charts.internal.example/helm"

@@ -11,7 +11,7 @@ import pytest
 
 from mlplatform.offline import Recording, contains_secret, run_program
 from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
-from mlplatform.platform.config import ClusterConfig, ScalingConfig, SystemPoolConfig
+from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
 
 TAGS = {"Project": "mlplatform", "Environment": "dev", "ManagedBy": "pulumi"}
 NOT_TAGGABLE = {

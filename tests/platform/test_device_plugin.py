@@ -9,7 +9,7 @@ import yaml
 
 from mlplatform import labels
 from mlplatform.offline import Recording, run_program
-from mlplatform.platform.config import ChartsConfig
+from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.sizing import platform_sizes
 

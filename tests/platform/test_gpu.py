@@ -10,7 +10,8 @@ import pytest
 
 from mlplatform import labels
 from mlplatform.offline import Recording, run_program
-from mlplatform.platform.config import ChartsConfig, GpuPoolConfig, ScalingConfig
+from mlplatform.platform.charts_config import ChartsConfig
+from mlplatform.platform.cluster_config import GpuPoolConfig, ScalingConfig
 from mlplatform.platform.gpu import (
     ClusterAutoscaler,
     ClusterAutoscalerArgs,

@@ -9,7 +9,8 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from mlplatform.offline import Recording, contains_secret, run_program
-from mlplatform.platform.config import ChartsConfig, MeshConfig
+from mlplatform.platform.charts_config import ChartsConfig
+from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.sizing import platform_sizes
 

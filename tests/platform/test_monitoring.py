@@ -14,8 +14,9 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from mlplatform.offline import Recording, run_program
-from mlplatform.platform.config import ChartsConfig, MonitoringConfig
+from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
+from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import platform_sizes
 from tests.relabeling import relabel
 

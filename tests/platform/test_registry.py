@@ -10,7 +10,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from mlplatform.offline import Recording, RecordedResource, run_program
-from mlplatform.platform.config import LifecycleConfig, MlflowConfig
+from mlplatform.platform.mlflow_config import LifecycleConfig, MlflowConfig
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
 
 NAMESPACE = "ml-registry"

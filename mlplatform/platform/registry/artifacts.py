@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
-from mlplatform.platform.config import MlflowConfig
 from mlplatform.platform.iam import irsa_trust_policy
+from mlplatform.platform.mlflow_config import MlflowConfig
 
 ARTIFACTS_PREFIX = "artifacts"
 HTTPS_PORT = 443

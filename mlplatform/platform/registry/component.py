@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlplatform.platform.config import MlflowConfig
+from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.network_policy import DatabaseRoute
 from mlplatform.platform.registry import artifacts, database, server
 

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from mlplatform import labels
-from mlplatform.platform.config import MlflowConfig
+from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 DB_NAME = "mlflow"
