@@ -47,7 +47,7 @@ def deploy() -> dict:
 
 
 def test_the_three_workflows_exist():
-    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["deploy.yml", "preview.yml", "test.yml"]
+    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["deploy.yml", "preview.yml", "rollout.yml", "test.yml"]
 
 
 def test_platform_stacks_are_applied_before_model_stacks(deploy):
@@ -67,7 +67,10 @@ def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
         ("preview.yml", "preview"): "AWS_PREVIEW_ROLE_ARN",
         ("deploy.yml", "up-platform"): "AWS_DEPLOY_ROLE_ARN",
         ("deploy.yml", "up-models"): "AWS_DEPLOY_MODELS_ROLE_ARN",
+        ("rollout.yml", "watch"): "AWS_DEPLOY_MODELS_ROLE_ARN",
     }
+    # Only the rollback job writes to the repository: it pushes its commit and opens the PR.
+    contents = {("rollout.yml", "watch"): "write"}
     found = {}
     for workflow, name, job in _all_jobs():
         steps = _uses(job, CONFIGURE_AWS)
@@ -80,7 +83,7 @@ def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
         variable = re.fullmatch(r"\$\{\{ vars\.(\w+) \}\}", step["with"]["role-to-assume"]).group(1)
         found[(workflow, name)] = variable
         assert job["permissions"]["id-token"] == "write", (workflow, name)
-        assert job["permissions"]["contents"] == "read"
+        assert job["permissions"]["contents"] == contents.get((workflow, name), "read"), (workflow, name)
         # A private endpoint is reachable only from the self-hosted runners named in config.
         assert job["runs-on"] == RUNNER, (workflow, name)
         # The role's ARN is checked first, so a missing variable is a named error, not a cryptic one.
@@ -130,6 +133,39 @@ def test_one_concurrency_group_per_stack_never_cancelled(deploy):
             "group": "pulumi-${{ matrix.project }}-${{ matrix.stack }}",
             "cancel-in-progress": False,
         }, name
+
+
+def test_a_watch_and_a_deploy_share_the_stacks_concurrency_group(deploy):
+    """rollout.yml's `watch --apply` runs `up` through the Automation API: it must queue with deploy.yml's
+    `up` of the same stack, in the same group, never cancelled, in the stack's environment."""
+    workflow = _load("rollout.yml")
+    assert "schedule" in workflow["on"]
+    watch = workflow["jobs"]["watch"]
+    assert watch["concurrency"] == deploy["up-models"]["concurrency"]
+    assert watch["concurrency"]["cancel-in-progress"] is False
+    assert watch["environment"] == "${{ matrix.environment }}"
+    assert watch["strategy"]["matrix"] == "${{ fromJSON(needs.canaries.outputs.models) }}"
+    lists = [s["run"] for s in workflow["jobs"]["canaries"]["steps"] if "active_canaries" in str(s.get("run", ""))]
+    assert lists == ['python -m mlplatform.rollout.active_canaries --root . | tee -a "$GITHUB_OUTPUT"']
+    (run,) = [s["run"] for s in watch["steps"] if "rollout watch" in str(s.get("run", ""))]
+    assert "--apply" in run and "--git-push" in run and "--max-checks" in run
+    # AWS credentials come before the step that runs `up`.
+    steps = watch["steps"]
+    aws = steps.index(_uses(watch, CONFIGURE_AWS)[0])
+    assert aws < next(i for i, s in enumerate(steps) if "rollout watch" in str(s.get("run", "")))
+
+
+def test_active_canaries_lists_stacks_with_traffic_on_a_canary(tmp_path):
+    from mlplatform.rollout.active_canaries import active
+
+    model = tmp_path / "stacks" / "model"
+    model.mkdir(parents=True)
+    (model / "Pulumi.yaml").write_text("name: model\n")
+    canary = "config:\n  mlmodel:environment: {env}\n  mlmodel:canary:\n    version: v6\n    weight: {weight}\n"
+    (model / "Pulumi.a-prod.yaml").write_text(canary.format(env="prod", weight=25))
+    (model / "Pulumi.b-dev.yaml").write_text(canary.format(env="dev", weight="0  # aborted: x"))
+    (model / "Pulumi.c-dev.yaml").write_text("config:\n  mlmodel:environment: dev\n")
+    assert active(tmp_path) == [{"project": "stacks/model", "stack": "a-prod", "environment": "prod"}]
 
 
 def test_deploy_jobs_run_in_their_stacks_environment(deploy):

@@ -7,8 +7,10 @@ applies. Exit codes:
   2 usage or input error (arguments; a missing, malformed or invalid stack file; a missing platform output)
   3 unavailable: Prometheus or MLflow could not be queried, no verdict (status still prints the state)
   4 I/O error: the stack file or its lock cannot be read or written, or `git commit` failed
-  5 busy: another rollout command holds the stack file, or changed it meanwhile
-Nothing is written on a non-zero exit.
+  5 busy: another rollout command holds the stack file, or changed it meanwhile; with --apply, another
+    update holds the stack's Pulumi state
+  6 --apply: `pulumi up` failed; the stack file is back as it was before the edit
+Nothing is written on a non-zero exit (but 4 after a successful --apply `up`: the file keeps the applied edit).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import argparse
 import os
 
 from mlplatform.configuration import ConfigError
-from mlplatform.rollout import commands, lock, rules, stackfile
+from mlplatform.rollout import apply, commands, lock, rules, stackfile
 from mlplatform.rollout.context import (
+    EXIT_APPLY_FAILED,
     EXIT_BUSY,
     EXIT_IO,
     EXIT_REFUSED,
@@ -93,6 +96,20 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     writes = argparse.ArgumentParser(add_help=False)
     writes.add_argument("--commit", action="store_true", help="git commit the edited stack file, with the metrics")
 
+    applying = argparse.ArgumentParser(add_help=False)
+    applying.add_argument(
+        "--apply", action="store_true",
+        help="run `pulumi up` on this stack (Automation API) after the edit, then commit it; a failed `up` puts "
+        "the file back (exit 6)",
+    )
+    applying.add_argument("--git-push", metavar="BRANCH", help="with --apply: push the commit to this branch")
+    applying.add_argument(
+        "--git-pr", action="store_true",
+        help="with --apply and --git-push: open a PR into --git-base (`gh pr create`; without gh, print the URL)",
+    )
+    applying.add_argument("--git-remote", default="origin", help="remote for --git-push (default origin)")
+    applying.add_argument("--git-base", default="main", help="base branch of the --git-pr PR (default main)")
+
     mlflow = argparse.ArgumentParser(add_help=False)
     mlflow.add_argument(
         "--tracking-uri",
@@ -114,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model-uri", help="model URI, e.g. models:/fraud_detector/6")
     p.add_argument(
         "--from-registry", action="store_true",
-        help="take the model URI from the MLflow registry after checking the version's metrics; sets alias challenger",
+        help="take the model URI from the MLflow registry after checking the version's metrics (the alias challenger "
+        "moves after `up`, in the deploy workflow)",
     )
     p.add_argument("--registry-version", help="registry version number (default: the digits of --version)")
     p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
@@ -124,18 +142,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="evaluate the gate, write nothing")
     p.set_defaults(rollout_handler=commands.next_step)
 
-    p = verbs.add_parser("abort", parents=[common, writes], help="set the canary weight to 0")
+    p = verbs.add_parser("abort", parents=[common, writes, applying], help="set the canary weight to 0")
     p.add_argument("--reason", required=True, help="why; written as a comment on the weight line")
     p.set_defaults(rollout_handler=commands.abort)
 
     p = verbs.add_parser(
         "promote", parents=[common, gate, writes, mlflow], help="at 100%% and healthy: stable becomes the canary"
     )
-    p.add_argument("--from-registry", action="store_true", help="also move the registry alias champion")
+    p.add_argument(
+        "--from-registry", action="store_true",
+        help="also check the canary's registry version against the thresholds (champion moves after `up`)",
+    )
     p.set_defaults(rollout_handler=commands.promote)
 
     p = verbs.add_parser(
-        "watch", parents=[common, gate, writes], help="gate periodically; advance after each dwell; abort on failures"
+        "watch", parents=[common, gate, writes, applying], help="gate periodically; advance after each dwell; abort on failures"
     )
     p.add_argument("--interval", type=_positive(float), default=30.0, help="seconds between checks (default 30)")
     p.add_argument(
@@ -151,10 +172,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return rollout
 
 
-def run(args: argparse.Namespace, stream=None) -> int:
-    """Run a parsed `rollout` command; every error becomes one line (one event) and an exit code."""
+def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = None) -> int:
+    """Run a parsed `rollout` command; every error becomes one line (one event) and an exit code.
+    `up` replaces the Automation API's `pulumi up` for `--apply` (tests)."""
     out = Output(args.json, stream)
     ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=out, args=args)
+    if up is not None:
+        ctx.up = up
     from mlplatform.rollout.registry import BelowThreshold, RegistryError, RegistryUnavailable
 
     def error(message: str, code: int) -> int:
@@ -162,6 +186,10 @@ def run(args: argparse.Namespace, stream=None) -> int:
         return code
 
     try:
+        if getattr(args, "apply", False) is False and (getattr(args, "git_push", None) or getattr(args, "git_pr", False)):
+            raise UsageError("--git-push and --git-pr need --apply")
+        if getattr(args, "git_pr", False) and not args.git_push:
+            raise UsageError("--git-pr needs --git-push BRANCH: the PR's head branch")
         return args.rollout_handler(ctx)
     except rules.Refused as err:
         out.event("refused", f"refused: {err}", reason=str(err))
@@ -169,6 +197,20 @@ def run(args: argparse.Namespace, stream=None) -> int:
     except BelowThreshold as err:
         out.event("refused", f"refused: {err}", reason=str(err), checks=commands.registry_checks(err.version))
         return EXIT_REFUSED
+    except apply.ApplyRefused as err:
+        out.event("refused", f"refused: {err}", reason=str(err))
+        return EXIT_REFUSED
+    except apply.StateLocked as err:
+        message = f"the Pulumi state of {args.stack} is locked by another update; nothing was applied and {ctx.path} is as it was: {err}"
+        return error(message, EXIT_BUSY)
+    except apply.UpFailed as err:
+        message = (
+            f"`pulumi up` of {args.stack} failed; {ctx.path} is back as it was before the edit. The engine may have "
+            f"applied part of it: check `pulumi stack --show-urns` / the cluster. {err}"
+        )
+        return error(message, EXIT_APPLY_FAILED)
+    except apply.PublishFailed as err:
+        return error(f"applied and committed, but not published: {err}", EXIT_IO)
     except lock.RolloutBusy as err:
         return error(f"in progress: {err}", EXIT_BUSY)
     except (stackfile.StackFileIOError, lock.LockError, GitError) as err:

@@ -85,13 +85,11 @@ def start(ctx: Context) -> int:
     with ctx.exclusive():
         config = ctx.load().config
         rules.require_no_live_canary(config)
-        registry = registry_info = None
         if args.from_registry:
             from mlplatform.rollout import registry as reg
 
             number = args.registry_version or reg.registry_version(args.version)
-            registry = ctx.registry(config)
-            registry_info = registry.check(config.model.registry_name, number, config.environment)
+            registry_info = ctx.registry(config).check(config.model.registry_name, number, config.environment)
             ctx.out.event(
                 "registry",
                 f"registry: {registry_info.name} version {registry_info.version} meets the {registry_info.stage} "
@@ -107,14 +105,12 @@ def start(ctx: Context) -> int:
             stackfile.start_canary(args.version, image, model_uri),
             f"{_title(ctx)}: start canary {args.version} at {config.steps[0]}%\n\nmodel: {model_uri}",
         )
-        alias = ""
-        if registry is not None and registry_info is not None and result.written:
-            registry.set_alias(registry_info.name, reg.CHALLENGER, registry_info.version)
-            alias = f"; alias {reg.CHALLENGER} -> version {registry_info.version}"
+    # The alias `challenger` moves in the deploy workflow after `up` (move_aliases), not here:
+    # it names what runs, and this edit runs nothing until it is merged and applied.
     ctx.out.event(
         "started",
         f"{'started' if result.written else 'would start'} canary {args.version} ({model_uri}) at "
-        f"{config.steps[0]}% in {ctx.path}{alias}",
+        f"{config.steps[0]}% in {ctx.path}",
         version=args.version, modelUri=model_uri, image=image, weight=config.steps[0], written=result.written,
     )
     return EXIT_OK
@@ -183,6 +179,7 @@ def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int
 def abort(ctx: Context) -> int:
     # A rollback acts on the file as it is when the lock is free, whatever moved meanwhile.
     with ctx.exclusive(require_unchanged=False):
+        ctx.require_clean_for_apply()
         return _abort_locked(ctx, ctx.args.reason, None)
 
 
@@ -195,28 +192,28 @@ def promote(ctx: Context) -> int:
         if not verdict.healthy:
             ctx.out.event("refused", f"refused: canary {canary.version} is not healthy", reasons=verdict.reasons)
             return EXIT_REFUSED
-        registry = parsed = None
         if ctx.args.from_registry:
+            # Check only: `champion` moves after `up`, in the deploy workflow (move_aliases).
             from mlplatform.rollout import registry as reg
 
             parsed = reg.parse_model_uri(canary.model_uri)
             if parsed is None:
                 raise rules.Refused(f"canary model URI {canary.model_uri} is not models:/<name>/<version>")
-            registry = ctx.registry(config)
+            info = ctx.registry(config).check(parsed[0], parsed[1], config.environment)
+            ctx.out.event(
+                "registry",
+                f"registry: {info.name} version {info.version} meets the {info.stage} thresholds",
+                name=info.name, version=info.version, stage=info.stage, checks=registry_checks(info),
+            )
         result = ctx.edit(
             stackfile.promote(),
             f"{_title(ctx)}: promote {canary.version} to stable (was {config.stable.version})",
             verdict,
         )
-        extra = ""
-        if registry is not None and parsed is not None and result.written:
-            name, number = parsed
-            registry.record_promotion(name, number)
-            extra = f"; alias {reg.CHAMPION} -> {name} version {number}"
     ctx.out.event(
         "promoted",
         f"{'promoted' if result.written else 'would promote'}: stable {config.stable.version} -> {canary.version}"
-        f" in {ctx.path}{extra}",
+        f" in {ctx.path}",
         previous=config.stable.version, stable=canary.version, written=result.written,
     )
     return EXIT_OK
@@ -245,6 +242,8 @@ def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep, clock: Call
     seen_weight: int | None = None
     while True:
         with ctx.exclusive(require_unchanged=False):
+            # With --apply: before the gate, so a dirty file refuses before anything is queried or written.
+            ctx.require_clean_for_apply()
             config = ctx.load().config
             canary = rules.require_live_canary(config)
             if seen_weight is not None and canary.weight != seen_weight:

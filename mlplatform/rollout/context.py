@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.rollout import lock, rules, stackfile
+from mlplatform.rollout import apply, lock, rules, stackfile
 from mlplatform.rollout.gate import GateVerdict, PrometheusClient, evaluate
 from mlplatform.rollout.platform import Platform, port_forward_hint
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY, EXIT_APPLY_FAILED = 0, 1, 2, 3, 4, 5, 6
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
 MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
@@ -54,6 +54,8 @@ class Context:
     path: Path
     out: Output
     args: argparse.Namespace
+    up: apply.UpFunction = apply.automation_up
+    """How `--apply` runs `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
 
     def load(self) -> stackfile.StackFile:
@@ -141,9 +143,20 @@ class Context:
 
     # -- writing ----------------------------------------------------------------
 
+    @property
+    def applies(self) -> bool:
+        return bool(self.option("apply", False))
+
+    def require_clean_for_apply(self) -> None:
+        """With `--apply`: refuse (nothing written) when the stack file has uncommitted edits."""
+        if self.applies:
+            apply.require_clean(self.path)
+
     def edit(
         self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None = None
     ) -> stackfile.EditResult:
+        if self.applies:
+            return self._edit_and_apply(edit, message, verdict)
         result = stackfile.apply_edit(self.path, edit, dry_run=self.option("dry_run", False))
         if result.written and self.option("commit", False):
             try:
@@ -152,6 +165,39 @@ class Context:
                 stackfile.write_atomically(self.path, result.previous_text)
                 raise
         return result
+
+
+    def _edit_and_apply(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None) -> stackfile.EditResult:
+        """Write, `up`, commit, publish (see `apply`). The file goes back byte for byte when `up` fails."""
+        apply.require_clean(self.path)
+        before = self.path.read_bytes()
+        result = stackfile.apply_edit(self.path, edit, dry_run=False)
+        if not result.written:
+            return result
+        stack = stackfile.stack_name(self.path)
+        self.out.event("applying", f"applying: pulumi up on stack {stack} ({self.path.parent})", stack=stack)
+        apply.apply_written(self.path, before, self.up, self._up_output)
+        self.out.event("applied", f"applied: pulumi up on stack {stack} succeeded", stack=stack)
+        try:
+            _git_commit(self.path, message, verdict)
+        except GitError as err:
+            # The cluster runs the edit now: the file stays as applied, only Git lags behind.
+            detail = str(err).removesuffix("; the stack file is unchanged")
+            raise GitError(f"{detail}; `pulumi up` applied the edit, so the file keeps it: commit it by hand") from None
+        where = apply.publish(
+            self.path,
+            apply.Publish(
+                push_branch=self.option("git_push"), open_pr=self.option("git_pr", False),
+                remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
+            ),
+            message.splitlines()[0],
+        )
+        self.out.event("published", f"git: {where}", git=where)
+        return result
+
+    def _up_output(self, line: str) -> None:
+        # The engine's progress goes to stderr, so `--json` stdout stays one event per line.
+        print(line.rstrip("\n"), file=sys.stderr, flush=True)
 
 
 def _git_commit(path: Path, message: str, verdict: GateVerdict | None) -> None:

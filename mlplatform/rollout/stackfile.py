@@ -215,8 +215,8 @@ def _dump(document: CommentedMap, like: str) -> str:
     return text.replace("\n", "\r\n") if "\r\n" in like else text
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename. On any failure the file is unchanged and
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Replace `path` with `text` (bytes: as they are) in one rename. On any failure the file is unchanged and
     no temporary file is left; the error names the stack file."""
     if not os.access(path, os.W_OK):
         raise StackFileIOError(f"{path}: cannot write the stack file: permission denied (the file is read-only)")
@@ -229,7 +229,7 @@ def write_atomically(path: Path, text: str) -> None:
         raise StackFileIOError(f"{path}: cannot write the stack file: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)

@@ -99,14 +99,16 @@ def _aliases(uri: str) -> dict[str, str]:
     return {alias: str(v) for alias, v in client.get_registered_model(MODEL).aliases.items()}
 
 
-def test_staging_thresholds_pass_and_set_challenger(tracking_uri, tmp_path) -> None:
-    """A dev stack takes a version meeting the staging bar; the canary points at it and challenger moves."""
+def test_staging_thresholds_pass_and_the_aliases_stay(tracking_uri, tmp_path) -> None:
+    """A dev stack takes a version meeting the staging bar; the canary points at it. The alias
+    `challenger` does not move: the deploy workflow moves it after `up` (move_aliases)."""
     project = _stack(tmp_path, without_canary())
+    aliases = _aliases(tracking_uri)
     code, events = _run(project, "start", "--version", "v2", "--from-registry", "--tracking-uri", tracking_uri)
     assert code == 0, events
     canary = stackfile.load(project / f"Pulumi.{STACK}.yaml").config.canary
     assert (canary.model_uri, canary.weight) == (f"models:/{MODEL}/2", 10)
-    assert _aliases(tracking_uri)["challenger"] == "2"
+    assert _aliases(tracking_uri) == aliases
 
 
 def test_production_thresholds_refuse_with_each_metric(tracking_uri, tmp_path) -> None:
@@ -137,8 +139,9 @@ def test_unknown_version_is_a_clear_error(tracking_uri, tmp_path) -> None:
     assert (project / f"Pulumi.{STACK}.yaml").read_text() == without_canary()
 
 
-def test_promote_moves_champion(tracking_uri, tmp_path, monkeypatch) -> None:
-    """`promote --from-registry` moves champion to the canary's version and clears challenger."""
+def test_promote_checks_the_registry_and_leaves_the_aliases(tracking_uri, tmp_path, monkeypatch) -> None:
+    """`promote --from-registry` checks the canary's version against the thresholds; `champion`
+    moves after `up`, in the deploy workflow, so here the aliases stay."""
     registry = Registry(tracking_uri)
     registry.set_alias(MODEL, "challenger", "4")
     registry.set_alias(MODEL, "champion", "1")
@@ -148,7 +151,17 @@ def test_promote_moves_champion(tracking_uri, tmp_path, monkeypatch) -> None:
     code, events = _run(project, "promote", "--from-registry", "--tracking-uri", tracking_uri)
     assert code == 0, events
     assert stackfile.load(project / f"Pulumi.{STACK}.yaml").config.stable.model_uri == f"models:/{MODEL}/4"
-    assert _aliases(tracking_uri) == {"champion": "4"}
+    assert _aliases(tracking_uri) == {"challenger": "4", "champion": "1"}
+    assert [e for e in events if e["event"] == "registry"][0]["version"] == "4"
+
+
+def test_promote_from_registry_refuses_a_version_below_the_thresholds(tracking_uri, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy_verdict())
+    text = with_weight(100).replace("models:/fraud_detector/6", "models:/fraud_detector/3")
+    project = _stack(tmp_path, text)
+    code, events = _run(project, "promote", "--from-registry", "--tracking-uri", tracking_uri)
+    assert code == 1, events
+    assert (project / f"Pulumi.{STACK}.yaml").read_text() == text
 
 
 def _healthy_verdict() -> GateVerdict:

@@ -1,0 +1,149 @@
+"""`--apply`: a rollout edit applied by the tool itself, then recorded in Git.
+
+Without `--apply` the tool writes the stack file and `pulumi up` (by hand or
+the deploy workflow) applies it. A rollback cannot wait for a review and a
+merge, so `watch --apply` and `abort --apply` run `up` on that one stack
+through the Pulumi Automation API, then commit the edit and push it (or open a
+PR), so Git says what the cluster runs.
+
+Order, all under the stack file's rollout lock:
+1. refuse if the working tree has other edits to the stack file (they would be
+   applied unreviewed, and swept into the rollback's commit);
+2. the verb's own checks (the gate queries Prometheus: unreachable refuses);
+3. write the edit; run `up` on this stack only;
+4. `up` failed: put the file back byte for byte and exit 6 (a locked Pulumi
+   state, `ConcurrentUpdateError`, is exit 5: the engine changed nothing);
+5. `up` succeeded: commit; push to `--git-push BRANCH`; with `--git-pr`, open
+   a PR with `gh` when it is installed, else print the compare URL.
+
+Trade-off: a failed `up` may have applied part of the edit (one resource of
+two); the file goes back anyway, because Git must never claim a state the
+engine did not reach, and the message says to look at `pulumi stack`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlplatform.rollout import stackfile
+
+UpFunction = Callable[[Path, str, Callable[[str], None]], None]
+"""`up(project_dir, stack, on_output)`: applies the stack; raises `UpFailed` or `StateLocked`."""
+
+
+class ApplyRefused(Exception):
+    """`--apply` cannot start: nothing was written, nothing was applied."""
+
+
+class StateLocked(Exception):
+    """Another update holds the stack's Pulumi state."""
+
+
+class UpFailed(Exception):
+    """`pulumi up` failed; the caller puts the stack file back."""
+
+
+def automation_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> None:
+    """`up` on one stack through the Automation API, which runs the `pulumi` CLI on PATH with this
+    process's environment (backend login, PULUMI_CONFIG_PASSPHRASE, PULUMI_ACCESS_TOKEN)."""
+    from pulumi import automation as auto
+
+    try:
+        workspace_stack = auto.select_stack(stack_name=stack, work_dir=str(project_dir))
+        workspace_stack.up(on_output=on_output, color="never")
+    except auto.ConcurrentUpdateError as err:
+        raise StateLocked(_last_lines(str(err))) from None
+    except auto.CommandError as err:
+        raise UpFailed(_last_lines(str(err))) from None
+
+
+def _last_lines(text: str, count: int = 6) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-count:])
+
+
+def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, check=False)
+    except OSError as err:
+        raise ApplyRefused(f"cannot run git: {err.strerror or err}") from None
+
+
+def require_clean(path: Path) -> None:
+    """Refuse when the stack file is not tracked by Git or has edits of its own."""
+    directory = path.parent.resolve()
+    inside = _git(directory, "rev-parse", "--is-inside-work-tree")
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        raise ApplyRefused(f"{path} is not in a Git checkout: --apply records the edit in Git")
+    status = _git(directory, "status", "--porcelain", "--", path.name)
+    if status.returncode != 0:
+        raise ApplyRefused(f"`git status` failed for {path}: {status.stderr.strip()}")
+    if status.stdout.strip():
+        raise ApplyRefused(
+            f"{path} has edits that are not committed ({status.stdout.strip()}): --apply would apply and commit "
+            "them with the rollout step. Commit or discard them (`git diff -- {path.name}`), then run again. "
+            "Nothing was written or applied."
+        )
+
+
+@dataclass
+class Publish:
+    """Where the commit goes after a successful `up`."""
+
+    push_branch: str | None
+    open_pr: bool
+    remote: str = "origin"
+    base: str = "main"
+
+
+def publish(path: Path, publish_to: Publish, title: str) -> str:
+    """Push the commit just made; open a PR. Returns what happened, for the output."""
+    if publish_to.push_branch is None:
+        return "committed locally"
+    directory = path.parent.resolve()
+    branch = publish_to.push_branch
+    pushed = _git(directory, "push", "-q", publish_to.remote, f"HEAD:refs/heads/{branch}")
+    if pushed.returncode != 0:
+        raise PublishFailed(f"`git push {publish_to.remote} HEAD:{branch}` failed: {_last_lines(pushed.stderr)}")
+    if not publish_to.open_pr or branch == publish_to.base:
+        return f"pushed to {publish_to.remote} {branch}"
+    if shutil.which("gh"):
+        created = subprocess.run(
+            ["gh", "pr", "create", "--head", branch, "--base", publish_to.base, "--title", title,
+             "--body", "Applied by `mlplatform rollout --apply`: the cluster already runs this edit."],
+            cwd=directory, capture_output=True, text=True, check=False,
+        )
+        if created.returncode != 0:
+            raise PublishFailed(f"pushed to {branch}, but `gh pr create` failed: {_last_lines(created.stderr)}")
+        return f"pushed to {publish_to.remote} {branch}; PR {created.stdout.strip()}"
+    url = _git(directory, "remote", "get-url", publish_to.remote).stdout.strip()
+    compare = _compare_url(url, publish_to.base, branch)
+    return f"pushed to {publish_to.remote} {branch}; `gh` is not installed, open the PR: {compare}"
+
+
+class PublishFailed(Exception):
+    """`up` and the commit succeeded; the push or the PR did not."""
+
+
+def _compare_url(remote_url: str, base: str, branch: str) -> str:
+    url = remote_url.removesuffix(".git")
+    if url.startswith("git@github.com:"):
+        url = "https://github.com/" + url[len("git@github.com:") :]
+    if url.startswith("https://github.com/"):
+        return f"{url}/compare/{base}...{branch}?expand=1"
+    return f"{url} (branch {branch}, base {base})"
+
+
+def apply_written(
+    path: Path, previous_text: bytes | str, up: UpFunction, on_output: Callable[[str], None]
+) -> None:
+    """`up` the stack whose file was just written; on any failure put the file back as it was."""
+    try:
+        up(path.parent, stackfile.stack_name(path), on_output)
+    except BaseException:
+        stackfile.write_atomically(path, previous_text)
+        raise
