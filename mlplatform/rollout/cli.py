@@ -1,6 +1,6 @@
 """`mlplatform rollout`: gated canary steps written as edits of the model stack's config file.
 
-The tool decides and writes; `pulumi up` (by hand or by the deploy workflow)
+The tool decides and writes; `pulumi up` (by hand, by the deploy workflow, or by the tool itself with `--apply`)
 applies. Exit codes:
   0 done
   1 refused by the gate, a rollout rule or the registry (the output says why, with numbers)
