@@ -16,7 +16,6 @@ from mlplatform.configuration import ConfigModel
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_ISSUER = GITHUB_OIDC_URL.removeprefix("https://")
-STS_AUDIENCE = "sts.amazonaws.com"
 
 # GitHub owner: letters, digits and single inner hyphens, at most 39 characters;
 # repository: letters, digits, `.`, `_`, `-`. No wildcard can pass: the value

@@ -32,7 +32,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.ci_config import GITHUB_OIDC_ISSUER, GITHUB_OIDC_URL, STS_AUDIENCE, CiConfig
+from mlplatform.platform.ci_config import GITHUB_OIDC_ISSUER, GITHUB_OIDC_URL, CiConfig
+from mlplatform.platform.iam import STS_AUDIENCE, web_identity_trust
 
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 EDIT_POLICY = "AmazonEKSEditPolicy"
@@ -58,22 +59,9 @@ def github_trust_policy(provider_arn: pulumi.Input[str], subjects: Sequence[str]
     the audience is pinned so a token minted for another service is refused.
     """
     return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{GITHUB_OIDC_ISSUER}:aud": STS_AUDIENCE,
-                            f"{GITHUB_OIDC_ISSUER}:sub": list(subjects),
-                        }
-                    },
-                }
-            ],
-        }
+        pulumi.Output.from_input(provider_arn).apply(
+            lambda arn: web_identity_trust(arn, GITHUB_OIDC_ISSUER, list(subjects))
+        )
     )
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
+# The audience AWS STS expects in a web-identity token.
+STS_AUDIENCE = "sts.amazonaws.com"
+
 
 def irsa_trust_policy(
     oidc_provider_arn: pulumi.Input[str],
@@ -19,24 +22,32 @@ def irsa_trust_policy(
 
     def document(values: list[str]) -> dict:
         provider_arn, provider_url, ns = values
-        issuer = provider_url.removeprefix("https://")
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{issuer}:sub": f"system:serviceaccount:{ns}:{service_account}",
-                            f"{issuer}:aud": "sts.amazonaws.com",
-                        }
-                    },
-                }
-            ],
-        }
+        return web_identity_trust(
+            provider_arn, provider_url.removeprefix("https://"), f"system:serviceaccount:{ns}:{service_account}"
+        )
 
     return pulumi.Output.json_dumps(
         pulumi.Output.all(oidc_provider_arn, oidc_provider_url, namespace).apply(document)
     )
+
+
+def web_identity_trust(provider_arn: str, issuer: str, subject: str | list[str]) -> dict:
+    """A trust policy for tokens of one OIDC issuer: `sub` exactly `subject` (or one of a list)
+    and `aud` pinned to STS. `StringEquals`, never `StringLike`, so no wildcard can widen who
+    may assume the role; IRSA roles and the CI roles both build their trust with it."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": subject,
+                        f"{issuer}:aud": STS_AUDIENCE,
+                    }
+                },
+            }
+        ],
+    }
