@@ -154,12 +154,6 @@ class Registry:
             self._client.set_registered_model_alias, name, alias, version,
         )
 
-    def record_promotion(self, name: str, version: str) -> None:
-        """`champion` moves to the promoted version; `challenger` goes if it pointed there."""
-        self.set_alias(name, CHAMPION, version)
-        if self.alias_version(name, CHALLENGER) == version:
-            self.delete_alias(name, CHALLENGER)
-
     def alias_version(self, name: str, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
 
