@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # the e2e tier's control plane.
 DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager etcd:etcd-server
 # The oldest Go that builds every module under e2e/tools/ (their go.mod `go` lines).
-GO_MIN := 1.25.11
+GO_MIN := 1.26.0
 
 .PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench clean
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Provides the binaries the end-to-end tier runs: the pulumi CLI, the Python
-# language host, the Kubernetes resource provider, kube-apiserver and
-# kube-controller-manager (its garbage collector finishes foreground deletes),
-# and helm, which the chart scan test (integration tier) runs.
+# language host, the Kubernetes resource provider, and the simulated cluster's
+# kube-apiserver, kube-controller-manager, kube-scheduler and kwok (which plays
+# the kubelets); and helm, which the chart scan test (integration tier) runs.
 #
 # A tool already on PATH is used as it is. Otherwise it is built from the Go
 # module proxy, from its wrapper module under e2e/tools/ (go.mod and go.sum pin
@@ -12,8 +12,9 @@
 #
 # etcd is not built: it comes from Debian's etcd-server package.
 #
-# Prints, on stdout, one `NAME=PATH` line per tool, ETCD= and CACHE= (the cache
-# directory), so callers can parse it. Progress goes to stderr: each build's start
+# Prints, on stdout, one `NAME=PATH` line per tool, ETCD=, KWOK_STAGES= (the
+# stages kwok's module ships) and CACHE= (the cache directory), so callers can
+# parse it. Progress goes to stderr: each build's start
 # and end, with the time and the path of its log (the compiler's output, in
 # $cache/logs/<tool>.log, whose end is printed if the build fails).
 #
@@ -50,13 +51,15 @@ pulumi-language-python|pulumi-language-python|github.com/pulumi/pulumi/sdk/v3/py
 pulumi-resource-kubernetes|pulumi-resource-kubernetes|.|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.25.0-alpha.1768448096+f47bc2d6f199
 kube-apiserver|kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
 kube-controller-manager|kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
+kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
+kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|-X sigs.k8s.io/kwok/pkg/consts.Version=0.8.0 -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=1.33.3
 helm|helm|helm.sh/helm/v3/cmd/helm|-X helm.sh/helm/v3/internal/version.version=v3.18.6 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=33 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=33
 EOF
 }
 
 require_go() {
     if ! command -v go >/dev/null 2>&1; then
-        log "Go is needed to build $1 and is not on PATH; install Go 1.25.11 or newer (make deps checks it), or put $1 on PATH"
+        log "Go is needed to build $1 and is not on PATH; install Go 1.26.0 or newer (make deps checks it), or put $1 on PATH"
         exit 1
     fi
 }
@@ -196,5 +199,11 @@ while IFS='|' read -r tool dir package ldflags; do
 done < <(tool_table)
 if [[ -n "$etcd_path" ]]; then
     echo "ETCD=$etcd_path"
+fi
+# kwok refuses to start without stages; its module ships them, at the version go.mod pins.
+if wanted kwok; then
+    require_go kwok
+    kwok_dir=$(cd "$tools_dir/kwok" && GOFLAGS=-mod=readonly GOTOOLCHAIN=local module_dir sigs.k8s.io/kwok)
+    echo "KWOK_STAGES=$kwok_dir/kustomize/stage"
 fi
 echo "CACHE=$cache_dir"

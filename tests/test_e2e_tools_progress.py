@@ -82,7 +82,8 @@ def test_a_cold_build_shows_each_tools_start_end_and_log(cold_machine):
     tools = provide_tools(env=cold_machine, progress=shown.append)
     logs = Path(cold_machine["MLPLATFORM_E2E_CACHE"]) / "logs"
     expected = _tools()
-    assert [t for t in tools if t not in ("ETCD", "CACHE")] == expected
+    assert [t for t in tools if t not in ("ETCD", "KWOK_STAGES", "CACHE")] == expected
+    assert tools["KWOK_STAGES"] == f"{cold_machine['FAKE_MODULE_DIR']}/kustomize/stage"
     announcement = r"needs about 4\.6 GB of memory at peak and 15 GB of disk.*Build logs: "
     assert re.search(announcement + re.escape(str(logs)), shown[0]), shown[0]
     progress = [line for line in shown if re.search(r"\d\d:\d\d:\d\d (building|built) ", line)]

@@ -82,7 +82,8 @@ def test_e2e_tools_fail_without_go_naming_the_version(tmp_path):
     fake_etcd.chmod(0o755)
     env = {"PATH": path, "MLPLATFORM_E2E_CACHE": str(tmp_path / "cache")}
     message = _failure(lambda: provide_tools(env=env))
-    assert re.search(r"Go is needed to build \S+ and is not on PATH; install Go 1\.25\.11 or newer", message)
+    go_min = re.search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert re.search(rf"Go is needed to build \S+ and is not on PATH; install Go {re.escape(go_min)} or newer", message)
 
 
 def test_makefile_installs_every_package_the_tests_name():

@@ -7,7 +7,10 @@
   requirements.txt's pins. Plugins are found from the Python packages installed
   there, so this keeps the AWS, TLS and random providers (which nothing here
   uses, and which are not built) out of the engine's required set;
-- `control_plane`: etcd, kube-apiserver and the garbage collector on 127.0.0.1;
+- `control_plane`: the simulated cluster on 127.0.0.1 (simulated_cluster.py):
+  etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and kwok with
+  its fake system and GPU nodes. A loopback guard watches the whole tier's
+  traffic and fails it if anything left 127.0.0.0/8;
 - `pulumi`: the CLI, logged in to a local backend in a temp dir;
 - `platform_stack`: the stand-in platform stack, up, as a model stack's
   StackReference names it.
@@ -25,7 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.control_plane import ControlPlane, start_control_plane
+from tests.e2e.control_plane import ControlPlane
+from tests.e2e.loopback_guard import LoopbackGuard, dial_errors
+from tests.e2e.simulated_cluster import STORAGE_CLASS, start_simulated_cluster
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.tools import provide_tools, terminal_progress
 from tests.helpers import ROOT
@@ -33,9 +38,10 @@ from tests.helpers import ROOT
 PLATFORM_PROJECT = Path(__file__).parent / "platform_standin"
 PLATFORM_STACK = "e2e"
 PLATFORM_STACK_REFERENCE = f"organization/mlplatform/{PLATFORM_STACK}"
+
 ENGINE_PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes")
 # What this tier runs; the script's other tools (helm, for the chart scan) are not built for it.
-E2E_TOOLS = ("pulumi", *ENGINE_PLUGINS, "kube-apiserver", "kube-controller-manager")
+E2E_TOOLS = ("pulumi", *ENGINE_PLUGINS, "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 # What a model stack's program imports, pinned as requirements.txt pins them.
 PROGRAM_PACKAGES = ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML")
 
@@ -74,11 +80,17 @@ def program_python(e2e_tools: dict[str, str]) -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(e2e_tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = start_control_plane(e2e_tools, tmp_path_factory.mktemp("control-plane"))
+    # Started before the cluster: everything the tier runs from here on is watched.
+    guard = LoopbackGuard().start()
+    plane = start_simulated_cluster(e2e_tools, tmp_path_factory.mktemp("cluster"))
     try:
         yield plane
     finally:
         plane.stop()
+        guard.stop()
+    problems = guard.violations + dial_errors(plane.workdir / "kube-apiserver.log")
+    assert guard.samples > 0, "the loopback guard never sampled the tier's connections"
+    assert not problems, "the e2e tier sent traffic outside 127.0.0.0/8:\n" + "\n".join(problems)
 
 
 @pytest.fixture(scope="session")
@@ -108,5 +120,6 @@ def platform_stack(
     shutil.copytree(PLATFORM_PROJECT, project, dirs_exist_ok=True)
     pulumi.stack_init(project, PLATFORM_STACK)
     pulumi.config_set(project, PLATFORM_STACK, "e2e:kubeconfig", control_plane.kubeconfig(), secret=True)
+    pulumi.config_set(project, PLATFORM_STACK, "e2e:storageClass", STORAGE_CLASS)
     pulumi.up(project, PLATFORM_STACK)
     yield PLATFORM_STACK_REFERENCE

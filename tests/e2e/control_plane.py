@@ -1,16 +1,19 @@
-"""A local Kubernetes control plane for the end-to-end tier: etcd, kube-apiserver and
-kube-controller-manager on 127.0.0.1.
+"""The control plane of the end-to-end tier's simulated cluster: etcd, kube-apiserver and
+kube-controller-manager (its default controllers) on 127.0.0.1.
 
-There is no kubelet or scheduler: objects are stored, validated, defaulted and
-served exactly as a cluster's API server does, but no pod ever runs. That is
-what `pulumi up` talks to, so it is enough to show the engine's diffs,
-replacements and deletes against a real API. The controller-manager runs only
-three controllers: the two that finish deletes, the garbage collector (the
+The API server runs as a cluster's does, with two settings that keep every
+address it dials on loopback: `--enable-aggregator-routing`, so admission
+webhooks and aggregated APIs are dialed at their endpoints (pod IPs, which kwok
+hands out from 127.0.0.0/8; see simulated_cluster.py) rather than at ClusterIPs
+from the service range; and `--allow-privileged`, as real clusters have it (the
+device plugin's MPS daemon is privileged). An audit log records every write, so
+a benchmark can count the API writes a rollout step makes.
+
+The controller manager runs its default controllers: deployments, replicasets,
+statefulsets, daemonsets, jobs, endpoints and endpoint slices, namespaces,
+service accounts and their tokens, resource quota, the garbage collector (the
 Kubernetes provider deletes with foreground propagation, which completes only
-when the collector removes the object's `foregroundDeletion` finalizer) and PVC
-protection (which removes `kubernetes.io/pvc-protection` from a claim no pod
-uses); and the resource-quota controller, which fills in a quota's status, the
-sign the provider waits for before it calls a team's GPU quota created.
+when the collector removes the `foregroundDeletion` finalizer), PVC protection.
 
 The serving certificate is self-signed for 127.0.0.1; the admin credential is
 a static bearer token in group system:masters.
@@ -31,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -131,8 +133,8 @@ class ControlPlane:
 
     def _start_apiserver(self, etcd_url: str) -> None:
         cert, key = _serving_certificate(self.workdir)
-        # Service account tokens are signed with their own key; nothing here
-        # mints any, but the API server refuses to start without one.
+        # Service account tokens are signed with their own key, shared with the
+        # controller manager's token controller.
         account_key, account_public_key = self.workdir / "service-account.key", self.workdir / "service-account.pub"
         signing_key = ec.generate_private_key(ec.SECP256R1())
         _write_key(account_key, signing_key)
@@ -162,9 +164,16 @@ class ControlPlane:
                 f"--service-account-key-file={account_public_key}",
                 f"--service-account-signing-key-file={account_key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                # ClusterIPs are allocated from here, and never dialed: with aggregator
+                # routing the API server calls webhooks and APIServices at their
+                # endpoints, and no pod really runs to call a Service.
                 "--service-cluster-ip-range=10.96.0.0/16",
-                # One API server and no aggregated APIs: priority-and-fairness
-                # bookkeeping is all cost here.
+                "--enable-aggregator-routing=true",
+                "--allow-privileged=true",
+                f"--audit-policy-file={self._audit_policy()}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                # One API server: priority-and-fairness bookkeeping is all cost here.
                 "--enable-priority-and-fairness=false",
             ],
         )
@@ -173,8 +182,50 @@ class ControlPlane:
             timeout=READY_TIMEOUT, interval=0.5, context=self.ssl_context(), headers=self._auth(),
         )
 
+    def _audit_policy(self) -> Path:
+        """Writes only, at metadata level: what `api_writes` counts, and nothing it need not."""
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "audit.k8s.io/v1",
+                    "kind": "Policy",
+                    "omitStages": ["RequestReceived"],
+                    "rules": [
+                        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+                        {"level": "None"},
+                    ],
+                }
+            )
+        )
+        return policy
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    def api_writes(self, since_line: int = 0, *, user: str | None = None) -> list[dict[str, Any]]:
+        """The audit log's write events from line `since_line` on (`audit_lines()` marks a point)."""
+        events = []
+        with self.audit_log.open() as log:
+            for number, line in enumerate(log):
+                if number < since_line or not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("stage") == "ResponseComplete" and (user is None or event["user"]["username"] == user):
+                    events.append(event)
+        return events
+
+    def audit_lines(self) -> int:
+        with self.audit_log.open() as log:
+            return sum(1 for _ in log)
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
     def _start_controllers(self) -> None:
-        kubeconfig = self.workdir / "admin.kubeconfig"
+        kubeconfig = self.admin_kubeconfig
         kubeconfig.write_text(self.kubeconfig())
         kubeconfig.chmod(0o600)
         process = self._spawn(
@@ -182,7 +233,12 @@ class ControlPlane:
             [
                 self.kube_controller_manager,
                 f"--kubeconfig={kubeconfig}",
-                "--controllers=garbagecollector,pvc-protection,resourcequota",
+                # The default controllers; the token controller signs with the
+                # service-account key and publishes the API server's CA.
+                f"--service-account-private-key-file={self.workdir / 'service-account.key'}",
+                f"--root-ca-file={self.workdir / 'apiserver.crt'}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={free_port()}",
@@ -254,16 +310,3 @@ class ControlPlane:
     def items(self, path: str) -> list[dict[str, Any]]:
         listing = self.get(path)
         return listing["items"] if listing else []
-
-
-def start_control_plane(tools: dict[str, str], workdir: Path) -> ControlPlane:
-    """Start the control plane from the binaries scripts/e2e-tools.sh reported."""
-    try:
-        return ControlPlane(
-            etcd=tools["ETCD"],
-            kube_apiserver=tools["kube-apiserver"],
-            kube_controller_manager=tools["kube-controller-manager"],
-            workdir=workdir,
-        ).start()
-    except OSError as error:
-        pytest.fail(f"could not start the control plane: {error}")

@@ -73,7 +73,7 @@ class PulumiCli:
 
     def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.binary, *args, "--non-interactive"],
+            [self.binary, "--non-interactive", *args],
             cwd=cwd,
             env=self.env(),
             capture_output=True,
@@ -93,8 +93,15 @@ class PulumiCli:
     def stack_init(self, project: Path, stack: str) -> None:
         self.run("stack", "init", stack, "--secrets-provider", "passphrase", cwd=project)
 
-    def config_set(self, project: Path, stack: str, key: str, value: str, *, secret: bool = False) -> None:
-        self.run("config", "set", "--stack", stack, key, value, *(["--secret"] if secret else []), cwd=project)
+    def config_set(
+        self, project: Path, stack: str, key: str, value: str, *, secret: bool = False, path: bool = False
+    ) -> None:
+        flags = [*(["--secret"] if secret else []), *(["--path"] if path else [])]
+        # After `--`, so a value that starts with a dash (a PEM) is not read as a flag.
+        self.run("config", "set", "--stack", stack, *flags, "--", key, value, cwd=project)
+
+    def refresh(self, project: Path, stack: str) -> subprocess.CompletedProcess[str]:
+        return self.run("refresh", "--stack", stack, "--yes", "--skip-preview", cwd=project)
 
     def up(self, project: Path, stack: str) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--stack", stack, "--yes", "--skip-preview", cwd=project)
@@ -110,6 +117,17 @@ class PulumiCli:
 
     def destroy(self, project: Path, stack: str) -> subprocess.CompletedProcess[str]:
         return self.run("destroy", "--stack", stack, "--yes", "--skip-preview", cwd=project)
+
+    def stack_resources(self, project: Path, stack: str, resource_type: str) -> list[dict[str, Any]]:
+        """The resources of one type in the stack's state, secrets decrypted."""
+        result = self.run("stack", "export", "--stack", stack, "--show-secrets", cwd=project)
+        resources = json.loads(result.stdout)["deployment"].get("resources") or []
+        return [resource for resource in resources if resource["type"] == resource_type]
+
+    def config(self, project: Path, stack: str) -> dict[str, Any]:
+        """The stack's config, secrets decrypted, by full key (`mlplatform:mesh`)."""
+        result = self.run("config", "--stack", stack, "--json", "--show-secrets", cwd=project)
+        return {key: entry.get("objectValue", entry.get("value")) for key, entry in json.loads(result.stdout).items()}
 
     def resource_count(self, project: Path, stack: str) -> int:
         result = self.run("stack", "export", "--stack", stack, cwd=project)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from mlplatform import labels
 from mlplatform.model.config import DEFAULT_STEPS
 from mlplatform.rollout.gate import PrometheusClient, Queries
 from tests.e2e.control_plane import ControlPlane
@@ -56,8 +57,6 @@ STACK_CONFIG = """\
     replicas:
       min: 1
       max: 3
-    # No kubelet here: pods never start, so `up` must not wait for them.
-    awaitReadiness: false
   mlmodel:stable:
     version: v5
     image: ghcr.io/mlflow/mlflow:v3.15.1-full
@@ -161,8 +160,11 @@ WEIGHT_STEP_CHANGES = {
 
 
 def _step(pulumi: PulumiCli, project: Path, api: ControlPlane, prometheus: str, weight: int) -> None:
-    """`rollout next` to `weight`: the preview changes the split (and the rollout record) only; `up` applies it."""
+    """`rollout next` to `weight`: the preview changes the split (and the rollout record) only; `up` applies it.
+
+    No pod moves: the canary's and the stable's pods (uids, on the same ReplicaSets) are the ones before."""
     before = _revisions(api)
+    pods_before = {version: _pods(api, version) for version in ("v5", "v6")}
     events = _mlplatform(project, prometheus, "next")
     assert events[-1]["weight"] == weight, events
     steps = pulumi.preview(project, STACK)
@@ -173,6 +175,41 @@ def _step(pulumi: PulumiCli, project: Path, api: ControlPlane, prometheus: str, 
     pulumi.up(project, STACK)
     assert _split_weights(api) == {f"{MODEL}-v5": 100 - weight, f"{MODEL}-v6": weight}
     assert _revisions(api) == before, "a weight step must not touch any Deployment"
+    assert {version: _pods(api, version) for version in ("v5", "v6")} == pods_before, f"pods moved at {weight}"
+
+
+def _pods(api: ControlPlane, version: str) -> dict[str, tuple[str, str, int]]:
+    """The model's running pods of `version`: name -> (uid, owning ReplicaSet's uid, restarts)."""
+    pods = {}
+    for pod in api.items(f"/api/v1/namespaces/{SERVING}/pods?labelSelector=app%3D{MODEL},version%3D{version}"):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        (owner,) = pod["metadata"]["ownerReferences"]
+        assert owner["kind"] == "ReplicaSet", owner
+        restarts = sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses", []))
+        pods[pod["metadata"]["name"]] = (pod["metadata"]["uid"], owner["uid"], restarts)
+    return pods
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def _assert_training_completes_on_a_gpu_node(api: ControlPlane, job: str) -> None:
+    def succeeded() -> bool:
+        status = api.get(f"/apis/batch/v1/namespaces/{TRAINING}/jobs/{job}").get("status", {})
+        return bool(status.get("succeeded"))
+
+    _wait_for(succeeded, f"the training Job {job} to complete")
+    (pod,) = api.items(f"/api/v1/namespaces/{TRAINING}/pods?labelSelector=job-name%3D{job}")
+    node = api.get(f"/api/v1/nodes/{pod['spec']['nodeName']}")
+    for key, value in labels.GPU_NODE_SELECTOR.items():
+        assert node["metadata"]["labels"].get(key) == value, f"training ran on {node['metadata']['name']}"
+    assert pod["status"]["phase"] == "Succeeded"
 
 
 # -- the story -----------------------------------------------------------------
@@ -207,6 +244,7 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     _platform_outputs_file(project).write_text(
         pulumi.run("stack", "output", "--json", "--stack", platform_stack, cwd=project).stdout
     )
+    platform_outputs = json.loads(_platform_outputs_file(project).read_text())
 
     deployments = _deployments(api)
     assert set(deployments) == {f"{MODEL}-v5", f"{MODEL}-v6"}
@@ -241,15 +279,24 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     ]
     versions = {v["metadata"]["name"] for v in api.items(f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions")}
     assert versions == {f"{MODEL}-v5", f"{MODEL}-v6"}
-    # The training Job exists and `up` returned although it can never run (skipAwait).
+    # The training Job: `up` does not wait for it (skipAwait: a run takes hours), but
+    # its pod is scheduled on a GPU node, under the team's quota, and completes.
     (job,) = api.items(f"/apis/batch/v1/namespaces/{TRAINING}/jobs")
     assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
-    assert not job.get("status", {}).get("succeeded")
     # Under its own ServiceAccount, with the checkpoints on the platform's ReadWriteMany class.
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == f"{MODEL}-training"
     assert api.get(f"/api/v1/namespaces/{TRAINING}/serviceaccounts/{MODEL}-training")
     (claim,) = api.items(f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims")
-    assert claim["spec"]["storageClassName"] == "standin-rwx"
+    assert claim["spec"]["storageClassName"] == platform_outputs["storageClasses"]["readWriteMany"]
+    _assert_training_completes_on_a_gpu_node(api, job["metadata"]["name"])
+    assert api.get(f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims/{claim['metadata']['name']}")["status"][
+        "phase"
+    ] == "Bound"
+    # `up` waited for every serving Deployment to be available (awaitReadiness defaults to true).
+    for name, deployment in _deployments(api).items():
+        assert deployment["status"].get("availableReplicas", 0) >= 1, name
+    canary_pods = _pods(api, "v6")
+    assert canary_pods, "the canary's pods are running"
     first_revisions = _revisions(api)
     created = pulumi.resource_count(project, STACK)
 
@@ -268,8 +315,10 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     assert f"kubernetes:apps/v1:Deployment {MODEL}-v5-deployment" in changes["delete"]
     pulumi.up(project, STACK)
     assert set(_deployments(api)) == {f"{MODEL}-v6"}
-    # Neither replaced nor edited: promotion rolls no pod of the new stable.
+    # Neither replaced nor edited: promotion rolls no pod of the new stable, and only v5's pods go.
     assert _revisions(api)[f"{MODEL}-v6"] == first_revisions[f"{MODEL}-v6"]
+    _wait_for(lambda: not _pods(api, "v5"), "v5's pods to be deleted")
+    assert _pods(api, "v6") == canary_pods, "promotion must not restart the canary's pods"
     assert _split_weights(api) == {f"{MODEL}-v6": 100}
 
     # 6. A second canary, started and aborted: traffic returns to stable, nothing is deleted.
@@ -313,4 +362,7 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
             f"/apis/{GROUP}/v1/namespaces/{TRAINING}/modeltrainings",
         )
     }
+    # The `default` ServiceAccount is the namespace's own (the service-account controller's), not the stack's.
+    leftovers = {path: [n for n in names if not (path.endswith("/serviceaccounts") and n == "default")]
+                 for path, names in leftovers.items()}
     assert {path: names for path, names in leftovers.items() if names} == {}

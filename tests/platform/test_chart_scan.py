@@ -20,11 +20,9 @@ Configuration, never skipped:
 from __future__ import annotations
 
 import functools
-import http.server
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +31,12 @@ import pytest
 import yaml
 
 from mlplatform.offline import run_entry_point
+from tests.chart_mirror import chart_mirror
 from tests.e2e.tools import provide_tools, terminal_progress
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 
-MIRROR_ENV = "MLPLATFORM_TEST_CHARTS"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kinds the operator turns into StatefulSets; their pods' resources are set on the custom resource.
@@ -83,32 +81,11 @@ def helm(request: pytest.FixtureRequest) -> str:
     return provide_tools(tools=("helm",), progress=terminal_progress(request.config))["helm"]
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-
 @pytest.fixture(scope="session")
 def chart_repo() -> Iterator[str]:
     """The mirror's URL: as given, or a directory served on 127.0.0.1 for the session."""
-    mirror = os.environ.get(MIRROR_ENV)
-    if not mirror:
-        pytest.fail(f"{MIRROR_ENV} is not set: point it at a Helm chart mirror (a directory or an http URL)")
-    if mirror.startswith(("http://", "https://")):
-        yield mirror.rstrip("/")
-        return
-    directory = Path(mirror).resolve()
-    if not (directory / "index.yaml").is_file():
-        pytest.fail(f"{MIRROR_ENV}={mirror}: no index.yaml in {directory}, not a Helm repository")
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with chart_mirror() as url:
+        yield url
 
 
 # -- rendering ------------------------------------------------------------------

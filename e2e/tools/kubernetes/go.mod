@@ -1,4 +1,4 @@
-// Wrapper module: builds kube-apiserver and kube-controller-manager from k8s.io/kubernetes
+// Wrapper module: builds kube-apiserver, kube-controller-manager and kube-scheduler from k8s.io/kubernetes
 // through the Go module proxy.
 // k8s.io/kubernetes points its staging modules at ./staging with replace directives, which
 // 'go install pkg@version' refuses; this module pins the same versions from the proxy instead.

@@ -6,8 +6,7 @@ for it, and the outputs it reads through its StackReference; this program
 declares exactly that on the local control plane, with the real engine:
 
 - the serving and training namespaces, and one team namespace with its GPU quota;
-- two StorageClasses standing in for the platform's gp3 and EFS ones (with no
-  provisioner: nothing binds here, as no pod ever runs);
+- the simulated cluster's StorageClass, exported for both access modes;
 - the platform's own ML CRDs, through the platform's `MlCrds` component;
 - the third-party CRDs a model stack's objects belong to, which the real
   platform gets from the Linkerd, linkerd-smi and kube-prometheus-stack charts;
@@ -48,16 +47,9 @@ k8s.core.v1.ResourceQuota(
     ),
     opts=k8s_opts,
 )
-storage_classes = {
-    role: k8s.storage.v1.StorageClass(
-        f"standin-{role}",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=f"standin-{role}"),
-        provisioner="kubernetes.io/no-provisioner",
-        volume_binding_mode="WaitForFirstConsumer",
-        opts=k8s_opts,
-    )
-    for role in ("rwo", "rwx")
-}
+# The simulated cluster's own class (kwok provisions and binds its claims), as a real
+# cluster's gp3 or EFS class is there before the platform.
+storage_class = config.require("storageClass")
 
 MlCrds("ml-crds", MlCrdsArgs(group=crd_group), opts=k8s_opts)
 for manifest in THIRD_PARTY_CRDS:
@@ -83,8 +75,8 @@ pulumi.export(keys.GPU_POOL_ENABLED, True)
 pulumi.export(
     keys.STORAGE_CLASSES,
     {
-        "readWriteOnce": storage_classes["rwo"].metadata.name,
-        "readWriteMany": storage_classes["rwx"].metadata.name,
+        "readWriteOnce": storage_class,
+        "readWriteMany": storage_class,
     },
 )
 # A platform on an existing cluster offers no IRSA; the model stack then creates no AWS resource.
