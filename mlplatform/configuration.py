@@ -18,6 +18,8 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from mlplatform import pem
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Config namespaces a stack file may hold besides its own project's: the providers
@@ -34,6 +36,14 @@ PROJECT_NAMESPACES = {"mlplatform": "the platform project (Pulumi.<stack>.yaml a
 # (a kubeconfig given by path holds nothing secret; its contents may hold a token).
 SECRET = {"secret": True}
 SECRET_UNLESS_PATH = {"secret": "unless-path"}
+# What an offline run (`mlplatform render`, `diff`) sees in place of a `secure:` value it
+# cannot decrypt: `[secret:<key path>]` (see mlplatform.stack_file). Validators that
+# inspect a secret's content skip it; `pulumi up` always hands them the real value.
+SECRET_PLACEHOLDER_PREFIX = "[secret:"
+
+
+def is_secret_placeholder(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(SECRET_PLACEHOLDER_PREFIX) and value.endswith("]")
 
 
 class ConfigModel(BaseModel):
@@ -291,7 +301,8 @@ def _describe(
             # A cross-field rule: its message names the keys involved, and the whole
             # object as "the value" would only bury them.
             return f"{where.rstrip(':') if not loc else where}: {message}"
-    shown = "[secret]" if _is_secret(loc, secret_keys) else _show(error.get("input"))
+    hidden = _is_secret(loc, secret_keys) or _is_secret_field(model, loc)
+    shown = "[secret]" if hidden else _show(error.get("input"))
     return f"{where} = {shown}: {message}"
 
 
@@ -317,8 +328,32 @@ def _is_secret(loc: tuple[Any, ...], secret_keys: Iterable[str]) -> bool:
     return any(path == s or path.startswith((f"{s}.", f"{s}[")) for s in secret_keys)
 
 
+def _is_secret_field(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """Whether `loc` is (or is inside) a field marked SECRET: its value is never shown, even
+    when it was set in plain text by mistake (that mistake is reported on its own)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            current = _element_type(current)
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return False
+        field = _field_by_alias(current, part)
+        if field is None:
+            return False
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("secret"):
+            return True
+        current = _element_type(field.annotation) if _is_container(field.annotation) else field.annotation
+        current = _unwrap_optional(current)
+    return False
+
+
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    if "-----BEGIN " in text:
+        # PEM: name its blocks, never echo them (a private key pasted into the wrong key is a secret).
+        return f"<{pem.describe(value if isinstance(value, str) else text)}>"
     return text if len(text) <= 120 else text[:117] + "..."
 
 

@@ -25,7 +25,12 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from pydantic import BaseModel
 
-from mlplatform.configuration import ConfigError, foreign_namespace_problems, validate_config
+from mlplatform.configuration import (
+    SECRET_PLACEHOLDER_PREFIX,
+    ConfigError,
+    foreign_namespace_problems,
+    validate_config,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -134,7 +139,7 @@ def _placeholders(value: Any, path: str, secrets: list[str]) -> Any:
 
 def placeholder(key_path: str) -> str:
     """What an offline run sees in place of a `secure:` value it cannot decrypt."""
-    return f"[secret:{key_path}]"
+    return f"{SECRET_PLACEHOLDER_PREFIX}{key_path}]"
 
 
 def validate_stack_file(path: Path, model: type[ModelT], namespace: str) -> ModelT:

@@ -42,8 +42,11 @@ def qualify(namespace: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{namespace}:{key}": value for key, value in values.items()}
 
 
-def run_platform(values: dict[str, Any] | None = None, *, stack: str = "dev") -> Recording:
-    """Run the platform's real `__main__.py` with `values` as its `mlplatform:` config."""
+def run_platform(
+    values: dict[str, Any] | None = None, *, stack: str = "dev", secret_keys: tuple[str, ...] = ()
+) -> Recording:
+    """Run the platform's real `__main__.py` with `values` as its `mlplatform:` config;
+    `secret_keys` are the fully qualified key paths given as Pulumi secrets."""
     config = qualify("mlplatform", values if values is not None else platform_config())
     config["aws:region"] = "us-west-2"
-    return run_entry_point(ROOT, stack=stack, config=config)
+    return run_entry_point(ROOT, stack=stack, config=config, secret_keys=secret_keys)

@@ -5,9 +5,9 @@ config table documents. Defaults are sane for `dev`; `Pulumi.prod.yaml` turns on
 HA, multi-AZ and deletion protection.
 
 `PlatformConfig` and the rules that span sections live here, with the small
-sections (mesh, namespaces, CRDs, device plugin); the larger sections have a
-module each beside it: `cluster_config` (cluster and node pools), `charts_config`,
-`monitoring_config`, `mlflow_config`, `storage_config` and `ci_config`.
+sections (namespaces, CRDs, device plugin); the larger sections have a module
+each beside it: `cluster_config` (cluster and node pools), `charts_config`,
+`mesh_config`, `monitoring_config`, `mlflow_config`, `storage_config` and `ci_config`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mlplatform.configuration import ConfigModel, CrossFieldError
 from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
 from mlplatform.platform.ci_config import CiConfig, check_reachable
 from mlplatform.platform.cluster_config import ClusterConfig, NodePoolsConfig
+from mlplatform.platform.mesh_config import MeshConfig
 from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.storage_config import (
@@ -31,28 +32,6 @@ from mlplatform.platform.storage_config import (
 )
 
 NAMESPACE = "mlplatform"
-
-
-# -- mesh ---------------------------------------------------------------------
-class MeshConfig(ConfigModel):
-    ha: bool = Field(False, description="Linkerd control plane in HA mode (3 replicas, PDBs, anti-affinity).")
-    trust_anchor_validity_hours: int = Field(
-        87600, ge=8760, description="Trust anchor (root CA) lifetime; long-lived, rotated by hand."
-    )
-    issuer_validity_hours: int = Field(
-        8760, ge=720, le=17520, description="Identity issuer (intermediate CA) lifetime, about a year."
-    )
-    smi: bool = Field(True, description="Install the linkerd-smi extension so TrafficSplit works.")
-
-    @model_validator(mode="after")
-    def _issuer_inside_anchor(self) -> MeshConfig:
-        if self.issuer_validity_hours >= self.trust_anchor_validity_hours:
-            raise CrossFieldError(
-                "issuerValidityHours must be shorter than trustAnchorValidityHours",
-                "issuerValidityHours",
-                "trustAnchorValidityHours",
-            )
-        return self
 
 
 # -- namespaces and CRDs ------------------------------------------------------

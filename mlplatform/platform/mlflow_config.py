@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from mlplatform.config_types import PinnedImage, PositiveInt
-from mlplatform.configuration import ConfigModel, CrossFieldError
+from mlplatform.configuration import SECRET, ConfigModel, CrossFieldError, is_secret_placeholder
+
+DATABASE_PASSWORD_MIN_LENGTH = 16
+# RDS Postgres' limit for the master password; the in-cluster Postgres has none that matters.
+DATABASE_PASSWORD_MAX_LENGTH = 128
+# RFC 3986's unreserved characters: nothing SQLAlchemy's URI parser, MLflow's
+# configparser (`%`) or RDS (`/`, `@`, `"`, space) treats specially, so the password
+# goes into the backend URI as it is, for either backend.
+DATABASE_PASSWORD_CHARACTERS = re.compile(r"^[A-Za-z0-9._~-]+$")
 
 
 class LifecycleConfig(ConfigModel):
@@ -52,6 +62,16 @@ class MlflowConfig(ConfigModel):
     rds_allocated_storage_gib: int = Field(20, ge=20, le=65536, description="RDS storage.")
     rds_multi_az: bool = Field(False, description="RDS Multi-AZ standby.")
     deletion_protection: bool = Field(False, description="Protect the database (and bucket) from deletion.")
+    database_password: str | None = Field(
+        None,
+        description=f"The MLflow database password, from your vault, instead of one generated with pulumi-random "
+        f"(so no random plugin is needed). Either backend: the in-cluster Postgres, or RDS's master password. "
+        f"{DATABASE_PASSWORD_MIN_LENGTH} to {DATABASE_PASSWORD_MAX_LENGTH} characters of letters, digits and "
+        "`-._~`. Must be a Pulumi secret (`pulumi config set --secret --path mlflow.databasePassword`). Changing "
+        "it later: RDS takes the new one in place; an in-cluster Postgres keeps the one it was initialised with, "
+        "so change it in the database too (`ALTER USER`).",
+        json_schema_extra=SECRET,
+    )
     postgres_image: PinnedImage = Field("postgres:17.6", description="In-cluster Postgres image (backend in-cluster).")
     postgres_storage_gib: int = Field(20, ge=1, description="In-cluster Postgres volume size.")
     artifact_bucket: str | None = Field(
@@ -69,3 +89,21 @@ class MlflowConfig(ConfigModel):
         "AWS_SECRET_ACCESS_KEY for the S3-compatible store.",
     )
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig, description="Artifact bucket lifecycle.")
+
+    @field_validator("database_password")
+    @classmethod
+    def _usable_password(cls, value: str | None) -> str | None:
+        # Messages describe the value (its length), never show it: it is a secret.
+        if value is None or is_secret_placeholder(value):
+            return value
+        if not DATABASE_PASSWORD_MIN_LENGTH <= len(value) <= DATABASE_PASSWORD_MAX_LENGTH:
+            raise ValueError(
+                f"the password has {len(value)} characters; allowed: {DATABASE_PASSWORD_MIN_LENGTH} to "
+                f"{DATABASE_PASSWORD_MAX_LENGTH}"
+            )
+        if not DATABASE_PASSWORD_CHARACTERS.match(value):
+            raise ValueError(
+                "the password has characters that would need escaping in the database URI; allowed: letters, "
+                "digits and -._~"
+            )
+        return value

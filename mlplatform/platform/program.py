@@ -2,29 +2,36 @@
 
 `__main__.py` calls `build_platform` after validation and exports what it returns;
 the tests and `mlplatform render` call the same function under mocks.
+
+The AWS components (cluster, GPU pool, storage, CI roles) are imported inside the
+mode-aws branches, not at the top: the Pulumi engine wants a plugin for every
+provider package the program loads, so mode existing must never import
+pulumi_aws. That lets an on-prem or air-gapped user run it with the Kubernetes
+plugin only (README, "Mode existing with the Kubernetes plugin only").
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.ci_identity import CiIdentity, CiIdentityArgs
-from mlplatform.platform.cluster import Cluster, ClusterArgs
 from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
-from mlplatform.platform.gpu import ClusterAutoscaler, ClusterAutoscalerArgs, GpuNodePool, GpuNodePoolArgs
 from mlplatform.platform.mesh import LINKERD_NAMESPACE, VIZ_NAMESPACE, ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
-from mlplatform.platform.storage import Storage, StorageArgs
 from mlplatform.platform.sizing import platform_sizes
+
+if TYPE_CHECKING:
+    from mlplatform.platform.ci_identity import CiIdentity
+    from mlplatform.platform.cluster import Cluster
+    from mlplatform.platform.gpu import GpuNodePool
 
 
 def build_platform(config: PlatformConfig) -> dict[str, Any]:
@@ -35,6 +42,8 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     gpu_pool: GpuNodePool | None = None
 
     if config.cluster.mode == "aws":
+        from mlplatform.platform.cluster import Cluster, ClusterArgs  # mode aws only: see the module docstring
+
         cluster = Cluster(
             "cluster",
             ClusterArgs(config=config.cluster, system_pool=config.node_pools.system, tags=tags),
@@ -50,6 +59,13 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
 
     if cluster is not None and config.node_pools.gpu.enabled:
+        from mlplatform.platform.gpu import (  # mode aws only: see the module docstring
+            ClusterAutoscaler,
+            ClusterAutoscalerArgs,
+            GpuNodePool,
+            GpuNodePoolArgs,
+        )
+
         gpu_pool = GpuNodePool(
             "gpu",
             GpuNodePoolArgs(
@@ -86,6 +102,8 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     read_write_once: pulumi.Input[str] | None = storage_classes.read_write_once
     read_write_many: pulumi.Input[str] | None = storage_classes.read_write_many
     if cluster is not None:
+        from mlplatform.platform.storage import Storage, StorageArgs  # mode aws only: see the module docstring
+
         storage = Storage(
             "storage",
             StorageArgs(
@@ -187,6 +205,9 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
 
     ci: CiIdentity | None = None
     if cluster is not None and config.ci.enabled:
+        # Mode aws only: see the module docstring.
+        from mlplatform.platform.ci_identity import CiIdentity, CiIdentityArgs
+
         ci = CiIdentity(
             "ci",
             CiIdentityArgs(

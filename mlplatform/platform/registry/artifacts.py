@@ -1,6 +1,9 @@
 """MLflow's artifact store in mode aws: a private, versioned S3 bucket and the IRSA role
 that is the only identity allowed to read and write it.
 
+Imported by the component only in mode aws (it needs pulumi_aws); what both modes
+share about the artifact store is in `store`.
+
 The bucket is stateful: its logical name (`<registry>-artifacts`) must never change,
 and the caller passes the protection options (`stateful`) that deletion protection asks
 for. The other resources here (public access block, versioning, ...) carry no data and
@@ -10,25 +13,12 @@ are parented like any other child.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_aws as aws
 
 from mlplatform.platform.iam import irsa_trust_policy
 from mlplatform.platform.mlflow_config import MlflowConfig
-
-ARTIFACTS_PREFIX = "artifacts"
-HTTPS_PORT = 443
-
-
-def object_store_port(endpoint_url: str | None) -> int:
-    """The port MLflow reaches its artifact store on: S3's HTTPS, or the configured endpoint's."""
-    if not endpoint_url:
-        return HTTPS_PORT
-    parts = urlsplit(endpoint_url)
-    return parts.port or (80 if parts.scheme == "http" else HTTPS_PORT)
-
 
 def artifact_bucket(
     name: str,

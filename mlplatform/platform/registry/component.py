@@ -20,7 +20,8 @@ import pulumi_kubernetes as k8s
 
 from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.network_policy import DatabaseRoute
-from mlplatform.platform.registry import artifacts, database, server
+from mlplatform.platform.registry import database, server
+from mlplatform.platform.registry.store import ARTIFACTS_PREFIX, object_store_port
 
 
 @dataclass
@@ -88,16 +89,19 @@ class ModelRegistry(pulumi.ComponentResource):
         identity = server.server_identity(name)
         self.pod_selector = identity.selector
         self.port = server.PORT
-        self.object_store_port = artifacts.object_store_port(config.s3_endpoint_url if args.aws is None else None)
+        self.object_store_port = object_store_port(config.s3_endpoint_url if args.aws is None else None)
 
         waits: list[pulumi.Resource] = []
         role_arn: pulumi.Output[str] | None = None
         if args.aws is not None:
+            # pulumi_aws is loaded only in mode aws: mode existing must run without the AWS plugin.
+            from mlplatform.platform.registry import artifacts
+
             bucket = artifacts.artifact_bucket(
                 name, config, args.tags, parent=self, stateful=self._stateful(config)
             )
             self.bucket_name = bucket.bucket
-            self.artifact_root = pulumi.Output.concat("s3://", bucket.bucket, f"/{artifacts.ARTIFACTS_PREFIX}")
+            self.artifact_root = pulumi.Output.concat("s3://", bucket.bucket, f"/{ARTIFACTS_PREFIX}")
             role, role_policy = artifacts.bucket_access_role(
                 name,
                 oidc_provider_arn=args.aws.oidc_provider_arn,
@@ -112,11 +116,13 @@ class ModelRegistry(pulumi.ComponentResource):
             waits.append(role_policy)
         else:
             self.artifact_root = pulumi.Output.from_input(
-                f"s3://{config.artifact_bucket}/{artifacts.ARTIFACTS_PREFIX}"
+                f"s3://{config.artifact_bucket}/{ARTIFACTS_PREFIX}"
             )
 
         if config.backend == "rds" and args.aws is not None:
-            backend = database.rds_backend(
+            from mlplatform.platform.registry import rds  # needs pulumi_aws: mode aws only, as above
+
+            backend = rds.rds_backend(
                 name,
                 config,
                 vpc_id=args.aws.vpc_id,

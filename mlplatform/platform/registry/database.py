@@ -1,20 +1,18 @@
-"""MLflow's backend store: RDS Postgres (mode aws) or a single-replica Postgres StatefulSet.
+"""MLflow's backend store in the cluster: a single-replica Postgres StatefulSet, and the
+database password either backend uses (the RDS one is in `rds`, which needs pulumi_aws).
 
 The in-cluster database has no replica or point-in-time recovery; it suits dev and
-clusters without RDS, not production. Both are stateful: their logical names
-(`<registry>-db`, `<registry>-postgres`) must never change, and the caller passes the
-protection options (`stateful`) that deletion protection asks for.
+clusters without RDS, not production. It is stateful: its logical name
+(`<registry>-postgres`) must never change, and the caller passes the protection
+options (`stateful`) that deletion protection asks for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from mlplatform import labels
 from mlplatform.platform.mlflow_config import MlflowConfig
@@ -23,10 +21,10 @@ from mlplatform.security import restricted_container_security_context, restricte
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
 POSTGRES_PORT = 5432
-POSTGRES_ENGINE_VERSION = "17"
 IN_CLUSTER_NAME = "mlflow-postgres"
-# Only `-` and `_`: RDS rejects `/`, `@`, `"` and spaces, and anything URI- or
-# configparser-special (`%`, `:`, `#`, `?`) would need escaping in the backend URI.
+# Generated passwords: only `-` and `_`. RDS rejects `/`, `@`, `"` and spaces, and anything URI- or
+# configparser-special (`%`, `:`, `#`, `?`) would need escaping in the backend URI
+# (`mlflow_config` holds a brought password to the same rule).
 PASSWORD_SPECIALS = "-_"
 
 
@@ -44,95 +42,16 @@ def in_cluster_selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": IN_CLUSTER_NAME, "app.kubernetes.io/instance": name}
 
 
-def _password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
-    password = random.RandomPassword(
-        f"{name}-db-password",
-        length=32,
-        special=True,
-        override_special=PASSWORD_SPECIALS,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return pulumi.Output.secret(password.result)
+def database_password(name: str, config: MlflowConfig, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The password the stack brings (`mlflow.databasePassword`), else a generated one, as a secret."""
+    if config.database_password is not None:
+        return pulumi.Output.secret(config.database_password)
+    # pulumi_random is loaded only here: a stack that brings its password must run without the random plugin.
+    from mlplatform.platform.passwords import generated_password
 
-
-def rds_backend(
-    name: str,
-    config: MlflowConfig,
-    *,
-    vpc_id: pulumi.Input[str],
-    vpc_cidr: str,
-    private_subnet_ids: pulumi.Input[Sequence[str]],
-    tags: Mapping[str, str],
-    parent: pulumi.Resource,
-    stateful: pulumi.ResourceOptions,
-) -> BackendStore:
-    """A private, encrypted RDS Postgres in the private subnets, reachable on 5432 from the VPC only."""
-    password = _password(name, parent)
-    security_group = aws.ec2.SecurityGroup(
-        f"{name}-db",
-        description="MLflow Postgres: 5432 from inside the VPC only.",
-        vpc_id=vpc_id,
-        ingress=[
-            aws.ec2.SecurityGroupIngressArgs(
-                description="Postgres from the VPC",
-                protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                cidr_blocks=[vpc_cidr],
-            )
-        ],
-        # A database initiates no connections; replies to inbound ones are allowed statefully.
-        egress=[],
-        tags=dict(tags),
-        opts=pulumi.ResourceOptions(parent=parent),
+    return generated_password(
+        f"{name}-db-password", length=32, special_characters=PASSWORD_SPECIALS, parent=parent
     )
-    subnet_group = aws.rds.SubnetGroup(
-        f"{name}-db",
-        description="MLflow Postgres in the private subnets.",
-        subnet_ids=private_subnet_ids,
-        tags=dict(tags),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    # Snapshot identifiers are account-wide: borrow the subnet group's auto-generated
-    # (randomly suffixed) name so two stacks never collide.
-    final_snapshot = pulumi.Output.concat(subnet_group.name, "-final") if config.deletion_protection else None
-    database = aws.rds.Instance(
-        f"{name}-db",
-        engine="postgres",
-        # A major version only: RDS picks the current minor and upgrades it in the maintenance window.
-        engine_version=POSTGRES_ENGINE_VERSION,
-        auto_minor_version_upgrade=True,
-        instance_class=config.rds_instance_class,
-        allocated_storage=config.rds_allocated_storage_gib,
-        storage_type="gp3",
-        storage_encrypted=True,
-        db_name=DB_NAME,
-        username=DB_USER,
-        password=password,
-        port=POSTGRES_PORT,
-        db_subnet_group_name=subnet_group.name,
-        vpc_security_group_ids=[security_group.id],
-        publicly_accessible=False,
-        multi_az=config.rds_multi_az,
-        deletion_protection=config.deletion_protection,
-        backup_retention_period=7,
-        copy_tags_to_snapshot=True,
-        skip_final_snapshot=not config.deletion_protection,
-        final_snapshot_identifier=final_snapshot,
-        tags=dict(tags),
-        opts=stateful,
-    )
-    # RDS Postgres 15+ enforces TLS (rds.force_ssl); say so rather than rely on negotiation.
-    uri = pulumi.Output.format(
-        "postgresql+psycopg2://{0}:{1}@{2}:{3}/{4}?sslmode=require",
-        DB_USER,
-        password,
-        database.address,
-        database.port,
-        DB_NAME,
-    )
-    endpoint = pulumi.Output.concat(database.address, ":", database.port.apply(str))
-    return BackendStore(uri=pulumi.Output.secret(uri), endpoint=endpoint)
 
 
 def in_cluster_backend(
@@ -144,7 +63,7 @@ def in_cluster_backend(
     stateful: pulumi.ResourceOptions,
 ) -> BackendStore:
     """Postgres as a StatefulSet next to MLflow, non-root, its data on a PVC, behind a headless Service."""
-    password = _password(name, parent)
+    password = database_password(name, config, parent)
     selector = in_cluster_selector(name)
     pod_labels = {**labels.k8s_labels("model-registry-db", name=IN_CLUSTER_NAME, instance=name), **selector}
     secret = k8s.core.v1.Secret(
