@@ -10,7 +10,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertma
 # The oldest Go that builds every module under e2e/tools/ (their go.mod `go` lines).
 GO_MIN := 1.26.0
 
-.PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench clean
+.PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench bench-e2e clean
 
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
@@ -58,11 +58,11 @@ test: setup deps
 test-fast: setup
 	$(PY) -m pytest -m "not integration and not e2e"
 
-## e2e: only the end-to-end tier: a model stack's rollout with the real pulumi engine against a local kube-apiserver
+## e2e: only the end-to-end tier: the real platform and a model stack's rollout, real pulumi engine, simulated cluster (needs MLPLATFORM_TEST_CHARTS)
 e2e: setup deps
 	$(PY) -m pytest -m e2e
 
-## e2e-tools: build (or find) the pulumi CLI, Python language host, Kubernetes provider and kube-apiserver
+## e2e-tools: build (or find) the pulumi CLI, Python language host, Kubernetes provider and the simulated cluster's binaries
 e2e-tools:
 	scripts/e2e-tools.sh
 
@@ -74,6 +74,10 @@ render: setup-runtime
 ## bench: program evaluation cost, rollout blast radius and test-suite time, written to docs/benchmarks.md
 bench: setup
 	$(PY) -m bench
+
+## bench-e2e: time the real platform and a rollout on the simulated cluster (docs/benchmarks.md, section 5; needs MLPLATFORM_TEST_CHARTS and kubectl)
+bench-e2e: setup deps
+	$(PY) -m bench.simulated
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -15,7 +15,7 @@ import yaml
 
 from mlplatform import labels
 from mlplatform.platform.charts_config import ChartConfig
-from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.helm import pinned_release, release_namespace
 from mlplatform.platform.sizing import PodSize
 
 NAMESPACE = "nvidia-device-plugin"
@@ -86,12 +86,14 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
         if args.time_slicing_replicas < 1:
             raise ValueError(f"time_slicing_replicas must be >= 1, got {args.time_slicing_replicas}")
 
+        namespace = release_namespace(
+            f"{name}-namespace", NAMESPACE, component="gpu", opts=pulumi.ResourceOptions(parent=self)
+        )
         self.release = pinned_release(
             f"{name}-release",
             chart="nvidia-device-plugin",
             pin=args.chart,
-            namespace=NAMESPACE,
-            create_namespace=True,
+            namespace=namespace.metadata.name,
             values=_chart_values(args.time_slicing_replicas, args.size),
             opts=pulumi.ResourceOptions(parent=self),
         )

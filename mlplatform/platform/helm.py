@@ -7,7 +7,35 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlplatform import labels
 from mlplatform.platform.charts_config import ChartConfig
+
+
+def release_namespace(
+    resource_name: str,
+    name: str,
+    *,
+    component: str,
+    opts: pulumi.ResourceOptions,
+    extra_labels: dict[str, str] | None = None,
+    annotations: pulumi.Input[dict[str, pulumi.Input[str]]] | None = None,
+) -> k8s.core.v1.Namespace:
+    """The namespace a chart installs into, declared here rather than by Helm's `create_namespace`.
+
+    Helm creates such a namespace but never deletes it, so `pulumi destroy` would
+    leave it (and anything a controller put in it) behind. Declared, it is
+    destroyed with the platform, after the releases in it, which depend on it
+    through its name.
+    """
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name,
+            labels={**labels.k8s_labels(component), **(extra_labels or {})},
+            annotations=annotations,
+        ),
+        opts=opts,
+    )
 
 
 def pinned_release(
@@ -18,7 +46,6 @@ def pinned_release(
     namespace: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
     values: pulumi.Input[dict[str, Any]] | None = None,
-    create_namespace: bool | None = None,
 ) -> k8s.helm.v3.Release:
     """A release of `chart`, named after it, at the version and from the repository `pin` fixes.
 
@@ -35,7 +62,6 @@ def pinned_release(
         version=pin.version,
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
         namespace=namespace,
-        create_namespace=create_namespace,
         values=values,
         opts=opts,
     )

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform.platform.charts_config import ChartConfig
 from mlplatform.platform.config import MeshConfig
-from mlplatform.platform.helm import pinned_release
+from mlplatform.platform.helm import pinned_release, release_namespace
 from mlplatform.platform.sizing import PlatformSizes
 
 LINKERD_NAMESPACE = "linkerd"
@@ -127,12 +127,29 @@ class ServiceMesh(pulumi.ComponentResource):
         # its policy controller still watches HTTPRoute/GRPCRoute; installing
         # them here also gives the model stacks HTTPRoute for traffic splitting.
         # This conflicts with Gateway API CRDs installed by something else.
+        # The labels and annotations `linkerd install` gives these namespaces (the
+        # charts' namespace.yaml, rendered by the CLI only): the control plane's is
+        # outside injection and the admission webhooks.
+        child = pulumi.ResourceOptions(parent=self)
+        linkerd_namespace = release_namespace(
+            f"{name}-namespace",
+            LINKERD_NAMESPACE,
+            component="service-mesh",
+            extra_labels={
+                "linkerd.io/is-control-plane": "true",
+                "config.linkerd.io/admission-webhooks": "disabled",
+                "linkerd.io/control-plane-ns": LINKERD_NAMESPACE,
+                # linkerd-init needs NET_ADMIN without the CNI plugin.
+                "pod-security.kubernetes.io/enforce": "privileged",
+            },
+            annotations={"linkerd.io/inject": "disabled"},
+            opts=child,
+        )
         self.crds_release = pinned_release(
             f"{name}-crds",
             chart="linkerd-crds",
             pin=args.crds_chart,
-            namespace=LINKERD_NAMESPACE,
-            create_namespace=True,
+            namespace=linkerd_namespace.metadata.name,
             values={"installGatewayAPI": True},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -147,7 +164,7 @@ class ServiceMesh(pulumi.ComponentResource):
             f"{name}-control-plane",
             chart="linkerd-control-plane",
             pin=args.control_plane_chart,
-            namespace=LINKERD_NAMESPACE,
+            namespace=linkerd_namespace.metadata.name,
             values=control_plane_values,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crds_release]),
         )
@@ -155,12 +172,19 @@ class ServiceMesh(pulumi.ComponentResource):
         # One Prometheus for the platform: viz reads the proxy metrics that the
         # Monitoring component's PodMonitor scrapes, rather than running a second,
         # short-retention Prometheus of its own.
+        viz_namespace = release_namespace(
+            f"{name}-viz-namespace",
+            VIZ_NAMESPACE,
+            component="service-mesh",
+            extra_labels={"linkerd.io/extension": "viz", "pod-security.kubernetes.io/enforce": "privileged"},
+            annotations={"viz.linkerd.io/external-prometheus": args.prometheus_url},
+            opts=child,
+        )
         self.viz_release = pinned_release(
             f"{name}-viz",
             chart="linkerd-viz",
             pin=args.viz_chart,
-            namespace=VIZ_NAMESPACE,
-            create_namespace=True,
+            namespace=viz_namespace.metadata.name,
             values={
                 "prometheus": {"enabled": False},
                 "prometheusUrl": args.prometheus_url,
@@ -174,12 +198,18 @@ class ServiceMesh(pulumi.ComponentResource):
             # the linkerd-smi extension translates it. Upstream has archived that
             # extension (last chart 1.0.4), so it gets no fixes: new traffic
             # splitting should use Gateway API HTTPRoute backendRefs instead.
+            smi_namespace = release_namespace(
+                f"{name}-smi-namespace",
+                SMI_NAMESPACE,
+                component="service-mesh",
+                extra_labels={"linkerd.io/extension": "smi"},
+                opts=child,
+            )
             self.smi_release = pinned_release(
                 f"{name}-smi",
                 chart="linkerd-smi",
                 pin=args.smi_chart,
-                namespace=SMI_NAMESPACE,
-                create_namespace=True,
+                namespace=smi_namespace.metadata.name,
                 values={"adaptor": {"resources": args.sizes.linkerd_smi.k8s()}},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
             )

@@ -182,6 +182,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             namespace=namespaces.mlflow,
             aws=aws_infra,
             tags=tags,
+            storage_class=read_write_once,
             wait_for=[mesh],
         ),
         opts=k8s_opts,

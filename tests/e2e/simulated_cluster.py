@@ -58,6 +58,7 @@ GPU_NODES = ("gpu-0", "gpu-1")
 GPUS_PER_NODE = 2
 NODE_IPS = {name: f"127.32.0.{index + 1}" for index, name in enumerate((*SYSTEM_NODES, *GPU_NODES))}
 READY_TIMEOUT = 90.0
+NODE_LEASE_SECONDS = 40
 
 assert all(ipaddress.ip_address(ip).is_loopback for ip in NODE_IPS.values())
 assert ipaddress.ip_network(POD_CIDR).subnet_of(ipaddress.ip_network("127.0.0.0/8"))
@@ -126,6 +127,11 @@ def _start_kwok(plane: ControlPlane, kwok: str, stages_dir: Path) -> None:
             "--manage-nodes-with-annotation-selector="
             + ",".join(f"{key}={value}" for key, value in FAKE_NODE_ANNOTATION.items()),
             f"--cidr={POD_CIDR}",
+            # Heartbeats through Leases, renewed well within the node lifecycle
+            # controller's grace period: without them kwok patches node status about
+            # once a minute, the controller sees the node go Unknown in between and
+            # marks its pods NotReady, and nothing here marks them Ready again.
+            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
             f"--node-ip={NODE_IPS[SYSTEM_NODES[0]]}",
             # Its kubelet-like server (logs, exec) stays on loopback too.
             f"--server-address=127.0.0.1:{free_port()}",

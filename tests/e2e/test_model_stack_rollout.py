@@ -212,6 +212,36 @@ def _assert_training_completes_on_a_gpu_node(api: ControlPlane, job: str) -> Non
     assert pod["status"]["phase"] == "Succeeded"
 
 
+# Where a model stack's objects live: a destroy must leave none of them.
+STACK_OBJECT_PATHS = (
+    f"/apis/apps/v1/namespaces/{SERVING}/deployments",
+    f"/api/v1/namespaces/{SERVING}/services",
+    f"/api/v1/namespaces/{SERVING}/serviceaccounts",
+    f"/apis/autoscaling/v2/namespaces/{SERVING}/horizontalpodautoscalers",
+    f"/apis/policy/v1/namespaces/{SERVING}/poddisruptionbudgets",
+    f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits",
+    f"/apis/linkerd.io/v1alpha2/namespaces/{SERVING}/serviceprofiles",
+    f"/apis/policy.linkerd.io/v1beta3/namespaces/{SERVING}/servers",
+    f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/authorizationpolicies",
+    f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/meshtlsauthentications",
+    f"/apis/networking.k8s.io/v1/namespaces/{SERVING}/networkpolicies",
+    f"/apis/monitoring.coreos.com/v1/namespaces/{SERVING}/prometheusrules",
+    f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions",
+    f"/apis/{GROUP}/v1/namespaces/{SERVING}/inferenceservices",
+    f"/apis/batch/v1/namespaces/{TRAINING}/jobs",
+    f"/api/v1/namespaces/{TRAINING}/services",
+    f"/api/v1/namespaces/{TRAINING}/serviceaccounts",
+    f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims",
+    f"/apis/{GROUP}/v1/namespaces/{TRAINING}/modeltrainings",
+)
+
+
+def _objects(api: ControlPlane) -> set[str]:
+    """Every object at STACK_OBJECT_PATHS, as `path name`: the platform's own (its NetworkPolicies in
+    the serving namespace, the namespaces' default ServiceAccounts) are there before the stack too."""
+    return {f"{path} {item['metadata']['name']}" for path in STACK_OBJECT_PATHS for item in api.items(path)}
+
+
 # -- the story -----------------------------------------------------------------
 
 
@@ -240,11 +270,14 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     stack_file.write_text(
         stack_file.read_text() + "config:\n" + STACK_CONFIG.format(platform=platform_stack, window=WINDOW)
     )
+    before_up = _objects(api)
     pulumi.up(project, STACK)
     _platform_outputs_file(project).write_text(
         pulumi.run("stack", "output", "--json", "--stack", platform_stack, cwd=project).stdout
     )
     platform_outputs = json.loads(_platform_outputs_file(project).read_text())
+    # What the destroy below must remove (so that check can fail): the stack's objects, by path.
+    assert len(_objects(api) - before_up) >= len(STACK_OBJECT_PATHS)
 
     deployments = _deployments(api)
     assert set(deployments) == {f"{MODEL}-v5", f"{MODEL}-v6"}
@@ -271,7 +304,11 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     assert len(authz) == 1 and len(mtls) == 1
     assert mtls[0]["spec"]["identities"] == ["api-gateway.api-gateway.serviceaccount.identity.linkerd.cluster.local"]
     # The second layer: the clients' namespaces, on the proxy's inbound port only.
-    (network_policy,) = api.items(f"/apis/networking.k8s.io/v1/namespaces/{SERVING}/networkpolicies")
+    (network_policy,) = [
+        policy
+        for policy in api.items(f"/apis/networking.k8s.io/v1/namespaces/{SERVING}/networkpolicies")
+        if policy["spec"]["podSelector"].get("matchLabels", {}).get("app") == MODEL
+    ]
     (rule,) = network_policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": 4143, "protocol": "TCP"}]
     assert [p["namespaceSelector"]["matchLabels"] for p in rule["from"]] == [
@@ -297,6 +334,10 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
         assert deployment["status"].get("availableReplicas", 0) >= 1, name
     canary_pods = _pods(api, "v6")
     assert canary_pods, "the canary's pods are running"
+    # Idempotent: nothing to do straight after `up`, nor after `refresh` reads the cluster back.
+    assert _changes(pulumi.preview(project, STACK)) == {}, "a preview straight after `up` must change nothing"
+    pulumi.refresh(project, STACK)
+    assert _changes(pulumi.preview(project, STACK)) == {}, "a preview after `refresh` must change nothing"
     first_revisions = _revisions(api)
     created = pulumi.resource_count(project, STACK)
 
@@ -338,31 +379,5 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     # 7. `pulumi destroy` leaves nothing behind.
     pulumi.destroy(project, STACK)
     assert pulumi.resource_count(project, STACK) == 0
-    leftovers = {
-        path: [item["metadata"]["name"] for item in api.items(path)]
-        for path in (
-            f"/apis/apps/v1/namespaces/{SERVING}/deployments",
-            f"/api/v1/namespaces/{SERVING}/services",
-            f"/api/v1/namespaces/{SERVING}/serviceaccounts",
-            f"/apis/autoscaling/v2/namespaces/{SERVING}/horizontalpodautoscalers",
-            f"/apis/policy/v1/namespaces/{SERVING}/poddisruptionbudgets",
-            f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits",
-            f"/apis/linkerd.io/v1alpha2/namespaces/{SERVING}/serviceprofiles",
-            f"/apis/policy.linkerd.io/v1beta3/namespaces/{SERVING}/servers",
-            f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/authorizationpolicies",
-            f"/apis/policy.linkerd.io/v1alpha1/namespaces/{SERVING}/meshtlsauthentications",
-            f"/apis/networking.k8s.io/v1/namespaces/{SERVING}/networkpolicies",
-            f"/apis/monitoring.coreos.com/v1/namespaces/{SERVING}/prometheusrules",
-            f"/apis/{GROUP}/v1/namespaces/{SERVING}/modelversions",
-            f"/apis/{GROUP}/v1/namespaces/{SERVING}/inferenceservices",
-            f"/apis/batch/v1/namespaces/{TRAINING}/jobs",
-            f"/api/v1/namespaces/{TRAINING}/services",
-            f"/api/v1/namespaces/{TRAINING}/serviceaccounts",
-            f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims",
-            f"/apis/{GROUP}/v1/namespaces/{TRAINING}/modeltrainings",
-        )
-    }
-    # The `default` ServiceAccount is the namespace's own (the service-account controller's), not the stack's.
-    leftovers = {path: [n for n in names if not (path.endswith("/serviceaccounts") and n == "default")]
-                 for path, names in leftovers.items()}
-    assert {path: names for path, names in leftovers.items() if names} == {}
+    leftovers = _objects(api) - before_up
+    assert leftovers == set(), f"the model stack's destroy left these behind: {sorted(leftovers)}"

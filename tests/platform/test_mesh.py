@@ -134,7 +134,8 @@ def test_crds_install_gateway_api(default):
     recording, mesh = default
     crds = recording.one(RELEASE, "mesh-crds").inputs
     assert crds["values"]["installGatewayAPI"] is True
-    assert (crds["name"], crds["namespace"], crds["createNamespace"]) == ("linkerd-crds", "linkerd", True)
+    assert (crds["name"], crds["namespace"]) == ("linkerd-crds", "linkerd")
+    assert "createNamespace" not in crds, "the namespace is declared, so destroy removes it"
     assert mesh.gateway_api_available is True
 
 
@@ -223,3 +224,18 @@ def test_releases_inherit_the_components_kubernetes_provider(default):
     for release in releases:
         assert release.parent == component.urn, release
         assert release.provider.startswith(provider.urn + "::"), release
+
+
+def test_chart_namespaces_are_declared_as_linkerd_install_labels_them(default):
+    """Declared (Helm never deletes a namespace it created), with `linkerd install`'s labels."""
+    recording, _mesh = default
+    namespaces = {r.metadata["name"]: r.metadata for r in recording.of_type("kubernetes:core/v1:Namespace")}
+    assert set(namespaces) == {"linkerd", "linkerd-viz", "linkerd-smi"}
+    control_plane = namespaces["linkerd"]
+    assert control_plane["labels"]["config.linkerd.io/admission-webhooks"] == "disabled"
+    assert control_plane["labels"]["linkerd.io/is-control-plane"] == "true"
+    assert control_plane["annotations"] == {"linkerd.io/inject": "disabled"}
+    assert namespaces["linkerd-viz"]["labels"]["linkerd.io/extension"] == "viz"
+    assert namespaces["linkerd-smi"]["labels"]["linkerd.io/extension"] == "smi"
+    for release in recording.of_type(RELEASE):
+        assert "createNamespace" not in release.inputs, release.name

@@ -212,6 +212,18 @@ def test_existing_mode_creates_no_storage_and_exports_the_configured_names():
     assert recording.stack_outputs["gpuPoolEnabled"] is True
 
 
+def test_every_platform_claim_names_the_configured_class():
+    """Prometheus's volume and the in-cluster Postgres's both claim `readWriteOnceClass`, not the
+    cluster's default (which a cluster need not have; the e2e tier's simulated cluster has none)."""
+    recording = run_platform(EXISTING)
+    (postgres,) = recording.of_type("kubernetes:apps/v1:StatefulSet")
+    (claim,) = postgres.inputs["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["storageClassName"] == "standard"
+    (release,) = [r for r in recording.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kube-prometheus-stack"]
+    prometheus_claim = release.inputs["values"]["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]
+    assert prometheus_claim["spec"]["storageClassName"] == "standard"
+
+
 def test_existing_mode_without_classes_offers_no_read_write_many():
     """Null ReadWriteOnce means the cluster's default class; null ReadWriteMany means none at all."""
     values = platform_config(

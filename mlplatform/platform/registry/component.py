@@ -41,6 +41,8 @@ class ModelRegistryArgs:
     namespace: pulumi.Input[str]
     aws: AwsRegistryInfra | None
     tags: Mapping[str, str]
+    # The ReadWriteOnce class for the in-cluster Postgres's volume (None: the cluster's default).
+    storage_class: pulumi.Input[str] | None = None
     # Resources the MLflow pods must wait for: the mesh, since the namespace is meshed and a
     # pod admitted before Linkerd's injector exists would run without a proxy (no mTLS).
     # A component's own depends_on does not reach its children, so the Deployment takes it.
@@ -135,7 +137,7 @@ class ModelRegistry(pulumi.ComponentResource):
             self.database_route = DatabaseRoute(port=database.POSTGRES_PORT, cidr=args.aws.vpc_cidr)
         else:
             backend = database.in_cluster_backend(
-                name, config, namespace, parent=self, stateful=self._stateful(config)
+                name, config, namespace, storage_class=args.storage_class, parent=self, stateful=self._stateful(config)
             )
             self.database_route = DatabaseRoute(
                 port=database.POSTGRES_PORT, pod_selector=database.in_cluster_selector(name)

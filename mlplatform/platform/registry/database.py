@@ -59,10 +59,13 @@ def in_cluster_backend(
     config: MlflowConfig,
     namespace: pulumi.Input[str],
     *,
+    storage_class: pulumi.Input[str] | None,
     parent: pulumi.Resource,
     stateful: pulumi.ResourceOptions,
 ) -> BackendStore:
-    """Postgres as a StatefulSet next to MLflow, non-root, its data on a PVC, behind a headless Service."""
+    """Postgres as a StatefulSet next to MLflow, non-root, its data on a PVC, behind a headless Service.
+
+    The claim names the platform's ReadWriteOnce class (None: the cluster's default class)."""
     password = database_password(name, config, parent)
     selector = in_cluster_selector(name)
     pod_labels = {**labels.k8s_labels("model-registry-db", name=IN_CLUSTER_NAME, instance=name), **selector}
@@ -148,6 +151,7 @@ def in_cluster_backend(
                     metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=pod_labels),
                     spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                         access_modes=["ReadWriteOnce"],
+                        storage_class_name=storage_class,
                         resources=k8s.core.v1.VolumeResourceRequirementsArgs(
                             requests={"storage": f"{config.postgres_storage_gib}Gi"}
                         ),
