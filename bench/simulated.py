@@ -63,6 +63,8 @@ class Timed:
 
     wall: float
     before_program: float = 0.0
+    plugin_discovery: float = 0.0
+    """Of `before_program`: the language host's `python -m pip list`, which finds the plugins."""
     program: float = 0.0
     after_program: float = 0.0
 
@@ -71,7 +73,7 @@ class Timed:
 class Results:
     platform_up: float = 0.0
     model_up: float = 0.0
-    steps: list[tuple[int, Timed, Timed, int]] = field(default_factory=list)
+    steps: list[tuple[int, Timed, Timed, list[str]]] = field(default_factory=list)
     kubectl: list[float] = field(default_factory=list)
     versions: dict[int, list[Timed]] = field(default_factory=dict)
     stacks: dict[int, list[Timed]] = field(default_factory=dict)
@@ -94,6 +96,7 @@ class Bench:
         if program:
             first, last = program[0][0], program[-1][1]
             timed.before_program, timed.program, timed.after_program = first - started, last - first, ended - last
+        timed.plugin_discovery = sum(float(b) - float(a) for a, b, argv in runs if "pip list" in argv)
         return timed
 
     def model_project(self, name: str, stack: str, *, canary: bool, training: bool) -> Path:
@@ -112,10 +115,14 @@ class Bench:
         stack_file.write_text(stack_file.read_text() + "config:\n" + config)
         return project
 
-    def api_writes_by_provider(self, since_line: int) -> int:
-        return sum(
-            1 for event in self.api.api_writes(since_line) if event.get("userAgent", "").startswith(PROVIDER_AGENT)
-        )
+    def api_writes_by_provider(self, since_line: int) -> list[str]:
+        """`verb resource/name`, with `(dry run)` for server-side dry runs, which change nothing."""
+        return [
+            f"{event['verb']} {event['objectRef'].get('resource')}/{event['objectRef'].get('name')}"
+            + (" (dry run)" if "dryRun=All" in event.get("requestURI", "") else "")
+            for event in self.api.api_writes(since_line)
+            if event.get("userAgent", "").startswith(PROVIDER_AGENT)
+        ]
 
     def kubectl_patch(self, kubeconfig: Path, weights: tuple[int, int], model: str) -> float:
         patch = {"spec": {"backends": [
@@ -218,11 +225,13 @@ def markdown(results: Results) -> str:
         "",
         "Each weight step (the edit `rollout next` makes), previewed then applied:",
         "",
-        "| step | `preview --diff` | `up` | API writes by the provider during `up` |",
-        "|---|---:|---:|---:|",
+        "| step | `preview --diff` | `up` | API writes by the provider during `up` | of which dry runs |",
+        "|---|---:|---:|---:|---:|",
     ]
     for weight, preview, up, writes in results.steps:
-        lines.append(f"| → {weight} | {_seconds(preview.wall)} | {_seconds(up.wall)} | {writes} |")
+        dry = sum(1 for write in writes if write.endswith("(dry run)"))
+        lines.append(f"| → {weight} | {_seconds(preview.wall)} | {_seconds(up.wall)} | {len(writes)} | {dry} |")
+    lines += ["", "The last step's writes, in order: " + "; ".join(f"`{w}`" for w in results.steps[-1][3]) + "."]
     up_median = statistics.median(up.wall for _, _, up, _ in results.steps)
     lines += [
         "",
@@ -235,8 +244,8 @@ def markdown(results: Results) -> str:
         "interpreter's life (imports, the program, and its waits on the engine, including the provider's",
         f"load and diffs); `after`: the engine finishing. The CLI alone (`pulumi version`) starts in {results.cli_start:.2f} s.",
         "",
-        "| preview of | total | before program | program | after |",
-        "|---|---:|---:|---:|---:|",
+        "| preview of | total | before program | of which `pip list` (plugin discovery) | program | after |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
 
     def row(label: str, runs: list[Timed]) -> str:
@@ -245,7 +254,7 @@ def markdown(results: Results) -> str:
 
         return (
             f"| {label} | {_seconds(median('wall'))} | {_seconds(median('before_program'))} | "
-            f"{_seconds(median('program'))} | {_seconds(median('after_program'))} |"
+            f"{_seconds(median('plugin_discovery'))} | {_seconds(median('program'))} | {_seconds(median('after_program'))} |"
         )
 
     for count, runs in sorted(results.versions.items()):

@@ -103,7 +103,7 @@ announced_build=0
 announce_build() {
     [[ $announced_build -eq 1 ]] && return
     announced_build=1
-    log "building the e2e tools with $(go env GOVERSION): 15 minutes on 2 idle cores with a cold cache," \
+    log "building the e2e tools with $(go env GOVERSION): about 20 minutes on 2 idle cores with a cold cache," \
         "up to 40 on a loaded machine; needs about 4.6 GB of memory at peak and 15 GB of disk for Go's caches." \
         "Build logs: $log_dir/"
 }

@@ -19,6 +19,7 @@ import ipaddress
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +114,8 @@ class LoopbackGuard:
     """Samples until `stop()`; `violations` lists what it saw, once each."""
 
     root: int = field(default_factory=os.getpid)
+    allowed: Callable[[str, str], bool] = lambda process, peer: False
+    """(process name, peer `address:port`) -> whether that connection is expected."""
     violations: list[str] = field(default_factory=list)
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -134,6 +137,8 @@ class LoopbackGuard:
             return
         for inode, owner in _owners(set(foreign), self.root).items():
             peer, state = foreign[inode]
+            if self.allowed(owner.rsplit(" (", 1)[0], peer):
+                continue
             finding = f"{owner} -> {peer} ({state})"
             if finding not in self.violations:
                 self.violations.append(finding)

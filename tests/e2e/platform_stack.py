@@ -90,7 +90,7 @@ def cluster_snapshot(api: ControlPlane) -> set[tuple[str, str]]:
 class PlatformStack:
     project: Path
     reference: str
-    chart_mirror: str
+    chart_mirror: str | None
     up_seconds: float
     before: set[tuple[str, str]]
     """The cluster-scoped objects the cluster had before the platform."""
@@ -108,8 +108,9 @@ def assert_nothing_left(api: ControlPlane, stack: PlatformStack) -> list[str]:
 
 
 def provision(
-    pulumi: PulumiCli, api: ControlPlane, workdir: Path, *, chart_mirror: str
+    pulumi: PulumiCli, api: ControlPlane, workdir: Path, *, chart_mirror: str | None
 ) -> PlatformStack:
+    """`chart_mirror` None: each release from the repository the platform pins."""
     before = cluster_snapshot(api)
     kubeconfig = api.kubeconfig()
     project = workdir / "platform"
@@ -127,7 +128,8 @@ def provision(
         ("mlflow.databasePassword", secrets.token_urlsafe(24), True),
     ):
         pulumi.config_set(project, STACK, f"mlplatform:{path}", value, secret=secret, path=True)
-    pulumi.config_set(project, STACK, "mlplatform:chartMirror", chart_mirror)
+    if chart_mirror:
+        pulumi.config_set(project, STACK, "mlplatform:chartMirror", chart_mirror)
     started = time.monotonic()
     pulumi.up(project, STACK)
     return PlatformStack(

@@ -82,14 +82,15 @@ def helm(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def chart_repo() -> Iterator[str]:
-    """The mirror's URL: as given, or a directory served on 127.0.0.1 for the session."""
+def chart_repo() -> Iterator[str | None]:
+    """The mirror's URL: as given, or a directory served on 127.0.0.1 for the session; None: upstream."""
     with chart_mirror() as url:
         yield url
 
 
 # -- rendering ------------------------------------------------------------------
-def _template(helm: str, repo: str, release: dict[str, Any], workdir: Path, kube_version: str) -> list[dict]:
+def _template(helm: str, repo: str | None, release: dict[str, Any], workdir: Path, kube_version: str) -> list[dict]:
+    repo = repo or release["repositoryOpts"]["repo"]
     values = workdir / f"{release['name']}.values.json"
     values.write_text(json.dumps(release.get("values") or {}))
     command = [
