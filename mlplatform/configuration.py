@@ -283,7 +283,8 @@ def _describe(
         return f"{where} is not a known key{hint}"
     message = error["msg"]
     given = error.get("input")
-    if isinstance(given, str) and given.startswith("[secret:") and kind.endswith(("_type", "_attributes_type")):
+    is_placeholder = isinstance(given, str) and given.startswith(SECRET_PLACEHOLDER_PREFIX)
+    if is_placeholder and kind.endswith(("_type", "_attributes_type")):
         # An offline run's placeholder for a `secure:` value (see mlplatform.stack_file):
         # a whole object made secret cannot be decrypted without the stack's secrets provider.
         path = where.partition(":")[2]
@@ -331,22 +332,10 @@ def _is_secret(loc: tuple[Any, ...], secret_keys: Iterable[str]) -> bool:
 def _is_secret_field(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
     """Whether `loc` is (or is inside) a field marked SECRET: its value is never shown, even
     when it was set in plain text by mistake (that mistake is reported on its own)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            current = _element_type(current)
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return False
-        field = _field_by_alias(current, part)
-        if field is None:
-            return False
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        if extra.get("secret"):
-            return True
-        current = _element_type(field.annotation) if _is_container(field.annotation) else field.annotation
-        current = _unwrap_optional(current)
-    return False
+    return any(
+        field is not None and isinstance(field.json_schema_extra, dict) and bool(field.json_schema_extra.get("secret"))
+        for field, _type in _walk(model, loc)
+    )
 
 
 def _show(value: Any) -> str:
@@ -359,21 +348,32 @@ def _show(value: Any) -> str:
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The camelCase keys accepted at `loc` inside `model`, for 'unknown key' errors."""
+    steps = list(_walk(model, loc))
+    if len(steps) < len(loc):
+        return []
+    current = steps[-1][1] if steps else model
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(f.alias or n for n, f in current.model_fields.items())
+    return []
+
+
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> Iterator[tuple[Any, Any]]:
+    """Follows `loc` down from `model`: for each part, the field it names (None for a list
+    index) and the type it leads to. Stops early where `loc` leaves the models."""
     current: Any = model
     for part in loc:
         if isinstance(part, int):
             current = _element_type(current)
+            yield None, current
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
+            return
         field = _field_by_alias(current, part)
         if field is None:
-            return []
+            return
         current = _element_type(field.annotation) if _is_container(field.annotation) else field.annotation
         current = _unwrap_optional(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(f.alias or n for n, f in current.model_fields.items())
-    return []
+        yield field, current
 
 
 def _field_by_alias(model: type[BaseModel], key: str):

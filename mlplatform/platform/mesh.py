@@ -123,10 +123,6 @@ class ServiceMesh(pulumi.ComponentResource):
             identity = mesh_pki.generated_identity(name, config, parent=self)
         self.trust_anchor_pem = pulumi.Output.from_input(identity.trust_anchor_pem)
 
-        # Current Linkerd no longer installs the Gateway API CRDs by default but
-        # its policy controller still watches HTTPRoute/GRPCRoute; installing
-        # them here also gives the model stacks HTTPRoute for traffic splitting.
-        # This conflicts with Gateway API CRDs installed by something else.
         # The labels and annotations `linkerd install` gives these namespaces (the
         # charts' namespace.yaml, rendered by the CLI only): the control plane's is
         # outside injection and the admission webhooks.
@@ -145,13 +141,17 @@ class ServiceMesh(pulumi.ComponentResource):
             annotations={"linkerd.io/inject": "disabled"},
             opts=child,
         )
+        # Current Linkerd no longer installs the Gateway API CRDs by default but
+        # its policy controller still watches HTTPRoute/GRPCRoute; installing
+        # them here also gives the model stacks HTTPRoute for traffic splitting.
+        # This conflicts with Gateway API CRDs installed by something else.
         self.crds_release = pinned_release(
             f"{name}-crds",
             chart="linkerd-crds",
             pin=args.crds_chart,
             namespace=linkerd_namespace.metadata.name,
             values={"installGatewayAPI": True},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
 
         control_plane_values: dict[str, Any] = {

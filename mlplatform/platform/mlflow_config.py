@@ -8,9 +8,8 @@ bucket) and on the environment live with `PlatformConfig`, which knows both.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
