@@ -141,9 +141,8 @@ def run(workdir: Path) -> Results:
     if not shutil.which("kubectl"):
         sys.exit("bench.simulated: kubectl is not on PATH (it measures `kubectl patch` as the floor)")
     results = Results()
-    results.kubectl_version = subprocess.run(
-        ["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True
-    ).stdout
+    client = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True).stdout
+    results.kubectl_version = json.loads(client or "{}").get("clientVersion", {}).get("gitVersion", "?")
     tools = provide_tools(tools=E2E_TOOLS)
     python = program_virtualenv(Path(tools["CACHE"]))
     program_log = workdir / "program-runs.log"
@@ -209,7 +208,6 @@ def _seconds(value: float) -> str:
 
 def markdown(results: Results) -> str:
     kubectl = statistics.median(results.kubectl)
-    version = json.loads(results.kubectl_version or "{}").get("clientVersion", {}).get("gitVersion", "?")
     lines = [
         "## 5. The real platform and a rollout on the simulated cluster (e2e)",
         "",
@@ -235,7 +233,7 @@ def markdown(results: Results) -> str:
     up_median = statistics.median(up.wall for _, _, up, _ in results.steps)
     lines += [
         "",
-        f"The same weight change with `kubectl patch trafficsplit --type=merge` (kubectl {version}), "
+        f"The same weight change with `kubectl patch trafficsplit --type=merge` (kubectl {results.kubectl_version}), "
         f"median of {len(results.kubectl)}: **{kubectl:.2f} s**; a step's `up` takes "
         f"**{up_median / kubectl:.0f}×** that (median {up_median:.1f} s), and its preview as much again.",
         "",

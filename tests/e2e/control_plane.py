@@ -102,16 +102,26 @@ class ControlPlane:
             raise
         return self
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = (self.workdir / f"{name}.log").open("w")
+    def spawn(self, name: str, argv: list[str], *, started_line: str | None = None) -> subprocess.Popen:
+        """Start one of the cluster's processes, logging to `<name>.log` in the workdir; stopped by `stop()`.
+
+        With `started_line`, wait until the log holds it (or fail with the log): for the
+        processes that have no readiness endpoint without an auth setup of their own."""
+        log_path = self.workdir / f"{name}.log"
+        log = log_path.open("w")
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         self._processes.append((name, process, log))
+        if started_line is not None:
+            wait_until(
+                process, lambda: started_line in log_path.read_text(errors="replace"),
+                name=name, log_path=log_path, timeout=READY_TIMEOUT, interval=0.3,
+            )
         return process
 
     def _start_etcd(self) -> str:
         client, peer = free_port(), free_port()
         url = f"http://127.0.0.1:{client}"
-        process = self._spawn(
+        process = self.spawn(
             "etcd",
             [
                 self.etcd,
@@ -148,7 +158,7 @@ class ControlPlane:
         tokens.chmod(0o600)
         port = free_port()
         self.url = f"https://127.0.0.1:{port}"
-        process = self._spawn(
+        process = self.spawn(
             "kube-apiserver",
             [
                 self.kube_apiserver,
@@ -228,7 +238,7 @@ class ControlPlane:
         kubeconfig = self.admin_kubeconfig
         kubeconfig.write_text(self.kubeconfig())
         kubeconfig.chmod(0o600)
-        process = self._spawn(
+        self.spawn(
             "kube-controller-manager",
             [
                 self.kube_controller_manager,
@@ -244,13 +254,7 @@ class ControlPlane:
                 f"--secure-port={free_port()}",
                 f"--cert-dir={self.workdir / 'controller-manager-certs'}",
             ],
-        )
-        # No readiness endpoint without its own auth setup: wait until it logs
-        # that it started its controllers, or fail with its log.
-        log = self.workdir / "kube-controller-manager.log"
-        wait_until(
-            process, lambda: "Started controller" in log.read_text(errors="replace"),
-            name="kube-controller-manager", log_path=log, timeout=READY_TIMEOUT, interval=0.3,
+            started_line="Started controller",
         )
 
     def stop(self) -> None:

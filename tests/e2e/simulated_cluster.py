@@ -25,6 +25,7 @@ The nodes:
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -94,31 +95,26 @@ def _node(name: str, *, gpu: bool) -> dict[str, Any]:
 
 
 def _start_scheduler(plane: ControlPlane, kube_scheduler: str) -> None:
-    port = free_port()
-    process = plane._spawn(
+    plane.spawn(
         "kube-scheduler",
         [
             kube_scheduler,
             f"--kubeconfig={plane.admin_kubeconfig}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
+            f"--secure-port={free_port()}",
             f"--cert-dir={plane.workdir / 'scheduler-certs'}",
         ],
-    )
-    log = plane.workdir / "kube-scheduler.log"
-    wait_until(
-        process, lambda: "Starting Kubernetes Scheduler" in log.read_text(errors="replace"),
-        name="kube-scheduler", log_path=log, timeout=READY_TIMEOUT, interval=0.3,
+        started_line="Starting Kubernetes Scheduler",
     )
 
 
-def _start_kwok(plane: ControlPlane, kwok: str, stages_dir: Path) -> None:
+def _start_kwok(plane: ControlPlane, kwok: str, stages_dir: Path) -> subprocess.Popen:
     stage_files = [stages_dir / stage for stage in KWOK_STAGES]
     missing = [str(path) for path in stage_files if not path.is_file()]
     if missing:
         pytest.fail(f"kwok's stages are missing (scripts/e2e-tools.sh reports KWOK_STAGES): {missing}")
-    plane._spawn(
+    return plane.spawn(
         "kwok",
         [
             kwok,
@@ -140,7 +136,7 @@ def _start_kwok(plane: ControlPlane, kwok: str, stages_dir: Path) -> None:
     )
 
 
-def _add_nodes_and_storage(plane: ControlPlane) -> None:
+def _add_nodes_and_storage(plane: ControlPlane, kwok: subprocess.Popen) -> None:
     for name in SYSTEM_NODES:
         plane.request("POST", "/api/v1/nodes", _node(name, gpu=False))
     for name in GPU_NODES:
@@ -166,9 +162,8 @@ def _add_nodes_and_storage(plane: ControlPlane) -> None:
         ]
         return sorted(ready) == sorted((*SYSTEM_NODES, *GPU_NODES))
 
-    kwok_process = next(process for name, process, _log in plane._processes if name == "kwok")
     wait_until(
-        kwok_process, all_ready, name="kwok (fake nodes Ready)", log_path=plane.workdir / "kwok.log",
+        kwok, all_ready, name="kwok (fake nodes Ready)", log_path=plane.workdir / "kwok.log",
         timeout=READY_TIMEOUT, interval=0.3,
     )
 
@@ -184,8 +179,8 @@ def start_simulated_cluster(tools: dict[str, str], workdir: Path) -> ControlPlan
     try:
         plane.start()
         _start_scheduler(plane, tools["kube-scheduler"])
-        _start_kwok(plane, tools["kwok"], Path(tools["KWOK_STAGES"]))
-        _add_nodes_and_storage(plane)
+        kwok = _start_kwok(plane, tools["kwok"], Path(tools["KWOK_STAGES"]))
+        _add_nodes_and_storage(plane, kwok)
     except OSError as error:
         plane.stop()
         pytest.fail(f"could not start the simulated cluster: {error}")

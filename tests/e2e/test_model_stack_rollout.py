@@ -140,15 +140,14 @@ def _revisions(api: ControlPlane) -> dict[str, tuple[str, int]]:
     return {name: (d["metadata"]["uid"], d["metadata"]["generation"]) for name, d in _deployments(api).items()}
 
 
-def _wait_for_canary_traffic(prometheus: str, deployment: str) -> None:
-    """Until Prometheus holds enough of the canary's requests for the gate's window (bounded)."""
+def wait_for_requests(prometheus: str, deployment: str, at_least: float, window: str = WINDOW) -> None:
+    """Until Prometheus holds `at_least` of the deployment's requests over `window`, as the gate
+    reads them (bounded by DATA_TIMEOUT)."""
     client = PrometheusClient(prometheus)
-    query = Queries.for_deployment(SERVING, deployment, WINDOW).requests
-    deadline = time.monotonic() + DATA_TIMEOUT
-    while (client.query(query) or 0) < HEALTHY.rps * 5:
-        if time.monotonic() > deadline:
-            pytest.fail(f"no canary traffic for {deployment} in Prometheus after {DATA_TIMEOUT}s")
-        time.sleep(0.5)
+    query = Queries.for_deployment(SERVING, deployment, window).requests
+    _wait_for(
+        lambda: (client.query(query) or 0) >= at_least, f"requests of {deployment} in Prometheus", DATA_TIMEOUT
+    )
 
 
 WEIGHT_STEP_CHANGES = {
@@ -342,7 +341,8 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(
     created = pulumi.resource_count(project, STACK)
 
     # 3-4. A step is an edit of the stack file; the preview shows it; `up` applies it.
-    _wait_for_canary_traffic(prometheus, f"{MODEL}-v6")
+    # Enough of the canary's requests for the gate's window.
+    wait_for_requests(prometheus, f"{MODEL}-v6", HEALTHY.rps * 5)
     # 5. Walk the steps to 100.
     for weight in DEFAULT_STEPS[1:]:
         _step(pulumi, project, api, prometheus, weight)

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout.gate import PrometheusClient, Queries
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
-from tests.e2e.test_model_stack_rollout import SERVING, STACK_CONFIG
+from tests.e2e.test_model_stack_rollout import SERVING, STACK_CONFIG, wait_for_requests
 from tests.helpers import ROOT
 from tests.linkerd_exporter import LinkerdExporter, Traffic
 
@@ -51,15 +50,6 @@ def _split(api: ControlPlane) -> dict[str, int]:
     split = api.get(f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits/{MODEL}")
     assert split is not None, "the TrafficSplit is missing"
     return {backend["service"]: backend["weight"] for backend in split["spec"]["backends"]}
-
-
-def _wait_for_failing_series(prometheus: str) -> None:
-    client = PrometheusClient(prometheus)
-    query = Queries.for_deployment(SERVING, f"{MODEL}-v6", WINDOW).requests
-    deadline = time.monotonic() + 60
-    while (client.query(query) or 0) < FAILING.rps * 2:
-        assert time.monotonic() < deadline, f"no canary series for {MODEL}-v6 in Prometheus"
-        time.sleep(0.5)
 
 
 def _stack_config(platform_stack: str) -> str:
@@ -104,7 +94,7 @@ def test_watch_apply_rolls_back_without_a_merge(
     _git(checkout, "remote", "add", "origin", str(origin))
     head = _git(checkout, "rev-parse", "HEAD").strip()
 
-    _wait_for_failing_series(prometheus)
+    wait_for_requests(prometheus, f"{MODEL}-v6", FAILING.rps * 2, window=WINDOW)
 
     # `mlplatform` as CI runs it: the hermetic pulumi env (the Automation API finds `pulumi` on PATH).
     env = pulumi.env()
