@@ -1,11 +1,12 @@
 """The control plane of the end-to-end tier's simulated cluster: etcd, kube-apiserver and
 kube-controller-manager (its default controllers) on 127.0.0.1.
 
-The API server runs as a cluster's does, with two settings that keep every
-address it dials on loopback: `--enable-aggregator-routing`, so admission
-webhooks and aggregated APIs are dialed at their endpoints (pod IPs, which kwok
-hands out from 127.0.0.0/8; see simulated_cluster.py) rather than at ClusterIPs
-from the service range; and `--allow-privileged`, as real clusters have it (the
+The API server runs as a cluster's does, with two settings:
+`--enable-aggregator-routing`, so admission webhooks and aggregated APIs are
+called at their endpoints (pod IPs, which kwok hands out from 127.0.0.0/8; see
+simulated_cluster.py), never at ClusterIPs from the service range. The API
+server refuses loopback addresses in Endpoints, so those stay empty and no call
+is made at all. And `--allow-privileged`, as real clusters have it (the
 device plugin's MPS daemon is privileged). An audit log records every write, so
 a benchmark can count the API writes a rollout step makes.
 
@@ -176,7 +177,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 # ClusterIPs are allocated from here, and never dialed: with aggregator
                 # routing the API server calls webhooks and APIServices at their
-                # endpoints, and no pod really runs to call a Service.
+                # endpoints (which stay empty), and no pod really runs to call a Service.
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--enable-aggregator-routing=true",
                 "--allow-privileged=true",

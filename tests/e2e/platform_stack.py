@@ -43,9 +43,10 @@ SIM_ONLY_SETTINGS = {
     "monitoring.grafana": "off: Grafana's admin password comes from pulumi-random, which cannot be built here",
 }
 # Admission webhooks the platform's charts install, and the failure policy each keeps
-# (the charts' defaults). No container runs on kwok's nodes, so a call to any of them
-# fails to connect; with Ignore, the API server admits the request unchecked, as a
-# real cluster does while these pods are down.
+# (the charts' defaults). No container runs on kwok's nodes and their Endpoints stay
+# empty (loopback pod IPs), so a call to any of them fails with "no endpoints
+# available"; with Ignore, the API server admits the request unchecked, as a real
+# cluster does while these pods are down.
 WEBHOOKS = {
     ("mutating", "linkerd-proxy-injector-webhook-config"): "Ignore",
     ("validating", "linkerd-sp-validator-webhook-config"): "Ignore",

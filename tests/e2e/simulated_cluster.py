@@ -9,11 +9,15 @@ that through stages, which it ships under `kustomize/stage/` of its module:
 scripts/e2e-tools.sh reports that directory as KWOK_STAGES.
 
 Every address is on loopback, a hard rule of these machines: pods get IPs from
-POD_CIDR and nodes from NODE_IPS, both inside 127.0.0.0/8, and the API server
-dials webhooks and aggregated APIs at those pod IPs (control_plane.py).
-Nothing listens there, as no container really runs: a webhook whose pod cannot
-serve is then skipped if its failurePolicy is Ignore, and refuses the request if
-it is Fail (the platform test names each one).
+POD_CIDR and nodes from NODE_IPS, both inside 127.0.0.0/8. The API server would
+call webhooks and aggregated APIs at their pods' endpoints (aggregator routing,
+control_plane.py), but it refuses loopback addresses in Endpoints and
+EndpointSlices, so those stay empty and it calls nothing: each call fails with
+"no endpoints available". A webhook is then skipped if its failurePolicy is
+Ignore, and refuses the request if it is Fail (the platform test names each
+one). Empty as they are, a Service's Endpoints must still exist for the
+provider's Service await: one stage of our own sees to it
+(kwok/service-endpoints.yaml says why).
 
 The nodes:
 - system nodes, labelled as the platform's system pool;
@@ -48,6 +52,8 @@ KWOK_STAGES = (
     "volume/fast/pv-delete.yaml",
     "volume/fast/pvc-delete.yaml",
 )
+# Ours: an empty Endpoints object for every Service (the file says why).
+SERVICE_ENDPOINTS_STAGE = Path(__file__).parent / "kwok" / "service-endpoints.yaml"
 # The class kwok's volume stages provision for: the simulated cluster's own storage,
 # as gp3 and EFS are on EKS. The platform's stack file names it (mode existing).
 STORAGE_CLASS = "kwok-volume"
@@ -110,7 +116,7 @@ def _start_scheduler(plane: ControlPlane, kube_scheduler: str) -> None:
 
 
 def _start_kwok(plane: ControlPlane, kwok: str, stages_dir: Path) -> subprocess.Popen:
-    stage_files = [stages_dir / stage for stage in KWOK_STAGES]
+    stage_files = [stages_dir / stage for stage in KWOK_STAGES] + [SERVICE_ENDPOINTS_STAGE]
     missing = [str(path) for path in stage_files if not path.is_file()]
     if missing:
         pytest.fail(f"kwok's stages are missing (scripts/e2e-tools.sh reports KWOK_STAGES): {missing}")
