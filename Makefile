@@ -3,11 +3,11 @@ VENV ?= venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 # What the tests run for real, as binary:Debian package; the one list (.ci/run and
-# tests/prerequisites.py follow it). Prometheus and promtool: the rollout gate's
+# tests/support/prerequisites.py follow it). Prometheus and promtool: the rollout gate's
 # integration tests and the alert rules; amtool: the Alertmanager routing; etcd:
 # the e2e tier's control plane.
 DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager etcd:etcd-server
-# The oldest Go that builds every module under e2e/tools/ (their go.mod `go` lines).
+# The oldest Go that builds every module under tests/e2e/go-modules/ (their go.mod `go` lines).
 GO_MIN := 1.26.0
 
 .PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench bench-e2e clean

@@ -30,7 +30,7 @@ import pulumi_kubernetes  # noqa: E402,F401
 import pulumi_random  # noqa: E402,F401
 import pulumi_tls  # noqa: E402,F401
 
-from mlplatform.offline import run_entry_point, run_program  # noqa: E402
+from mlplatform.tools.offline.engine import run_entry_point, run_program  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "stacks" / "model"

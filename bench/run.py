@@ -88,8 +88,8 @@ def machine() -> dict[str, str]:
 # -- 1. program evaluation ------------------------------------------------------------
 def platform_outputs_file(workdir: Path) -> Path:
     """The platform prod stack's outputs, as the model stack's StackReference receives them."""
-    from mlplatform.offline import unwrap_secrets
-    from mlplatform.render import render_stack
+    from mlplatform.tools.offline.engine import unwrap_secrets
+    from mlplatform.tools.render import render_stack
 
     outputs = unwrap_secrets(render_stack(ROOT, "prod").stack_outputs)
     path = workdir / "platform-outputs.json"
@@ -185,8 +185,8 @@ def _declared(refs: list[Any]) -> list[str]:
 
 
 def measure_blast_radius(outputs_file: Path) -> list[Step]:
-    from mlplatform.diffing import Override, apply_overrides, compare
-    from mlplatform.offline import read_stack_file, run_entry_point
+    from mlplatform.tools.diff import Override, apply_overrides, compare
+    from mlplatform.tools.offline.engine import read_stack_file, run_entry_point
 
     references = {PLATFORM_REFERENCE: json.loads(outputs_file.read_text())}
     base, secret_keys = read_stack_file(MODEL_DIR / f"Pulumi.{MODEL_STACK}.yaml", "mlmodel")

@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlplatform.rollout import stackfile
-from tests.chart_mirror import chart_mirror
+from mlplatform.tools.stackfile import editor as stackfile
+from tests.support.chart_mirror import chart_mirror
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.engine import E2E_TOOLS, program_virtualenv, pulumi_cli
 from tests.e2e.platform_stack import STACK as PLATFORM_STACK
@@ -41,7 +41,7 @@ from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.simulated_cluster import start_simulated_cluster
 from tests.e2e.test_model_stack_rollout import STACK_CONFIG, WINDOW
 from tests.e2e.tools import provide_tools
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 SERVING = "ml-serving"
 PROVIDER_AGENT = "pulumi-kubernetes/"

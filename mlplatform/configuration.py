@@ -37,7 +37,7 @@ PROJECT_NAMESPACES = {"mlplatform": "the platform project (Pulumi.<stack>.yaml a
 SECRET = {"secret": True}
 SECRET_UNLESS_PATH = {"secret": "unless-path"}
 # What an offline run (`mlplatform render`, `diff`) sees in place of a `secure:` value it
-# cannot decrypt: `[secret:<key path>]` (see mlplatform.stack_file). Validators that
+# cannot decrypt: `[secret:<key path>]` (see mlplatform.tools.stackfile.reader). Validators that
 # inspect a secret's content skip it; `pulumi up` always hands them the real value.
 SECRET_PLACEHOLDER_PREFIX = "[secret:"
 
@@ -285,7 +285,7 @@ def _describe(
     given = error.get("input")
     is_placeholder = isinstance(given, str) and given.startswith(SECRET_PLACEHOLDER_PREFIX)
     if is_placeholder and kind.endswith(("_type", "_attributes_type")):
-        # An offline run's placeholder for a `secure:` value (see mlplatform.stack_file):
+        # An offline run's placeholder for a `secure:` value (see mlplatform.tools.stackfile.reader):
         # a whole object made secret cannot be decrypted without the stack's secrets provider.
         path = where.partition(":")[2]
         return (

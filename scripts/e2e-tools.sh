@@ -5,7 +5,7 @@
 # the kubelets); and helm, which the chart scan test (integration tier) runs.
 #
 # A tool already on PATH is used as it is. Otherwise it is built from the Go
-# module proxy, from its wrapper module under e2e/tools/ (go.mod and go.sum pin
+# module proxy, from its wrapper module under tests/e2e/go-modules/ (go.mod and go.sum pin
 # every module), into a cache directory that later runs reuse:
 #   ${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2e}/bin
 # A cached binary is rebuilt when its wrapper module or build flags change.
@@ -24,7 +24,7 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
-tools_dir="$repo_root/e2e/tools"
+tools_dir="$repo_root/tests/e2e/go-modules"
 cache_dir="${MLPLATFORM_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlplatform-e2e}"
 bin_dir="$cache_dir/bin"
 log_dir="$cache_dir/logs"
@@ -114,7 +114,7 @@ build_tool() {
     require_go "$tool"
     mkdir -p "$bin_dir" "$log_dir"
     announce_build
-    log "$(date -u +%H:%M:%S) building $tool from $package (module e2e/tools/$dir); log: $build_log"
+    log "$(date -u +%H:%M:%S) building $tool from $package (module tests/e2e/go-modules/$dir); log: $build_log"
     started=$(date +%s)
     # Built from a copy, so nothing generated lands in the work tree.
     rm -rf "$build_dir" && mkdir -p "$build_dir" && cp "$tools_dir/$dir"/* "$build_dir/"

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlplatform.offline import Recording, run_entry_point
-from tests.helpers import ROOT
-from tests.linkerd_exporter import LinkerdExporter
-from tests.servers import running_prometheus
+from mlplatform.tools.offline.engine import Recording, run_entry_point
+from tests.support.helpers import ROOT
+from tests.support.linkerd_exporter import LinkerdExporter
+from tests.support.servers import running_prometheus
 
 
 @pytest.fixture(scope="session")

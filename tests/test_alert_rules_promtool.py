@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import run_model, with_canary
-from tests.prerequisites import require_binary
+from tests.support.prerequisites import require_binary
 
 pytestmark = pytest.mark.integration
 

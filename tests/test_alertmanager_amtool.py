@@ -15,7 +15,7 @@ import pytest
 
 from mlplatform.platform.alertmanager import alertmanager_yaml
 from mlplatform.platform.monitoring_config import AlertingConfig
-from tests.prerequisites import require_binary
+from tests.support.prerequisites import require_binary
 
 pytestmark = pytest.mark.integration
 

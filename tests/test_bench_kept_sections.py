@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.run import KEPT_MARKER, kept_sections
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 
 def test_a_rerun_keeps_what_follows_the_marker(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import run_entry_point
-from tests.helpers import ROOT, platform_config, qualify
+from mlplatform.tools.offline.engine import run_entry_point
+from tests.support.helpers import ROOT, platform_config, qualify
 from tests.model.helpers import (
     CANARY,
     MODEL_STACK_DIR,

@@ -7,10 +7,10 @@ import json
 import pytest
 import yaml
 
-from mlplatform.cli import main
+from mlplatform.tools.cli import main
 from mlplatform.configuration import ConfigError
-from mlplatform.diffing import DiffReport, Override, apply_overrides, diff_stack, format_report, parse_assignment
-from tests.helpers import ROOT
+from mlplatform.tools.diff import DiffReport, Override, apply_overrides, diff_stack, format_report, parse_assignment
+from tests.support.helpers import ROOT
 from tests.model.helpers import INFERENCE_SERVICE, TRAFFIC_SPLIT
 
 MODEL_DIR = ROOT / "stacks" / "model"

@@ -22,9 +22,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from mlplatform.offline import Recording, RecordedResource, run_entry_point
-from tests.helpers import platform_config, run_platform
-from tests.manifest_validation import KUBERNETES_VERSION, problems
+from mlplatform.tools.offline.engine import Recording, RecordedResource, run_entry_point
+from tests.support.helpers import platform_config, run_platform
+from tests.support.manifest_validation import KUBERNETES_VERSION, problems
 from tests.model.helpers import MODEL_STACK_DIR, model_config, run_model, with_canary
 
 GATEWAY_API_GROUPS = {"gateway.networking.k8s.io"}

@@ -15,10 +15,10 @@ import re
 
 import pytest
 
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.alert_rules import TRAINING_JOB_LABELS
 from tests.model.helpers import TEAM, run_model, with_canary
-from tests.relabeling import relabel
+from tests.support.relabeling import relabel
 
 JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

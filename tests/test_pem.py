@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mlplatform import pem
-from tests.linkerd_pki import make_pki, private_key_pem
+from tests.support.linkerd_pki import make_pki, private_key_pem
 
 PKI = make_pki()
 

@@ -6,7 +6,7 @@ import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
 from mlplatform.platform.config import NAMESPACE, PlatformConfig
-from tests.helpers import ROOT, platform_config, run_platform
+from tests.support.helpers import ROOT, platform_config, run_platform
 
 
 def _validate(values: dict) -> PlatformConfig:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from mlplatform.offline import Recording
-from tests.helpers import ROOT, platform_config, run_platform
+from mlplatform.tools.offline.engine import Recording
+from tests.support.helpers import ROOT, platform_config, run_platform
 
 HELM = "kubernetes:helm.sh/v3:Release"
 

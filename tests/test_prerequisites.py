@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.tools import TOOLS_SCRIPT, provide_tools
-from tests.helpers import ROOT
-from tests.prerequisites import DEBIAN_PACKAGES, require_binary
-from tests.servers import running_prometheus
+from tests.support.helpers import ROOT
+from tests.support.prerequisites import DEBIAN_PACKAGES, require_binary
+from tests.support.servers import running_prometheus
 
 # What the tools script needs before it looks for etcd and Go.
 SCRIPT_UTILITIES = ("bash", "dirname", "cat", "mkdir")
@@ -96,7 +96,7 @@ def test_makefile_installs_every_package_the_tests_name():
 
 
 def test_go_minimum_matches_the_tools_modules():
-    """`make deps` checks for the Go that the newest `go` line under e2e/tools/ asks for."""
+    """`make deps` checks for the Go that the newest `go` line under tests/e2e/go-modules/ asks for."""
     makefile_min = re.search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
     assert makefile_min
     go_lines = [
@@ -153,7 +153,7 @@ def test_make_deps_as_root_updates_then_installs_only_what_is_missing(tmp_path):
 
 
 def test_make_deps_fails_on_a_go_older_than_the_tools_need(tmp_path):
-    """A Go too old to build e2e/tools/ is named with the version needed, before a build fails obscurely."""
+    """A Go too old to build tests/e2e/go-modules/ is named with the version needed, before a build fails obscurely."""
     result = _make_deps(tmp_path, "DEB_TOOLS=", "GO_MIN=1.99.0", uid=0)
     assert result.returncode != 0
     assert "Go 1.26.0 is too old" in result.stderr and "install Go 1.99.0 or newer" in result.stderr

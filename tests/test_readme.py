@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
-from mlplatform.docs import render_readme
-from tests.helpers import ROOT
+from mlplatform.tools.docs import render_readme
+from tests.support.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 
 
 def test_config_reference_matches_the_models():
     """The config tables are generated from the pydantic models; stale tables mislead users."""
-    assert render_readme(README) == README, "run `python -m mlplatform.docs` to refresh README.md"
+    assert render_readme(README) == README, "run `python -m mlplatform.tools.docs` to refresh README.md"
 
 
 def test_ci_runs_the_documented_test_command():

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mlplatform.cli import main
-from tests.helpers import ROOT
-from tests.manifest_validation import problems
+from mlplatform.tools.cli import main
+from tests.support.helpers import ROOT
+from tests.support.manifest_validation import problems
 
 MODEL_DIR = ROOT / "stacks" / "model"
 MODEL_STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in MODEL_DIR.glob("Pulumi.*.yaml"))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform.cli import main
-from mlplatform.render import apply_order, manifest_of, render_stack
-from tests.helpers import ROOT
+from mlplatform.tools.cli import main
+from mlplatform.tools.render import apply_order, manifest_of, render_stack
+from tests.support.helpers import ROOT
 
 MODEL_DIR = ROOT / "stacks" / "model"
 EXAMPLE_STACKS = [(ROOT, "dev"), (ROOT, "prod"), (MODEL_DIR, "fraud-detector-dev"), (MODEL_DIR, "fraud-detector-prod")]

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform.cli import main
+from mlplatform.tools.cli import main
 from mlplatform.configuration import ConfigError
-from mlplatform.stack_file import read_stack_config
-from tests.helpers import ROOT
+from mlplatform.tools.stackfile.reader import read_stack_config
+from tests.support.helpers import ROOT
 
 MODEL_DIR = ROOT / "stacks" / "model"
 GOOD = (MODEL_DIR / "Pulumi.fraud-detector-dev.yaml").read_text()
@@ -170,7 +170,7 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
     (project / "Pulumi.bad.yaml").write_text(GOOD.replace("organization/mlplatform/dev", "organization/mlplatform/qa"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, "-m", "mlplatform.cli", "render", str(project), "bad", "--out", str(tmp_path / "out"),
+        [sys.executable, "-m", "mlplatform.tools.cli", "render", str(project), "bad", "--out", str(tmp_path / "out"),
          "--platform-dir", str(ROOT)],
         capture_output=True, text=True, env=env, timeout=300,
     )
@@ -184,7 +184,7 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
 def test_validate_stack_file_applies_the_program_rules_without_running_it(tmp_path):
     """What the rollout verbs call: the same namespace, secret and model checks as `pulumi up`."""
     from mlplatform.model.config import NAMESPACE, ModelStackConfig
-    from mlplatform.stack_file import validate_stack_file
+    from mlplatform.tools.stackfile.reader import validate_stack_file
 
     good = tmp_path / "Pulumi.good.yaml"
     good.write_text(GOOD)

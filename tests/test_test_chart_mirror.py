@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart_mirror import MIRROR_ENV, chart_mirror
+from tests.support.chart_mirror import MIRROR_ENV, chart_mirror
 
 
 def test_unset_fails_naming_the_variable_and_both_ways_to_set_it(monkeypatch):

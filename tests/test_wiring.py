@@ -1,4 +1,4 @@
-"""The wiring check (tests/wiring.py) on the four example stacks, with both traffic APIs.
+"""The wiring check (tests/support/wiring.py) on the four example stacks, with both traffic APIs.
 
 A model stack is checked together with the platform stack its StackReference names,
 its reference answered with that platform's real outputs, so its pods' namespaces
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from mlplatform.offline import Recording, read_stack_file, run_entry_point
+from mlplatform.tools.offline.engine import Recording, read_stack_file, run_entry_point
 from tests.model.helpers import MODEL_STACK_DIR
-from tests.wiring import RULES, Findings, Graph, check, describe
-from tests.wiring_provided import CHART_PROVIDED, Provided
+from tests.support.wiring import RULES, Findings, Graph, check, describe
+from tests.support.wiring_provided import CHART_PROVIDED, Provided
 
 TRAFFIC_APIS = ("smi", "gateway")
 MODEL_EXAMPLES = {"fraud-detector-dev": "dev", "fraud-detector-prod": "prod"}

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from mlplatform.rollout.deploy_matrix import split
-from tests.helpers import ROOT
+from mlplatform.tools.ci.deploy_matrix import split
+from tests.support.helpers import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CONFIGURE_AWS = "aws-actions/configure-aws-credentials@"
@@ -146,7 +146,7 @@ def test_a_watch_and_a_deploy_share_the_stacks_concurrency_group(deploy):
     assert watch["environment"] == "${{ matrix.environment }}"
     assert watch["strategy"]["matrix"] == "${{ fromJSON(needs.canaries.outputs.models) }}"
     lists = [s["run"] for s in workflow["jobs"]["canaries"]["steps"] if "active_canaries" in str(s.get("run", ""))]
-    assert lists == ['python -m mlplatform.rollout.active_canaries --root . | tee -a "$GITHUB_OUTPUT"']
+    assert lists == ['python -m mlplatform.tools.ci.active_canaries --root . | tee -a "$GITHUB_OUTPUT"']
     (run,) = [s["run"] for s in watch["steps"] if "rollout watch" in str(s.get("run", ""))]
     assert "--apply" in run and "--git-push" in run and "--max-checks" in run
     # AWS credentials come before the step that runs `up`.
@@ -156,7 +156,7 @@ def test_a_watch_and_a_deploy_share_the_stacks_concurrency_group(deploy):
 
 
 def test_active_canaries_lists_stacks_with_traffic_on_a_canary(tmp_path):
-    from mlplatform.rollout.active_canaries import active
+    from mlplatform.tools.ci.active_canaries import active
 
     model = tmp_path / "stacks" / "model"
     model.mkdir(parents=True)
@@ -185,7 +185,7 @@ def test_aliases_move_after_a_successful_up_in_deploy(deploy):
     """`champion`/`challenger` move in the deploy job, after `pulumi up`, for the applied stack file."""
     steps = deploy["up-models"]["steps"]
     up = steps.index(_pulumi(deploy["up-models"], "up")[0])
-    moves = [i for i, s in enumerate(steps) if "mlplatform.rollout.move_aliases" in str(s.get("run", ""))]
+    moves = [i for i, s in enumerate(steps) if "mlplatform.tools.ci.move_aliases" in str(s.get("run", ""))]
     assert moves and all(i > up for i in moves)
     assert all("if" not in steps[i] for i in moves)  # so it runs only when every earlier step succeeded
     for path in WORKFLOWS.glob("*.yml"):
@@ -202,7 +202,7 @@ def test_pr_ci_runs_the_suite_and_the_registry_gate():
     registry = jobs["registry"]
     assert registry["if"] == "github.event_name == 'pull_request'"
     runs = [s["run"] for s in registry["steps"] if "check_registry" in str(s.get("run", ""))]
-    assert runs == ['venv/bin/python -m mlplatform.rollout.check_registry --base "origin/$BASE_REF"']
+    assert runs == ['venv/bin/python -m mlplatform.tools.ci.check_registry --base "origin/$BASE_REF"']
 
 
 def test_preview_posts_comments_and_never_applies():

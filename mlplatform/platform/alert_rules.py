@@ -1,7 +1,7 @@
 """The platform's alert rules (PrometheusRule group `ml-pipeline-alerts`).
 
 Every expression reads only series that a target the platform declares
-produces (`mlplatform.metrics_catalog` lists them, and a test holds every rule
+produces (`mlplatform.tools.metrics_catalog` lists them, and a test holds every rule
 to it):
 - training failures: kube-state-metrics' Job series, joined to the Job's labels
   so the alert names the model (the chart's allowlist exports those labels);

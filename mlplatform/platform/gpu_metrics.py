@@ -38,7 +38,7 @@ COUNTERS_DIR = "/etc/mlplatform-dcgm"
 COUNTERS_FILE = "counters.csv"
 
 # (field, Prometheus type, help): the exporter's counters file, and the DCGM
-# entry of the metrics catalog (`mlplatform.metrics_catalog`).
+# entry of the metrics catalog (`mlplatform.tools.metrics_catalog`).
 COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
     ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."),

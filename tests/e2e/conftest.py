@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart_mirror import chart_mirror, uses_upstream
+from tests.support.chart_mirror import chart_mirror, uses_upstream
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.engine import E2E_TOOLS, program_virtualenv, pulumi_cli
 from tests.e2e.loopback_guard import LoopbackGuard, dial_errors

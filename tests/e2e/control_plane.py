@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.servers import free_port, stop_process, wait_until, wait_until_ready
+from tests.support.servers import free_port, stop_process, wait_until, wait_until_ready
 
 READY_TIMEOUT = 90.0
 

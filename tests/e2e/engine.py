@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from tests.e2e.pulumi_cli import PulumiCli
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 ENGINE_PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes")
 # What this tier runs; the script's other tools (helm, for the chart scan) are not built for it.

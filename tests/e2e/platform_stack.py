@@ -23,8 +23,8 @@ import yaml
 
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
-from tests.helpers import ROOT
-from tests.linkerd_pki import make_pki
+from tests.support.helpers import ROOT
+from tests.support.linkerd_pki import make_pki
 
 STACK = "sim"
 STACK_FILE = Path(__file__).parent / "platform" / f"Pulumi.{STACK}.yaml"

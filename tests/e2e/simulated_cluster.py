@@ -37,7 +37,7 @@ import pytest
 
 from mlplatform import labels
 from tests.e2e.control_plane import ControlPlane
-from tests.servers import free_port, wait_until
+from tests.support.servers import free_port, wait_until
 
 POD_CIDR = "127.64.0.0/16"
 # Stages of the kwok module, by path under kustomize/stage/.

@@ -27,11 +27,11 @@ import pytest
 
 from mlplatform import labels
 from mlplatform.model.config import DEFAULT_STEPS
-from mlplatform.rollout.gate import PrometheusClient, Queries
+from mlplatform.tools.rollout.gate import PrometheusClient, Queries
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli, Step
-from tests.helpers import ROOT
-from tests.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.helpers import ROOT
+from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.e2e
 

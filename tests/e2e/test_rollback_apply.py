@@ -27,8 +27,8 @@ import pytest
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.test_model_stack_rollout import SERVING, STACK_CONFIG, wait_for_requests
-from tests.helpers import ROOT
-from tests.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.helpers import ROOT
+from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 TOOLS_SCRIPT = ROOT / "scripts" / "e2e-tools.sh"
 # A cold build of all the tools takes minutes (41 on a loaded 2-core machine); a warm one, none.

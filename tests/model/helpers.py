@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlplatform.offline import Recording, run_entry_point
-from tests.helpers import ROOT, deep_merge, qualify
+from mlplatform.tools.offline.engine import Recording, run_entry_point
+from tests.support.helpers import ROOT, deep_merge, qualify
 
 MODEL_STACK_DIR = ROOT / "stacks" / "model"
 PLATFORM_STACK = "acme/mlplatform/dev"

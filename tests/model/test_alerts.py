@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import PROMETHEUS_RULE, SERVING_NAMESPACE, model_config, run_model, with_canary
 
 

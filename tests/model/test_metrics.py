@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import (
     DEPLOYMENT,
     PROMETHEUS_RULE,
@@ -15,7 +15,7 @@ from tests.model.helpers import (
     run_model,
     with_canary,
 )
-from tests.relabeling import relabel
+from tests.support.relabeling import relabel
 
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 METRICS = {"port": 9090, "path": "/stats/prometheus"}

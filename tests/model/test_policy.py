@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import (
     AUTHZ_POLICY,
     MESH_TLS_AUTHN,
@@ -15,7 +15,7 @@ from tests.model.helpers import (
     run_model,
     with_canary,
 )
-from tests.network_policy import NETWORK_POLICY, Policies, Pod
+from tests.support.network_policy import NETWORK_POLICY, Policies, Pod
 
 CLIENTS = [
     {"serviceAccount": "api-gateway", "namespace": "api-gateway"},

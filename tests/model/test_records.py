@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.crds import crd_manifest
 from tests.model.helpers import CRD_GROUP, INFERENCE_SERVICE, MODEL_VERSION, model_config, run_model, with_canary
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.offline import Recording, RecordingDiff, diff_recordings
+from mlplatform.tools.offline.engine import Recording, RecordingDiff, diff_recordings
 from tests.model.helpers import (
     DEPLOYMENT,
     HPA,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import Recording, run_entry_point
+from mlplatform.tools.offline.engine import Recording, run_entry_point
 from tests.model.helpers import (
     DEPLOYMENT,
     EXAMPLE_STACK_REFERENCES,

@@ -15,8 +15,8 @@ from mlplatform import labels
 from mlplatform.configuration import ConfigError
 from mlplatform.model.identity import dataset_read_policy
 from mlplatform.model.platform_outputs import REQUIRED
-from mlplatform.offline import Recording, RecordedResource, run_entry_point
-from tests.helpers import ROOT
+from mlplatform.tools.offline.engine import Recording, RecordedResource, run_entry_point
+from tests.support.helpers import ROOT
 from tests.model.helpers import (
     MODEL_STACK_DIR,
     OIDC_PROVIDER_ARN,

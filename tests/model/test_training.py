@@ -20,7 +20,7 @@ from mlplatform.model.training import (
     model_training_spec,
     training_job_name,
 )
-from mlplatform.offline import Recording, RecordedResource, run_program
+from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
 from mlplatform.platform.crds import crd_manifest
 
 JOB = "kubernetes:batch/v1:Job"

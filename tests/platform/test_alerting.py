@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import Recording, run_entry_point
+from mlplatform.tools.offline.engine import Recording, run_entry_point
 from mlplatform.platform.alertmanager import alertmanager_config
 from mlplatform.platform.monitoring_config import AlertingConfig
-from tests.helpers import ROOT, platform_config, qualify, run_platform
+from tests.support.helpers import ROOT, platform_config, qualify, run_platform
 
 SECRET = "kubernetes:core/v1:Secret"
 RELEASE = "kubernetes:helm.sh/v3:Release"

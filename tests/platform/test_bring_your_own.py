@@ -19,9 +19,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import Recording
-from tests.helpers import ROOT, deep_merge, platform_config, run_platform
-from tests.linkerd_pki import Pki, make_pki, private_key_pem
+from mlplatform.tools.offline.engine import Recording
+from tests.support.helpers import ROOT, deep_merge, platform_config, run_platform
+from tests.support.linkerd_pki import Pki, make_pki, private_key_pem
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
@@ -73,7 +73,7 @@ class Blocker(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Blocker())
-from tests.helpers import run_platform
+from tests.support.helpers import run_platform
 values, secret_keys = json.load(sys.stdin)
 recording = run_platform(values, secret_keys=tuple(secret_keys))
 print(json.dumps({{

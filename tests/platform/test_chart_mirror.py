@@ -12,12 +12,12 @@ import io
 import pytest
 import yaml
 
-from mlplatform.cli import main
+from mlplatform.tools.cli import main
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.chart_mirror import CHART_MIRROR_ENV
 from mlplatform.platform.charts_config import ChartsConfig
-from tests.helpers import ROOT, platform_config, run_platform
+from tests.support.helpers import ROOT, platform_config, run_platform
 
 MIRROR = "https://charts.internal.example/helm"
 OTHER_MIRROR = "http://127.0.0.1:8879/charts"

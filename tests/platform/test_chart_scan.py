@@ -14,7 +14,7 @@ Configuration, never skipped:
   directory (served here over HTTP on 127.0.0.1) or an http(s) URL; `.ci/run` points
   it at the shared mirror. Charts are never copied into the repository.
 - helm: from `scripts/e2e-tools.sh helm`, which uses helm from PATH, else the e2e
-  tools' cache, else builds it from `e2e/tools/helm` with Go.
+  tools' cache, else builds it from `tests/e2e/go-modules/helm` with Go.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mlplatform.offline import run_entry_point
-from tests.chart_mirror import chart_mirror
+from mlplatform.tools.offline.engine import run_entry_point
+from tests.support.chart_mirror import chart_mirror
 from tests.e2e.tools import provide_tools, terminal_progress
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 

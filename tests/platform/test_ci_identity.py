@@ -11,8 +11,8 @@ import json
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import Recording
-from tests.helpers import platform_config, run_platform
+from mlplatform.tools.offline.engine import Recording
+from tests.support.helpers import platform_config, run_platform
 
 REPO = "acme/ml-platform"
 ISSUER = "token.actions.githubusercontent.com"

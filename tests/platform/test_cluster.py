@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from mlplatform.offline import Recording, contains_secret, run_program
+from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
 from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
 

@@ -10,7 +10,7 @@ import jsonschema
 import pulumi
 import pytest
 
-from mlplatform.offline import Recording, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.crds import CRD_KINDS, MlCrds, MlCrdsArgs, crd_manifest
 
 GROUP = "ml.example.com"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from mlplatform import labels
-from mlplatform.offline import Recording, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.sizing import platform_sizes

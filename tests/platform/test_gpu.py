@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from mlplatform import labels
-from mlplatform.offline import Recording, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.cluster_config import GpuPoolConfig, ScalingConfig
 from mlplatform.platform.gpu import (

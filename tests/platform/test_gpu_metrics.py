@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from mlplatform import labels
-from mlplatform.offline import Recording
+from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.gpu_metrics import COUNTERS, IMAGE
-from tests.helpers import platform_config, run_platform
-from tests.relabeling import relabel
+from tests.support.helpers import platform_config, run_platform
+from tests.support.relabeling import relabel
 
 DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from mlplatform.offline import Recording, contains_secret, run_program
+from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs

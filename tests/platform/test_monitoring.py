@@ -13,12 +13,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from mlplatform.offline import Recording, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import platform_sizes
-from tests.relabeling import relabel
+from tests.support.relabeling import relabel
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"

@@ -6,7 +6,7 @@ import pulumi
 import pytest
 
 from mlplatform import labels
-from mlplatform.offline import Recording, RecordedResource, run_program
+from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
 from mlplatform.platform.config import NamespacesConfig, TeamConfig
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 

@@ -1,6 +1,6 @@
 """NetworkPolicy, the second layer: default deny in every owned namespace, and the flows the platform needs.
 
-Assertions go through `tests.network_policy.Policies`, which evaluates the recorded
+Assertions go through `tests.support.network_policy.Policies`, which evaluates the recorded
 policies the way a CNI would: "may this pod reach that one on this port?".
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlplatform.offline import Recording
-from tests.helpers import platform_config, run_platform
-from tests.network_policy import NETWORK_POLICY, Address, Policies, Pod
+from mlplatform.tools.offline.engine import Recording
+from tests.support.helpers import platform_config, run_platform
+from tests.support.network_policy import NETWORK_POLICY, Address, Policies, Pod
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 VPC_CIDR = "10.0.0.0/16"

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from mlplatform.offline import Recording, RecordedResource, run_program
+from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
 from mlplatform.platform.mlflow_config import LifecycleConfig, MlflowConfig
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
 

@@ -20,7 +20,7 @@ import pytest
 
 from mlplatform.platform.mlflow_config import MlflowConfig
 from tests.platform.test_registry import DEPLOYMENT, FULL_IMAGE, _container, _env, _infra, _run
-from tests.servers import free_port, wait_until_ready
+from tests.support.servers import free_port, wait_until_ready
 
 MOUNT = "/etc/mlflow/backend"
 URI_FILE_ENV = "MLFLOW_BACKEND_STORE_URI_FILE"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import Recording, RecordedResource
+from mlplatform.tools.offline.engine import Recording, RecordedResource
 from mlplatform.platform.storage import ebs_key_policy
-from tests.helpers import platform_config, run_platform
+from tests.support.helpers import platform_config, run_platform
 
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 ADDON = "aws:eks/addon:Addon"

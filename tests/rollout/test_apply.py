@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import apply, cli
+from mlplatform.tools.rollout import apply, cli
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 CLOSED = "http://127.0.0.1:9"

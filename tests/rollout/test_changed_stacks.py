@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout.changed_stacks import Stack, changed_stacks, main, project_files
-from tests.helpers import ROOT
+from mlplatform.tools.ci.changed_stacks import Stack, changed_stacks, main, project_files
+from tests.support.helpers import ROOT
 
 DEV, PROD = Stack(".", "dev"), Stack(".", "prod")
 M_DEV, M_PROD = Stack("stacks/model", "fraud-detector-dev"), Stack("stacks/model", "fraud-detector-prod")
@@ -34,8 +34,8 @@ FILES = {
         "    from mlplatform.model import serving\n"
     ),
     "mlplatform/model/serving.py": "from mlplatform.security import restricted\n",
-    "mlplatform/rollout/__init__.py": "",
-    "mlplatform/rollout/cli.py": "import mlplatform.model.program\n",
+    "mlplatform/tools/rollout/__init__.py": "",
+    "mlplatform/tools/rollout/cli.py": "import mlplatform.model.program\n",
     "mlplatform/templates/values.yaml": "",
     "stacks/model/__main__.py": "import pulumi\nfrom mlplatform.model.program import build\n",
     "stacks/model/Pulumi.yaml": "",
@@ -69,7 +69,8 @@ def repo(tmp_path: Path) -> Path:
         (["mlplatform/labels.py"], EVERY),
         (["mlplatform/security.py"], EVERY),
         (["requirements.txt"], EVERY),
-        (["mlplatform/rollout/cli.py"], EVERY),
+        (["mlplatform/tools/rollout/cli.py"], []),
+        (["mlplatform/tools/new_helper.py"], []),
         (["mlplatform/templates/values.yaml"], EVERY),
         (["mlplatform/model/removed.py"], EVERY),
         (["README.md", "tests/model/test_serving.py", ".github/workflows/x.yml", "docs/x.md"], []),
@@ -78,7 +79,7 @@ def repo(tmp_path: Path) -> Path:
     ],
     ids=["model-stack-file", "platform-stack-file", "import-inside-a-function", "model-entry", "model-project",
          "relative-import", "platform-entry", "platform-project", "shared-module", "shared-through-submodules",
-         "dependencies", "unreached-module-fails-safe", "package-data-fails-safe", "deleted-module-fails-safe",
+         "dependencies", "tools-wing-previews-nothing", "new-tools-module-previews-nothing", "package-data-fails-safe", "deleted-module-fails-safe",
          "no-program-reads-it", "deleted-stack", "two-files"],
 )
 def test_paths_map_to_stacks(repo: Path, paths: list[str], expected: list[Stack]) -> None:
@@ -99,9 +100,13 @@ def test_the_repository_graph_reaches_the_shared_modules() -> None:
     }
 
 
-def test_every_module_under_the_package_maps_to_a_stack() -> None:
-    """No file of the package can change without a preview: each one maps to at least one stack."""
-    modules = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "mlplatform").rglob("*.py"))
+def test_every_program_module_maps_to_a_stack() -> None:
+    """No file of the program wing can change without a preview: each one maps to at least one stack."""
+    modules = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "mlplatform").rglob("*.py")
+        if not path.relative_to(ROOT).as_posix().startswith("mlplatform/tools/")
+    )
     assert len(modules) > 20
     graph = project_files(ROOT)
     unmapped = [module for module in modules if not changed_stacks([module], ROOT, graph)]
@@ -118,9 +123,9 @@ def test_cli_prints_a_github_matrix(repo: Path, capsys, monkeypatch) -> None:
 
 
 def test_runs_as_a_script_without_the_project_installed(repo: Path, tmp_path: Path) -> None:
-    """The workflows call `python mlplatform/rollout/changed_stacks.py` before `make setup`:
+    """The workflows call `python mlplatform/tools/ci/changed_stacks.py` before `make setup`:
     it must run from a bare interpreter with only the standard library (-I: no site-packages)."""
-    script = ROOT / "mlplatform" / "rollout" / "changed_stacks.py"
+    script = ROOT / "mlplatform" / "tools" / "ci" / "changed_stacks.py"
     done = subprocess.run(
         [sys.executable, "-I", str(script), "--root", str(repo)], input="mlplatform/security.py\n",
         capture_output=True, text=True, cwd=tmp_path, check=False,

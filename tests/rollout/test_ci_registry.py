@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import check_registry, move_aliases, stackfile
-from mlplatform.rollout.registry import CHALLENGER, CHAMPION, BelowThreshold, MetricCheck, RegistryVersion
+from mlplatform.tools.ci import check_registry
+from mlplatform.tools.ci import move_aliases
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.registry import CHALLENGER, CHAMPION, BelowThreshold, MetricCheck, RegistryVersion
 from tests.rollout.conftest import STACK, STACK_TEXT, with_weight, without_canary
 
 MODEL_DIR = "stacks/model"
@@ -138,7 +140,7 @@ def test_unregistered_stable_uri_is_an_error(tmp_path):
 @pytest.mark.integration
 def test_gate_and_aliases_against_mlflow(tracking_uri, tmp_path):
     """Versions 1 (0.95/0.90) and 3 (0.80/0.70) of the real registry: 3 fails dev, 1 passes prod; aliases move."""
-    from mlplatform.rollout.registry import Registry
+    from mlplatform.tools.rollout.registry import Registry
 
     registry = Registry(tracking_uri)
     found = [

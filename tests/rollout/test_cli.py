@@ -9,7 +9,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from mlplatform.rollout import cli, commands, stackfile
+from mlplatform.tools.rollout import cli, commands
+from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
 
 

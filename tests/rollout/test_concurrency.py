@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import cli, context, lock, stackfile
-from mlplatform.rollout.gate import GateVerdict, Thresholds
-from tests.helpers import ROOT
+from mlplatform.tools.rollout import cli, context, lock
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
+from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 PAIRS = 20
@@ -180,7 +181,7 @@ def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> Non
 
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from mlplatform.rollout import lock\n"
+         "import sys, time; from pathlib import Path; from mlplatform.tools.rollout import lock\n"
          f"with lock.exclusive(Path({str(stack_file)!r}), command='promote', timeout=0):\n"
          "    print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -200,7 +201,7 @@ def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> Non
 
 def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, stack_file, monkeypatch) -> None:
     """A `next` from another shell between two checks must not let watch skip the new step's dwell."""
-    from mlplatform.rollout import commands
+    from mlplatform.tools.rollout import commands
 
     monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
     now = [0.0]
@@ -268,7 +269,7 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
         for pair in range(3):
             prometheus.release.clear()
             stack_file.write_text(STACK_TEXT)
-            argv = [sys.executable, "-m", "mlplatform.rollout", "next", STACK, "--project-dir", str(project),
+            argv = [sys.executable, "-m", "mlplatform.tools.rollout", "next", STACK, "--project-dir", str(project),
                     "--json", "--prometheus-url", prometheus.url]
             processes = [
                 subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import cli, stackfile
-from tests.helpers import ROOT
+from mlplatform.tools.rollout import cli
+from mlplatform.tools.stackfile import editor as stackfile
+from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 VERB_ARGS = {
@@ -115,7 +116,7 @@ def test_no_traceback_from_the_real_entry_point(project: Path, stack_file: Path)
     """As a user runs it: one line on stdout, nothing on stderr, exit 2."""
     stack_file.write_text("config:\n\tmlmodel:environment: dev\n")
     done = subprocess.run(
-        [sys.executable, "-m", "mlplatform.rollout", "abort", STACK, "--project-dir", str(project), "--reason", "x"],
+        [sys.executable, "-m", "mlplatform.tools.rollout", "abort", STACK, "--project-dir", str(project), "--reason", "x"],
         capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 2

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from mlplatform.model.config import AnalysisConfig
-from mlplatform.rollout.gate import PrometheusClient, PrometheusError, Queries, evaluate
+from mlplatform.tools.rollout.gate import PrometheusClient, PrometheusError, Queries, evaluate
 
 NS, DEP, STABLE = "ml-serving", "fraud-detector-v6", "fraud-detector-v5"
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from mlplatform.model.config import AnalysisConfig
-from mlplatform.rollout import cli, stackfile
-from mlplatform.rollout.gate import PrometheusClient, Queries, evaluate
-from tests.linkerd_exporter import LinkerdExporter, Traffic
+from mlplatform.tools.rollout import cli
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.gate import PrometheusClient, Queries, evaluate
+from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 pytestmark = pytest.mark.integration

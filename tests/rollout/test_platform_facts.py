@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from mlplatform.model import platform_outputs as keys
-from mlplatform.rollout import cli, context
-from mlplatform.rollout.gate import GateVerdict, Thresholds
-from mlplatform.rollout.platform import Platform, PlatformOutputError, port_forward_hint
-from tests.helpers import ROOT
+from mlplatform.tools.rollout import cli, context
+from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
+from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
+from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"

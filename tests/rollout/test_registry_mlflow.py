@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import cli, context, stackfile
-from mlplatform.rollout.gate import GateVerdict, Thresholds
-from mlplatform.rollout.registry import BelowThreshold, Registry
+from mlplatform.tools.rollout import cli, context
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
+from mlplatform.tools.rollout.registry import BelowThreshold, Registry
 from tests.rollout.conftest import STACK, with_weight, without_canary
-from tests.servers import free_port, wait_until_ready
+from tests.support.servers import free_port, wait_until_ready
 
 pytestmark = pytest.mark.integration
 # requirements-dev.txt pins it and `make setup` installs it: a missing mlflow fails

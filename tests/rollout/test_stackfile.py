@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.rollout import rules, stackfile
-from tests.helpers import ROOT
+from mlplatform.tools.rollout import rules
+from mlplatform.tools.stackfile import editor as stackfile
+from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT, with_weight, without_canary
 
 IMAGE = "ghcr.io/example/fraud-detector-serving:1.1.0"

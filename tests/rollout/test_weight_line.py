@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.rollout import cli, stackfile
+from mlplatform.tools.rollout import cli
+from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 REST = """\

@@ -7,7 +7,7 @@ or not started) is skipped: there is nothing to watch.
 
 Reads the stack files with YAML only, not the full config model: a file that
 does not validate is the deploy's problem, and must not stop the other stacks'
-watch. Usage: `python -m mlplatform.rollout.active_canaries --root .`
+watch. Usage: `python -m mlplatform.tools.ci.active_canaries --root .`
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from mlplatform.rollout.changed_stacks import MODEL_PROJECT
-from mlplatform.rollout.deploy_matrix import stack_environment
+from mlplatform.tools.ci.changed_stacks import MODEL_PROJECT
+from mlplatform.tools.ci.deploy_matrix import stack_environment
 
 CANARY_KEY = "mlmodel:canary"
 

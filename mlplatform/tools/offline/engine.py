@@ -25,8 +25,8 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from mlplatform.offline_mocks import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, RecordingMocks  # noqa: F401 - re-exported
-from mlplatform.stack_file import placeholder, read_stack_config, read_stack_document
+from mlplatform.tools.offline.mocks import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, RecordingMocks  # noqa: F401 - re-exported
+from mlplatform.tools.stackfile.reader import placeholder, read_stack_config, read_stack_document
 
 REDACTED = "[secret]"
 
@@ -351,7 +351,7 @@ def read_stack_file(path: Path, project: str) -> tuple[dict[str, Any], list[str]
     values (at any depth: `pulumi config set --secret --path` nests them). Those cannot
     be decrypted offline; each becomes a `[secret:<key path>]` placeholder that the run
     treats as a Pulumi secret. A malformed file raises `StackFileError` (see
-    `mlplatform.stack_file`)."""
+    `mlplatform.tools.stackfile.reader`)."""
     stack_config = read_stack_config(path, project)
     return stack_config.values, stack_config.secret_paths
 

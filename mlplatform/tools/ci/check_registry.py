@@ -10,7 +10,7 @@ checked and fails too, so the gate cannot be sidestepped by pointing elsewhere.
 Exit codes: 0 every new URI passes (or none is new), 1 one fails or cannot be
 checked, 2 the registry could not answer.
 
-Usage: `python -m mlplatform.rollout.check_registry --base origin/main [--tracking-uri URL]`
+Usage: `python -m mlplatform.tools.ci.check_registry --base origin/main [--tracking-uri URL]`
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from mlplatform.rollout.changed_stacks import MODEL_PROJECT
+from mlplatform.tools.ci.changed_stacks import MODEL_PROJECT
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 VERSION_KEYS = ("mlmodel:stable", "mlmodel:canary")
@@ -84,7 +84,7 @@ def collect(root: Path, base: str) -> list[NewModelUri]:
 
 def check(found: list[NewModelUri], registry) -> tuple[int, list[str]]:
     """Check each new URI with `registry.check(name, version, environment)`; the exit code and report lines."""
-    from mlplatform.rollout.registry import BelowThreshold, parse_model_uri
+    from mlplatform.tools.rollout.registry import BelowThreshold, parse_model_uri
 
     code, lines = EXIT_OK, []
     for item in found:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="repository root (default: .)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
     args = parser.parse_args(argv)
-    from mlplatform.rollout.registry import Registry, RegistryError, explicit_tracking_uri
+    from mlplatform.tools.rollout.registry import Registry, RegistryError, explicit_tracking_uri
 
     try:
         found = collect(Path(args.root), args.base)

@@ -19,8 +19,9 @@ import argparse
 import os
 
 from mlplatform.configuration import ConfigError
-from mlplatform.rollout import apply, commands, lock, rules, stackfile
-from mlplatform.rollout.context import (
+from mlplatform.tools.rollout import apply, commands, lock, rules
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
     EXIT_BUSY,
     EXIT_IO,
@@ -33,8 +34,8 @@ from mlplatform.rollout.context import (
     Output,
     UsageError,
 )
-from mlplatform.rollout.gate import PrometheusError
-from mlplatform.rollout.platform import PlatformOutputError
+from mlplatform.tools.rollout.gate import PrometheusError
+from mlplatform.tools.rollout.platform import PlatformOutputError
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = Non
     ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=out, args=args)
     if up is not None:
         ctx.up = up
-    from mlplatform.rollout.registry import BelowThreshold, RegistryError, RegistryUnavailable
+    from mlplatform.tools.rollout.registry import BelowThreshold, RegistryError, RegistryUnavailable
 
     def error(message: str, code: int) -> int:
         out.event("error", f"error: {message}", error=message, exitCode=code)

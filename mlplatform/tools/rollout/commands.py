@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.rollout import rules, stackfile
-from mlplatform.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
-from mlplatform.rollout.gate import GateVerdict, PrometheusError
-from mlplatform.rollout.platform import PlatformOutputError
+from mlplatform.tools.rollout import rules
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
+from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
+from mlplatform.tools.rollout.platform import PlatformOutputError
 
 
 def verdict_lines(verdict: GateVerdict) -> str:
@@ -86,7 +87,7 @@ def start(ctx: Context) -> int:
         config = ctx.load().config
         rules.require_no_live_canary(config)
         if args.from_registry:
-            from mlplatform.rollout import registry as reg
+            from mlplatform.tools.rollout import registry as reg
 
             number = args.registry_version or reg.registry_version(args.version)
             registry_info = ctx.registry(config).check(config.model.registry_name, number, config.environment)
@@ -194,7 +195,7 @@ def promote(ctx: Context) -> int:
             return EXIT_REFUSED
         if ctx.args.from_registry:
             # Check only: `champion` moves after `up`, in the deploy workflow (move_aliases).
-            from mlplatform.rollout import registry as reg
+            from mlplatform.tools.rollout import registry as reg
 
             parsed = reg.parse_model_uri(canary.model_uri)
             if parsed is None:

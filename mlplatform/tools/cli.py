@@ -10,7 +10,7 @@ from mlplatform.configuration import ConfigError
 
 
 def _render(args: argparse.Namespace) -> int:
-    from mlplatform.render import render_stack, resource_tree, write_render
+    from mlplatform.tools.render import render_stack, resource_tree, write_render
 
     project_dir = Path(args.project_dir)
     out_dir = Path(args.out) if args.out else Path("rendered") / args.stack
@@ -34,7 +34,7 @@ def _render(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     import json
 
-    from mlplatform.diffing import Override, diff_stack, format_report, parse_assignment
+    from mlplatform.tools.diff import Override, diff_stack, format_report, parse_assignment
 
     if not (args.set or args.unset or args.against):
         raise ConfigError(args.stack, ["nothing to compare: give --set KEY=VALUE, --unset KEY or --against FILE"])
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.set_defaults(handler=_diff)
 
-    from mlplatform.rollout.cli import register as register_rollout
+    from mlplatform.tools.rollout.cli import register as register_rollout
 
     register_rollout(commands)
     return parser
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except Exception as err:  # the user gets one line, not a Pulumi runtime traceback
-        from mlplatform.render import RenderError
+        from mlplatform.tools.render import RenderError
 
         if isinstance(err, RenderError):
             print(f"error: {err}", file=sys.stderr)

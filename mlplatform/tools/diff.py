@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from mlplatform.configuration import ConfigError
-from mlplatform.offline import (
+from mlplatform.tools.offline.engine import (
     REDACTED,
     RecordedResource,
     Recording,
@@ -33,7 +33,7 @@ from mlplatform.offline import (
     read_stack_file,
     redact_secrets,
 )
-from mlplatform.render import RenderError, render_stack
+from mlplatform.tools.render import RenderError, render_stack
 
 # Paths listed per changed resource; beyond this the report says how many more.
 MAX_PATHS = 20

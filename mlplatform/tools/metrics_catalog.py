@@ -87,7 +87,7 @@ CATALOG: Mapping[str, frozenset[str]] = {
 
 
 class RegisteredResource(Protocol):
-    """What the check needs of a registered resource (`mlplatform.offline.RecordedResource` has it)."""
+    """What the check needs of a registered resource (`mlplatform.tools.offline.engine.RecordedResource` has it)."""
 
     type: str
     name: str

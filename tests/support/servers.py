@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prerequisites import require_binary
+from tests.support.prerequisites import require_binary
 
 PROMETHEUS_READY_TIMEOUT = 30.0
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.rollout import apply, lock, rules, stackfile
-from mlplatform.rollout.gate import GateVerdict, PrometheusClient, evaluate
-from mlplatform.rollout.platform import Platform, port_forward_hint
+from mlplatform.tools.rollout import apply, lock, rules
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, evaluate
+from mlplatform.tools.rollout.platform import Platform, port_forward_hint
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY, EXIT_APPLY_FAILED = 0, 1, 2, 3, 4, 5, 6
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
@@ -91,7 +92,7 @@ class Context:
         return explicit or self.platform(config).mlflow_tracking_uri()
 
     def registry(self, config: ModelStackConfig):
-        from mlplatform.rollout import registry as reg
+        from mlplatform.tools.rollout import registry as reg
 
         uri = self.tracking_uri(config)
         return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))

@@ -1,7 +1,7 @@
 """`mlplatform render`: run a stack's real program offline and write out what it declares.
 
 No cloud account, cluster or Pulumi CLI is needed: the program runs under the
-recording mocks of `mlplatform.offline`, with plausible provider answers (AZs,
+recording mocks of `mlplatform.tools.offline.engine`, with plausible provider answers (AZs,
 account id, ARNs). A model stack's StackReference to the platform is answered
 by rendering the referenced platform stack first, so the model stack sees the
 outputs that platform config would really produce.
@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from mlplatform.offline import (
+from mlplatform.tools.offline.engine import (
     REDACTED,
     Recording,
     RecordedResource,

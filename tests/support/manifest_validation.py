@@ -27,7 +27,7 @@ kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.sche
 
 KUBERNETES_VERSION = ClusterConfig.model_fields["kubernetes_version"].default
 CRD_GROUP = "ml.example.com"
-SCHEMA_DIR = Path(__file__).parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 
 
 def strict(schema: Any) -> Any:

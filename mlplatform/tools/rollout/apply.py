@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlplatform.rollout import stackfile
+from mlplatform.tools.stackfile import editor as stackfile
 
 UpFunction = Callable[[Path, str, Callable[[str], None]], None]
 """`up(project_dir, stack, on_output)`: applies the stack; raises `UpFailed` or `StateLocked`."""

@@ -1,6 +1,6 @@
 """The recording mocks' answers: plausible provider outputs for an offline run.
 
-`mlplatform.offline` runs a program under these mocks. Each answer is what a
+`mlplatform.tools.offline.engine` runs a program under these mocks. Each answer is what a
 program reads back from a real provider (ids, ARNs, endpoints, AZs, a StackReference's
 outputs), derived from the resource's name so that two runs answer alike.
 """

@@ -7,7 +7,7 @@ the deploy job runs in) and `platform_any=`/`models_any=`. The split exists so a
 workflow can apply platform stacks before model stacks: a model stack reads the
 platform's outputs, so it must see the new ones.
 
-Usage: `python -m mlplatform.rollout.changed_stacks --root . | python -m mlplatform.rollout.deploy_matrix --root .`
+Usage: `python -m mlplatform.tools.ci.changed_stacks --root . | python -m mlplatform.tools.ci.deploy_matrix --root .`
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from mlplatform.rollout.changed_stacks import MODEL_PROJECT, PLATFORM_PROJECT
+from mlplatform.tools.ci.changed_stacks import MODEL_PROJECT, PLATFORM_PROJECT
 
 # The environment key of each project and its default (both config models default to dev).
 ENVIRONMENT_KEYS = {PLATFORM_PROJECT: "mlplatform:environment", MODEL_PROJECT: "mlmodel:environment"}

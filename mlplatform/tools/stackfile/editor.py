@@ -35,9 +35,10 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mlplatform.configuration import ConfigError
-from mlplatform.stack_file import stack_config_of, validate_stack_config
+from mlplatform.tools.stackfile.reader import stack_config_of, validate_stack_config
 from mlplatform.model.config import NAMESPACE, ModelStackConfig
-from mlplatform.rollout import rules, weightline
+from mlplatform.tools.rollout import rules
+from mlplatform.tools.stackfile import weightline
 
 STACKS_DIR = Path("stacks") / "model"
 CANARY_KEY = f"{NAMESPACE}:canary"
@@ -104,7 +105,7 @@ def _yaml(explicit_start: bool = False) -> YAML:
 # -- reading -------------------------------------------------------------------
 # The one place the rollout tool reads a stack file. It parses round-trip (the edits
 # keep comments and layout), which refuses duplicate keys and tabs as the strict
-# reader does; the config is then validated by mlplatform.stack_file's checks.
+# reader does; the config is then validated by mlplatform.tools.stackfile.reader's checks.
 
 
 def read_text(path: Path) -> str:

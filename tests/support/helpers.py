@@ -1,5 +1,5 @@
 """Test helpers: minimal valid configs and runners that execute the real entry
-points under the recording mocks of `mlplatform.offline`."""
+points under the recording mocks of `mlplatform.tools.offline.engine`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from mlplatform.offline import Recording, run_entry_point
+from mlplatform.tools.offline.engine import Recording, run_entry_point
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

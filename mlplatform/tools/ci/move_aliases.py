@@ -6,7 +6,7 @@ or none removes `challenger`. Run from the deploy workflow, not from
 `rollout start`/`promote`, so an alias never names a version a merged and
 applied stack file does not run (a PR that is never merged moves nothing).
 
-Usage: `python -m mlplatform.rollout.move_aliases stacks/model/Pulumi.<stack>.yaml [--tracking-uri URL]`
+Usage: `python -m mlplatform.tools.ci.move_aliases stacks/model/Pulumi.<stack>.yaml [--tracking-uri URL]`
 Exit codes: 0 done, 1 a URI is not `models:/<name>/<version>`, 2 the registry could not answer.
 """
 
@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.rollout import stackfile
-from mlplatform.rollout.registry import CHALLENGER, CHAMPION, parse_model_uri
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout.registry import CHALLENGER, CHAMPION, parse_model_uri
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack_file", help="the model stack's Pulumi.<stack>.yaml, as applied")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
     args = parser.parse_args(argv)
-    from mlplatform.rollout.registry import Registry, RegistryError, explicit_tracking_uri
+    from mlplatform.tools.rollout.registry import Registry, RegistryError, explicit_tracking_uri
 
     try:
         targets = plan(stackfile.load(args.stack_file).config)

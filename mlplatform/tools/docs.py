@@ -1,6 +1,6 @@
 """The config reference tables in README.md, generated from the pydantic models.
 
-`python -m mlplatform.docs` rewrites the blocks between the `<!-- config:NAME -->`
+`python -m mlplatform.tools.docs` rewrites the blocks between the `<!-- config:NAME -->`
 markers in README.md; a test fails when README and the models disagree, so the
 reference cannot drift from the code.
 """

@@ -1,10 +1,10 @@
 """A wiring check over the rendered graph: do the objects point at each other correctly?
 
-Schema validation (tests/manifest_validation.py) proves each object is well formed
+Schema validation (tests/support/manifest_validation.py) proves each object is well formed
 on its own; it cannot see a Service whose selector matches no pod, a probe on a
 port the container does not name, or a TrafficSplit backend nobody declared. Those
 break only once applied, silently. Each rule below is one function from a `Graph`
-(tests/wiring_graph.py) to a `Findings`: the problems it found, and how many
+(tests/support/wiring_graph.py) to a `Findings`: the problems it found, and how many
 references it examined, so a test can tell "all fine" from "nothing was checked".
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.wiring_graph import (
+from tests.support.wiring_graph import (
     CLUSTER_SCOPED,
     Graph,
     PodTemplate,
@@ -26,7 +26,7 @@ from tests.wiring_graph import (
     namespace_of,
     qualified,
 )
-from tests.wiring_provided import DEFAULT_STORAGE_CLASS
+from tests.support.wiring_provided import DEFAULT_STORAGE_CLASS
 
 @dataclass
 class Findings:

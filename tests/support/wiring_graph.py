@@ -1,8 +1,8 @@
-"""The rendered graph the wiring check (tests/wiring.py) reads: objects, releases, pods.
+"""The rendered graph the wiring check (tests/support/wiring.py) reads: objects, releases, pods.
 
 A `Graph` is the union of one or more recordings (a model stack is checked with
 the platform stack it reads), plus what the installed charts and EKS provide
-(tests/wiring_provided.py). Pod templates are seen as admitted, after the webhooks
+(tests/support/wiring_provided.py). Pod templates are seen as admitted, after the webhooks
 of the installed charts (the Linkerd proxy injector) have mutated them.
 """
 
@@ -12,8 +12,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlplatform.offline import Recording
-from tests.wiring_provided import (
+from mlplatform.tools.offline.engine import Recording
+from tests.support.wiring_provided import (
     ANY_NAMESPACE,
     CHART_INJECTIONS,
     CHART_PROVIDED,

@@ -7,17 +7,21 @@ its imports, with Python's `ast`, transitively and including imports inside
 functions. Nothing is listed by hand, so a new shared module (`mlplatform/security.py`)
 is found by itself.
 
+The tools wing (`mlplatform/tools/`: render, diff, the rollout CLI, these CI
+helpers) is what people and CI run around the program, and no program module
+imports it (a test holds that seam): a change there previews no stack.
+
 When unsure, a path is mapped to more stacks, not fewer: an extra preview costs
-minutes, a missed one lets an untested change merge. So any file under
-`mlplatform/` that no entry point reaches (the rollout tool, a data file, a
-deleted module, an import hidden in `importlib`) maps to every stack, and so do
-the dependency files. Files outside the package and the projects (tests, docs,
-workflows) preview nothing.
+minutes, a missed one lets an untested change merge. So any other file under
+`mlplatform/` that no entry point reaches (a data file, a deleted module, an
+import hidden in `importlib`) maps to every stack, and so do the dependency
+files. Files outside the package and the projects (tests, docs, workflows)
+preview nothing.
 
 The workflows run this file with a bare `python` before any dependency is
 installed: it uses the standard library only and imports nothing of the project.
 
-Usage: `git diff --name-only BASE...HEAD | python mlplatform/rollout/changed_stacks.py --root .`
+Usage: `git diff --name-only BASE...HEAD | python mlplatform/tools/ci/changed_stacks.py --root .`
 prints `{"include": [{"project": "stacks/model", "stack": "fraud-detector-prod"}, ...]}`.
 """
 
@@ -34,6 +38,8 @@ PLATFORM_PROJECT = "."
 MODEL_PROJECT = "stacks/model"
 PROJECTS = (PLATFORM_PROJECT, MODEL_PROJECT)
 PACKAGE = "mlplatform"
+# The tools wing: never imported by a program, so never a reason to preview.
+TOOLS_WING = f"{PACKAGE}/tools/"
 ENTRY_POINT = "__main__.py"
 # Read by every program through the installed environment, not through an import.
 DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
@@ -153,6 +159,8 @@ def _projects_of(text: str, path: PurePosixPath, graph: dict[str, set[str]]) -> 
     """The projects a changed (non stack-file) path can affect."""
     if text in DEPENDENCY_FILES:
         return set(PROJECTS)
+    if text.startswith(TOOLS_WING):
+        return set()
     projects = {project for project, files in graph.items() if text in files}
     if text.startswith(f"{PACKAGE}/"):
         # Fail safe: package files no entry point reaches map to every stack.

@@ -1,7 +1,0 @@
-"""`python -m mlplatform.rollout ...`: the rollout commands without the `mlplatform` entry point."""
-
-import sys
-
-from mlplatform.rollout.cli import main
-
-sys.exit(main(["rollout", *sys.argv[1:]]))

@@ -1,0 +1,1 @@
+"""Test support: fixtures' helpers, real-server launchers and shared fakes; no tests here."""
