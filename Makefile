@@ -10,7 +10,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertma
 # The oldest Go that builds every module under tests/e2e/go-modules/ (their go.mod `go` lines).
 GO_MIN := 1.26.0
 
-.PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench bench-e2e clean
+.PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench bench-e2e docs docs-check clean
 
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
@@ -79,5 +79,13 @@ bench: setup
 bench-e2e: setup deps
 	$(PY) -m bench.simulated
 
+## docs: build the documentation site (docs/, mkdocs.yml) into site/ with MkDocs Material; nothing is fetched
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build
+
+## docs-check: build the site with --strict, so a broken link, anchor or a page missing from the nav fails (CI runs it)
+docs-check: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

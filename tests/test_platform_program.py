@@ -17,8 +17,8 @@ def _release(recording: Recording, chart: str):
 
 
 def _documented_outputs() -> set[str]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "platform.md").read_text()
+    section = page.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
     names = set()
     for cell in re.findall(r"^\| ([^|]+) \|", section, re.M):
         names.update(re.findall(r"`([A-Za-z]+)`", cell))
@@ -27,7 +27,7 @@ def _documented_outputs() -> set[str]:
 
 @pytest.mark.parametrize("stack", ["dev_platform", "prod_platform"])
 def test_stack_exports_exactly_the_documented_outputs(stack, request):
-    """Model stacks read these through a StackReference; README is their contract."""
+    """Model stacks read these through a StackReference; docs/platform.md is their contract."""
     recording = request.getfixturevalue(stack)
     assert set(recording.stack_outputs) == _documented_outputs()
 

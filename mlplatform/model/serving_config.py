@@ -143,7 +143,7 @@ class ServingConfig(ConfigModel):
     gpus: int = Field(0, ge=0, le=8, description="GPUs per replica; >0 schedules on the GPU pool.")
     probes: ProbeConfig = Field(default_factory=ProbeConfig, description="Probe paths.")
     routes: list[RouteConfig] | None = Field(
-        None, description="ServiceProfile routes; default per runtime (see README)."
+        None, description="ServiceProfile routes; default per runtime (docs/rollouts.md)."
     )
     retry_budget: RetryBudget = Field(default_factory=RetryBudget, description="ServiceProfile retry budget.")
     max_batch_size: int = Field(32, ge=1, description="MAX_BATCH_SIZE passed to the server.")

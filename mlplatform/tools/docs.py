@@ -1,8 +1,8 @@
-"""The config reference tables in README.md, generated from the pydantic models.
+"""The config reference tables of docs/configuration.md, generated from the pydantic models.
 
 `python -m mlplatform.tools.docs` rewrites the blocks between the `<!-- config:NAME -->`
-markers in README.md; a test fails when README and the models disagree, so the
-reference cannot drift from the code.
+markers in docs/configuration.md (or the file it is given); a test fails when that page and
+the models disagree, so the reference cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from mlplatform.model.config import NAMESPACE as MODEL_NAMESPACE
 from mlplatform.model.config import ModelStackConfig
 from mlplatform.platform.config import NAMESPACE as PLATFORM_NAMESPACE
 from mlplatform.platform.config import PlatformConfig
+
+# The page the tables live in, relative to the repository root (the command's default).
+REFERENCE_PAGE = Path("docs") / "configuration.md"
 
 TABLES: dict[str, tuple[type[BaseModel], str]] = {
     "platform": (PlatformConfig, PLATFORM_NAMESPACE),
@@ -80,7 +83,7 @@ def _default(value: Any) -> str:
     if isinstance(value, BaseModel):
         return "(see below)"
     if isinstance(value, list) and value and isinstance(value[0], BaseModel):
-        return "(see README)"
+        return "(see the example stacks)"
     return f"`{json.dumps(value)}`"
 
 
@@ -114,23 +117,24 @@ def _marker_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"(<!-- config:{name} -->\n)(.*?)(<!-- /config:{name} -->)", re.S)
 
 
-def render_readme(text: str) -> str:
+def render_reference(text: str, source: str = str(REFERENCE_PAGE)) -> str:
+    """`text` with every config table regenerated; `source` names the file in errors."""
     for name, (model, namespace) in TABLES.items():
         pattern = _marker_pattern(name)
         if not pattern.search(text):
-            raise ValueError(f"README.md has no <!-- config:{name} --> block")
+            raise ValueError(f"{source} has no <!-- config:{name} --> block")
         table = config_table(model, namespace)
         text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(3), text)
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    readme = Path(argv[0] if argv else "README.md")
-    text = readme.read_text()
-    updated = render_readme(text)
+    page = Path(argv[0]) if argv else REFERENCE_PAGE
+    text = page.read_text()
+    updated = render_reference(text, str(page))
     if updated != text:
-        readme.write_text(updated)
-        print(f"updated the config reference in {readme}")
+        page.write_text(updated)
+        print(f"updated the config reference in {page}")
     return 0
 
 

@@ -73,7 +73,7 @@ def repo(tmp_path: Path) -> Path:
         (["mlplatform/tools/new_helper.py"], []),
         (["mlplatform/templates/values.yaml"], EVERY),
         (["mlplatform/model/removed.py"], EVERY),
-        (["README.md", "tests/model/test_serving.py", ".github/workflows/x.yml", "docs/x.md"], []),
+        (["README.md", "tests/model/test_serving.py", ".github/workflows/x.yml", "docs/x.md", "mkdocs.yml"], []),
         (["stacks/model/Pulumi.gone.yaml"], []),
         (["./Pulumi.dev.yaml", "stacks/model/Pulumi.fraud-detector-dev.yaml"], [DEV, M_DEV]),
     ],
