@@ -1,4 +1,4 @@
-# One place for the commands README.md documents.
+# One place for the commands README.md and docs/ document.
 VENV ?= venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python

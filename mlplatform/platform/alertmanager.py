@@ -7,7 +7,7 @@
   in the chart's own default.
 
 With no receiver at all, alerts still reach Alertmanager (its UI and API show
-them) but notify no one; README says so.
+them) but notify no one; docs/platform.md says so.
 
 The rendered file holds credentials, so the Monitoring component only ever
 passes it on as a Pulumi secret, inside a Kubernetes Secret.

@@ -1,7 +1,7 @@
 """The platform stack's configuration: every key under `mlplatform:`.
 
-This module is the config reference: each field's description is what README's
-config table documents. Defaults are sane for `dev`; `Pulumi.prod.yaml` turns on
+This module is the config reference: each field's description is what the config
+table of docs/configuration.md documents. Defaults are sane for `dev`; `Pulumi.prod.yaml` turns on
 HA, multi-AZ and deletion protection.
 
 `PlatformConfig` and the rules that span sections live here, with the small

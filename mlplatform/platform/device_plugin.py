@@ -51,7 +51,7 @@ def _chart_values(time_slicing_replicas: int, size: PodSize) -> dict[str, Any]:
     values: dict[str, Any] = {
         "resources": size.k8s(),
         # The plugin keeps its host access (the kubelet's device-plugin socket directory,
-        # see the README's exceptions) but runs under the runtime's seccomp filter.
+        # see docs/platform.md's exceptions) but runs under the runtime's seccomp filter.
         "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         # Replaces the chart's list, whose `nvidia.com/gpu Exists` would also put the
         # plugin on nodes tainted for some other GPU setup; ours tolerates exactly

@@ -87,7 +87,7 @@ def _chart_values(
             "resources": sizes.kube_state_metrics.k8s(),
         },
         # The chart's pod securityContext is merged with this: the host-network exporter
-        # keeps its host access (see the README's exceptions) but gets the runtime's seccomp filter.
+        # keeps its host access (see docs/platform.md's exceptions) but gets the runtime's seccomp filter.
         "prometheus-node-exporter": {
             "resources": sizes.node_exporter.k8s(),
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},

@@ -7,7 +7,7 @@ The AWS components (cluster, GPU pool, storage, CI roles) are imported inside th
 mode-aws branches, not at the top: the Pulumi engine wants a plugin for every
 provider package the program loads, so mode existing must never import
 pulumi_aws. That lets an on-prem or air-gapped user run it with the Kubernetes
-plugin only (README, "Mode existing with the Kubernetes plugin only").
+plugin only (docs/platform.md, "Mode existing with the Kubernetes plugin only").
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "trafficSplitApis": mesh.traffic_split_apis,
         "crdGroup": crds.group,
         # For people, not model stacks: the ARNs to set as the repository variables
-        # the workflows read (README, "CI/CD: from PR to cluster"). None when CI is off.
+        # the workflows read (docs/ci-cd.md). None when CI is off.
         "ciRoles": (
             {
                 "preview": ci.preview_role_arn,

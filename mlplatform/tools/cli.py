@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Exit codes of `render` and `diff` (README's troubleshooting section lists them):
+# Exit codes of `render` and `diff` (docs/troubleshooting.md lists them):
 EXIT_OK = 0
 # A bug, not a mistake in the input: Python's own exit code for an uncaught exception,
 # which keeps its traceback for the report.

@@ -41,7 +41,7 @@ MODEL_POD_MONITOR = "model PodMonitor"
 
 # The metrics a model server exposes on its `serving.metrics` endpoint for the
 # platform to use: the accuracy gauge the rollout gate reads and the drift score
-# the drift alert reads (both 0..1; README documents their labels).
+# the drift alert reads (both 0..1; docs/platform.md documents their labels).
 MODEL_METRICS = frozenset({"ml_model_accuracy", "ml_model_drift_score"})
 
 

@@ -27,7 +27,7 @@ ALERTING = {"slackWebhookUrl": SLACK, "webhookUrl": WEBHOOK, "pagerdutyRoutingKe
 
 
 def _run_with_alerting(alerting: dict[str, Any], **monitoring: Any) -> Recording:
-    """The platform with `monitoring.alerting` given as a Pulumi secret, as README says to set it."""
+    """The platform with `monitoring.alerting` given as a Pulumi secret, as docs/configuration.md says to set it."""
     config = qualify("mlplatform", platform_config(monitoring={"alerting": alerting, **monitoring}))
     config["aws:region"] = "us-west-2"
     return run_entry_point(ROOT, stack="dev", config=config, secret_keys=["mlplatform:monitoring"])
@@ -90,7 +90,7 @@ def test_critical_goes_to_chat_without_pagerduty():
 
 
 def test_without_receivers_alerts_stay_in_alertmanager():
-    """No receiver configured: a valid config whose routes end in the null receiver (README says so)."""
+    """No receiver configured: a valid config whose routes end in the null receiver (docs/platform.md says so)."""
     config = alertmanager_config(AlertingConfig())
     assert config["receivers"] == [{"name": "null"}]
     assert config["route"]["receiver"] == "null"

@@ -6,8 +6,8 @@ renders them against a chart mirror. Every workload the charts create (and the
 Prometheus and Alertmanager the operator will create) must give each container a
 CPU request, a memory request and a memory limit, run under the RuntimeDefault
 seccomp profile, and not mount a service-account token unless it talks to the API
-server. The few exceptions are listed below with their reason (README: "Chart
-workloads: the exceptions").
+server. The few exceptions are listed below with their reason (docs/platform.md: "Chart
+workloads: sizes and the exceptions").
 
 Configuration, never skipped:
 - `MLPLATFORM_TEST_CHARTS`: a static Helm repository (index.yaml and .tgz files), a
@@ -61,7 +61,7 @@ TALKS_TO_API = {
     ("nvidia-device-plugin", "DaemonSet/nvidia-device-plugin-mps-control-daemon"),
 }
 
-# Checks a workload is excused from, and why. Keep this short; README lists it too.
+# Checks a workload is excused from, and why. Keep this short; docs/platform.md lists it too.
 EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ("nvidia-device-plugin", "DaemonSet/nvidia-device-plugin", "resources"): (
         "the chart sizes only the plugin container; its init and config-manager containers have no key"

@@ -1,6 +1,6 @@
 """What every rollout command shares: output, exit codes, the lock, the platform's facts, the gate, the edit.
 
-The exit codes' meanings are in `cli`'s docstring (the `--help` text) and README's
+The exit codes' meanings are in `cli`'s docstring (the `--help` text) and docs/troubleshooting.md's
 "Exit codes"; this module only names them.
 """
 
