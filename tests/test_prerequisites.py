@@ -99,9 +99,8 @@ def test_go_minimum_matches_the_tools_modules():
     """`make deps` checks for the Go that the newest `go` line under tests/e2e/go-modules/ asks for."""
     makefile_min = re.search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
     assert makefile_min
-    go_lines = [
-        re.search(r"^go (\S+)$", mod.read_text(), re.M).group(1) for mod in (ROOT / "e2e" / "tools").glob("*/go.mod")
-    ]
+    modules = (ROOT / "tests" / "e2e" / "go-modules").glob("*/go.mod")
+    go_lines = [re.search(r"^go (\S+)$", mod.read_text(), re.M).group(1) for mod in modules]
     assert go_lines
     newest = max(go_lines, key=lambda v: tuple(int(p) for p in v.split(".")))
     assert makefile_min.group(1) == newest
