@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlplatform.tools import plugin_shim
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.support.helpers import ROOT
 
@@ -41,9 +42,13 @@ def _pins(names: tuple[str, ...]) -> list[str]:
 
 
 def program_virtualenv(cache: Path) -> Path:
-    """Its python; kept in the tools' cache directory, keyed by the pins, so later runs reuse it.
+    """Its python, behind the plugin-discovery shim; kept in the tools' cache directory, keyed by
+    the pins, so later runs reuse it.
 
-    The first run installs the pins from the package index."""
+    The first run installs the pins from the package index. The virtualenv is fixed once
+    installed, so the tier opts in to `mlplatform.tools.plugin_shim`: the language host's
+    `pip list` on every preview and `up` is answered from a cache that any change to the
+    virtualenv's site-packages invalidates."""
     pins = _pins(PROGRAM_PACKAGES)
     venv = cache / f"python-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:12]}"
     python = venv / "bin" / "python"
@@ -52,7 +57,7 @@ def program_virtualenv(cache: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pins], check=True)
         (venv / ".installed").write_text("\n".join(pins) + "\n")
-    return python
+    return plugin_shim.install(venv)
 
 
 def pulumi_cli(tools: dict[str, str], python: Path, workdir: Path) -> PulumiCli:
