@@ -92,7 +92,7 @@ def read_runtime_config() -> tuple[dict[str, Any], set[str]]:
     merged.update(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(
-        runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK has no public accessor
+        runtime_config._SECRET_KEYS.get()  # private: the SDK has no public accessor
     )
     return {key: _decode(raw) for key, raw in merged.items()}, secret_keys
 

@@ -14,6 +14,7 @@ the serving and training sections have a module each beside it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
@@ -180,7 +181,7 @@ class ModelStackConfig(ConfigModel):
             raise ValueError("needs at least one step")
         if any(s < 1 or s > 100 for s in steps):
             raise ValueError(f"every step must be in [1, 100], got {steps}")
-        if any(b <= a for a, b in zip(steps, steps[1:])):
+        if any(b <= a for a, b in pairwise(steps)):
             raise ValueError(f"steps must strictly increase, got {steps}")
         if steps[-1] != 100:
             raise ValueError(f"the last step must be 100 so the canary can be promoted, got {steps[-1]}")

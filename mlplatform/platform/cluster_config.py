@@ -105,7 +105,8 @@ class ScalingConfig(ConfigModel):
     def _ordered(self) -> ScalingConfig:
         if not self.min_size <= self.desired_size <= self.max_size:
             raise CrossFieldError(
-                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}",
+                "need minSize <= desiredSize <= maxSize, "
+                f"got {self.min_size} <= {self.desired_size} <= {self.max_size}",
                 "minSize",
                 "desiredSize",
                 "maxSize",

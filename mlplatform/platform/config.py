@@ -68,7 +68,7 @@ class NamespacesConfig(ConfigModel):
             keys = ["serving", "training", "mlflow", "monitoring"] + [f"teams[{i}].name" for i in range(len(self.teams))]
             raise CrossFieldError(
                 f"namespace names must be distinct; repeated: {duplicates}",
-                *[key for key, name in zip(keys, names) if name in duplicates],
+                *[key for key, name in zip(keys, names, strict=True) if name in duplicates],
             )
         reserved = {"default", "kube-system", "kube-public", "kube-node-lease", "linkerd", "linkerd-viz", "linkerd-smi"}
         clash = sorted(set(names) & reserved)

@@ -39,11 +39,11 @@ class LifecycleConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _expire_after_transition(self) -> LifecycleConfig:
-        if self.expiration_days is not None and self.transition_to_ia_days is not None:
-            if self.expiration_days <= self.transition_to_ia_days:
-                raise CrossFieldError(
-                    "expirationDays must be later than transitionToIaDays", "expirationDays", "transitionToIaDays"
-                )
+        expiration, transition = self.expiration_days, self.transition_to_ia_days
+        if expiration is not None and transition is not None and expiration <= transition:
+            raise CrossFieldError(
+                "expirationDays must be later than transitionToIaDays", "expirationDays", "transitionToIaDays"
+            )
         return self
 
 

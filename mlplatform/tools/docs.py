@@ -120,7 +120,7 @@ def render_readme(text: str) -> str:
         if not pattern.search(text):
             raise ValueError(f"README.md has no <!-- config:{name} --> block")
         table = config_table(model, namespace)
-        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(3), text)
+        text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(3), text)
     return text
 
 
