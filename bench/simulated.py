@@ -272,7 +272,7 @@ def markdown(results: Results) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.simulated", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.simulated", description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-simulated-") as tmp:

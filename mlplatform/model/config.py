@@ -158,7 +158,7 @@ class ModelStackConfig(ConfigModel):
         description="The team that owns the model: one of the platform's team namespaces (output "
         "`namespaces.teams`). Training runs there, under the team's GPU quota. Required with `training`.",
     )
-    serving: ServingConfig = Field(default_factory=ServingConfig, description="Serving Deployments.")
+    serving: ServingConfig = Field(default_factory=ServingConfig.defaults, description="Serving Deployments.")
     stable: VersionConfig = Field(description="The stable version.")
     canary: CanaryConfig | None = Field(None, description="The canary version, if a rollout is under way.")
     steps: list[int] = Field(
@@ -171,7 +171,7 @@ class ModelStackConfig(ConfigModel):
     traffic_api: Literal["smi", "gateway"] = Field(
         "smi", description="`smi`: TrafficSplit; `gateway`: Gateway API HTTPRoute with weighted backendRefs."
     )
-    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Canary gate thresholds.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig.defaults, description="Canary gate thresholds.")
     trust_domain: str = Field("cluster.local", description="Linkerd identity trust domain.")
 
     @field_validator("steps")

@@ -162,5 +162,5 @@ class GpuPoolConfig(ConfigModel):
 
 
 class NodePoolsConfig(ConfigModel):
-    system: SystemPoolConfig = Field(default_factory=SystemPoolConfig, description="The system CPU pool.")
-    gpu: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="The GPU pool.")
+    system: SystemPoolConfig = Field(default_factory=SystemPoolConfig.defaults, description="The system CPU pool.")
+    gpu: GpuPoolConfig = Field(default_factory=GpuPoolConfig.defaults, description="The GPU pool.")

@@ -87,7 +87,7 @@ class MlflowConfig(ConfigModel):
         description="Mode existing: name of a Secret in the MLflow namespace with AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY for the S3-compatible store.",
     )
-    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig, description="Artifact bucket lifecycle.")
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig.defaults, description="Artifact bucket lifecycle.")
 
     @field_validator("database_password")
     @classmethod

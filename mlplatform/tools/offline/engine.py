@@ -280,8 +280,9 @@ def run_program(
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config_as_runtime_values(config or {}), list(secret_keys))
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
+    # pulumi's `contextproperty` hides these attributes from type checkers (the SDK marks them `type: ignore`).
+    SETTINGS.rpc_manager.clear()  # pyright: ignore[reportAttributeAccessIssue]
+    SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]
     error: BaseException | None = None
     quiet = _QuietOnFailure().start()
     try:

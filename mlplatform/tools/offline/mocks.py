@@ -155,7 +155,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}
 
     # -- provider functions ---------------------------------------------
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+    # A plain dict, which the SDK's mock monitor accepts (`isinstance(tup, dict)`) though `Mocks.call` is typed as a
+    # tuple; and the tuple `(outputs, None)` that the base class returns would fail there, iterating None.
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:  # pyright: ignore[reportIncompatibleMethodOverride]
         token, region, acct = args.token, self.region, self.account_id
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{region}{s}" for s in "abcd"]
