@@ -10,7 +10,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertma
 # The oldest Go that builds every module under tests/e2e/go-modules/ (their go.mod `go` lines).
 GO_MIN := 1.26.0
 
-.PHONY: setup setup-runtime deps test test-fast e2e e2e-tools render bench bench-e2e docs docs-check clean
+.PHONY: setup setup-runtime deps lint format test test-fast e2e e2e-tools render bench bench-e2e docs docs-check clean
 
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
@@ -49,6 +49,17 @@ deps:
 	if [ "$$(printf '%s\n' "$(GO_MIN)" "$$version" | sort -V | head -n1)" != "$(GO_MIN)" ]; then \
 	    echo "deps: Go $$version is too old to build the e2e tier's tools; install Go $(GO_MIN) or newer: https://go.dev/dl/" >&2; exit 1; \
 	fi
+
+## lint: ruff (lint, then format check) and pyright (types); CI needs 0 findings. The pre-commit hooks run these lines
+lint: setup
+	$(VENV)/bin/ruff check --force-exclude .
+	$(VENV)/bin/ruff format --check --force-exclude .
+	$(VENV)/bin/pyright --pythonpath $(PY)
+
+## format: rewrite what ruff can fix by itself (import order, pyupgrade...), then format; review the diff
+format: setup
+	$(VENV)/bin/ruff check --fix --force-exclude .
+	$(VENV)/bin/ruff format --force-exclude .
 
 ## test: the whole test suite, after `deps` (what CI runs); a missing prerequisite fails, nothing is skipped
 test: setup deps

@@ -336,7 +336,7 @@ def kept_sections(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").split("\n\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=5, help="repetitions per evaluation measurement (default 5)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report file (default {DEFAULT_OUT})")
     parser.add_argument("--skip-tests", action="store_true", help="do not time the test suite")

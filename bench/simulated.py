@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from mlplatform.tools.stackfile import editor as stackfile
@@ -141,7 +142,7 @@ def run(workdir: Path) -> Results:
     if not shutil.which("kubectl"):
         sys.exit("bench.simulated: kubectl is not on PATH (it measures `kubectl patch` as the floor)")
     results = Results()
-    client = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True).stdout
+    client = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True, check=False).stdout
     results.kubectl_version = json.loads(client or "{}").get("clientVersion", {}).get("gitVersion", "?")
     tools = provide_tools(tools=E2E_TOOLS)
     python = program_virtualenv(Path(tools["CACHE"]))
@@ -163,7 +164,7 @@ def run(workdir: Path) -> Results:
         for _ in range(REPEAT):
             subprocess.run([tools["pulumi"], "version"], capture_output=True, check=True)
             starts.append(time.time())
-        results.cli_start = statistics.median(b - a for a, b in zip(starts, starts[1:]))
+        results.cli_start = statistics.median(b - a for a, b in pairwise(starts))
 
         # 1-3: the walk of one model stack.
         model = "fraud-detector"
@@ -218,7 +219,8 @@ def markdown(results: Results) -> str:
         "",
         "| what | wall |",
         "|---|---:|",
-        f"| platform `pulumi up` (six releases with Helm's waits, MLflow, Postgres, CRDs, policies) | {_seconds(results.platform_up)} |",
+        "| platform `pulumi up` (six releases with Helm's waits, MLflow, Postgres, CRDs, policies) | "
+        f"{_seconds(results.platform_up)} |",
         f"| model stack `pulumi up` (canary at 10 %, training Job, awaitReadiness on) | {_seconds(results.model_up)} |",
         "",
         "Each weight step (the edit `rollout next` makes), previewed then applied:",
@@ -240,7 +242,8 @@ def markdown(results: Results) -> str:
         "Where a `preview` spends its time (medians). `before program`: from the CLI's start to the",
         "program's interpreter starting (CLI start, state, plugin discovery, language host); `program`: the",
         "interpreter's life (imports, the program, and its waits on the engine, including the provider's",
-        f"load and diffs); `after`: the engine finishing. The CLI alone (`pulumi version`) starts in {results.cli_start:.2f} s.",
+        "load and diffs); `after`: the engine finishing. "
+        f"The CLI alone (`pulumi version`) starts in {results.cli_start:.2f} s.",
         "",
         "| preview of | total | before program | of which `pip list` (plugin discovery) | program | after |",
         "|---|---:|---:|---:|---:|---:|",
@@ -252,7 +255,8 @@ def markdown(results: Results) -> str:
 
         return (
             f"| {label} | {_seconds(median('wall'))} | {_seconds(median('before_program'))} | "
-            f"{_seconds(median('plugin_discovery'))} | {_seconds(median('program'))} | {_seconds(median('after_program'))} |"
+            f"{_seconds(median('plugin_discovery'))} | {_seconds(median('program'))} | "
+            f"{_seconds(median('after_program'))} |"
         )
 
     for count, runs in sorted(results.versions.items()):
@@ -268,7 +272,7 @@ def markdown(results: Results) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.simulated", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.simulated", description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-simulated-") as tmp:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, Self, TypeVar, get_args, get_origin
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+from pydantic_core import ErrorDetails
 
 from mlplatform import pem
 
@@ -34,8 +36,8 @@ PROJECT_NAMESPACES = {"mlplatform": "the platform project (Pulumi.<stack>.yaml a
 # `Field(json_schema_extra=SECRET)`: the value is a credential and must be set as a
 # Pulumi secret. SECRET_UNLESS_PATH: same, unless the value is a one-line file path
 # (a kubeconfig given by path holds nothing secret; its contents may hold a token).
-SECRET = {"secret": True}
-SECRET_UNLESS_PATH = {"secret": "unless-path"}
+SECRET: JsonDict = {"secret": True}
+SECRET_UNLESS_PATH: JsonDict = {"secret": "unless-path"}
 # What an offline run (`mlplatform render`, `diff`) sees in place of a `secure:` value it
 # cannot decrypt: `[secret:<key path>]` (see mlplatform.tools.stackfile.reader). Validators that
 # inspect a secret's content skip it; `pulumi up` always hands them the real value.
@@ -57,6 +59,13 @@ class ConfigModel(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+    @classmethod
+    def defaults(cls) -> Self:
+        """The model with every field at its default, validated: the `default_factory` of a nested
+        section. Not the class itself: type checkers read `Field(2, ...)` as a field without a
+        default (only `default=` counts for them), so they would see the class as needing arguments."""
+        return cls.model_validate({})
 
 
 class CrossFieldError(ValueError):
@@ -92,7 +101,7 @@ def read_runtime_config() -> tuple[dict[str, Any], set[str]]:
     merged.update(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(
-        runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK has no public accessor
+        runtime_config._SECRET_KEYS.get()  # private: the SDK has no public accessor
     )
     return {key: _decode(raw) for key, raw in merged.items()}, secret_keys
 
@@ -267,7 +276,7 @@ def key_path(namespace: str, loc: tuple[Any, ...]) -> str:
 
 def _describe(
     model: type[BaseModel],
-    error: dict[str, Any],
+    error: ErrorDetails,
     *,
     namespace: str,
     secret_keys: set[str] | frozenset[str],

@@ -104,7 +104,7 @@ def test_bad_stack_file_exits_2_naming_file_line_and_column(project, tmp_path, c
 def test_foreign_namespace_in_a_stack_file_exits_2(project, tmp_path, command, key, hint):
     """The offline path refuses what `pulumi up` refuses: a key the program would silently ignore."""
     (project / "Pulumi.bad.yaml").write_text(GOOD + f"  {key}:\n    weight: 10\n")
-    code, stdout, stderr = _cli(*COMMANDS[command](project, tmp_path / "out"))
+    code, _, stderr = _cli(*COMMANDS[command](project, tmp_path / "out"))
     assert code == 2
     assert f"{key}: " in stderr and hint in stderr, stderr
     assert "Traceback" not in stderr
@@ -172,7 +172,7 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "mlplatform.tools.cli", "render", str(project), "bad", "--out", str(tmp_path / "out"),
          "--platform-dir", str(ROOT)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     assert run.returncode == 2
     assert run.stderr.splitlines() == [
@@ -212,7 +212,7 @@ def test_rule_needing_the_platform_outputs_exits_2_without_traceback(tmp_path):
     (platform / "Pulumi.nosmi.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text().replace(
         "  mlplatform:mesh:\n    ha: false\n", "  mlplatform:mesh:\n    ha: false\n    smi: false\n"))
     (model / "Pulumi.bad.yaml").write_text(GOOD.replace("organization/mlplatform/dev", "organization/mlplatform/nosmi"))
-    code, stdout, stderr = _cli("render", str(model), "bad", "--out", str(tmp_path / "out"),
+    code, _, stderr = _cli("render", str(model), "bad", "--out", str(tmp_path / "out"),
                                 "--platform-dir", str(platform))
     assert code == 2
     assert stderr.startswith("error: invalid configuration for stack 'bad' (1 problem):")

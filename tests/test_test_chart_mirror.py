@@ -29,7 +29,7 @@ def test_a_directory_is_served_on_loopback(monkeypatch, tmp_path: Path):
 
 def test_a_directory_without_an_index_is_refused(monkeypatch, tmp_path: Path):
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
-    with pytest.raises(pytest.fail.Exception, match="no index.yaml"):
+    with pytest.raises(pytest.fail.Exception, match=r"no index\.yaml"):
         with chart_mirror():
             pass
 

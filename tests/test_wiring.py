@@ -249,7 +249,7 @@ BROKEN = {
     "service-profile-name": (
         "fraud-detector-prod-smi",
         _set("ServiceProfile", "fraud-detector.ml-serving.svc.cluster.local", "metadata.name",
-             "fraud-detecter.ml-serving.svc.cluster.local"),  # fmt: skip
+             "fraud-detecter.ml-serving.svc.cluster.local"),
         "service_profiles",
         "ServiceProfile ml-serving/fraud-detecter.ml-serving.svc.cluster.local metadata.name: "
         "'fraud-detecter.ml-serving.svc.cluster.local' is no Service's FQDN",
@@ -354,7 +354,7 @@ def test_a_pvc_without_a_class_needs_a_default_class(stacks):
     """Take the default annotation off the platform's gp3 class: Prometheus' claim, which names the
     platform's class, still resolves, but a claim that names none is reported."""
     graph = stacks.graph("platform-dev")
-    classes = [o for o in graph.of_kind("StorageClass")]
+    classes = list(graph.of_kind("StorageClass"))
     assert classes, "the aws platform declares its StorageClasses"
     for storage_class in classes:
         storage_class.get("metadata", {}).get("annotations", {}).pop("storageclass.kubernetes.io/is-default-class", None)

@@ -88,7 +88,7 @@ def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
         assert job["runs-on"] == RUNNER, (workflow, name)
         # The role's ARN is checked first, so a missing variable is a named error, not a cryptic one.
         check = job["steps"][0]
-        assert check["env"]["ROLE_ARN"] == "${{ vars.%s }}" % variable and "exit 1" in check["run"]
+        assert check["env"]["ROLE_ARN"] == f"${{{{ vars.{variable} }}}}" and "exit 1" in check["run"]
     assert found == expected
     for path in WORKFLOWS.glob("*.yml"):
         assert "id-token" not in _load(path.name).get("permissions", {}), path.name

@@ -14,6 +14,7 @@ the serving and training sections have a module each beside it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
@@ -157,7 +158,7 @@ class ModelStackConfig(ConfigModel):
         description="The team that owns the model: one of the platform's team namespaces (output "
         "`namespaces.teams`). Training runs there, under the team's GPU quota. Required with `training`.",
     )
-    serving: ServingConfig = Field(default_factory=ServingConfig, description="Serving Deployments.")
+    serving: ServingConfig = Field(default_factory=ServingConfig.defaults, description="Serving Deployments.")
     stable: VersionConfig = Field(description="The stable version.")
     canary: CanaryConfig | None = Field(None, description="The canary version, if a rollout is under way.")
     steps: list[int] = Field(
@@ -170,7 +171,7 @@ class ModelStackConfig(ConfigModel):
     traffic_api: Literal["smi", "gateway"] = Field(
         "smi", description="`smi`: TrafficSplit; `gateway`: Gateway API HTTPRoute with weighted backendRefs."
     )
-    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Canary gate thresholds.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig.defaults, description="Canary gate thresholds.")
     trust_domain: str = Field("cluster.local", description="Linkerd identity trust domain.")
 
     @field_validator("steps")
@@ -180,7 +181,7 @@ class ModelStackConfig(ConfigModel):
             raise ValueError("needs at least one step")
         if any(s < 1 or s > 100 for s in steps):
             raise ValueError(f"every step must be in [1, 100], got {steps}")
-        if any(b <= a for a, b in zip(steps, steps[1:])):
+        if any(b <= a for a, b in pairwise(steps)):
             raise ValueError(f"steps must strictly increase, got {steps}")
         if steps[-1] != 100:
             raise ValueError(f"the last step must be 100 so the canary can be promoted, got {steps[-1]}")

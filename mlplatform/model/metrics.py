@@ -27,7 +27,7 @@ from mlplatform.model.serving_config import MetricsEndpointConfig
 API_VERSION = "monitoring.coreos.com/v1"
 
 
-def model_metrics_relabelings() -> list[dict[str, str]]:
+def model_metrics_relabelings() -> list[dict[str, str | list[str]]]:
     pod_label = "__meta_kubernetes_pod_label_"
     return [
         # `app.kubernetes.io/instance` of a serving pod is its Deployment's name.

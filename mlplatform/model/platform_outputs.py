@@ -118,6 +118,7 @@ class PlatformOutputs:
     @classmethod
     def from_stack_reference(cls, ref: pulumi.StackReference) -> PlatformOutputs:
         platform_stack = _sync_await(ref.name.future())
+        assert platform_stack is not None  # a StackReference's name is its input, known in preview too
         outputs: dict[str, Any] = dict(_sync_await(ref.outputs.future()) or {})
         reader = _Reader(platform_stack, outputs)
         reader.require(*REQUIRED)
@@ -154,7 +155,7 @@ class PlatformOutputs:
             # ambient kubeconfig; the provider then falls back to it as well.
             kubeconfig=pulumi.Output.secret(ref.get_output(KUBECONFIG)),
             serving_namespace=ref.require_output(NAMESPACES).apply(lambda ns: ns[SERVING]),
-            team_namespaces=tuple(teams),
+            team_namespaces=tuple(teams or ()),
             gpu_node_selector=ref.require_output(GPU_NODE_SELECTOR),
             gpu_taint=ref.require_output(GPU_TAINT),
             gpu_pool_enabled=gpu_pool,

@@ -15,8 +15,9 @@ What the Server leaves alone:
 
 Network policy, the second layer: the platform denies all traffic in the serving
 namespace by default and admits Prometheus (the proxies' 4191 and any metrics
-port of the model's own) and linkerd-viz's tap (4190) there. The model adds what only it knows: its clients' namespaces may reach its
-pods on the proxy's inbound port (4143), where a meshed client's proxy connects
+port of the model's own) and linkerd-viz's tap (4190) there. The model adds what
+only it knows: its clients' namespaces may reach its pods on the proxy's inbound
+port (4143), where a meshed client's proxy connects
 whatever the application port. The allowed clients are meshed (the
 AuthorizationPolicy requires their mTLS identity), so the application port itself
 stays closed to the network: an unmeshed pod in a client namespace is stopped by

@@ -289,6 +289,9 @@ def _pod_template(
         )
         for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
     ]
+    tolerations = None
+    if gpu:
+        tolerations = pulumi.Output.from_input(args.gpu_taint).apply(lambda taint: [labels.toleration_for(taint)])
 
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(labels=object_labels, annotations=annotations),
@@ -307,9 +310,9 @@ def _pod_template(
             ],
             topology_spread_constraints=spread,
             node_selector=args.gpu_node_selector if gpu else None,
-            tolerations=pulumi.Output.from_input(args.gpu_taint).apply(lambda taint: [labels.toleration_for(taint)])
-            if gpu
-            else None,
+            # PodSpecArgs types tolerations as TolerationArgs; the SDK takes the plain dict of
+            # labels.toleration_for (the form Helm values need too), and serializes it the same.
+            tolerations=tolerations,  # pyright: ignore[reportArgumentType]
         ),
     )
 

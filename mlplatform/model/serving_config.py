@@ -138,14 +138,14 @@ class ServingConfig(ConfigModel):
         "the platform's registry; `custom`: the image serves the model itself (reference-design paths).",
     )
     port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: 1024 or above).")
-    resources: Resources = Field(default_factory=Resources, description="Requests and limits per replica.")
-    replicas: ReplicaConfig = Field(default_factory=ReplicaConfig, description="HPA bounds and CPU target.")
+    resources: Resources = Field(default_factory=Resources.defaults, description="Requests and limits per replica.")
+    replicas: ReplicaConfig = Field(default_factory=ReplicaConfig.defaults, description="HPA bounds and CPU target.")
     gpus: int = Field(0, ge=0, le=8, description="GPUs per replica; >0 schedules on the GPU pool.")
-    probes: ProbeConfig = Field(default_factory=ProbeConfig, description="Probe paths.")
+    probes: ProbeConfig = Field(default_factory=ProbeConfig.defaults, description="Probe paths.")
     routes: list[RouteConfig] | None = Field(
         None, description="ServiceProfile routes; default per runtime (docs/rollouts.md)."
     )
-    retry_budget: RetryBudget = Field(default_factory=RetryBudget, description="ServiceProfile retry budget.")
+    retry_budget: RetryBudget = Field(default_factory=RetryBudget.defaults, description="ServiceProfile retry budget.")
     max_batch_size: int = Field(32, ge=1, description="MAX_BATCH_SIZE passed to the server.")
     workers: int = Field(2, ge=1, le=64, description="Scoring server worker processes (runtime mlflow).")
     metrics: MetricsEndpointConfig | None = Field(

@@ -288,7 +288,8 @@ class TrainingRun(pulumi.ComponentResource):
             restart_policy="Never",
             subdomain=job_name if distributed else None,
             node_selector=node_selector,
-            tolerations=tolerations,
+            # A plain dict where PodSpecArgs types TolerationArgs: see mlplatform/model/serving.py.
+            tolerations=tolerations,  # pyright: ignore[reportArgumentType]
             service_account_name=args.service_account_name,
             # Training reads data and writes to MLflow, never the Kubernetes API.
             automount_service_account_token=False,

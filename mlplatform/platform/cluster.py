@@ -99,6 +99,15 @@ def _kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str, pro
     )
 
 
+def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
+    """The cluster's OIDC issuer URL, which IRSA trusts. EKS gives every cluster one; the SDK types it optional."""
+    oidcs = identities[0].oidcs if identities else None
+    issuer = oidcs[0].issuer if oidcs else None
+    if not issuer:
+        raise ValueError(f"EKS returned the cluster without an OIDC issuer (identities: {identities!r}); IRSA needs one")
+    return issuer
+
+
 @dataclass
 class ClusterArgs:
     config: ClusterConfig
@@ -220,7 +229,7 @@ class Cluster(pulumi.ComponentResource):
 
         # One private route table per AZ whatever the NAT count, so switching
         # singleNatGateway only retargets routes instead of replacing tables.
-        egress: list[pulumi.Resource] = []
+        egress: list[pulumi.CustomResource] = []
         for i, subnet in enumerate(private_subnets):
             rt = aws.ec2.RouteTable(
                 f"{name}-private-{i}-rt", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-private-{i}"}, opts=child
@@ -283,7 +292,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_attachments),
         )
 
-        issuer = eks.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        issuer = eks.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=issuer,

@@ -105,7 +105,8 @@ class ScalingConfig(ConfigModel):
     def _ordered(self) -> ScalingConfig:
         if not self.min_size <= self.desired_size <= self.max_size:
             raise CrossFieldError(
-                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}",
+                "need minSize <= desiredSize <= maxSize, "
+                f"got {self.min_size} <= {self.desired_size} <= {self.max_size}",
                 "minSize",
                 "desiredSize",
                 "maxSize",
@@ -161,5 +162,5 @@ class GpuPoolConfig(ConfigModel):
 
 
 class NodePoolsConfig(ConfigModel):
-    system: SystemPoolConfig = Field(default_factory=SystemPoolConfig, description="The system CPU pool.")
-    gpu: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="The GPU pool.")
+    system: SystemPoolConfig = Field(default_factory=SystemPoolConfig.defaults, description="The system CPU pool.")
+    gpu: GpuPoolConfig = Field(default_factory=GpuPoolConfig.defaults, description="The GPU pool.")

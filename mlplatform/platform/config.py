@@ -68,7 +68,7 @@ class NamespacesConfig(ConfigModel):
             keys = ["serving", "training", "mlflow", "monitoring"] + [f"teams[{i}].name" for i in range(len(self.teams))]
             raise CrossFieldError(
                 f"namespace names must be distinct; repeated: {duplicates}",
-                *[key for key, name in zip(keys, names) if name in duplicates],
+                *[key for key, name in zip(keys, names, strict=True) if name in duplicates],
             )
         reserved = {"default", "kube-system", "kube-public", "kube-node-lease", "linkerd", "linkerd-viz", "linkerd-smi"}
         clash = sorted(set(names) & reserved)
@@ -96,23 +96,23 @@ class PlatformConfig(ConfigModel):
     """Everything under `mlplatform:` in `Pulumi.<stack>.yaml`."""
 
     environment: Literal["dev", "staging", "prod"] = Field("dev", description="Environment name, used in tags.")
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Cluster target.")
-    node_pools: NodePoolsConfig = Field(default_factory=NodePoolsConfig, description="Node pools (mode aws).")
-    charts: ChartsConfig = Field(default_factory=ChartsConfig, description="Pinned Helm charts.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig.defaults, description="Cluster target.")
+    node_pools: NodePoolsConfig = Field(default_factory=NodePoolsConfig.defaults, description="Node pools (mode aws).")
+    charts: ChartsConfig = Field(default_factory=ChartsConfig.defaults, description="Pinned Helm charts.")
     chart_mirror: str | None = Field(
         None,
         description="An internal Helm repository (http:// or https://) serving the upstream chart names at the "
         "pinned versions; replaces the repository of every release. Unset: the environment variable "
         "`MLPLATFORM_CHART_MIRROR`, if set, else each chart's own `repo`.",
     )
-    mesh: MeshConfig = Field(default_factory=MeshConfig, description="Linkerd.")
-    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Prometheus.")
-    mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking server and registry.")
-    namespaces: NamespacesConfig = Field(default_factory=NamespacesConfig, description="Namespaces and quotas.")
-    crds: CrdsConfig = Field(default_factory=CrdsConfig, description="The ML CRDs.")
-    device_plugin: DevicePluginConfig = Field(default_factory=DevicePluginConfig, description="NVIDIA device plugin.")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="StorageClasses and CSI drivers.")
-    ci: CiConfig = Field(default_factory=CiConfig, description="GitHub Actions' OIDC roles and cluster access.")
+    mesh: MeshConfig = Field(default_factory=MeshConfig.defaults, description="Linkerd.")
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig.defaults, description="Prometheus.")
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig.defaults, description="MLflow tracking server and registry.")
+    namespaces: NamespacesConfig = Field(default_factory=NamespacesConfig.defaults, description="Namespaces and quotas.")
+    crds: CrdsConfig = Field(default_factory=CrdsConfig.defaults, description="The ML CRDs.")
+    device_plugin: DevicePluginConfig = Field(default_factory=DevicePluginConfig.defaults, description="NVIDIA device plugin.")
+    storage: StorageConfig = Field(default_factory=StorageConfig.defaults, description="StorageClasses and CSI drivers.")
+    ci: CiConfig = Field(default_factory=CiConfig.defaults, description="GitHub Actions' OIDC roles and cluster access.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra AWS tags on every AWS resource.")
 
     @field_validator("chart_mirror")

@@ -54,6 +54,15 @@ def _tag_resource_name(name: str, tag_key: str) -> str:
     return f"{name}-template-{kind}-{subject.replace('/', '-')}"
 
 
+def _autoscaling_group_name(resources: Sequence[aws.eks.outputs.NodeGroupResource] | None) -> str:
+    """The Auto Scaling group of a managed node group, which EKS creates with it; the SDK types it optional."""
+    groups = resources[0].autoscaling_groups if resources else None
+    name = groups[0].name if groups else None
+    if not name:
+        raise ValueError(f"EKS returned the node group without an Auto Scaling group (resources: {resources!r})")
+    return name
+
+
 @dataclass
 class GpuNodePoolArgs:
     cluster_name: pulumi.Input[str]
@@ -115,9 +124,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
-        self.autoscaling_group_name = self.node_group.resources.apply(
-            lambda resources: resources[0].autoscaling_groups[0].name
-        )
+        self.autoscaling_group_name = self.node_group.resources.apply(_autoscaling_group_name)
 
         # Managed node groups do not copy their tags to the Auto Scaling group,
         # and the autoscaler reads node templates from the group itself.

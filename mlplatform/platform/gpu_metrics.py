@@ -55,7 +55,7 @@ def counters_csv() -> str:
     return "".join(f"{field}, {kind}, {help_text}\n" for field, kind, help_text in COUNTERS)
 
 
-def exporter_relabelings() -> list[dict[str, str]]:
+def exporter_relabelings() -> list[dict[str, str | list[str]]]:
     """Target labels for the exporter's series.
 
     The exporter labels each GPU's series with the `namespace`, `pod` and
@@ -161,7 +161,8 @@ class GpuMetrics(pulumi.ComponentResource):
                         automount_service_account_token=False,
                         priority_class_name="system-node-critical",
                         node_selector=dict(labels.GPU_NODE_SELECTOR),
-                        tolerations=[labels.toleration_for(labels.GPU_TAINT)],
+                        # A plain dict where PodSpecArgs types TolerationArgs: see mlplatform/model/serving.py.
+                        tolerations=[labels.toleration_for(labels.GPU_TAINT)],  # pyright: ignore[reportArgumentType]
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
                         ),

@@ -39,11 +39,11 @@ class LifecycleConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _expire_after_transition(self) -> LifecycleConfig:
-        if self.expiration_days is not None and self.transition_to_ia_days is not None:
-            if self.expiration_days <= self.transition_to_ia_days:
-                raise CrossFieldError(
-                    "expirationDays must be later than transitionToIaDays", "expirationDays", "transitionToIaDays"
-                )
+        expiration, transition = self.expiration_days, self.transition_to_ia_days
+        if expiration is not None and transition is not None and expiration <= transition:
+            raise CrossFieldError(
+                "expirationDays must be later than transitionToIaDays", "expirationDays", "transitionToIaDays"
+            )
         return self
 
 
@@ -87,7 +87,7 @@ class MlflowConfig(ConfigModel):
         description="Mode existing: name of a Secret in the MLflow namespace with AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY for the S3-compatible store.",
     )
-    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig, description="Artifact bucket lifecycle.")
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig.defaults, description="Artifact bucket lifecycle.")
 
     @field_validator("database_password")
     @classmethod

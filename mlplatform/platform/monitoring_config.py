@@ -68,7 +68,7 @@ class MonitoringConfig(ConfigModel):
         "alert on idle GPUs (`GpuIdle`).",
     )
     alerting: AlertingConfig = Field(
-        default_factory=AlertingConfig,
+        default_factory=AlertingConfig.defaults,
         description="Alertmanager receivers: `critical` alerts page PagerDuty, the rest go to Slack and/or the "
         "webhook. With none set, alerts are only visible in Alertmanager's UI.",
     )

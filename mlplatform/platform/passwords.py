@@ -18,11 +18,11 @@ def generated_password(
     """A RandomPassword child of `parent`, as a secret Output.
 
     `special_characters`: the only non-alphanumerics allowed (None: letters and digits only)."""
-    password = random.RandomPassword(
-        resource_name,
-        length=length,
-        special=special_characters is not None,
-        **({"override_special": special_characters} if special_characters is not None else {}),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    opts = pulumi.ResourceOptions(parent=parent)
+    if special_characters is None:
+        password = random.RandomPassword(resource_name, length=length, special=False, opts=opts)
+    else:
+        password = random.RandomPassword(
+            resource_name, length=length, special=True, override_special=special_characters, opts=opts
+        )
     return pulumi.Output.secret(password.result)

@@ -117,21 +117,25 @@ def apply_overrides(
             if isinstance(part, int):
                 if not isinstance(container, list) or part >= len(container):
                     raise ConfigError(stack, [f"{override.key}: {shown} has no item [{part}]"])
-            elif not isinstance(container, dict):
-                raise ConfigError(stack, [f"{override.key}: {shown} is not an object, cannot set .{part} in it"])
-            if last:
-                if override.remove:
-                    if isinstance(container, dict):
-                        container.pop(part, None)
-                    else:
-                        del container[part]
+                items: list[Any] = container
+                if not last:
+                    container = items[part]
+                elif override.remove:
+                    del items[part]
                 else:
-                    container[part] = copy.deepcopy(override.value)
+                    items[part] = copy.deepcopy(override.value)
+                shown += f"[{part}]"
             else:
-                if isinstance(part, str) and part not in container:
-                    container[part] = {}
-                container = container[part]
-                shown += f"[{part}]" if isinstance(part, int) else f".{part}"
+                if not isinstance(container, dict):
+                    raise ConfigError(stack, [f"{override.key}: {shown} is not an object, cannot set .{part} in it"])
+                mapping: dict[str, Any] = container
+                if not last:
+                    container = mapping.setdefault(part, {})
+                elif override.remove:
+                    mapping.pop(part, None)
+                else:
+                    mapping[part] = copy.deepcopy(override.value)
+                shown += f".{part}"
     return result
 
 
@@ -251,9 +255,11 @@ def _at(value: Any, path: KeyPath) -> Any:
         if isinstance(part, int):
             if not isinstance(value, list) or part >= len(value):
                 return _MISSING
-        elif not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
+            value = value[part]
+        else:
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
     return value
 
 

@@ -124,7 +124,7 @@ def render_reference(text: str, source: str = str(REFERENCE_PAGE)) -> str:
         if not pattern.search(text):
             raise ValueError(f"{source} has no <!-- config:{name} --> block")
         table = config_table(model, namespace)
-        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(3), text)
+        text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(3), text)
     return text
 
 

@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     slots = [index for index, item in enumerate(items) if item.path.parent == here]
     ordered = sorted((items[index] for index in slots), key=lambda item: item.path.name != "test_platform.py")
-    for index, item in zip(slots, ordered):
+    for index, item in zip(slots, ordered, strict=True):
         items[index] = item
 
 

@@ -79,10 +79,12 @@ class PulumiCli:
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,
+            check=False,  # PulumiError below carries both streams
         )
         if result.returncode != 0:
             raise PulumiError(
-                f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+                f"pulumi {' '.join(args)} exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
             )
         return result
 

@@ -6,6 +6,7 @@ recordings by URN (`diff_recordings`): the blast radius `pulumi preview` would s
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -60,7 +61,7 @@ def _objects(recording: Recording, version_object: str) -> dict[str, Any]:
 
 
 @API_PARAMS
-@pytest.mark.parametrize("before,after", list(zip(STEPS, STEPS[1:])))
+@pytest.mark.parametrize("before,after", list(pairwise(STEPS)))
 def test_weight_step_changes_only_the_split_and_the_inference_service(runs, api, before, after):
     """A rollout step must not restart, add or remove anything: only routing and its record move."""
     diff = diff_recordings(runs[(api, f"canary-{before}")], runs[(api, f"canary-{after}")])

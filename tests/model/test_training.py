@@ -175,7 +175,7 @@ ODD_RUN_IDS = [
 def test_odd_and_long_run_ids_give_valid_distinct_names(model: str) -> None:
     """Kubernetes rejects invalid names, and two runs sharing a name would collide."""
     names = [training_job_name(model, run_id) for run_id in ODD_RUN_IDS]
-    for run_id, name in zip(ODD_RUN_IDS, names):
+    for run_id, name in zip(ODD_RUN_IDS, names, strict=True):
         assert DNS_LABEL.match(name) and len(name) <= 63, (run_id, name)
         # An Indexed Job's last pod is `<job>-<index>`; with 64 workers that is `-63`.
         assert len(f"{name}-63") <= 63, name

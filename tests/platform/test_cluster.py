@@ -324,7 +324,7 @@ def test_provider_is_child_and_waits_for_system_nodes(dev):
 def test_region_mismatch_with_provider_fails():
     """A kubeconfig for the wrong region would point at a cluster that does not exist."""
     args = ClusterArgs(config=ClusterConfig(name="mlp-test", region="eu-west-1"), system_pool=SystemPoolConfig())
-    with pytest.raises(ValueError, match="cluster.region is 'eu-west-1' but the AWS provider deploys to 'us-west-2'"):
+    with pytest.raises(ValueError, match=r"cluster\.region is 'eu-west-1' but the AWS provider deploys to 'us-west-2'"):
         run_program(lambda: Cluster("cluster", args), project="mlplatform", stack="dev")
 
 

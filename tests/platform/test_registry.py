@@ -400,7 +400,7 @@ def test_in_cluster_postgres_is_non_root_with_its_volume(existing):
 def test_rds_needs_aws_infrastructure():
     """RDS cannot be created without the VPC of mode aws; say so instead of failing in AWS."""
     config = MlflowConfig(image=FULL_IMAGE, backend="rds", artifact_bucket="ml-artifacts")
-    with pytest.raises(ValueError, match="backend 'rds' needs cluster.mode 'aws'"):
+    with pytest.raises(ValueError, match=r"backend 'rds' needs cluster\.mode 'aws'"):
         _run(config, None)
 
 

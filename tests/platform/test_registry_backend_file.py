@@ -67,7 +67,7 @@ def _run_wrapper(deployment: dict[str, Any], tmp_path: Path, uri_file: Path) -> 
     command = _server(deployment)["command"]
     environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", URI_FILE_ENV: str(uri_file)}
     return subprocess.run(
-        [*command, "--host", "0.0.0.0", "--port", "5000"], env=environment, capture_output=True, text=True, timeout=30
+        [*command, "--host", "0.0.0.0", "--port", "5000"], env=environment, capture_output=True, text=True, timeout=30, check=False
     )
 
 

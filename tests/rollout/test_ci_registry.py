@@ -138,7 +138,7 @@ def test_unregistered_stable_uri_is_an_error(tmp_path):
 
 # -- against a real MLflow -----------------------------------------------------
 @pytest.mark.integration
-def test_gate_and_aliases_against_mlflow(tracking_uri, tmp_path):
+def test_gate_and_aliases_against_mlflow(tracking_uri, tmp_path):  # noqa: F811  the fixture, imported below
     """Versions 1 (0.95/0.90) and 3 (0.80/0.70) of the real registry: 3 fails dev, 1 passes prod; aliases move."""
     from mlplatform.tools.rollout.registry import Registry
 

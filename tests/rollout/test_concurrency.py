@@ -83,14 +83,15 @@ def test_concurrent_next_pairs_take_exactly_one_step(project: Path, stack_file: 
         results: list[tuple[int, list[dict]]] = []
         commits = int(_git(project, "rev-list", "--count", "HEAD"))
 
-        def run_next() -> None:
+        # This pair's barrier and results, passed in: a closure would read whatever the loop holds.
+        def run_next(barrier: threading.Barrier, results: list[tuple[int, list[dict]]]) -> None:
             stream = _Events(waiting)
             args = _args(project, "next", "--commit", "--prometheus-url", "http://127.0.0.1:9")
             barrier.wait()
             code = cli.run(args, stream=stream)
             results.append((code, [json.loads(line) for line in stream.getvalue().splitlines()]))
 
-        threads = [threading.Thread(target=run_next) for _ in range(2)]
+        threads = [threading.Thread(target=run_next, args=(barrier, results)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -235,7 +236,7 @@ class _HeldPrometheus:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 owner.release.wait(timeout=30)
                 query = parse_qs(urlparse(self.path).query)["query"][0]
                 value = "20" if "histogram_quantile" in query else "1" if " / " in query else "500"
@@ -278,14 +279,17 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
             ]
             outputs: list[list[dict]] = [[], []]
 
-            def read(index: int) -> None:
-                for line in processes[index].stdout:
+            def read(process: subprocess.Popen[str], output: list[dict]) -> None:
+                for line in process.stdout:
                     event = json.loads(line)
-                    outputs[index].append(event)
+                    output.append(event)
                     if event["event"] == "waiting":
                         prometheus.release.set()
 
-            readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+            readers = [
+                threading.Thread(target=read, args=(process, output))
+                for process, output in zip(processes, outputs, strict=True)
+            ]
             for reader in readers:
                 reader.start()
             codes = sorted(process.wait(timeout=120) for process in processes)

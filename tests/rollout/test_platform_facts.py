@@ -146,7 +146,7 @@ def test_no_platform_anywhere_is_a_clear_error(tmp_path, monkeypatch) -> None:
     """Outside the repository with no pulumi and no file, the error says what to pass."""
     monkeypatch.setattr("shutil.which", lambda name, *a, **k: None)
     platform = Platform(reference="organization/mlplatform/dev", project_dir=tmp_path)
-    with pytest.raises(PlatformOutputError, match="no platform project found above .*--platform-outputs"):
+    with pytest.raises(PlatformOutputError, match=r"no platform project found above .*--platform-outputs"):
         platform.serving_namespace()
 
 

@@ -153,7 +153,7 @@ def test_promote_checks_the_registry_and_leaves_the_aliases(tracking_uri, tmp_pa
     assert code == 0, events
     assert stackfile.load(project / f"Pulumi.{STACK}.yaml").config.stable.model_uri == f"models:/{MODEL}/4"
     assert _aliases(tracking_uri) == {"challenger": "4", "champion": "1"}
-    assert [e for e in events if e["event"] == "registry"][0]["version"] == "4"
+    assert next(e for e in events if e["event"] == "registry")["version"] == "4"
 
 
 def test_promote_from_registry_refuses_a_version_below_the_thresholds(tracking_uri, tmp_path, monkeypatch) -> None:

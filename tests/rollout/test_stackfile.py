@@ -119,7 +119,7 @@ def test_start_refused_while_a_canary_takes_traffic(stack_file: Path) -> None:
 def test_start_refuses_the_stable_version(stack_file: Path) -> None:
     """The stack model's rule (canary differs from stable) is enforced before writing."""
     stack_file.write_text(without_canary())
-    with pytest.raises(stackfile.StackFileError, match="must differ from stable.version"):
+    with pytest.raises(stackfile.StackFileError, match=r"must differ from stable\.version"):
         stackfile.apply_edit(stack_file, stackfile.start_canary("v5", IMAGE, "models:/fraud_detector/7"))
     assert stack_file.read_text() == without_canary()
 

@@ -93,7 +93,7 @@ def test_only_the_weight_line_changes(stack_file: Path, name: str, edit, weight:
     assert result.after.canary.weight == weight
     old, new = _lines(before), _lines(after)
     assert len(old) == len(new)
-    changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
+    changed = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
     assert changed == [_weight_index(before)], (old, new)
     line = new[changed[0]]
     assert str(weight) in line
@@ -136,7 +136,7 @@ def test_second_abort_with_commit_is_not_a_git_error(project: Path, stack_file: 
     assert _run(project, "abort", "--reason", "first", "--commit")[0] == 0
     code, events = _run(project, "abort", "--reason", "second", "--commit")
     assert code == 0 and events[-1]["reason"] == "first"
-    log = subprocess.run(["git", "log", "--format=%s"], cwd=project, capture_output=True, text=True).stdout
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=project, capture_output=True, text=True, check=True).stdout
     assert log.count("abort canary v6") == 1
 
 

@@ -1,1 +1,2 @@
-"""Continuous-integration helpers: which stacks a change touches, the deploy matrix, the active canaries, the registry gate and the alias moves."""
+"""Continuous-integration helpers: which stacks a change touches, the deploy matrix,
+the active canaries, the registry gate and the alias moves."""

@@ -203,7 +203,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
 
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request):  # the gRPC method's name
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -280,8 +280,9 @@ def run_program(
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config_as_runtime_values(config or {}), list(secret_keys))
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
+    # pulumi's `contextproperty` hides these attributes from type checkers (the SDK marks them `type: ignore`).
+    SETTINGS.rpc_manager.clear()  # pyright: ignore[reportAttributeAccessIssue]
+    SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]
     error: BaseException | None = None
     quiet = _QuietOnFailure().start()
     try:
@@ -428,9 +429,9 @@ class RecordingDiff:
         for before, after in self.changed:
             spec_before = before.inputs.get("spec") or {}
             spec_after = after.inputs.get("spec") or {}
-            if "template" in spec_before or "template" in spec_after:
-                if spec_before.get("template") != spec_after.get("template"):
-                    changed.append(after.urn)
+            has_template = "template" in spec_before or "template" in spec_after
+            if has_template and spec_before.get("template") != spec_after.get("template"):
+                changed.append(after.urn)
         return changed
 
 

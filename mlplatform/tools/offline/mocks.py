@@ -104,7 +104,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             url = str(inputs.get("url", "")).removeprefix("https://")
             return {"arn": f"arn:aws:iam::{acct}:oidc-provider/{url}"}
         if typ == "aws:kms/key:Key":
-            key_id = f"{_short_hash(name, length=8)}-{_short_hash(name, 'k', length=4)}-4000-8000-{_short_hash(name, 'x', length=12)}"
+            key_id = "-".join(
+                (_short_hash(name, length=8), _short_hash(name, "k", length=4), "4000", "8000", _short_hash(name, "x", length=12))
+            )
             return {"__id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{acct}:key/{key_id}"}
         if typ == "aws:eks/cluster:Cluster":
             oidc_id = _short_hash(name, length=32).upper()
@@ -126,7 +128,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{hexid}"}], "remoteAccessSecurityGroupId": ""}],
                 "status": "ACTIVE",
             }
-        if typ == "aws:s3/bucket:Bucket" or typ == "aws:s3/bucketV2:BucketV2":
+        if typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
             bucket = inputs.get("bucket") or f"{name}-{_short_hash(name, length=7)}"
             return {"__id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
                     "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
@@ -146,13 +148,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             return {"certPem": f"-----BEGIN CERTIFICATE-----\nMOCK-{name}\n-----END CERTIFICATE-----\n"}
         if typ == "tls:index/certRequest:CertRequest":
-            return {"certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\nMOCK-{name}\n-----END CERTIFICATE REQUEST-----\n"}
+            csr = f"-----BEGIN CERTIFICATE REQUEST-----\nMOCK-{name}\n-----END CERTIFICATE REQUEST-----\n"
+            return {"certRequestPem": csr}
         if typ.startswith("aws:"):
             return {"arn": f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{acct}:{physical}"}
         return {}
 
     # -- provider functions ---------------------------------------------
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+    # A plain dict, which the SDK's mock monitor accepts (`isinstance(tup, dict)`) though `Mocks.call` is typed as a
+    # tuple; and the tuple `(outputs, None)` that the base class returns would fail there, iterating None.
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:  # pyright: ignore[reportIncompatibleMethodOverride]
         token, region, acct = args.token, self.region, self.account_id
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{region}{s}" for s in "abcd"]

@@ -202,7 +202,10 @@ def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = Non
         out.event("refused", f"refused: {err}", reason=str(err))
         return EXIT_REFUSED
     except apply.StateLocked as err:
-        message = f"the Pulumi state of {args.stack} is locked by another update; nothing was applied and {ctx.path} is as it was: {err}"
+        message = (
+            f"the Pulumi state of {args.stack} is locked by another update; "
+            f"nothing was applied and {ctx.path} is as it was: {err}"
+        )
         return error(message, EXIT_BUSY)
     except apply.UpFailed as err:
         message = (

@@ -22,6 +22,7 @@ system, disk full).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -236,10 +237,8 @@ def write_atomically(path: Path, text: str | bytes) -> None:
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException as err:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         if isinstance(err, OSError):
             raise StackFileIOError(
                 f"{path}: cannot write the stack file: {err.strerror or err}; it is unchanged"

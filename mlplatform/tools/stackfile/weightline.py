@@ -114,4 +114,4 @@ def replace(text: str, canary: CommentedMap, weight: int, comment: str | None = 
         new = new.rstrip(" \t") + f"  # {comment}"
     lines = list(where.lines)
     lines[where.index] = new
-    return "".join(line + brk for line, brk in zip(lines, where.breaks))
+    return "".join(line + brk for line, brk in zip(lines, where.breaks, strict=True))
