@@ -152,7 +152,7 @@ def next_step(ctx: Context) -> int:
 
 
 def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int:
-    current = stackfile.read(ctx.path)
+    current = ctx.load()
     canary = rules.require_canary(current.config)
     earlier = stackfile.abort_reason(current)
     if earlier is not None:

@@ -58,9 +58,14 @@ class Context:
     up: apply.UpFunction = apply.automation_up
     """How `--apply` runs `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
+    # The file as read under the lock: one read and one validation per locked block,
+    # however many steps of the verb look at it. `exclusive` clears it on entry.
+    _current: stackfile.StackDocument | None = field(default=None, init=False, repr=False)
 
-    def load(self) -> stackfile.StackFile:
-        return stackfile.load(self.path)
+    def load(self) -> stackfile.StackDocument:
+        if self._current is None:
+            self._current = stackfile.read(self.path)
+        return self._current
 
     def option(self, name: str, default: Any = None) -> Any:
         return getattr(self.args, name, default)
@@ -114,11 +119,14 @@ class Context:
 
     # -- one command at a time per stack file ---------------------------------
 
-    def _snapshot(self) -> bytes | None:
+    def _snapshot(self) -> tuple[int, int, int] | None:
+        # Every write replaces the file by a rename (a new inode), so its identity tells
+        # whether it changed without reading it: the verb reads it once, under the lock.
         try:
-            return self.path.read_bytes()
+            st = self.path.stat()
         except OSError:
             return None  # the locked read reports it properly
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     @contextmanager
     def exclusive(self, *, require_unchanged: bool = True) -> Iterator[None]:
@@ -140,7 +148,11 @@ class Context:
                     f"{self.path} changed while this command waited for another rollout command; "
                     "nothing was written. Check `rollout status` and run the command again if it still applies."
                 )
-            yield
+            self._current = None
+            try:
+                yield
+            finally:
+                self._current = None
 
     # -- writing ----------------------------------------------------------------
 
@@ -158,7 +170,8 @@ class Context:
     ) -> stackfile.EditResult:
         if self.applies:
             return self._edit_and_apply(edit, message, verdict)
-        result = stackfile.apply_edit(self.path, edit, dry_run=self.option("dry_run", False))
+        result = stackfile.apply_edit(self.load(), edit, dry_run=self.option("dry_run", False))
+        self._current = None
         if result.written and self.option("commit", False):
             try:
                 _git_commit(self.path, message, verdict)
@@ -171,8 +184,10 @@ class Context:
     def _edit_and_apply(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None) -> stackfile.EditResult:
         """Write, `up`, commit, publish (see `apply`). The file goes back byte for byte when `up` fails."""
         apply.require_clean(self.path)
-        before = self.path.read_bytes()
-        result = stackfile.apply_edit(self.path, edit, dry_run=False)
+        current = self.load()
+        before = current.text  # the file was valid UTF-8, so the text re-encodes to its bytes
+        result = stackfile.apply_edit(current, edit, dry_run=False)
+        self._current = None
         if not result.written:
             return result
         stack = stackfile.stack_name(self.path)
