@@ -58,3 +58,26 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def stack_file(project: Path) -> Path:
     return project / f"Pulumi.{STACK}.yaml"
+
+
+LONG_AGO = "2020-01-01T00:00:00Z"
+
+
+def seed_status(path: Path, weight: int = 10, version: str = "v6", started: str = LONG_AGO, failed: int = 0) -> None:
+    """A rollout status whose step started long ago: the dwell has passed."""
+    import json
+
+    path.write_text(json.dumps({
+        "phase": "Progressing", "canaryVersion": version, "weight": weight, "stepStartedAt": started,
+        "failedChecks": failed,
+    }))
+
+
+@pytest.fixture(autouse=True)
+def status_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """The rollout state in a file (`ROLLOUT_STATUS_FILE`), seeded with the 10% step's dwell long passed:
+    the verbs' tests are about their own rule, not the dwell's (tests/rollout/test_dwell.py is)."""
+    path = tmp_path_factory.mktemp("state") / "rollout-status.json"  # outside the project's Git checkout
+    seed_status(path)
+    monkeypatch.setenv("ROLLOUT_STATUS_FILE", str(path))
+    return path

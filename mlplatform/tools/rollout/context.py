@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import apply, lock, rules
+from mlplatform.tools import kube
+from mlplatform.tools.rollout import apply, lock, rules, state
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, evaluate
-from mlplatform.tools.rollout.platform import Platform, port_forward_hint
+from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY, EXIT_APPLY_FAILED = 0, 1, 2, 3, 4, 5, 6
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
 MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+STATUS_FILE_ENV = "ROLLOUT_STATUS_FILE"
+CRD_GROUP_OUTPUT = "crdGroup"
 
 
 class UsageError(Exception):
@@ -57,7 +61,10 @@ class Context:
     args: argparse.Namespace
     up: apply.UpFunction = apply.automation_up
     """How `--apply` runs `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
+    now: Any = time.time
+    """Wall-clock seconds: the step start in the status is a timestamp other runs read."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
+    _store: state.StatusStore | None = field(default=None, init=False, repr=False)
     # The file as read under the lock: one read and one validation per locked block,
     # however many steps of the verb look at it. `exclusive` clears it on entry.
     _current: stackfile.StackDocument | None = field(default=None, init=False, repr=False)
@@ -95,6 +102,32 @@ class Context:
     def tracking_uri(self, config: ModelStackConfig) -> str:
         explicit = self.option("tracking_uri") or os.environ.get(MLFLOW_TRACKING_URI_ENV)
         return explicit or self.platform(config).mlflow_tracking_uri()
+
+    def status_store(self, config: ModelStackConfig) -> state.StatusStore:
+        """Where the rollout's state lives: the InferenceService record's status, or `--status-file`."""
+        if self._store is None:
+            status_file = self.option("status_file")
+            if status_file:
+                self._store = state.FileStatusStore(Path(status_file))
+            else:
+                group = self.platform(config).value(CRD_GROUP_OUTPUT)
+                self._store = state.KubeStatusStore(
+                    kube.KubeClient.discover(), group=str(group), namespace=self.namespace(config),
+                    name=config.model.name,
+                )
+        return self._store
+
+    def record(self, config: ModelStackConfig, status: state.RolloutStatus, *, best_effort: bool = False) -> None:
+        """Write the rollout's state (not on --dry-run). `best_effort`: a verb whose edit matters more
+        (abort, start, promote) reports an unreachable cluster and carries on."""
+        if self.option("dry_run", False):
+            return
+        try:
+            self.status_store(config).put(status)
+        except (kube.KubeError, PlatformOutputError, OSError) as err:
+            if not best_effort:
+                raise
+            self.out.event("warning", f"warning: rollout state not recorded on the cluster: {err}", warning=str(err))
 
     def registry(self, config: ModelStackConfig):
         from mlplatform.tools.rollout import registry as reg
