@@ -240,6 +240,7 @@ class Context:
                 remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
             ),
             message.splitlines()[0],
+            stack,
         )
         self.out.event("published", f"git: {where}", git=where)
         return result
