@@ -7,6 +7,7 @@ main stands in for branch protection: the commit goes to a `rollout/` branch and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,9 @@ def test_abort_pushes_to_main_after_catching_up_with_a_concurrent_commit(project
     assert "weight: 0  # aborted: p99 too high" in _git(repo, "show", f"main:Pulumi.{STACK}.yaml")
 
 
-def test_a_refused_push_to_main_opens_a_pr_from_a_rollout_branch(project: Path, repo: Path, tmp_path_factory, monkeypatch):
+def test_a_refused_push_to_main_opens_a_pr_from_a_rollout_branch(
+    project: Path, repo: Path, tmp_path_factory, monkeypatch, status_file: Path
+):
     """Branch protection (a pre-receive hook here) refuses main: the rollback goes to `rollout/<stack>-<time>`,
     the PR is asked for, and the workflow learns the branch from $GITHUB_OUTPUT."""
     _git(project, "push", "-q", "origin", "HEAD:main")
@@ -61,6 +64,8 @@ def test_a_refused_push_to_main_opens_a_pr_from_a_rollout_branch(project: Path, 
     branch = line.removeprefix("pr_branch=")
     assert branch.startswith(f"rollout/{STACK}-") and branch in published
     assert "weight: 0" in _git(repo, "show", f"{branch}:Pulumi.{STACK}.yaml")
+    # The cluster's record names the PR, so a deploy of the old main is refused naming it (`rollout guard`).
+    assert json.loads(status_file.read_text())["abort"]["pr"] == branch
 
 
 def test_a_conflicting_edit_of_the_weight_line_fails_named(project: Path, repo: Path, tmp_path_factory):

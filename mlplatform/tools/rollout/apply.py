@@ -109,6 +109,7 @@ class Publish:
     remote: str = "origin"
     base: str = "main"
     attempts: int = PUSH_ATTEMPTS
+    pr_branch: str | None = None  # set when the push was refused and a PR branch took the commit
 
 
 # git's words for a push that a newer remote head refused, and for one that the server's rules refused.
@@ -169,6 +170,7 @@ def _fallback_pr(directory: Path, publish_to: Publish, title: str, stack: str, r
             f"{publish_to.remote} refused the push to {publish_to.base} ({refusal}), and the push to {branch} "
             f"failed too: {_last_lines(pushed.stderr)}"
         )
+    publish_to.pr_branch = branch
     output = os.environ.get("GITHUB_OUTPUT")
     if output:
         with open(output, "a", encoding="utf-8") as handle:

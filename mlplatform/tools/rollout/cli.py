@@ -196,6 +196,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.set_defaults(rollout_handler=commands.watch)
 
+    p = verbs.add_parser(
+        "guard", parents=[common],
+        help="before `pulumi up`: refuse when the file would bring back a canary the cluster aborted",
+    )
+    p.add_argument("--namespace", help="the record's namespace (default: model.namespace, else the platform's)")
+    p.add_argument("--retry", metavar="REASON", help="bring the aborted canary back on purpose; clears the abort")
+    p.set_defaults(rollout_handler=commands.guard)
+
     rollout.set_defaults(handler=run)
     return rollout
 

@@ -219,7 +219,7 @@ def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int
     )
     if result.written:
         aborted = state.new_step(canary.version, 0, ctx.now(), phase=state.ABORTED)
-        aborted.abort = state.Abort(reason=reason, at=aborted.step_started_at)
+        aborted.abort = state.Abort(reason=reason, at=aborted.step_started_at, pr=ctx.pr_branch)
         aborted.last_verdict = verdict.to_dict() if verdict is not None else None
         ctx.record(current.config, aborted, best_effort=True)
     ctx.out.event(
@@ -347,3 +347,36 @@ def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep) -> int:
             ctx.out.event("stopped", f"stopped after {checks} checks (--max-checks)", checks=checks)
             return EXIT_OK
         sleep(args.interval)
+
+
+def guard(ctx: Context) -> int:
+    """Before any `pulumi up` of the stack (deploy.yml, a laptop): refuse to bring back an aborted canary.
+
+    The stack file says the canary takes traffic, but the cluster's record says that very canary was
+    aborted: main has not caught up with the rollback (its PR is open), and an `up` would undo it.
+    `--retry REASON` is the deliberate way back: it clears the abort in the record and passes."""
+    config = ctx.load().config
+    canary = config.canary
+    if canary is None or canary.weight == 0:
+        ctx.out.event("guard", "ok: no canary takes traffic in the stack file", ok=True)
+        return EXIT_OK
+    status = ctx.status_store(config).get(missing_ok=True)
+    if status is None or status.phase != state.ABORTED or status.canary_version != canary.version:
+        ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
+        return EXIT_OK
+    abort = status.abort or state.Abort(reason="(no reason recorded)", at=status.step_started_at)
+    retry = ctx.option("retry")
+    if retry:
+        again = state.new_step(canary.version, canary.weight, ctx.now())
+        ctx.record(config, again)
+        ctx.out.event(
+            "guard", f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
+            f"it was aborted at {abort.at}: {abort.reason}", ok=True, retry=retry, abort=abort.__dict__,
+        )
+        return EXIT_OK
+    pr = f"; the rollback is in PR branch {abort.pr}: merge it" if abort.pr else "; merge the rollback into main"
+    raise rules.Refused(
+        f"canary {canary.version} was aborted on the cluster at {abort.at} ({abort.reason}), but "
+        f"{ctx.path} still gives it {canary.weight}%: applying it would bring the canary back{pr}. "
+        "To run it again on purpose: `rollout guard --retry REASON`."
+    )

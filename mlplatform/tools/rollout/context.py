@@ -65,6 +65,8 @@ class Context:
     """Wall-clock seconds: the step start in the status is a timestamp other runs read."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
     _store: state.StatusStore | None = field(default=None, init=False, repr=False)
+    pr_branch: str | None = field(default=None, init=False)
+    """Set by an `--apply` edit whose push to the base was refused: the rollback PR's branch."""
     # The file as read under the lock: one read and one validation per locked block,
     # however many steps of the verb look at it. `exclusive` clears it on entry.
     _current: stackfile.StackDocument | None = field(default=None, init=False, repr=False)
@@ -233,15 +235,12 @@ class Context:
             # The cluster runs the edit now: the file stays as applied, only Git lags behind.
             detail = str(err).removesuffix("; the stack file is unchanged")
             raise GitError(f"{detail}; `pulumi up` applied the edit, so the file keeps it: commit it by hand") from None
-        where = apply.publish(
-            self.path,
-            apply.Publish(
-                push_branch=self.option("git_push"), open_pr=self.option("git_pr", False),
-                remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
-            ),
-            message.splitlines()[0],
-            stack,
+        target = apply.Publish(
+            push_branch=self.option("git_push"), open_pr=self.option("git_pr", False),
+            remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
         )
+        where = apply.publish(self.path, target, message.splitlines()[0], stack)
+        self.pr_branch = target.pr_branch
         self.out.event("published", f"git: {where}", git=where)
         return result
 

@@ -43,6 +43,7 @@ def parse_iso(text: str) -> float:
 class Abort:
     reason: str
     at: str
+    pr: str | None = None  # the branch of the rollback PR, where the push to main was refused
 
 
 @dataclass
@@ -84,7 +85,8 @@ class RolloutStatus:
             step_started_at=str(status["stepStartedAt"]),
             failed_checks=int(status.get("failedChecks") or 0),
             last_verdict=status.get("lastVerdict"),
-            abort=Abort(reason=str(abort.get("reason", "")), at=str(abort.get("at", ""))) if abort else None,
+            abort=Abort(reason=str(abort.get("reason", "")), at=str(abort.get("at", "")), pr=abort.get("pr"))
+            if abort else None,
         )
 
 
@@ -95,7 +97,7 @@ def new_step(version: str, weight: int, now: float, phase: str = PROGRESSING) ->
 class StatusStore(Protocol):
     where: str
 
-    def get(self) -> RolloutStatus | None: ...
+    def get(self, missing_ok: bool = False) -> RolloutStatus | None: ...
 
     def put(self, status: RolloutStatus) -> None: ...
 
@@ -117,10 +119,12 @@ class KubeStatusStore:
     def _path(self, status: bool) -> str:
         return kube.custom_object_path(self.group, self.version, self.namespace, "inferenceservices", self.name, status)
 
-    def get(self) -> RolloutStatus | None:
+    def get(self, missing_ok: bool = False) -> RolloutStatus | None:
         try:
             record = self.client.get(self._path(status=False))
         except kube.KubeApiError as err:
+            if err.status == 404 and missing_ok:
+                return None
             if err.status == 404:
                 raise kube.KubeError(
                     f"{self.where} does not exist: the model stack declares it; run `pulumi up` of the stack first"
@@ -142,7 +146,7 @@ class FileStatusStore:
     def __post_init__(self) -> None:
         self.where = f"status file {self.path}"
 
-    def get(self) -> RolloutStatus | None:
+    def get(self, missing_ok: bool = False) -> RolloutStatus | None:
         try:
             return RolloutStatus.from_status(json.loads(self.path.read_text(encoding="utf-8")))
         except FileNotFoundError:
