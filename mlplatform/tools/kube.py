@@ -219,7 +219,7 @@ class KubeClient:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self._ssl(cert, key)) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._ssl(cert, key)) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             raise KubeApiError(method, path, err.code, err.read().decode(errors="replace")) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,26 @@ def status_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
     seed_status(path)
     monkeypatch.setenv("ROLLOUT_STATUS_FILE", str(path))
     return path
+
+
+def git(directory: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=directory, capture_output=True, text=True, check=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`project` as a Git checkout with the stack file committed, and a bare `origin`."""
+    origin = tmp_path_factory.mktemp("origin")
+    git(origin, "init", "-q", "--bare", "-b", "main")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "initial")
+    git(project, "remote", "add", "origin", str(origin))
+    git(project, "config", "user.name", "t")
+    git(project, "config", "user.email", "t@t")
+    return origin
+
+

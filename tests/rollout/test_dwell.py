@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from mlplatform.tools.rollout import cli, commands, context, state
-from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
+from mlplatform.tools.rollout.gate import GateVerdict
 from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
 from tests.rollout.test_concurrency import _args, _git_repo, _healthy
@@ -67,7 +67,9 @@ def test_skip_dwell_steps_and_puts_the_reason_in_the_commit(project, stack_file,
     monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
     ctx, _ = _ctx(project, [T0 + 1], "next", "--commit", "--skip-dwell", "hotfix INC-42 verified by hand")
     assert cli.run_context(ctx) == 0
-    message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=project, capture_output=True, text=True).stdout
+    message = subprocess.run(
+        ["git", "log", "-1", "--format=%B"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
     assert "dwell skipped: hotfix INC-42 verified by hand" in message
 
 

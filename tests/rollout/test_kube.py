@@ -34,13 +34,13 @@ class FakeApiServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 owner.requests.append(("GET", self.path, self.headers.get("Authorization", ""), ""))
                 if self.path != PATH:
                     return self._answer(404, {"kind": "Status", "message": "not found"})
                 self._answer(200, owner.record)
 
-            def do_PATCH(self) -> None:  # noqa: N802
+            def do_PATCH(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 owner.requests.append(("PATCH", self.path, self.headers.get("Authorization", ""),
                                        self.headers["Content-Type"]))

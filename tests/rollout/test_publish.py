@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.rollout.conftest import STACK
-from tests.rollout.test_apply import FakeUp, _git, _run, repo  # noqa: F401 - the fixture
+from tests.rollout.test_apply import FakeUp, _git, _run
 
 
 def _clone_and_commit(origin: Path, tmp_path: Path, name: str) -> str:

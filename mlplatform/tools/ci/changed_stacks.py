@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 if not __package__:  # run as a script (`python mlplatform/tools/ci/changed_stacks.py`): find the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from mlplatform.tools.stackfile.names import stack_files, stack_of  # noqa: E402 - after the path, stdlib only
+from mlplatform.tools.stackfile.names import stack_files, stack_of
 
 PLATFORM_PROJECT = "."
 MODEL_PROJECT = "stacks/model"

@@ -58,7 +58,7 @@ def new_model_uris(path: str, before: str | None, after: str) -> list[NewModelUr
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
 
 
 def changed_model_stack_files(root: Path, base: str) -> list[str]:

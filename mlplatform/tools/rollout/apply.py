@@ -35,7 +35,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlplatform.tools.stackfile import editor as stackfile
@@ -162,7 +162,7 @@ def publish(path: Path, publish_to: Publish, title: str, stack: str = "") -> str
 
 
 def _fallback_pr(directory: Path, publish_to: Publish, title: str, stack: str, refusal: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     branch = f"rollout/{stack or 'stack'}-{stamp}"
     pushed = _push(directory, publish_to, branch)
     if pushed.returncode != 0:

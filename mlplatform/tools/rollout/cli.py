@@ -23,7 +23,6 @@ import os
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.kube import KubeError
 from mlplatform.tools.rollout import apply, commands, lock, rules
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
     EXIT_BUSY,
@@ -40,6 +39,7 @@ from mlplatform.tools.rollout.context import (
 )
 from mlplatform.tools.rollout.gate import PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.stackfile import editor as stackfile
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
 from mlplatform.tools.rollout import lock, rules, state
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.stackfile import editor as stackfile
 
 
 def verdict_lines(verdict: GateVerdict) -> str:

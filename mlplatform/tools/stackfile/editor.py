@@ -39,7 +39,7 @@ from mlplatform.configuration import ConfigError
 from mlplatform.model.config import NAMESPACE, ModelStackConfig
 from mlplatform.tools.rollout import rules
 from mlplatform.tools.stackfile import weightline
-from mlplatform.tools.stackfile.reader import (  # noqa: F401 - the errors are the editor's too
+from mlplatform.tools.stackfile.reader import (
     StackFileError,
     StackFileIOError,
     read_text,

@@ -35,6 +35,7 @@ from mlplatform.configuration import (
     foreign_namespace_problems,
     validate_config,
 )
+
 # The names' one parser, re-exported so readers of stack files need one import.
 from mlplatform.tools.stackfile.names import stack_file, stack_files, stack_of  # noqa: F401
 
