@@ -127,3 +127,11 @@ def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(projec
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
     assert commands.watch(ctx) == 0
     assert json.loads(status_file.read_text())["failedChecks"] == 1
+
+
+def test_status_shows_the_recorded_state(project, stack_file, status_file):
+    seed_status(status_file, started=state.now_iso(T0), failed=1)
+    ctx, stream = _ctx(project, [T0 + 90], "status")
+    cli.run_context(ctx)
+    event = _events(stream)[-1]
+    assert event["state"]["failedChecks"] == 1 and event["state"]["weight"] == 10

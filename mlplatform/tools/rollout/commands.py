@@ -60,6 +60,7 @@ def status(ctx: Context) -> int:
         lines.append(f"canary  {canary.version}  {canary.model_uri}  {canary.image}")
         lines.append(f"weight  {canary.weight}%  steps {config.steps}  next {config.next_step() or '-'}")
     code = EXIT_OK
+    _recorded_state(ctx, config, data, lines)
     if canary is not None and canary.weight > 0:
         try:
             verdict = ctx.gate(config)
@@ -71,6 +72,29 @@ def status(ctx: Context) -> int:
             code = EXIT_UNAVAILABLE if isinstance(err, PrometheusError) else EXIT_USAGE
     ctx.out.event("status", "\n".join(lines), **data)
     return code
+
+
+def _recorded_state(ctx: Context, config: ModelStackConfig, data: dict[str, Any], lines: list[str]) -> None:
+    """The rollout state on the cluster, for `status`: shown when it can be read, named when it cannot."""
+    from mlplatform.tools import kube
+    from mlplatform.tools.rollout.platform import PlatformOutputError as MissingOutput
+
+    try:
+        recorded = ctx.status_store(config).get(missing_ok=True)
+    except (kube.KubeError, MissingOutput, OSError) as err:
+        data["stateError"] = str(err)
+        lines.append(f"state   unavailable: {err}")
+        return
+    data["state"] = recorded.to_status() if recorded else None
+    if recorded is None:
+        lines.append("state   none recorded")
+        return
+    age = recorded.step_age(ctx.now())
+    lines.append(
+        f"state   {recorded.phase}: {recorded.canary_version} at {recorded.weight}% for {age:.0f}s "
+        f"(since {recorded.step_started_at}), {recorded.failed_checks} failed checks"
+        + (f"; aborted: {recorded.abort.reason}" if recorded.abort else "")
+    )
 
 
 def registry_checks(version) -> list[dict[str, Any]]:
