@@ -195,7 +195,7 @@ def test_validate_stack_file_applies_the_program_rules_without_running_it(tmp_pa
         validate_stack_file(typo, ModelStackConfig, NAMESPACE)
     duplicate = tmp_path / "Pulumi.dup.yaml"
     duplicate.write_text(GOOD + "  mlmodel:environment: prod\n")
-    with pytest.raises(ConfigError, match=r"Pulumi.dup.yaml:\d+:3: found duplicate key \"mlmodel:environment\""):
+    with pytest.raises(ConfigError, match=r"Pulumi.dup.yaml:\d+:3: not valid YAML: found duplicate key \"mlmodel:environment\""):
         validate_stack_file(duplicate, ModelStackConfig, NAMESPACE)
 
 

@@ -14,10 +14,11 @@ the serving and training sections have a module each beside it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import re
 from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
 from mlplatform.config_types import DnsLabel, Duration, ImageRef
 from mlplatform.configuration import ConfigModel, CrossFieldError
@@ -126,9 +127,10 @@ class AnalysisConfig(ConfigModel):
         50, ge=1, description="Minimum canary requests in the interval: no traffic is never healthy."
     )
     failure_threshold: int = Field(3, ge=1, description="Consecutive failed checks before `watch` aborts.")
-    dwell_minutes: list[int] = Field(
+    dwell_minutes: list[StrictInt | StrictStr] = Field(
         default_factory=lambda: list(DEFAULT_DWELL_MINUTES),
-        description="Minutes to dwell at each step before the next (one per step).",
+        description="How long to dwell at each step before the next (one per step): minutes as a number "
+        "(`10`), or a duration (`30s`, `10m`, `1h`), which lets a test scale time down.",
     )
     min_accuracy: float | None = Field(
         None,
@@ -140,6 +142,38 @@ class AnalysisConfig(ConfigModel):
     compare_with_stable: bool = Field(
         False, description="Also require the canary's success rate to be no worse than stable's."
     )
+
+    @field_validator("dwell_minutes")
+    @classmethod
+    def _dwells(cls, dwells: list[int | str]) -> list[int | str]:
+        for index, dwell in enumerate(dwells):
+            if isinstance(dwell, bool) or not (
+                (isinstance(dwell, int) and dwell >= 0) or (isinstance(dwell, str) and _DURATION.match(dwell))
+            ):
+                raise ValueError(
+                    f"entry {index} is {dwell!r}: give minutes as a whole number >= 0 (`10`) or a duration "
+                    "such as `30s`, `10m`, `1h`"
+                )
+        return dwells
+
+    def dwell_seconds(self, index: int) -> float:
+        """The dwell of step `index` in seconds; a bare number counts minutes."""
+        return duration_seconds(self.dwell_minutes[index])
+
+    def interval_seconds(self) -> float:
+        return duration_seconds(self.interval)
+
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\d+(ms|s|m|h)$")
+
+
+def duration_seconds(value: int | str) -> float:
+    """`10` (minutes), `30s`, `10m`, `1h`, `500ms` in seconds; the config model has checked the form."""
+    if isinstance(value, int):
+        return value * 60.0
+    unit = "ms" if value.endswith("ms") else value[-1]
+    return int(value[: -len(unit)]) * _UNIT_SECONDS[unit]
 
 
 class ModelStackConfig(ConfigModel):

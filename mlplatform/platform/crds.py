@@ -349,6 +349,23 @@ def _data_pipeline_spec() -> Schema:
     )
 
 
+def _rollout_status() -> dict[str, Schema]:
+    """What `mlplatform rollout` records through the status subresource, as Flagger does in a Canary's.
+    Pulumi declares `spec` only, so these writes never show as drift."""
+    return {
+        "canaryVersion": _string("The canary version this rollout state describes."),
+        "weight": _integer("The canary weight the state describes, in percent.", minimum=0, maximum=100),
+        "stepStartedAt": _string("When the current step (this weight) started; its dwell counts from here.",
+                                 format="date-time"),
+        "failedChecks": _integer("Consecutive failed gate checks at this step.", minimum=0),
+        "lastVerdict": _free_form("The last gate verdict with its measured values, as the judge recorded it."),
+        "abort": _object(
+            "Set when the canary was rolled back.",
+            {"reason": _string("Why, with the numbers."), "at": _string("When.", format="date-time")},
+        ),
+    }
+
+
 def _column(name: str, json_path: str, type_: str = "string", priority: int = 0) -> dict[str, Any]:
     column: dict[str, Any] = {"name": name, "type": type_, "jsonPath": json_path}
     if priority:
@@ -411,13 +428,18 @@ def _kinds() -> dict[str, _KindSpec]:
             plural="inferenceservices",
             short_names=("mlisvc",),
             spec=_inference_service_spec(),
-            status=_status({"url": _string("In-cluster URL of the apex Service.")}),
+            status=_status({"url": _string("In-cluster URL of the apex Service."), **_rollout_status()}),
             columns=(
                 _PHASE,
                 _column("Model", ".spec.modelRef.name"),
                 _column("Version", ".spec.modelRef.version"),
                 _column("Canary", ".spec.canary.version"),
                 _column("Canary Weight", ".spec.canary.weight", "integer"),
+                # The rollout's own view (`mlplatform rollout` writes it): the weight it judged, the
+                # failed checks so far and how long the current step has dwelled.
+                _column("Weight", ".status.weight", "integer"),
+                _column("Checks", ".status.failedChecks", "integer"),
+                _column("Step age", ".status.stepStartedAt", "date"),
                 _AGE,
             ),
         ),

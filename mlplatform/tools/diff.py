@@ -34,6 +34,7 @@ from mlplatform.tools.offline.engine import (
     redact_secrets,
 )
 from mlplatform.tools.render import RenderError, render_stack
+from mlplatform.tools.stackfile.reader import stack_file
 
 # Paths listed per changed resource; beyond this the report says how many more.
 MAX_PATHS = 20
@@ -310,7 +311,7 @@ def diff_stack(
     if not (project_dir / "Pulumi.yaml").is_file():
         raise RenderError(f"{project_dir} has no Pulumi.yaml: not a Pulumi project")
     project = project_name(project_dir)
-    source = Path(against) if against is not None else project_dir / f"Pulumi.{stack}.yaml"
+    source = Path(against) if against is not None else stack_file(project_dir, stack)
     if against is not None and not source.is_file():
         raise RenderError(f"--against {source}: no such config file")
     # Edits are checked before anything runs: a malformed key fails in milliseconds.

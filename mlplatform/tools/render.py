@@ -41,6 +41,8 @@ from mlplatform.tools.offline.engine import (
     run_entry_point,
     unwrap_secrets,
 )
+from mlplatform.tools.stackfile.reader import stack_file as stack_file_path
+from mlplatform.tools.stackfile.reader import stack_files
 
 PLATFORM_PROJECT = "mlplatform"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -114,9 +116,9 @@ def render_stack(
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
         raise RenderError(f"{project_dir} has no Pulumi.yaml: not a Pulumi project")
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    stack_file = stack_file_path(project_dir, stack)
     if not stack_file.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        known = list(stack_files(project_dir))
         raise RenderError(f"no stack '{stack}' in {project_dir} (stack files found: {', '.join(known) or 'none'})")
     platform_dir = platform_dir or find_platform_dir(project_dir)
     cache = platform_outputs if platform_outputs is not None else {}

@@ -16,6 +16,7 @@ and `rollout promote` query.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -106,7 +107,11 @@ def _mlplatform(project: Path, prometheus: str, *args: str) -> list[dict[str, An
     ]
     if command in ("next", "promote"):
         argv += ["--prometheus-url", prometheus]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if command == "next":
+        # The walk is about the engine; the dwell and the state on the cluster are test_rollout_status.py's.
+        argv += ["--skip-dwell", "e2e walk"]
+    env = {**os.environ, "ROLLOUT_STATUS_FILE": str(project.parent / "rollout-status.json")}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert result.returncode == 0, f"{' '.join(argv[1:])} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 

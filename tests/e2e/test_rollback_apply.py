@@ -99,6 +99,9 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     # `mlplatform` as CI runs it: the hermetic pulumi env (the Automation API finds `pulumi` on PATH).
     env = pulumi.env()
     env["PATH"] = f"{Path(e2e_tools['pulumi']).parent}:{env['PATH']}"
+    # The rollout state goes to the InferenceService record on the API server.
+    env["KUBECONFIG"] = str(api.admin_kubeconfig)
+    env.pop("ROLLOUT_STATUS_FILE", None)
     env.update(GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@local", GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@local")
     probe = subprocess.run(
         [sys.executable, "-c", "import mlplatform; print(mlplatform.__file__)"],
@@ -168,6 +171,10 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     assert _git(checkout, "status", "--porcelain") == ""
     assert _git(checkout, "rev-parse", "HEAD~1").strip() == head
     assert _git(origin, "show", f"{BRANCH}:model/{stack_file.name}") == text
+    # The cluster records the abort, with its reason, in the record's status.
+    record = api.get(f"/apis/ml.example.com/v1/namespaces/{SERVING}/inferenceservices/{MODEL}")
+    assert record["status"]["phase"] == "Aborted", record.get("status")
+    assert record["status"]["abort"]["reason"].startswith("2 consecutive failed checks"), record["status"]
     # No merge, no CLI `up`: the engine's last update was the Automation API's.
     history = json.loads(pulumi.run("stack", "history", "--json", "--stack", STACK, cwd=project).stdout)
     assert len(history) == 2 and history[0]["result"] == "succeeded", history

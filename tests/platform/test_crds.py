@@ -319,3 +319,17 @@ def test_crds_keep_stable_names_and_are_retained(component):
         "ml-crds-modelversions",
     ]
     assert {name: retained[name] for name in names} == dict.fromkeys(names, True)
+
+
+def test_inference_service_records_the_rollout_state():
+    """`kubectl get mlisvc` shows the rollout as Flagger's Canary does: phase, weight, failed checks, step age;
+    the verdict stays a free-form object (the judge owns its shape)."""
+    version = crd_manifest("InferenceService", GROUP)["spec"]["versions"][0]
+    columns = {c["name"]: (c["jsonPath"], c["type"]) for c in version["additionalPrinterColumns"]}
+    assert columns["Weight"] == (".status.weight", "integer")
+    assert columns["Checks"] == (".status.failedChecks", "integer")
+    assert columns["Step age"] == (".status.stepStartedAt", "date")
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert status["lastVerdict"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert set(status["abort"]["properties"]) == {"reason", "at"}
+    assert version["name"] == "v1"

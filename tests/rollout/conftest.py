@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,49 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def stack_file(project: Path) -> Path:
     return project / f"Pulumi.{STACK}.yaml"
+
+
+LONG_AGO = "2020-01-01T00:00:00Z"
+
+
+def seed_status(path: Path, weight: int = 10, version: str = "v6", started: str = LONG_AGO, failed: int = 0) -> None:
+    """A rollout status whose step started long ago: the dwell has passed."""
+    import json
+
+    path.write_text(json.dumps({
+        "phase": "Progressing", "canaryVersion": version, "weight": weight, "stepStartedAt": started,
+        "failedChecks": failed,
+    }))
+
+
+@pytest.fixture(autouse=True)
+def status_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """The rollout state in a file (`ROLLOUT_STATUS_FILE`), seeded with the 10% step's dwell long passed:
+    the verbs' tests are about their own rule, not the dwell's (tests/rollout/test_dwell.py is)."""
+    path = tmp_path_factory.mktemp("state") / "rollout-status.json"  # outside the project's Git checkout
+    seed_status(path)
+    monkeypatch.setenv("ROLLOUT_STATUS_FILE", str(path))
+    return path
+
+
+def git(directory: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=directory, capture_output=True, text=True, check=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`project` as a Git checkout with the stack file committed, and a bare `origin`."""
+    origin = tmp_path_factory.mktemp("origin")
+    git(origin, "init", "-q", "--bare", "-b", "main")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "initial")
+    git(project, "remote", "add", "origin", str(origin))
+    git(project, "config", "user.name", "t")
+    git(project, "config", "user.email", "t@t")
+    return origin
+
+

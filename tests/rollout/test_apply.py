@@ -28,20 +28,6 @@ def _git(directory: Path, *args: str) -> str:
     ).stdout
 
 
-@pytest.fixture
-def repo(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`project` as a Git checkout with the stack file committed, and a bare `origin`."""
-    origin = tmp_path_factory.mktemp("origin")
-    _git(origin, "init", "-q", "--bare", "-b", "main")
-    _git(project, "init", "-q", "-b", "main")
-    _git(project, "add", ".")
-    _git(project, "commit", "-q", "-m", "initial")
-    _git(project, "remote", "add", "origin", str(origin))
-    _git(project, "config", "user.name", "t")
-    _git(project, "config", "user.email", "t@t")
-    return origin
-
-
 class FakeUp:
     """Records each `up` and what the stack file held when it ran; raises `error` if given."""
 

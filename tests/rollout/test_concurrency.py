@@ -17,7 +17,7 @@ from mlplatform.tools.rollout import cli, context, lock
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from tests.support.helpers import ROOT
-from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
 
 PAIRS = 20
 
@@ -62,7 +62,7 @@ def _git_repo(project: Path) -> None:
     _git(project, "commit", "-q", "-m", "init")
 
 
-def test_concurrent_next_pairs_take_exactly_one_step(project: Path, stack_file: Path, monkeypatch) -> None:
+def test_concurrent_next_pairs_take_exactly_one_step(project: Path, stack_file: Path, status_file: Path, monkeypatch) -> None:
     """20 times, two `next --commit` race on a canary at 10%: each time exactly one steps to 25
     and commits; the other waits, sees the file changed and exits 5 (busy), never with a git error.
 
@@ -103,8 +103,9 @@ def test_concurrent_next_pairs_take_exactly_one_step(project: Path, stack_file: 
         assert stackfile.load(stack_file).config.canary.weight == 25, pair
         assert int(_git(project, "rev-list", "--count", "HEAD")) == commits + 1, pair
         assert _git(project, "log", "--format=%s", "-1").strip() == f"rollout({STACK}): canary v6 10% -> 25%"
-        # The next pair starts from 10% again.
+        # The next pair starts from 10% again, its dwell long passed.
         stack_file.write_text(STACK_TEXT)
+        seed_status(status_file)
         _git(project, "commit", "-q", "-am", f"reset {pair}")
     steps = [s for s in _git(project, "log", "--format=%s").splitlines() if s.endswith("10% -> 25%")]
     assert len(steps) == PAIRS
@@ -200,23 +201,27 @@ def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> Non
     assert cli.run(_args(project, "abort", "--reason", "x", "--lock-timeout", "0"), stream=io.StringIO()) == 0
 
 
-def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, stack_file, monkeypatch) -> None:
+def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, stack_file, status_file, monkeypatch) -> None:
     """A `next` from another shell between two checks must not let watch skip the new step's dwell."""
     from mlplatform.tools.rollout import commands
 
+    from mlplatform.tools.rollout import state
+
     monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
-    now = [0.0]
+    start = 1_800_000_000.0
+    now = [start]
+    seed_status(status_file, started=state.now_iso(start))
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
-        if now[0] == 5:
+        if now[0] == start + 5:
             stack_file.write_text(STACK_TEXT.replace("weight: 10", "weight: 25"))
 
     stream = io.StringIO()
     args = _args(project, "watch", "--interval", "5", "--dwell-seconds", "10", "--max-checks", "4",
                  "--prometheus-url", "http://127.0.0.1:9")
-    ctx = context.Context(path=stack_file, out=context.Output(True, stream), args=args)
-    assert commands.watch(ctx, sleep=sleep, clock=lambda: now[0]) == 0
+    ctx = context.Context(path=stack_file, out=context.Output(True, stream), args=args, now=lambda: now[0])
+    assert commands.watch(ctx, sleep=sleep) == 0
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     checks = [(e["check"], e["weight"], e["dwelled"]) for e in events if e["event"] == "check"]
     assert checks == [(1, 10, 0), (2, 25, 0), (3, 25, 5), (4, 25, 10)]
@@ -260,9 +265,10 @@ class _HeldPrometheus:
         self.server.server_close()
 
 
-def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path) -> None:
-    """The real CLI in two processes against a Prometheus that holds its answers until one
-    process reports it is waiting for the lock: one steps, the other exits 5."""
+def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path, status_file: Path) -> None:
+    """The real CLI in two processes, both `next --from 10`, against a Prometheus that holds its answers
+    until one process reports it is waiting for the lock: one steps, the other finds 25% and exits 5.
+    (Issue 18 saw 10 of 20 such pairs end at 50%.)"""
     import sys
 
     prometheus = _HeldPrometheus()
@@ -270,8 +276,9 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
         for pair in range(3):
             prometheus.release.clear()
             stack_file.write_text(STACK_TEXT)
+            seed_status(status_file)
             argv = [sys.executable, "-m", "mlplatform.tools.rollout", "next", STACK, "--project-dir", str(project),
-                    "--json", "--prometheus-url", prometheus.url]
+                    "--json", "--prometheus-url", prometheus.url, "--from", "10"]
             processes = [
                 subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -297,5 +304,7 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
                 reader.join()
             assert codes == [0, 5], (pair, outputs, [p.stderr.read() for p in processes])
             assert stackfile.load(stack_file).config.canary.weight == 25
+            (loser,) = [events for events in outputs if events[-1]["event"] == "error"]
+            assert "is at 25%, not at --from 10%" in loser[-1]["error"], loser
     finally:
         prometheus.close()

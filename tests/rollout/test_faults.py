@@ -108,7 +108,7 @@ def test_non_utf8_is_exit_2_with_position(project: Path, stack_file: Path, verb:
     code, events = _run(project, verb)
     assert code == 2
     line = STACK_TEXT.splitlines().index("    weight: 10  # the first step") + 1
-    assert f"{stack_file}:{line}:22: not UTF-8 (byte 0xe9)" in events[-1]["error"]
+    assert f"{stack_file}:{line}:22: is not UTF-8 (byte 0xe9)" in events[-1]["error"]
     assert stack_file.read_bytes() == raw
 
 

@@ -5,9 +5,10 @@ Prints `$GITHUB_OUTPUT` lines: `models=` (a matrix of `{"project", "stack",
 the per-stack concurrency group) and `models_any=`. A canary at weight 0 (aborted,
 or not started) is skipped: there is nothing to watch.
 
-Reads the stack files with YAML only, not the full config model: a file that
-does not validate is the deploy's problem, and must not stop the other stacks'
-watch. Usage: `python -m mlplatform.tools.ci.active_canaries --root .`
+Reads the stack files strictly (the one reader: a duplicate key fails here as
+in the Pulumi CLI) but does not validate them against the config model: a file
+that does not validate is the deploy's problem, and must not stop the other
+stacks' watch. Usage: `python -m mlplatform.tools.ci.active_canaries --root .`
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ import json
 import sys
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from mlplatform.tools.ci.changed_stacks import MODEL_PROJECT
 from mlplatform.tools.ci.deploy_matrix import stack_environment
+from mlplatform.tools.stackfile.reader import config_block, stack_files
 
 CANARY_KEY = "mlmodel:canary"
 
 
 def active(root: Path) -> list[dict[str, str]]:
     entries = []
-    for path in sorted((root / MODEL_PROJECT).glob("Pulumi.*.yaml")):
-        stack = path.name[len("Pulumi.") : -len(".yaml")]
-        document = YAML(typ="safe").load(path.read_text()) or {}
-        canary = (document.get("config") or {}).get(CANARY_KEY)
+    for stack, path in stack_files(root / MODEL_PROJECT).items():
+        canary = config_block(path).get(CANARY_KEY)
         weight = canary.get("weight") if isinstance(canary, dict) else None
         if isinstance(weight, int) and weight > 0:
             entries.append(

@@ -34,6 +34,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+if not __package__:  # run as a script (`python mlplatform/tools/ci/changed_stacks.py`): find the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from mlplatform.tools.stackfile.names import stack_files, stack_of
+
 PLATFORM_PROJECT = "."
 MODEL_PROJECT = "stacks/model"
 PROJECTS = (PLATFORM_PROJECT, MODEL_PROJECT)
@@ -53,18 +57,11 @@ class Stack:
 
 def stacks_of(root: Path, project: str) -> list[Stack]:
     """Every `Pulumi.<stack>.yaml` of a project directory."""
-    directory = root / project
-    return [
-        Stack(project, path.name[len("Pulumi.") : -len(".yaml")])
-        for path in sorted(directory.glob("Pulumi.*.yaml"))
-    ]
+    return [Stack(project, stack) for stack in stack_files(root / project)]
 
 
 def _stack_file(path: PurePosixPath) -> str | None:
-    name = path.name
-    if name.startswith("Pulumi.") and name.endswith(".yaml") and name != "Pulumi.yaml":
-        return name[len("Pulumi.") : -len(".yaml")]
-    return None
+    return stack_of(path)
 
 
 # -- the import graph ------------------------------------------------------------

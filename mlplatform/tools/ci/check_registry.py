@@ -21,9 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from mlplatform.tools.ci.changed_stacks import MODEL_PROJECT
+from mlplatform.tools.stackfile.reader import config_block, read_text, stack_of
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 VERSION_KEYS = ("mlmodel:stable", "mlmodel:canary")
@@ -37,25 +36,25 @@ class NewModelUri:
     environment: str
 
 
-def model_uris(text: str | None) -> dict[str, str]:
+def model_uris(path: str, text: str | None) -> dict[str, str]:
     """`{"mlmodel:stable": uri, "mlmodel:canary": uri}` of a stack file's text (None: the file did not exist)."""
     if text is None:
         return {}
-    config = (YAML(typ="safe").load(text) or {}).get("config") or {}
+    config = config_block(Path(path), text)
     return {key: str(config[key]["modelUri"]) for key in VERSION_KEYS if isinstance(config.get(key), dict)
             and "modelUri" in config[key]}
 
 
-def environment_of(text: str) -> str:
-    config = (YAML(typ="safe").load(text) or {}).get("config") or {}
+def environment_of(path: str, text: str) -> str:
+    config = config_block(Path(path), text)
     return str(config.get("mlmodel:environment", "dev"))
 
 
 def new_model_uris(path: str, before: str | None, after: str) -> list[NewModelUri]:
     """The URIs at HEAD that the base did not have (a version moving from canary to stable is not new)."""
-    old = set(model_uris(before).values())
-    environment = environment_of(after)
-    return [NewModelUri(path, key, uri, environment) for key, uri in model_uris(after).items() if uri not in old]
+    old = set(model_uris(f"{path} (base)", before).values())
+    environment = environment_of(path, after)
+    return [NewModelUri(path, key, uri, environment) for key, uri in model_uris(path, after).items() if uri not in old]
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -66,10 +65,7 @@ def changed_model_stack_files(root: Path, base: str) -> list[str]:
     result = _git(root, "diff", "--name-only", "--diff-filter=AM", f"{base}...HEAD", "--", MODEL_PROJECT)
     if result.returncode != 0:
         raise RuntimeError(f"git diff against {base} failed: {result.stderr.strip()}")
-    return sorted(
-        p for p in result.stdout.splitlines()
-        if Path(p).name.startswith("Pulumi.") and p.endswith(".yaml") and Path(p).name != "Pulumi.yaml"
-    )
+    return sorted(p for p in result.stdout.splitlines() if stack_of(p) is not None)
 
 
 def collect(root: Path, base: str) -> list[NewModelUri]:
@@ -78,7 +74,7 @@ def collect(root: Path, base: str) -> list[NewModelUri]:
         merge_base = _git(root, "merge-base", base, "HEAD").stdout.strip() or base
         shown = _git(root, "show", f"{merge_base}:{path}")
         before = shown.stdout if shown.returncode == 0 else None
-        found += new_model_uris(path, before, (root / path).read_text())
+        found += new_model_uris(path, before, read_text(root / path))
     return found
 
 

@@ -17,9 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from mlplatform.tools.ci.changed_stacks import MODEL_PROJECT, PLATFORM_PROJECT
+from mlplatform.tools.stackfile.reader import config_block, stack_file
 
 # The environment key of each project and its default (both config models default to dev).
 ENVIRONMENT_KEYS = {PLATFORM_PROJECT: "mlplatform:environment", MODEL_PROJECT: "mlmodel:environment"}
@@ -28,9 +27,7 @@ DEFAULT_ENVIRONMENT = "dev"
 
 def stack_environment(root: Path, project: str, stack: str) -> str:
     """The stack's `environment` config value, read from its `Pulumi.<stack>.yaml`."""
-    path = root / project / f"Pulumi.{stack}.yaml"
-    document = YAML(typ="safe").load(path.read_text()) or {}
-    value = (document.get("config") or {}).get(ENVIRONMENT_KEYS[project], DEFAULT_ENVIRONMENT)
+    value = config_block(stack_file(root / project, stack)).get(ENVIRONMENT_KEYS[project], DEFAULT_ENVIRONMENT)
     return str(value)
 
 

@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.registry import CHALLENGER, CHAMPION, parse_model_uri
+from mlplatform.tools.stackfile import editor as stackfile
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 

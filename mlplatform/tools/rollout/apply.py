@@ -13,8 +13,15 @@ Order, all under the stack file's rollout lock:
 3. write the edit; run `up` on this stack only;
 4. `up` failed: put the file back byte for byte and exit 6 (a locked Pulumi
    state, `ConcurrentUpdateError`, is exit 5: the engine changed nothing);
-5. `up` succeeded: commit; push to `--git-push BRANCH`; with `--git-pr`, open
-   a PR with `gh` when it is installed, else print the compare URL.
+5. `up` succeeded: commit; push to `--git-push BRANCH` (CI: main, the branch
+   that deploys, so a following deploy applies what the cluster runs). A
+   non-fast-forward push fetches, rebases the one commit and retries, up to
+   PUSH_ATTEMPTS times. Where the server refuses the push to `--git-base`
+   (branch protection), the commit goes to a `rollout/<stack>-<time>` branch
+   and a PR is opened (`gh`, else the compare URL is printed); the branch is
+   also written as `pr_branch=` to $GITHUB_OUTPUT, so a workflow can open the
+   PR with its own token. With `--git-pr` and another branch: push there and
+   open a PR, as before.
 
 Trade-off: a failed `up` may have applied part of the edit (one resource of
 two); the file goes back anyway, because Git must never claim a state the
@@ -23,14 +30,17 @@ engine did not reach, and the message says to look at `pulumi stack`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlplatform.tools.stackfile import editor as stackfile
 
+PUSH_ATTEMPTS = 5
 UpFunction = Callable[[Path, str, Callable[[str], None]], None]
 """`up(project_dir, stack, on_output)`: applies the stack; raises `UpFailed` or `StateLocked`."""
 
@@ -98,19 +108,78 @@ class Publish:
     open_pr: bool
     remote: str = "origin"
     base: str = "main"
+    attempts: int = PUSH_ATTEMPTS
+    pr_branch: str | None = None  # set when the push was refused and a PR branch took the commit
 
 
-def publish(path: Path, publish_to: Publish, title: str) -> str:
-    """Push the commit just made; open a PR. Returns what happened, for the output."""
+# git's words for a push that a newer remote head refused, and for one that the server's rules refused.
+_BEHIND = ("non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref")
+_REFUSED = ("remote rejected", "pre-receive hook declined", "protected branch", "GH006", "declined")
+
+
+def _push(directory: Path, publish_to: Publish, branch: str) -> subprocess.CompletedProcess[str]:
+    return _git(directory, "push", "-q", "--porcelain", publish_to.remote, f"HEAD:refs/heads/{branch}")
+
+
+def _catch_up(directory: Path, publish_to: Publish, branch: str) -> None:
+    """Fetch `branch` and replay our commit on it. The weight line is ours alone, so it merges cleanly
+    unless someone else edited that very line: then the rebase is undone and the push fails, named."""
+    fetched = _git(directory, "fetch", "-q", publish_to.remote, f"refs/heads/{branch}")
+    if fetched.returncode != 0:
+        raise PublishFailed(f"`git fetch {publish_to.remote} {branch}` failed: {_last_lines(fetched.stderr)}")
+    rebased = _git(directory, "rebase", "-q", "FETCH_HEAD")
+    if rebased.returncode != 0:
+        _git(directory, "rebase", "--abort")
+        raise PublishFailed(
+            f"{publish_to.remote}/{branch} moved and our commit does not rebase onto it: "
+            f"{_last_lines(rebased.stdout + rebased.stderr)}; the commit stays local"
+        )
+
+
+def publish(path: Path, publish_to: Publish, title: str, stack: str = "") -> str:
+    """Push the commit just made to `push_branch` (catching up with the remote, a bounded number of
+    times); where the server refuses the push (branch protection), push a `rollout/` branch and open
+    a PR instead. Returns what happened, for the output; writes `pr_branch=` to $GITHUB_OUTPUT then."""
     if publish_to.push_branch is None:
         return "committed locally"
     directory = path.parent.resolve()
     branch = publish_to.push_branch
-    pushed = _git(directory, "push", "-q", publish_to.remote, f"HEAD:refs/heads/{branch}")
-    if pushed.returncode != 0:
-        raise PublishFailed(f"`git push {publish_to.remote} HEAD:{branch}` failed: {_last_lines(pushed.stderr)}")
+    for attempt in range(1, publish_to.attempts + 1):
+        pushed = _push(directory, publish_to, branch)
+        if pushed.returncode == 0:
+            break
+        detail = pushed.stdout + pushed.stderr
+        if any(word in detail for word in _REFUSED) and branch == publish_to.base:
+            return _fallback_pr(directory, publish_to, title, stack, _last_lines(detail))
+        if not any(word in detail for word in _BEHIND) or attempt == publish_to.attempts:
+            raise PublishFailed(
+                f"`git push {publish_to.remote} HEAD:{branch}` failed (attempt {attempt}): {_last_lines(detail)}"
+            )
+        _catch_up(directory, publish_to, branch)
     if not publish_to.open_pr or branch == publish_to.base:
         return f"pushed to {publish_to.remote} {branch}"
+    return _open_pr(directory, publish_to, branch, title)
+
+
+def _fallback_pr(directory: Path, publish_to: Publish, title: str, stack: str, refusal: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    branch = f"rollout/{stack or 'stack'}-{stamp}"
+    pushed = _push(directory, publish_to, branch)
+    if pushed.returncode != 0:
+        raise PublishFailed(
+            f"{publish_to.remote} refused the push to {publish_to.base} ({refusal}), and the push to {branch} "
+            f"failed too: {_last_lines(pushed.stderr)}"
+        )
+    publish_to.pr_branch = branch
+    output = os.environ.get("GITHUB_OUTPUT")
+    if output:
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write(f"pr_branch={branch}\n")
+    where = _open_pr(directory, publish_to, branch, title)
+    return f"{publish_to.remote} refused the push to {publish_to.base} ({refusal}); {where}"
+
+
+def _open_pr(directory: Path, publish_to: Publish, branch: str, title: str) -> str:
     if shutil.which("gh"):
         created = subprocess.run(
             ["gh", "pr", "create", "--head", branch, "--base", publish_to.base, "--title", title,

@@ -3,11 +3,13 @@
 The tool decides and writes; `pulumi up` (by hand, by the deploy workflow, or by the tool itself with `--apply`)
 applies. Exit codes:
   0 done
-  1 refused by the gate, a rollout rule or the registry (the output says why, with numbers)
+  1 refused by the gate, a rollout rule or the registry (the output says why, with numbers), or `next`
+    before the current step's dwell has passed (it names the time left; --skip-dwell REASON overrides)
   2 usage or input error (arguments; a missing, malformed or invalid stack file; a missing platform output)
-  3 unavailable: Prometheus or MLflow could not be queried, no verdict (status still prints the state)
+  3 unavailable: Prometheus, MLflow or the Kubernetes API (the rollout state) could not be queried
   4 I/O error: the stack file or its lock cannot be read or written, or `git commit` failed
-  5 busy: another rollout command holds the stack file, or changed it meanwhile; with --apply, another
+  5 busy: another rollout command holds the stack file, or changed it meanwhile (`next --from W`: the
+    canary is no longer at W); with --apply, another
     update holds the stack's Pulumi state
   6 --apply: `pulumi up` failed; the stack file is back as it was before the edit
 Nothing is written on a non-zero exit (but 4 after a successful --apply `up`: the file keeps the applied edit).
@@ -19,8 +21,8 @@ import argparse
 import os
 
 from mlplatform.configuration import ConfigError
+from mlplatform.tools.kube import KubeError
 from mlplatform.tools.rollout import apply, commands, lock, rules
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
     EXIT_BUSY,
@@ -29,6 +31,7 @@ from mlplatform.tools.rollout.context import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     PROMETHEUS_URL_ENV,
+    STATUS_FILE_ENV,
     Context,
     GitError,
     Output,
@@ -36,6 +39,7 @@ from mlplatform.tools.rollout.context import (
 )
 from mlplatform.tools.rollout.gate import PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.stackfile import editor as stackfile
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 
@@ -63,6 +67,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _weight(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a weight is a percentage in [0, 100], got {text}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `rollout` and its subcommands to a parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -74,6 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     common.add_argument(
         "--lock-timeout", type=_non_negative_float, default=DEFAULT_LOCK_TIMEOUT,
         help=f"seconds to wait for another rollout command on the same stack file (default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+    common.add_argument(
+        "--status-file", metavar="FILE", default=os.environ.get(STATUS_FILE_ENV) or None,
+        help="keep the rollout state (step start, failed checks, last verdict, abort) in this JSON file instead of "
+        f"the InferenceService record's status on the cluster (default: ${STATUS_FILE_ENV}, else the cluster)",
     )
     common.add_argument(
         "--platform-outputs", metavar="FILE",
@@ -141,6 +160,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     p = verbs.add_parser("next", parents=[common, gate, writes], help="gate, then write the next weight")
     p.add_argument("--dry-run", action="store_true", help="evaluate the gate, write nothing")
+    p.add_argument(
+        "--from", dest="from_weight", type=_weight, metavar="WEIGHT",
+        help="step only if the canary is still at WEIGHT%%; otherwise exit 5 (CI always passes it)",
+    )
+    p.add_argument(
+        "--skip-dwell", metavar="REASON",
+        help="step before the current step's dwell has passed; REASON goes into the commit message",
+    )
     p.set_defaults(rollout_handler=commands.next_step)
 
     p = verbs.add_parser("abort", parents=[common, writes, applying], help="set the canary weight to 0")
@@ -169,6 +196,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.set_defaults(rollout_handler=commands.watch)
 
+    p = verbs.add_parser(
+        "guard", parents=[common],
+        help="before `pulumi up`: refuse when the file would bring back a canary the cluster aborted",
+    )
+    p.add_argument("--namespace", help="the record's namespace (default: model.namespace, else the platform's)")
+    p.add_argument("--retry", metavar="REASON", help="bring the aborted canary back on purpose; clears the abort")
+    p.set_defaults(rollout_handler=commands.guard)
+
     rollout.set_defaults(handler=run)
     return rollout
 
@@ -176,10 +211,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = None) -> int:
     """Run a parsed `rollout` command; every error becomes one line (one event) and an exit code.
     `up` replaces the Automation API's `pulumi up` for `--apply` (tests)."""
-    out = Output(args.json, stream)
-    ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=out, args=args)
+    ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=Output(args.json, stream), args=args)
     if up is not None:
         ctx.up = up
+    return run_context(ctx)
+
+
+def run_context(ctx: Context) -> int:
+    """`run` for a Context already built (tests inject its clock)."""
+    args, out = ctx.args, ctx.out
     from mlplatform.tools.rollout.registry import BelowThreshold, RegistryError, RegistryUnavailable
 
     def error(message: str, code: int) -> int:
@@ -219,7 +259,7 @@ def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = Non
         return error(f"in progress: {err}", EXIT_BUSY)
     except (stackfile.StackFileIOError, lock.LockError, GitError) as err:
         return error(str(err), EXIT_IO)
-    except (PrometheusError, RegistryUnavailable) as err:
+    except (PrometheusError, RegistryUnavailable, KubeError) as err:
         return error(str(err), EXIT_UNAVAILABLE)
     except (UsageError, stackfile.StackFileError, ConfigError, PlatformOutputError, RegistryError) as err:
         return error(str(err), EXIT_USAGE)

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import rules
-from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.rollout import lock, rules, state
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.stackfile import editor as stackfile
 
 
 def verdict_lines(verdict: GateVerdict) -> str:
@@ -60,6 +60,7 @@ def status(ctx: Context) -> int:
         lines.append(f"canary  {canary.version}  {canary.model_uri}  {canary.image}")
         lines.append(f"weight  {canary.weight}%  steps {config.steps}  next {config.next_step() or '-'}")
     code = EXIT_OK
+    _recorded_state(ctx, config, data, lines)
     if canary is not None and canary.weight > 0:
         try:
             verdict = ctx.gate(config)
@@ -71,6 +72,29 @@ def status(ctx: Context) -> int:
             code = EXIT_UNAVAILABLE if isinstance(err, PrometheusError) else EXIT_USAGE
     ctx.out.event("status", "\n".join(lines), **data)
     return code
+
+
+def _recorded_state(ctx: Context, config: ModelStackConfig, data: dict[str, Any], lines: list[str]) -> None:
+    """The rollout state on the cluster, for `status`: shown when it can be read, named when it cannot."""
+    from mlplatform.tools import kube
+    from mlplatform.tools.rollout.platform import PlatformOutputError as MissingOutput
+
+    try:
+        recorded = ctx.status_store(config).get(missing_ok=True)
+    except (kube.KubeError, MissingOutput, OSError) as err:
+        data["stateError"] = str(err)
+        lines.append(f"state   unavailable: {err}")
+        return
+    data["state"] = recorded.to_status() if recorded else None
+    if recorded is None:
+        lines.append("state   none recorded")
+        return
+    age = recorded.step_age(ctx.now())
+    lines.append(
+        f"state   {recorded.phase}: {recorded.canary_version} at {recorded.weight}% for {age:.0f}s "
+        f"(since {recorded.step_started_at}), {recorded.failed_checks} failed checks"
+        + (f"; aborted: {recorded.abort.reason}" if recorded.abort else "")
+    )
 
 
 def registry_checks(version) -> list[dict[str, Any]]:
@@ -106,6 +130,8 @@ def start(ctx: Context) -> int:
             stackfile.start_canary(args.version, image, model_uri),
             f"{_title(ctx)}: start canary {args.version} at {config.steps[0]}%\n\nmodel: {model_uri}",
         )
+    if result.written:
+        ctx.record(config, state.new_step(args.version, config.steps[0], ctx.now()), best_effort=True)
     # The alias `challenger` moves in the deploy workflow after `up` (move_aliases), not here:
     # it names what runs, and this edit runs nothing until it is merged and applied.
     ctx.out.event(
@@ -117,32 +143,80 @@ def start(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _step(ctx: Context, config: ModelStackConfig, verdict: GateVerdict) -> tuple[int, int, bool]:
-    """Write the next step after a healthy verdict: (previous, target, written)."""
+class WeightMoved(lock.RolloutBusy):
+    """`next --from W`: the canary is no longer at W. Someone else stepped it; exit 5, nothing written."""
+
+
+def _step(
+    ctx: Context, config: ModelStackConfig, verdict: GateVerdict, skip_reason: str | None = None
+) -> tuple[int, int, bool]:
+    """Write the next step after a healthy verdict, and start its dwell in the status: (previous, target, written)."""
     canary = rules.require_live_canary(config)
     target = config.next_step()
     assert target is not None
-    result = ctx.edit(
-        stackfile.set_weight(target), f"{_title(ctx)}: canary {canary.version} {canary.weight}% -> {target}%", verdict
-    )
+    message = f"{_title(ctx)}: canary {canary.version} {canary.weight}% -> {target}%"
+    if skip_reason:
+        message += f"\n\ndwell skipped: {skip_reason}"
+    result = ctx.edit(stackfile.set_weight(target), message, verdict)
+    if result.written:
+        step = state.new_step(canary.version, target, ctx.now())
+        step.last_verdict = verdict.to_dict()
+        ctx.record(config, step)
     return canary.weight, target, result.written
 
 
+def _current_step(ctx: Context, config: ModelStackConfig) -> state.RolloutStatus:
+    """The status of the canary at its weight; a state about anything else starts the step now (and says so)."""
+    canary = rules.require_live_canary(config)
+    status = ctx.status_store(config).get()
+    if status is None or not status.is_for(canary.version, canary.weight):
+        status = state.new_step(canary.version, canary.weight, ctx.now())
+        ctx.record(config, status)
+    return status
+
+
+def _dwell_left(ctx: Context, config: ModelStackConfig, status: state.RolloutStatus) -> float:
+    return dwell_seconds(config, status.weight, ctx.option("dwell_seconds")) - status.step_age(ctx.now())
+
+
 def next_step(ctx: Context) -> int:
-    with ctx.exclusive():
+    from_weight, skip_reason = ctx.option("from_weight"), ctx.option("skip_dwell")
+    # With --from the weight decides whether this command still applies, not whether the file was touched.
+    with ctx.exclusive(require_unchanged=from_weight is None):
         config = ctx.load().config
         canary = rules.require_live_canary(config)
+        if from_weight is not None and canary.weight != from_weight:
+            raise WeightMoved(
+                f"canary {canary.version} is at {canary.weight}%, not at --from {from_weight}%: another command "
+                "stepped it. Nothing was written."
+            )
         if config.next_step() is None:
             raise rules.Refused(f"canary {canary.version} is at 100%: run `rollout promote`")
+        status = _current_step(ctx, config)
+        left = _dwell_left(ctx, config, status)
+        if left > 0 and not skip_reason:
+            reason = (
+                f"canary {canary.version} has dwelled {status.step_age(ctx.now()):.0f}s at {canary.weight}% "
+                f"(since {status.step_started_at}, {ctx.status_store(config).where}); {left:.0f}s left. "
+                "Run again later, or pass --skip-dwell REASON."
+            )
+            ctx.out.event(
+                "refused", f"refused: {reason}", reason=reason,
+                weight=canary.weight, dwellLeft=left, stepStartedAt=status.step_started_at,
+            )
+            return EXIT_REFUSED
         verdict = ctx.gate(config)
         ctx.out.event("gate", verdict_lines(verdict), gate=verdict.to_dict())
         if not verdict.healthy:
+            status.failed_checks += 1
+            status.last_verdict = verdict.to_dict()
+            ctx.record(config, status)
             ctx.out.event(
                 "refused", f"refused: canary {canary.version} stays at {canary.weight}%",
                 weight=canary.weight, reasons=verdict.reasons,
             )
             return EXIT_REFUSED
-        previous, target, written = _step(ctx, config, verdict)
+        previous, target, written = _step(ctx, config, verdict, skip_reason if left > 0 else None)
     verb = "advanced" if written else "would advance (dry run)"
     ctx.out.event(
         "advanced", f"{verb}: canary {canary.version} {previous}% -> {target}% in {ctx.path}",
@@ -152,7 +226,7 @@ def next_step(ctx: Context) -> int:
 
 
 def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int:
-    current = stackfile.read(ctx.path)
+    current = ctx.load()
     canary = rules.require_canary(current.config)
     earlier = stackfile.abort_reason(current)
     if earlier is not None:
@@ -167,6 +241,11 @@ def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int
         f"{_title(ctx)}: abort canary {canary.version} ({canary.weight}% -> 0%)\n\nreason: {reason}",
         verdict,
     )
+    if result.written:
+        aborted = state.new_step(canary.version, 0, ctx.now(), phase=state.ABORTED)
+        aborted.abort = state.Abort(reason=reason, at=aborted.step_started_at, pr=ctx.pr_branch)
+        aborted.last_verdict = verdict.to_dict() if verdict is not None else None
+        ctx.record(current.config, aborted, best_effort=True)
     ctx.out.event(
         "aborted",
         f"{'aborted' if result.written else 'would abort'}: canary {canary.version} "
@@ -211,6 +290,8 @@ def promote(ctx: Context) -> int:
             f"{_title(ctx)}: promote {canary.version} to stable (was {config.stable.version})",
             verdict,
         )
+        if result.written:
+            ctx.record(config, state.new_step(canary.version, 100, ctx.now(), phase=state.PROMOTED), best_effort=True)
     ctx.out.event(
         "promoted",
         f"{'promoted' if result.written else 'would promote'}: stable {config.stable.version} -> {canary.version}"
@@ -225,63 +306,101 @@ def dwell_seconds(config: ModelStackConfig, weight: int, override: float | None)
         return override
     # A hand-set weight between steps dwells as long as the step below it.
     index = max((i for i, s in enumerate(config.steps) if s <= weight), default=0)
-    return config.analysis.dwell_minutes[index] * 60.0
+    return config.analysis.dwell_seconds(index)
 
 
-def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
-    """Gate every --interval seconds; advance after the step's dwell; abort after N failures.
+def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
+    """One check of `watch`, resumed from the status: an exit code when watch is done, else None."""
+    canary = rules.require_live_canary(config)
+    status = _current_step(ctx, config)
+    threshold = config.analysis.failure_threshold
+    dwell = dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
+    verdict = ctx.gate(config)
+    waited = status.step_age(ctx.now())
+    # Failed checks carry over between runs (the status keeps them); a healthy check resets them.
+    status.failed_checks = 0 if verdict.healthy else status.failed_checks + 1
+    status.last_verdict = verdict.to_dict()
+    failures = status.failed_checks
+    ctx.out.event(
+        "check",
+        f"[check {checks}] {canary.version} at {canary.weight}%: {verdict.summary()}; "
+        + (f"dwell {waited:.0f}s/{dwell:.0f}s" if verdict.healthy else f"failed {failures}/{threshold}")
+        + "".join(f"\n  - {r}" for r in verdict.reasons),
+        check=checks, weight=canary.weight, failures=failures, failureThreshold=threshold,
+        dwelled=waited, dwell=dwell, stepStartedAt=status.step_started_at, gate=verdict.to_dict(),
+    )
+    if failures >= threshold:
+        reason = f"{failures} consecutive failed checks: " + "; ".join(verdict.reasons)
+        _abort_locked(ctx, reason, verdict)
+        return EXIT_REFUSED
+    if verdict.healthy and waited >= dwell:
+        if config.next_step() is None:
+            status.phase = state.READY
+            ctx.record(config, status)
+            ctx.out.event(
+                "ready", f"canary {canary.version} dwelled at 100% and is healthy: run `rollout promote`",
+                weight=canary.weight,
+            )
+            return EXIT_OK
+        # The step is asked for from the weight just judged, under the same lock: `next --from`.
+        previous, target, _ = _step(ctx, config, verdict)
+        ctx.out.event("advanced", f"advanced: canary {canary.version} {previous}% -> {target}%", previous=previous, weight=target)
+        return None
+    ctx.record(config, status)
+    return None
 
-    The dwell is counted from when watch started or last saw the weight move: the
-    file does not record when a step began, and waiting a full dwell again is
-    the safe side. Each check holds the lock only while it reads, gates and
-    writes, so an `abort` from another shell is never locked out for long; a
-    weight that someone else moved restarts the dwell.
+
+def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Gate every --interval seconds; advance after the step's dwell; abort after N failed checks in a row.
+
+    The dwell and the failed checks are counted in the rollout status on the cluster (`state`), so a
+    scheduled run shorter than a dwell resumes where the last one stopped. Each check holds the lock
+    only while it reads, gates and writes, so an `abort` from another shell is never locked out for long.
     """
     args = ctx.args
-    failures = checks = 0
-    step_since = clock()
-    seen_weight: int | None = None
+    checks = 0
     while True:
         with ctx.exclusive(require_unchanged=False):
             # With --apply: before the gate, so a dirty file refuses before anything is queried or written.
             ctx.require_clean_for_apply()
-            config = ctx.load().config
-            canary = rules.require_live_canary(config)
-            if seen_weight is not None and canary.weight != seen_weight:
-                step_since, failures = clock(), 0
-            seen_weight = canary.weight
-            threshold = config.analysis.failure_threshold
-            dwell = dwell_seconds(config, canary.weight, args.dwell_seconds)
-            verdict = ctx.gate(config)
             checks += 1
-            waited = clock() - step_since
-            failures = 0 if verdict.healthy else failures + 1
-            ctx.out.event(
-                "check",
-                f"[check {checks}] {canary.version} at {canary.weight}%: {verdict.summary()}; "
-                + (f"dwell {waited:.0f}s/{dwell:.0f}s" if verdict.healthy else f"failed {failures}/{threshold}")
-                + "".join(f"\n  - {r}" for r in verdict.reasons),
-                check=checks, weight=canary.weight, failures=failures, failureThreshold=threshold,
-                dwelled=waited, dwell=dwell, gate=verdict.to_dict(),
-            )
-            if failures >= threshold:
-                reason = f"{failures} consecutive failed checks: " + "; ".join(verdict.reasons)
-                _abort_locked(ctx, reason, verdict)
-                return EXIT_REFUSED
-            if verdict.healthy and waited >= dwell:
-                if config.next_step() is None:
-                    ctx.out.event(
-                        "ready", f"canary {canary.version} dwelled at 100% and is healthy: run `rollout promote`",
-                        weight=canary.weight,
-                    )
-                    return EXIT_OK
-                previous, target, _ = _step(ctx, config, verdict)
-                ctx.out.event(
-                    "advanced", f"advanced: canary {canary.version} {previous}% -> {target}%",
-                    previous=previous, weight=target,
-                )
-                step_since, seen_weight = clock(), target
+            done = _check(ctx, ctx.load().config, checks)
+            if done is not None:
+                return done
         if args.max_checks is not None and checks >= args.max_checks:
             ctx.out.event("stopped", f"stopped after {checks} checks (--max-checks)", checks=checks)
             return EXIT_OK
         sleep(args.interval)
+
+
+def guard(ctx: Context) -> int:
+    """Before any `pulumi up` of the stack (deploy.yml, a laptop): refuse to bring back an aborted canary.
+
+    The stack file says the canary takes traffic, but the cluster's record says that very canary was
+    aborted: main has not caught up with the rollback (its PR is open), and an `up` would undo it.
+    `--retry REASON` is the deliberate way back: it clears the abort in the record and passes."""
+    config = ctx.load().config
+    canary = config.canary
+    if canary is None or canary.weight == 0:
+        ctx.out.event("guard", "ok: no canary takes traffic in the stack file", ok=True)
+        return EXIT_OK
+    status = ctx.status_store(config).get(missing_ok=True)
+    if status is None or status.phase != state.ABORTED or status.canary_version != canary.version:
+        ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
+        return EXIT_OK
+    abort = status.abort or state.Abort(reason="(no reason recorded)", at=status.step_started_at)
+    retry = ctx.option("retry")
+    if retry:
+        again = state.new_step(canary.version, canary.weight, ctx.now())
+        ctx.record(config, again)
+        ctx.out.event(
+            "guard", f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
+            f"it was aborted at {abort.at}: {abort.reason}", ok=True, retry=retry, abort=abort.__dict__,
+        )
+        return EXIT_OK
+    pr = f"; the rollback is in PR branch {abort.pr}: merge it" if abort.pr else "; merge the rollback into main"
+    raise rules.Refused(
+        f"canary {canary.version} was aborted on the cluster at {abort.at} ({abort.reason}), but "
+        f"{ctx.path} still gives it {canary.weight}%: applying it would bring the canary back{pr}. "
+        "To run it again on purpose: `rollout guard --retry REASON`."
+    )

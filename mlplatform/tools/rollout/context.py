@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import apply, lock, rules
-from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools import kube
+from mlplatform.tools.rollout import apply, lock, rules, state
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, evaluate
-from mlplatform.tools.rollout.platform import Platform, port_forward_hint
+from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
+from mlplatform.tools.stackfile import editor as stackfile
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY, EXIT_APPLY_FAILED = 0, 1, 2, 3, 4, 5, 6
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
 MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+STATUS_FILE_ENV = "ROLLOUT_STATUS_FILE"
+CRD_GROUP_OUTPUT = "crdGroup"
 
 
 class UsageError(Exception):
@@ -57,10 +61,20 @@ class Context:
     args: argparse.Namespace
     up: apply.UpFunction = apply.automation_up
     """How `--apply` runs `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
+    now: Any = time.time
+    """Wall-clock seconds: the step start in the status is a timestamp other runs read."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
+    _store: state.StatusStore | None = field(default=None, init=False, repr=False)
+    pr_branch: str | None = field(default=None, init=False)
+    """Set by an `--apply` edit whose push to the base was refused: the rollback PR's branch."""
+    # The file as read under the lock: one read and one validation per locked block,
+    # however many steps of the verb look at it. `exclusive` clears it on entry.
+    _current: stackfile.StackDocument | None = field(default=None, init=False, repr=False)
 
-    def load(self) -> stackfile.StackFile:
-        return stackfile.load(self.path)
+    def load(self) -> stackfile.StackDocument:
+        if self._current is None:
+            self._current = stackfile.read(self.path)
+        return self._current
 
     def option(self, name: str, default: Any = None) -> Any:
         return getattr(self.args, name, default)
@@ -91,6 +105,32 @@ class Context:
         explicit = self.option("tracking_uri") or os.environ.get(MLFLOW_TRACKING_URI_ENV)
         return explicit or self.platform(config).mlflow_tracking_uri()
 
+    def status_store(self, config: ModelStackConfig) -> state.StatusStore:
+        """Where the rollout's state lives: the InferenceService record's status, or `--status-file`."""
+        if self._store is None:
+            status_file = self.option("status_file")
+            if status_file:
+                self._store = state.FileStatusStore(Path(status_file))
+            else:
+                group = self.platform(config).value(CRD_GROUP_OUTPUT)
+                self._store = state.KubeStatusStore(
+                    kube.KubeClient.discover(), group=str(group), namespace=self.namespace(config),
+                    name=config.model.name,
+                )
+        return self._store
+
+    def record(self, config: ModelStackConfig, status: state.RolloutStatus, *, best_effort: bool = False) -> None:
+        """Write the rollout's state (not on --dry-run). `best_effort`: a verb whose edit matters more
+        (abort, start, promote) reports an unreachable cluster and carries on."""
+        if self.option("dry_run", False):
+            return
+        try:
+            self.status_store(config).put(status)
+        except (kube.KubeError, PlatformOutputError, OSError) as err:
+            if not best_effort:
+                raise
+            self.out.event("warning", f"warning: rollout state not recorded on the cluster: {err}", warning=str(err))
+
     def registry(self, config: ModelStackConfig):
         from mlplatform.tools.rollout import registry as reg
 
@@ -114,11 +154,14 @@ class Context:
 
     # -- one command at a time per stack file ---------------------------------
 
-    def _snapshot(self) -> bytes | None:
+    def _snapshot(self) -> tuple[int, int, int] | None:
+        # Every write replaces the file by a rename (a new inode), so its identity tells
+        # whether it changed without reading it: the verb reads it once, under the lock.
         try:
-            return self.path.read_bytes()
+            st = self.path.stat()
         except OSError:
             return None  # the locked read reports it properly
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     @contextmanager
     def exclusive(self, *, require_unchanged: bool = True) -> Iterator[None]:
@@ -140,7 +183,11 @@ class Context:
                     f"{self.path} changed while this command waited for another rollout command; "
                     "nothing was written. Check `rollout status` and run the command again if it still applies."
                 )
-            yield
+            self._current = None
+            try:
+                yield
+            finally:
+                self._current = None
 
     # -- writing ----------------------------------------------------------------
 
@@ -158,7 +205,8 @@ class Context:
     ) -> stackfile.EditResult:
         if self.applies:
             return self._edit_and_apply(edit, message, verdict)
-        result = stackfile.apply_edit(self.path, edit, dry_run=self.option("dry_run", False))
+        result = stackfile.apply_edit(self.load(), edit, dry_run=self.option("dry_run", False))
+        self._current = None
         if result.written and self.option("commit", False):
             try:
                 _git_commit(self.path, message, verdict)
@@ -171,8 +219,10 @@ class Context:
     def _edit_and_apply(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None) -> stackfile.EditResult:
         """Write, `up`, commit, publish (see `apply`). The file goes back byte for byte when `up` fails."""
         apply.require_clean(self.path)
-        before = self.path.read_bytes()
-        result = stackfile.apply_edit(self.path, edit, dry_run=False)
+        current = self.load()
+        before = current.text  # the file was valid UTF-8, so the text re-encodes to its bytes
+        result = stackfile.apply_edit(current, edit, dry_run=False)
+        self._current = None
         if not result.written:
             return result
         stack = stackfile.stack_name(self.path)
@@ -185,14 +235,12 @@ class Context:
             # The cluster runs the edit now: the file stays as applied, only Git lags behind.
             detail = str(err).removesuffix("; the stack file is unchanged")
             raise GitError(f"{detail}; `pulumi up` applied the edit, so the file keeps it: commit it by hand") from None
-        where = apply.publish(
-            self.path,
-            apply.Publish(
-                push_branch=self.option("git_push"), open_pr=self.option("git_pr", False),
-                remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
-            ),
-            message.splitlines()[0],
+        target = apply.Publish(
+            push_branch=self.option("git_push"), open_pr=self.option("git_pr", False),
+            remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
         )
+        where = apply.publish(self.path, target, message.splitlines()[0], stack)
+        self.pr_branch = target.pr_branch
         self.out.event("published", f"git: {where}", git=where)
         return result
 

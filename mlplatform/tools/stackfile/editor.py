@@ -14,10 +14,13 @@ Two kinds of edit:
   `---` marker. Trade-off: ruamel attaches a comment to the node before it, so
   deleting the `canary` block (on promote) also drops comment lines right under it.
 
-Errors: StackFileError (exit 2) for a file that is missing, malformed or
-invalid, with `file:line:column` where the parser gives one; StackFileIOError
-(exit 4) when the file cannot be read or written (permission, read-only file
-system, disk full).
+Errors (the reader's, one type each): StackFileError (exit 2) for a file that is
+missing, malformed or invalid, with `file:line:column` where the parser gives one;
+StackFileIOError (exit 4) when the file cannot be read or written (permission,
+read-only file system, disk full).
+
+Reads: `read` reads and validates the file once; `apply_edit` takes that
+document, so a verb that checks the file and then edits it reads it once.
 """
 
 from __future__ import annotations
@@ -31,38 +34,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.stackfile.reader import stack_config_of, validate_stack_config
 from mlplatform.model.config import NAMESPACE, ModelStackConfig
 from mlplatform.tools.rollout import rules
 from mlplatform.tools.stackfile import weightline
+from mlplatform.tools.stackfile.reader import (
+    StackFileError,
+    StackFileIOError,
+    read_text,
+    round_trip_yaml,
+    stack_config_of,
+    stack_file,
+    stack_name,
+    validate_stack_config,
+)
+from mlplatform.tools.stackfile.reader import parse as _parse
 
 STACKS_DIR = Path("stacks") / "model"
 CANARY_KEY = f"{NAMESPACE}:canary"
 STABLE_KEY = f"{NAMESPACE}:stable"
 VERSION_FIELDS = ("version", "image", "modelUri")
 ABORTED = "aborted:"
-
-
-class StackFileError(Exception):
-    """The stack file is missing, malformed or invalid, or the edit would make it so. Nothing was written."""
-
-
-class StackFileIOError(Exception):
-    """The stack file could not be read or written (permission, read-only, disk full). Nothing was changed."""
-
-
-@dataclass(frozen=True)
-class StackFile:
-    """A stack file as read from disk: its path, stack name and validated config."""
-
-    path: Path
-    stack: str
-    config: ModelStackConfig
 
 
 @dataclass
@@ -78,72 +72,24 @@ class StackDocument:
     def config_map(self) -> CommentedMap:
         return self.document["config"]
 
+    @property
+    def stack(self) -> str:
+        return stack_name(self.path)
+
+
+StackFile = StackDocument  # what `load` returns: the same read, named for callers that only look
+
 
 def stack_path(stack: str, project_dir: Path | str | None = None) -> Path:
     """`<project_dir>/Pulumi.<stack>.yaml`; the project defaults to `stacks/model`."""
-    base = Path(project_dir) if project_dir is not None else STACKS_DIR
-    return base / f"Pulumi.{stack}.yaml"
-
-
-def stack_name(path: Path) -> str:
-    name = path.name
-    if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
-        raise StackFileError(f"{path}: not a stack file (expected Pulumi.<stack>.yaml)")
-    return name[len("Pulumi.") : -len(".yaml")] if name.endswith(".yaml") else name[len("Pulumi.") : -len(".yml")]
-
-
-def _yaml(explicit_start: bool = False) -> YAML:
-    yaml = YAML()  # round-trip mode
-    yaml.preserve_quotes = True
-    # The layout the stack files use (and `pulumi config set` writes): sequences
-    # indented under their key. A wide line limit keeps long image refs on one line.
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    yaml.explicit_start = explicit_start
-    return yaml
-
-
-# -- reading -------------------------------------------------------------------
-# The one place the rollout tool reads a stack file. It parses round-trip (the edits
-# keep comments and layout), which refuses duplicate keys and tabs as the strict
-# reader does; the config is then validated by mlplatform.tools.stackfile.reader's checks.
-
-
-def read_text(path: Path) -> str:
-    """The file as UTF-8 text. A missing file or bad encoding is StackFileError, anything else StackFileIOError."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise StackFileError(f"{path}: no such stack file") from None
-    except OSError as err:
-        raise StackFileIOError(f"{path}: cannot read the stack file: {err.strerror or err}") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line_start = raw.rfind(b"\n", 0, err.start) + 1
-        line = raw.count(b"\n", 0, err.start) + 1
-        column = len(raw[line_start : err.start].decode("utf-8", errors="replace")) + 1
-        raise StackFileError(
-            f"{path}:{line}:{column}: not UTF-8 (byte 0x{raw[err.start]:02x}); save the file as UTF-8"
-        ) from None
+    return stack_file(project_dir if project_dir is not None else STACKS_DIR, stack)
 
 
 def parse(path: Path, text: str) -> CommentedMap:
-    """The round-trip document of `text`; a YAML error names the file, line and column."""
-    try:
-        document = _yaml().load(text)
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = err.problem or err.context or "syntax error"
-        if "\\t" in problem or "\t" in problem:
-            problem = problem.replace("'\\t'", "a tab").replace("\t", "a tab")
-            problem += " (YAML indents with spaces, never tabs)"
-        raise StackFileError(f"{where}: not valid YAML: {problem}") from None
-    except YAMLError as err:
-        raise StackFileError(f"{path}: not valid YAML: {err}") from None
+    """The round-trip document of `text`; the reader's errors, and a `config:` mapping required."""
+    document = _parse(path, text, round_trip=True)
     if not isinstance(document, CommentedMap) or not isinstance(document.get("config"), CommentedMap):
-        raise StackFileError(f"{path}: has no `config:` mapping")
+        raise StackFileError(path, "has no `config:` mapping")
     return document
 
 
@@ -185,17 +131,16 @@ def _validate(document: CommentedMap, path: Path) -> ModelStackConfig:
 
 
 def read(path: Path | str) -> StackDocument:
-    """Read, parse and validate. Raises StackFileError, StackFileIOError or ConfigError."""
+    """Read, parse and validate, once. Raises StackFileError, StackFileIOError or ConfigError."""
     path = Path(path)
     text = read_text(path)
     document = parse(path, text)
     return StackDocument(path=path, text=text, document=document, config=_validate(document, path))
 
 
-def load(path: Path | str) -> StackFile:
-    """Read and validate a stack file. Raises StackFileError, StackFileIOError or ConfigError."""
-    current = read(path)
-    return StackFile(path=current.path, stack=stack_name(current.path), config=current.config)
+def load(path: Path | str) -> StackDocument:
+    """Read and validate a stack file (an alias of `read` for callers that only look)."""
+    return read(path)
 
 
 # -- writing -------------------------------------------------------------------
@@ -212,7 +157,7 @@ def _has_document_marker(text: str) -> bool:
 def _dump(document: CommentedMap, like: str) -> str:
     """The document as text, with the line endings and `---` marker of the text it came from."""
     buffer = io.StringIO()
-    _yaml(explicit_start=_has_document_marker(like)).dump(document, buffer)
+    round_trip_yaml(explicit_start=_has_document_marker(like)).dump(document, buffer)
     text = buffer.getvalue()
     return text.replace("\n", "\r\n") if "\r\n" in like else text
 
@@ -266,18 +211,19 @@ class EditResult:
 Edit = Callable[[StackDocument], str]
 
 
-def apply_edit(path: Path | str, edit: Edit, *, dry_run: bool = False) -> EditResult:
-    """Read, edit, re-validate, then write atomically (unless `dry_run` or nothing changed).
+def apply_edit(source: Path | str | StackDocument, edit: Edit, *, dry_run: bool = False) -> EditResult:
+    """Edit, re-validate the result, then write atomically (unless `dry_run` or nothing changed).
 
+    `source` is a path (read here) or a document the caller read already, under the same lock.
     A file that is invalid before the edit, or would be after it, is not written.
     """
-    current = read(path)
+    current = source if isinstance(source, StackDocument) else read(source)
     text = edit(current)
     try:
         after = _validate(parse(current.path, text), current.path)
     except (ConfigError, StackFileError) as err:
         raise StackFileError(
-            f"{current.path}: the edit would make the stack invalid, nothing written:\n{err}"
+            current.path, f"the edit would make the stack invalid, nothing written:\n{err}"
         ) from None
     write = not dry_run and text != current.text
     if write:
@@ -294,12 +240,12 @@ def _weight_edit(current: StackDocument, weight: int, comment: str | None) -> st
     try:
         text = weightline.replace(current.text, current.config_map[CANARY_KEY], weight, comment)
     except weightline.WeightLineError as err:
-        raise StackFileError(f"{current.path}: cannot edit the canary weight in place: {err}") from None
+        raise StackFileError(current.path, f"cannot edit the canary weight in place: {err}") from None
     # The edit must have changed the weight and nothing else the program reads.
     expected = config_values(current.document)
     expected["canary"] = {**expected["canary"], "weight": weight}
     if config_values(parse(current.path, text)) != expected:
-        raise StackFileError(f"{current.path}: cannot edit the canary weight in place: the result reads differently")
+        raise StackFileError(current.path, "cannot edit the canary weight in place: the result reads differently")
     return text
 
 
