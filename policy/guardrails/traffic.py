@@ -66,12 +66,14 @@ def check_canary_step(
     back to it is a rollback, which must stay one update. Without a recorded stable, the old
     state's heaviest backend is taken as the stable. A split with no old state is a create: no step.
     """
+    # Config arrives through the engine as JSON numbers, i.e. floats: 25.0.
+    max_step = int(max_step)
     violations = []
     for r in resources:
         old = previous.get(r.urn)
         if not old or not split_weights(r):
             continue
-        old_weights: Mapping[str, int] = old.get("weights") or {}
+        old_weights = {service: int(weight) for service, weight in (old.get("weights") or {}).items()}
         stable = old.get("stable") or (max(old_weights, key=old_weights.get) if old_weights else None)
         for service, weight in split_weights(r)[0].items():
             rise = weight - int(old_weights.get(service, 0))

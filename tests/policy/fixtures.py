@@ -218,9 +218,15 @@ FIXTURES: tuple[Fixture, ...] = (
 )
 
 
+def type_token(obj: dict[str, Any]) -> str:
+    """`kubernetes:<group>/<version>:<kind>`; the core group is named `core`."""
+    api = "core/v1" if obj["apiVersion"] == "v1" else obj["apiVersion"]
+    return f"kubernetes:{api}:{obj['kind']}"
+
+
 def k8s_resources(objects: list[dict[str, Any]], stack: str = STACK) -> list[Resource]:
     """The objects as the engine names them in the fixture program (tests/e2e/policy_fixture)."""
-    return [Resource(f"kubernetes:{o['apiVersion']}:{o['kind']}", o, object_urn(o, stack)) for o in objects]
+    return [Resource(type_token(o), o, object_urn(o, stack)) for o in objects]
 
 
 def resource_name(obj: dict[str, Any]) -> str:
@@ -228,4 +234,4 @@ def resource_name(obj: dict[str, Any]) -> str:
 
 
 def object_urn(obj: dict[str, Any], stack: str = STACK) -> str:
-    return f"urn:pulumi:{stack}::{PROJECT}::kubernetes:{obj['apiVersion']}:{obj['kind']}::{resource_name(obj)}"
+    return f"urn:pulumi:{stack}::{PROJECT}::{type_token(obj)}::{resource_name(obj)}"
