@@ -26,7 +26,8 @@ from mlplatform.tools.ci.pr_comment import (
 RECORDED = Path(__file__).parent / "recorded"
 STEP = RECORDED / "mlmodel--churn-plan.preview.json"
 DIFF = json.loads((RECORDED / "mlmodel--fraud-detector-prod.diff.json").read_text())
-VIOLATIONS = sorted(RECORDED.glob("policy-fixture--*.preview.json"))
+VIOLATIONS = sorted(p for p in RECORDED.glob("*.preview.json") if p != STEP)
+assert VIOLATIONS, "tests/ci/recorded/ holds recorded previews with violations (README.md says how)"
 LOG = "https://github.com/example/mlplatform/actions/runs/1/job/2"
 
 

@@ -111,3 +111,14 @@ def test_the_listed_daemonset_may_run_privileged() -> None:
     assert "no-privileged-containers" not in found
     plugin["metadata"]["namespace"] = "kube-system"
     assert "no-privileged-containers" in evaluate(k8s_resources([plugin]), PACK_CONFIG)
+
+
+def test_the_step_rule_reads_config_numbers_as_the_engine_sends_them() -> None:
+    """Policy config reaches the pack as JSON numbers, i.e. floats (25.0): the verdict and the
+    message must not change."""
+    resources = k8s_resources([*split_services("web", "web-v1", "web-v2"),
+                               traffic_split({"web-v1": 40, "web-v2": 60})])
+    config = pack_config({"canary-weight-step": {"maxStepPercent": 25.0, "splits": {
+        SPLIT_URN: {"weights": {"web-v1": 90.0, "web-v2": 10.0}, "stable": "web-v1"}}}})
+    (violation,) = evaluate(resources, config)["canary-weight-step"]
+    assert "from 10 to 60: +50 points" in violation.message and "maxStepPercent 25" in violation.message
