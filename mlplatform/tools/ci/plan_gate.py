@@ -28,9 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from mlplatform.tools.ci.changed_stacks import DEPENDENCY_FILES, project_files
-
-POLICY_PACK = "policy"
+from mlplatform.tools.ci.changed_stacks import DEPENDENCY_FILES, POLICY_PACK, project_files
 
 
 def stack_inputs(root: Path, project: str, stack: str) -> list[str]:
