@@ -15,10 +15,12 @@ GO_MIN := 1.26.0
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
 # and friends pay for. A fresh `make render` installs requirements.txt alone.
-$(VENV)/.runtime: requirements.txt pyproject.toml
+$(VENV)/.runtime: requirements.txt pyproject.toml policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# The policy pack runs in this venv too (policy/PulumiPolicy.yaml): every preview runs it.
+	$(PY) -m pip install --quiet -r policy/requirements.txt
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt

@@ -3,7 +3,8 @@
 - `ENGINE_PLUGINS`, `E2E_TOOLS`: what scripts/e2e-tools.sh provides for the tier;
 - `program_virtualenv`: a virtualenv holding only what the programs import
   (the platform in mode existing and a model stack), at requirements.txt's
-  pins. The engine wants a plugin for every Pulumi provider package installed
+  pins, and the policy pack's runtime (policy/requirements.txt): the CLI runs a
+  Python policy pack with the program's interpreter (PULUMI_PYTHON_CMD). The engine wants a plugin for every Pulumi provider package installed
   where the program runs, so this keeps the AWS, TLS and random packages (whose
   plugins are not built here) out of it; the repository is on PYTHONPATH;
 - `pulumi_cli`: the CLI, logged in to a local backend in `workdir`.
@@ -27,17 +28,18 @@ ENGINE_PLUGINS = ("pulumi-language-python", "pulumi-resource-kubernetes")
 E2E_TOOLS = ("pulumi", *ENGINE_PLUGINS, "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 # What the programs import, pinned as requirements.txt pins them.
 PROGRAM_PACKAGES = ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML")
+POLICY_PACKAGES = ("pulumi-policy",)
 
 
-def _pins(names: tuple[str, ...]) -> list[str]:
+def _pins(names: tuple[str, ...], requirements: Path = ROOT / "requirements.txt") -> list[str]:
     wanted = {name.lower() for name in names}
     pins = []
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in requirements.read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_.-]+)==\S+", line.strip())
         if match and match.group(1).lower() in wanted:
             pins.append(match.group(0))
     if len(pins) != len(names):
-        raise AssertionError(f"requirements.txt must pin each of {names}; found {pins}")
+        raise AssertionError(f"{requirements.name} must pin each of {names}; found {pins}")
     return pins
 
 
@@ -49,7 +51,7 @@ def program_virtualenv(cache: Path) -> Path:
     installed, so the tier opts in to `mlplatform.tools.plugin_shim`: the language host's
     `pip list` on every preview and `up` is answered from a cache that any change to the
     virtualenv's site-packages invalidates."""
-    pins = _pins(PROGRAM_PACKAGES)
+    pins = _pins(PROGRAM_PACKAGES) + _pins(POLICY_PACKAGES, ROOT / "policy" / "requirements.txt")
     venv = cache / f"python-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:12]}"
     python = venv / "bin" / "python"
     if not (venv / ".installed").exists():

@@ -69,6 +69,7 @@ def repo(tmp_path: Path) -> Path:
         (["mlplatform/labels.py"], EVERY),
         (["mlplatform/security.py"], EVERY),
         (["requirements.txt"], EVERY),
+        (["policy/guardrails/traffic.py"], EVERY),
         (["mlplatform/tools/rollout/cli.py"], []),
         (["mlplatform/tools/new_helper.py"], []),
         (["mlplatform/templates/values.yaml"], EVERY),
@@ -79,7 +80,7 @@ def repo(tmp_path: Path) -> Path:
     ],
     ids=["model-stack-file", "platform-stack-file", "import-inside-a-function", "model-entry", "model-project",
          "relative-import", "platform-entry", "platform-project", "shared-module", "shared-through-submodules",
-         "dependencies", "tools-wing-previews-nothing", "new-tools-module-previews-nothing", "package-data-fails-safe", "deleted-module-fails-safe",
+         "dependencies", "policy-pack", "tools-wing-previews-nothing", "new-tools-module-previews-nothing", "package-data-fails-safe", "deleted-module-fails-safe",
          "no-program-reads-it", "deleted-stack", "two-files"],
 )
 def test_paths_map_to_stacks(repo: Path, paths: list[str], expected: list[Stack]) -> None:

@@ -47,6 +47,8 @@ TOOLS_WING = f"{PACKAGE}/tools/"
 ENTRY_POINT = "__main__.py"
 # Read by every program through the installed environment, not through an import.
 DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
+# Every preview runs the policy pack: a rule change previews every stack, so the PR shows its verdicts.
+POLICY_PACK = "policy/"
 
 
 @dataclass(frozen=True, order=True)
@@ -154,7 +156,7 @@ def project_files(root: Path) -> dict[str, set[str]]:
 
 def _projects_of(text: str, path: PurePosixPath, graph: dict[str, set[str]]) -> set[str]:
     """The projects a changed (non stack-file) path can affect."""
-    if text in DEPENDENCY_FILES:
+    if text in DEPENDENCY_FILES or text.startswith(POLICY_PACK):
         return set(PROJECTS)
     if text.startswith(TOOLS_WING):
         return set()
