@@ -10,13 +10,12 @@ import pulumi
 import pytest
 
 from mlplatform import labels
-from mlplatform.model.training_config import TrainingConfig
+from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_name
 from mlplatform.model.training import (
     COMPLETION_INDEX_ANNOTATION,
     MAX_JOB_NAME,
     TrainingRun,
     TrainingRunArgs,
-    hyperparameter_env_name,
     model_training_spec,
     training_job_name,
 )
