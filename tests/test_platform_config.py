@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
-from mlplatform.platform.config import NAMESPACE, PlatformConfig
+from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 from tests.support.helpers import ROOT, platform_config, run_platform
 
 
 def _validate(values: dict) -> PlatformConfig:
-    return validate_config(PlatformConfig, values, stack="dev", namespace=NAMESPACE)
+    return validate_config(PlatformConfig, values, stack="dev", namespace=CONFIG_NAMESPACE)
 
 
 # Each case: overrides on a valid config, the key path the message must name, and a

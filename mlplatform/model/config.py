@@ -23,7 +23,7 @@ from mlplatform.configuration import ConfigModel, CrossFieldError
 from mlplatform.model.serving_config import ServingConfig
 from mlplatform.model.training_config import TrainingConfig
 
-NAMESPACE = "mlmodel"
+CONFIG_NAMESPACE = "mlmodel"
 
 DEFAULT_STEPS = (10, 25, 50, 75, 100)
 # The split's weights are percentages: stable and canary together always take all the traffic.

@@ -7,7 +7,7 @@ HA, multi-AZ and deletion protection.
 `PlatformConfig` and the rules that span sections live here, with the small
 sections (namespaces, CRDs, device plugin); the larger sections have a module
 each beside it: `cluster_config` (cluster and node pools), `charts_config`,
-`mesh_config`, `monitoring_config`, `mlflow_config`, `storage_config` and `ci_config`.
+`mesh_config`, `monitoring_config`, `registry_config`, `storage_config` and `ci_identity_config`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from mlplatform.config_types import DnsLabel
 from mlplatform.configuration import ConfigModel, CrossFieldError
 from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
-from mlplatform.platform.ci_config import CiConfig, check_reachable
+from mlplatform.platform.ci_identity_config import CiConfig, check_reachable
 from mlplatform.platform.cluster_config import ClusterConfig, NodePoolsConfig
 from mlplatform.platform.mesh_config import MeshConfig
-from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.monitoring_config import MonitoringConfig
+from mlplatform.platform.registry_config import MlflowConfig
 from mlplatform.platform.storage_config import (
     DEFAULT_RWO_CLASS,
     DEFAULT_RWX_CLASS,
@@ -31,7 +31,7 @@ from mlplatform.platform.storage_config import (
     StorageConfig,
 )
 
-NAMESPACE = "mlplatform"
+CONFIG_NAMESPACE = "mlplatform"
 
 
 # -- namespaces and CRDs ------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
 from mlplatform.model import config as model_config_module
-from mlplatform.model.config import NAMESPACE, ModelStackConfig, check_split_weights
+from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig, check_split_weights
 from mlplatform.model.serving_config import RouteConfig
 from mlplatform.model.traffic import ModelTrafficArgs, TrafficBackend, http_route_spec
 from tests.model.helpers import model_config
@@ -21,7 +21,7 @@ def test_route_cap_is_one_rule_for_config_and_httproute(monkeypatch) -> None:
     monkeypatch.setattr(model_config_module, "MAX_GATEWAY_ROUTES", 2)
     values = model_config(trafficApi="gateway", serving={"routes": _routes(3)})
     with pytest.raises(ConfigError, match="may list at most 2, got 3"):
-        validate_config(ModelStackConfig, values, stack="s", namespace=NAMESPACE)
+        validate_config(ModelStackConfig, values, stack="s", namespace=CONFIG_NAMESPACE)
     routes = [RouteConfig.model_validate(r) for r in _routes(3)]
     args = ModelTrafficArgs(
         model_name="m", api="gateway", namespace="ns", apex_service="m", port=8080,
@@ -48,7 +48,7 @@ def test_serving_namespace_asks_the_platform_only_when_needed() -> None:
         return "from-platform"
 
     pinned = validate_config(ModelStackConfig, model_config(model={"name": "m", "namespace": "own"}), stack="s",
-                             namespace=NAMESPACE)
+                             namespace=CONFIG_NAMESPACE)
     assert pinned.serving_namespace(platform) == "own" and asked == []
-    default = validate_config(ModelStackConfig, model_config(), stack="s", namespace=NAMESPACE)
+    default = validate_config(ModelStackConfig, model_config(), stack="s", namespace=CONFIG_NAMESPACE)
     assert default.serving_namespace(platform) == "from-platform" and asked == [True]

@@ -9,9 +9,9 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
-from mlplatform.platform.mlflow_config import LifecycleConfig, MlflowConfig
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
+from mlplatform.platform.registry_config import LifecycleConfig, MlflowConfig
+from mlplatform.tools.offline.engine import RecordedResource, Recording, run_program
 
 NAMESPACE = "ml-registry"
 VPC_CIDR = "10.40.0.0/16"
