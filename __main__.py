@@ -15,5 +15,5 @@ from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 from mlplatform.platform.program import build_platform
 
 config = with_chart_mirror(load_config(PlatformConfig, CONFIG_NAMESPACE), os.environ, stack=pulumi.get_stack())
-for key, value in build_platform(config).items():
+for key, value in build_platform(config).exported().items():
     pulumi.export(key, value)
