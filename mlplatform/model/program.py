@@ -27,7 +27,7 @@ from mlplatform.model.platform_outputs import PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
 from mlplatform.model.records import ModelRecords, ModelRecordsArgs
 from mlplatform.model.serving import ModelServing, ModelServingArgs
-from mlplatform.model.traffic import ModelTraffic, ModelTrafficArgs, TrafficBackend
+from mlplatform.model.traffic import ModelTraffic, ModelTrafficArgs
 from mlplatform.model.training import TrainingRun, TrainingRunArgs
 
 
@@ -58,7 +58,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         opts=k8s_opts,
     )
 
-    weights = config.split_weights()
+    weights = config.traffic_weights()
     traffic = ModelTraffic(
         model,
         ModelTrafficArgs(
@@ -67,10 +67,8 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
             namespace=namespace,
             apex_service=serving.apex_service.metadata.name,
             port=config.serving.port,
-            backends=[
-                TrafficBackend(service=serving.versions[object_name].service.metadata.name, weight=weight)
-                for object_name, weight in weights.items()
-            ],
+            weights=weights,
+            services={object_name: v.service.metadata.name for object_name, v in serving.versions.items()},
             routes=config.serving.effective_routes if config.traffic_api == "gateway" else (),
             ready=[v.deployment for v in serving.versions.values()],
         ),
@@ -93,7 +91,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
 
     records = ModelRecords(
         model,
-        ModelRecordsArgs(config=config, namespace=namespace, crd_api_version=platform.crd_api_version),
+        ModelRecordsArgs(config=config, weights=weights, namespace=namespace, crd_api_version=platform.crd_api_version),
         opts=k8s_opts,
     )
 
@@ -156,7 +154,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "namespace": namespace,
         "apexService": serving.apex_service.metadata.name,
         "versions": {config.version_object_name(v.version): role for role, v in config.live_versions()},
-        "weights": weights,
+        "weights": weights.by_object_name(),
         "trafficApi": config.traffic_api,
         "split": {"kind": traffic.kind, "name": traffic.object_name},
         "serviceProfile": policy.service_profile_name,
