@@ -10,6 +10,7 @@ import pytest
 from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.crds import crd_manifest
 from tests.model.helpers import CRD_GROUP, INFERENCE_SERVICE, MODEL_VERSION, model_config, run_model, with_canary
+from tests.support.types import custom_resource
 
 
 def _schema(kind: str) -> dict[str, Any]:
@@ -98,6 +99,6 @@ def test_record_apiversion_follows_the_platform_crd_group():
     """The records must use the group the platform installed its CRDs under."""
     recording = run_model(model_config(), platform={"crdGroup": "ml.acme.io"})
     assert {r.type for r in recording.resources if r.type.startswith("kubernetes:ml.")} == {
-        "kubernetes:ml.acme.io/v1:ModelVersion",
-        "kubernetes:ml.acme.io/v1:InferenceService",
+        custom_resource("ml.acme.io/v1", "ModelVersion"),
+        custom_resource("ml.acme.io/v1", "InferenceService"),
     }

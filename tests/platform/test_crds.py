@@ -12,9 +12,10 @@ import pytest
 
 from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.crds import CRD_KINDS, MlCrds, MlCrdsArgs, crd_manifest
+from tests.support.types import K8S_CUSTOM_RESOURCE_DEFINITION
 
 GROUP = "ml.example.com"
-CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+CRD = K8S_CUSTOM_RESOURCE_DEFINITION
 
 
 # -- helpers ------------------------------------------------------------------
