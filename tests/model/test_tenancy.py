@@ -313,6 +313,7 @@ def test_without_irsa_the_model_stack_never_loads_the_aws_provider():
     script = """
 import sys
 from tests.model.helpers import PLATFORM_OUTPUTS, run_model, with_canary
+from tests.support.types import K8S_JOB
 outputs = {**PLATFORM_OUTPUTS, "workloadIdentity": {"kind": "none"}}
 training = {"runId": "r1", "image": "ghcr.io/example/train:1.0.0",
             "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"}}
