@@ -31,11 +31,10 @@ def model_version_spec(config: ModelStackConfig, role: str, version: VersionConf
 
 def inference_service_spec(config: ModelStackConfig, weights: TrafficWeights) -> dict[str, Any]:
     serving, stable = config.serving, config.stable
-    canary: dict[str, Any] = {"enabled": False, "trafficWeight": 0}
+    canary: dict[str, Any] = {"enabled": False}
     if config.canary is not None and weights.canary is not None:
         canary = {
             "enabled": True,
-            "trafficWeight": weights.canary.weight,
             "canaryModelRef": {"name": config.model.registry_name, "version": config.canary.version},
             "version": config.canary.version,
             "modelUri": config.canary.model_uri,

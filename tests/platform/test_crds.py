@@ -100,7 +100,6 @@ FRAUD_SERVICE = _resource(
         "stable": {"version": "3.2", "modelUri": "models:/fraud_detector/3.2", "weight": 90},
         "canary": {
             "enabled": True,
-            "trafficWeight": 10,
             "canaryModelRef": {"name": "fraud_detector", "version": "3.3"},
             "metrics": [{"name": "p99-latency-ms", "threshold": 200}, {"name": "error-rate", "threshold": 0.01}],
             "autoPromote": False,
@@ -320,3 +319,14 @@ def test_crds_keep_stable_names_and_are_retained(component):
         "ml-crds-modelversions",
     ]
     assert {name: retained[name] for name in names} == dict.fromkeys(names, True)
+
+
+def test_canary_traffic_weight_is_deprecated_not_removed():
+    """The record keeps one canary weight (`weight`, as stable has). `trafficWeight` stays in the schema, marked
+    deprecated, so records written before it was dropped still validate; the CRD's version is unchanged, since
+    it is part of every record's type token and so of its URN."""
+    version = crd_manifest("InferenceService", GROUP)["spec"]["versions"][0]
+    canary = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["canary"]["properties"]
+    assert canary["trafficWeight"]["description"].startswith("Deprecated: no longer written")
+    assert "deprecated" not in canary["weight"]["description"].lower()
+    assert version["name"] == "v1"
