@@ -11,9 +11,9 @@ import pulumi
 
 from mlplatform.configuration import load_config
 from mlplatform.platform.chart_mirror import with_chart_mirror
-from mlplatform.platform.config import NAMESPACE, PlatformConfig
+from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 from mlplatform.platform.program import build_platform
 
-config = with_chart_mirror(load_config(PlatformConfig, NAMESPACE), os.environ, stack=pulumi.get_stack())
-for key, value in build_platform(config).items():
+config = with_chart_mirror(load_config(PlatformConfig, CONFIG_NAMESPACE), os.environ, stack=pulumi.get_stack())
+for key, value in build_platform(config).exported().items():
     pulumi.export(key, value)

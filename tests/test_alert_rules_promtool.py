@@ -20,10 +20,11 @@ import yaml
 from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import run_model, with_canary
 from tests.support.prerequisites import require_binary
+from tests.support.types import K8S_PROMETHEUS_RULE
 
 pytestmark = pytest.mark.integration
 
-PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+PROMETHEUS_RULE = K8S_PROMETHEUS_RULE
 JOB = "fraud-detector-train-r1"
 TRAINING_JOB_LABELS = (
     'label_app_kubernetes_io_name="fraud-detector", label_app_kubernetes_io_component="training", '

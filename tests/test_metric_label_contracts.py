@@ -19,11 +19,12 @@ from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.alert_rules import TRAINING_JOB_LABELS
 from tests.model.helpers import TEAM, run_model, with_canary
 from tests.support.relabeling import relabel
+from tests.support.types import K8S_DEPLOYMENT, K8S_JOB, K8S_POD_MONITOR, K8S_PROMETHEUS_RULE
 
-JOB = "kubernetes:batch/v1:Job"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
-PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+JOB = K8S_JOB
+DEPLOYMENT = K8S_DEPLOYMENT
+POD_MONITOR = K8S_POD_MONITOR
+PROMETHEUS_RULE = K8S_PROMETHEUS_RULE
 TRAINING = {"runId": "r1", "image": "ghcr.io/example/train:1.0.0", "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"}}
 
 

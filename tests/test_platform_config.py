@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
-from mlplatform.platform.config import NAMESPACE, PlatformConfig
+from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 from tests.support.helpers import ROOT, platform_config, run_platform
 
 
 def _validate(values: dict) -> PlatformConfig:
-    return validate_config(PlatformConfig, values, stack="dev", namespace=NAMESPACE)
+    return validate_config(PlatformConfig, values, stack="dev", namespace=CONFIG_NAMESPACE)
 
 
 # Each case: overrides on a valid config, the key path the message must name, and a
@@ -107,3 +109,29 @@ def test_existing_cluster_mode_accepts_in_cluster_backend():
         )
     )
     assert config.cluster.mode == "existing"
+
+
+EXISTING = {"mode": "existing"}
+# One case per cross-section rule of `PlatformConfig`, each in its own named validator.
+CROSS_SECTION_RULES = [
+    pytest.param({"cluster": EXISTING, "storage": {"efs": True}}, "storage.efs only applies to cluster.mode 'aws'", id="existing-efs"),
+    pytest.param({"cluster": EXISTING, "mlflow": {"artifactBucket": "b-1"}, "storage": {"ebsCsiAddonVersion": "v1.30.0-eksbuild.1"}},
+                 "storage.ebsCsiAddonVersion only apply to cluster.mode 'aws' (EKS add-ons)", id="existing-addons"),
+    pytest.param({"cluster": EXISTING, "mlflow": {"backend": "rds", "artifactBucket": "b-1"}}, "needs cluster.mode 'aws'", id="existing-rds"),
+    pytest.param({"cluster": EXISTING, "mlflow": {"backend": "in-cluster"}}, "mlflow.artifactBucket is required", id="existing-bucket"),
+    pytest.param({"mlflow": {"s3EndpointUrl": "https://minio.example.com"}}, "mlflow.s3EndpointUrl only apply to cluster.mode 'existing'", id="aws-endpoint"),
+    pytest.param({"cluster": {"gpuNodes": True}}, "cluster.gpuNodes describes an existing cluster", id="aws-gpu-nodes"),
+    pytest.param({"storage": {"efs": False, "readWriteManyClass": "shared"}}, "turn efs on or drop the name", id="aws-rwx-without-efs"),
+    pytest.param({"storage": {"readWriteOnceClass": "same", "readWriteManyClass": "same"}}, "they need two names", id="aws-same-class"),
+    pytest.param({"storage": {"efs": False, "efsCsiAddonVersion": "v2.0.0-eksbuild.1"}}, "efsCsiAddonVersion is set but storage.efs is false", id="aws-efs-addon"),
+    pytest.param({"mesh": {"ha": True}, "nodePools": {"system": {"scaling": {"minSize": 2, "desiredSize": 2, "maxSize": 4}}}},
+                 "nodePools.system.scaling.minSize must be >= 3, got 2", id="aws-ha-small-pool"),
+    pytest.param({"environment": "prod"}, "environment 'prod' requires mesh.ha, mlflow.deletionProtection, mlflow.rdsMultiAz to be true", id="prod"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CROSS_SECTION_RULES)
+def test_each_cross_section_rule_refuses_its_case(overrides, message):
+    """Each rule that spans sections names the keys involved; a valid config passes them all."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _validate(platform_config(**overrides))

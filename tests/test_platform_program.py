@@ -8,8 +8,19 @@ import pytest
 
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import ROOT, platform_config, run_platform
+from tests.support.types import (
+    AWS_AUTOSCALING_TAG,
+    AWS_EKS_CLUSTER,
+    AWS_EKS_NODE_GROUP,
+    AWS_RDS_INSTANCE,
+    HELM_RELEASE,
+    K8S_DEPLOYMENT,
+    K8S_PROVIDER,
+    K8S_SERVICE,
+    K8S_STATEFUL_SET,
+)
 
-HELM = "kubernetes:helm.sh/v3:Release"
+HELM = HELM_RELEASE
 
 
 def _release(recording: Recording, chart: str):
@@ -41,8 +52,8 @@ def test_kubeconfig_output_is_secret(dev_platform):
 
 def test_every_kubernetes_object_and_release_uses_the_cluster_provider(dev_platform):
     """A default provider would deploy into whatever cluster the operator's kubeconfig points at."""
-    provider = dev_platform.one("pulumi:providers:kubernetes")
-    assert dev_platform.kubernetes_objects and dev_platform.of_type("kubernetes:helm.sh/v3:Release")
+    provider = dev_platform.one(K8S_PROVIDER)
+    assert dev_platform.kubernetes_objects and dev_platform.of_type(HELM_RELEASE)
     for resource in dev_platform.resources:
         if resource.custom and resource.type.startswith("kubernetes:"):
             assert resource.provider.startswith(provider.urn), resource
@@ -57,7 +68,7 @@ def test_viz_reads_the_platform_prometheus(dev_platform):
 
 def test_mlflow_pods_wait_for_the_mesh(dev_platform):
     """MLflow's namespace is meshed; pods admitted before the injector exists would run without mTLS."""
-    deployment = next(r for r in dev_platform.of_type("kubernetes:apps/v1:Deployment") if r.metadata["name"] == "mlflow")
+    deployment = next(r for r in dev_platform.of_type(K8S_DEPLOYMENT) if r.metadata["name"] == "mlflow")
     control_plane = _release(dev_platform, "linkerd-control-plane")
     assert dev_platform.depends_on(deployment, control_plane)
 
@@ -73,7 +84,7 @@ def test_prod_runs_linkerd_in_ha_and_dev_does_not(dev_platform, prod_platform):
 
 def test_prod_database_is_multi_az_and_protected(prod_platform):
     """Losing the registry's database loses every model version's lineage."""
-    database = prod_platform.one("aws:rds/instance:Instance")
+    database = prod_platform.one(AWS_RDS_INSTANCE)
     assert database.inputs["multiAz"] is True
     assert database.inputs["deletionProtection"] is True
     assert database.inputs["storageEncrypted"] is True
@@ -82,17 +93,17 @@ def test_prod_database_is_multi_az_and_protected(prod_platform):
 
 def test_nothing_is_exposed_outside_the_cluster(prod_platform):
     """No public endpoint unless asked for: no LoadBalancer or NodePort Service, no public EKS endpoint."""
-    assert prod_platform.of_type("kubernetes:core/v1:Service")
-    for service in prod_platform.of_type("kubernetes:core/v1:Service"):
+    assert prod_platform.of_type(K8S_SERVICE)
+    for service in prod_platform.of_type(K8S_SERVICE):
         assert service.inputs["spec"].get("type", "ClusterIP") == "ClusterIP"
-    cluster = prod_platform.one("aws:eks/cluster:Cluster")
+    cluster = prod_platform.one(AWS_EKS_CLUSTER)
     assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
 
 
 def test_time_slicing_is_advertised_to_the_autoscaler():
     """With 4 pods per GPU, an empty GPU group must be known to offer 4x its GPUs, or pending pods never scale it up."""
     recording = run_platform(platform_config(devicePlugin={"timeSlicingReplicas": 4}, nodePools={"gpu": {"gpusPerNode": 2}}))
-    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in recording.of_type("aws:autoscaling/tag:Tag")}
+    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in recording.of_type(AWS_AUTOSCALING_TAG)}
     assert tags["k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "8"
 
 
@@ -105,23 +116,23 @@ def test_existing_cluster_mode_creates_no_aws_resources():
         )
     )
     assert [r for r in recording.resources if r.type.startswith("aws:")] == []
-    provider = recording.one("pulumi:providers:kubernetes")
+    provider = recording.one(K8S_PROVIDER)
     assert provider.inputs["context"] == "kind-ml"
-    assert recording.of_type("kubernetes:apps/v1:StatefulSet"), "MLflow needs its in-cluster Postgres"
+    assert recording.of_type(K8S_STATEFUL_SET), "MLflow needs its in-cluster Postgres"
     assert recording.stack_outputs["gpuPoolEnabled"] is False
 
 
 def test_gpu_pool_can_be_switched_off():
     """A CPU-only dev platform must not pay for the autoscaler's GPU group."""
     recording = run_platform(platform_config(nodePools={"gpu": {"enabled": False}}))
-    assert [n.name for n in recording.of_type("aws:eks/nodeGroup:NodeGroup")] == ["cluster-system"]
+    assert [n.name for n in recording.of_type(AWS_EKS_NODE_GROUP)] == ["cluster-system"]
     assert recording.stack_outputs["gpuPoolEnabled"] is False
 
 
 def test_components_own_their_children(dev_platform):
     """Every resource sits under a component, so `pulumi stack --show-urns` reads as the architecture."""
     component_urns = {r.urn for r in dev_platform.resources if not r.custom}
-    assert component_urns and any(r.custom and r.type != "pulumi:providers:kubernetes" for r in dev_platform.resources)
+    assert component_urns and any(r.custom and r.type != K8S_PROVIDER for r in dev_platform.resources)
     for resource in dev_platform.resources:
-        if resource.custom and resource.type != "pulumi:providers:kubernetes":
+        if resource.custom and resource.type != K8S_PROVIDER:
             assert resource.parent in component_urns, resource

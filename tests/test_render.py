@@ -16,6 +16,7 @@ import yaml
 from mlplatform.tools.cli import main
 from tests.support.helpers import ROOT
 from tests.support.manifest_validation import problems
+from tests.support.types import AWS_EKS_CLUSTER, AWS_RDS_INSTANCE, AWS_S3_BUCKET, K8S_PROVIDER
 
 MODEL_DIR = ROOT / "stacks" / "model"
 MODEL_STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in MODEL_DIR.glob("Pulumi.*.yaml"))
@@ -131,9 +132,9 @@ def test_plan_lists_the_cloud_resources(rendered):
     """Without an AWS account the plan is the only place to see what `pulumi up` would create."""
     resources = rendered["prod"].plan["resources"]
     types = {r["type"] for r in resources}
-    assert {"aws:eks/cluster:Cluster", "aws:rds/instance:Instance", "aws:s3/bucket:Bucket"} <= types
+    assert {AWS_EKS_CLUSTER, AWS_RDS_INSTANCE, AWS_S3_BUCKET} <= types
     assert not any(t.startswith("kubernetes:") and "providers" not in t for t in types)
-    eks = next(r for r in resources if r["type"] == "aws:eks/cluster:Cluster")
+    eks = next(r for r in resources if r["type"] == AWS_EKS_CLUSTER)
     assert eks["name"] and eks["properties"]["version"] == "1.33"
 
 
@@ -141,7 +142,7 @@ def test_model_plan_has_no_cloud_resources(rendered):
     """A model stack only talks to the cluster: its plan holds the provider and no Helm release."""
     plan = rendered["fraud-detector-prod"].plan
     assert plan["helmReleases"] == []
-    assert {r["type"] for r in plan["resources"]} == {"pulumi:providers:kubernetes"}
+    assert {r["type"] for r in plan["resources"]} == {K8S_PROVIDER}
 
 
 # -- secrets ---------------------------------------------------------------------------

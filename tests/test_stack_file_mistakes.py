@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform.tools.cli import main
 from mlplatform.configuration import ConfigError
+from mlplatform.tools.cli import main
 from mlplatform.tools.stackfile.reader import read_stack_config
 from tests.support.helpers import ROOT
 
@@ -183,20 +183,20 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
 
 def test_validate_stack_file_applies_the_program_rules_without_running_it(tmp_path):
     """What the rollout verbs call: the same namespace, secret and model checks as `pulumi up`."""
-    from mlplatform.model.config import NAMESPACE, ModelStackConfig
+    from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
     from mlplatform.tools.stackfile.reader import validate_stack_file
 
     good = tmp_path / "Pulumi.good.yaml"
     good.write_text(GOOD)
-    assert validate_stack_file(good, ModelStackConfig, NAMESPACE).stable.version == "v5"
+    assert validate_stack_file(good, ModelStackConfig, CONFIG_NAMESPACE).stable.version == "v5"
     typo = tmp_path / "Pulumi.typo.yaml"
     typo.write_text(GOOD + "  mlmodl:canary:\n    weight: 10\n")
     with pytest.raises(ConfigError, match=r"mlmodl:canary: .*did you mean 'mlmodel:canary'\?"):
-        validate_stack_file(typo, ModelStackConfig, NAMESPACE)
+        validate_stack_file(typo, ModelStackConfig, CONFIG_NAMESPACE)
     duplicate = tmp_path / "Pulumi.dup.yaml"
     duplicate.write_text(GOOD + "  mlmodel:environment: prod\n")
     with pytest.raises(ConfigError, match=r"Pulumi.dup.yaml:\d+:3: not valid YAML: found duplicate key \"mlmodel:environment\""):
-        validate_stack_file(duplicate, ModelStackConfig, NAMESPACE)
+        validate_stack_file(duplicate, ModelStackConfig, CONFIG_NAMESPACE)
 
 
 def test_rule_needing_the_platform_outputs_exits_2_without_traceback(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import re
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
 
@@ -25,7 +26,7 @@ from mlplatform.configuration import ConfigModel, CrossFieldError
 from mlplatform.model.serving_config import ServingConfig
 from mlplatform.model.training_config import TrainingConfig
 
-NAMESPACE = "mlmodel"
+CONFIG_NAMESPACE = "mlmodel"
 
 DEFAULT_STEPS = (10, 25, 50, 75, 100)
 # The split's weights are percentages: stable and canary together always take all the traffic.
@@ -58,6 +59,38 @@ def check_split_weights(weights: Sequence[int]) -> None:
     The config model builds its split with it and the traffic component checks its input with it."""
     if sum(weights) != TOTAL_WEIGHT or any(w < 0 for w in weights):
         raise ValueError(f"backend weights must be non-negative and sum to {TOTAL_WEIGHT}, got {list(weights)}")
+
+
+@dataclass(frozen=True)
+class VersionWeight:
+    """One live version's share of the traffic."""
+
+    version: str
+    object_name: str
+    """`<model>-<version>`: the version's Deployment and Service."""
+    weight: int
+
+
+@dataclass(frozen=True)
+class TrafficWeights:
+    """The split between stable and the canary, computed once per run (`ModelStackConfig.traffic_weights`)
+    and handed to everything that shows it: the split itself, the records and the stack outputs.
+    Valid by construction: the split rule runs here and nowhere downstream."""
+
+    stable: VersionWeight
+    canary: VersionWeight | None
+
+    def __post_init__(self) -> None:
+        check_split_weights([b.weight for b in self.backends])
+
+    @property
+    def backends(self) -> tuple[VersionWeight, ...]:
+        """Stable first, then the canary (a canary at 0 stays listed)."""
+        return (self.stable,) if self.canary is None else (self.stable, self.canary)
+
+    def by_object_name(self) -> dict[str, int]:
+        """Backend Service name -> weight, as the stack output `weights` shows it."""
+        return {b.object_name: b.weight for b in self.backends}
 
 
 def check_gateway_route_count(count: int) -> None:
@@ -297,13 +330,16 @@ class ModelStackConfig(ConfigModel):
     def canary_weight(self) -> int:
         return self.canary.weight if self.canary is not None else 0
 
-    def split_weights(self) -> dict[str, int]:
-        """Backend Service name -> integer weight; the weights sum to TOTAL_WEIGHT."""
-        weights = {self.version_object_name(self.stable.version): TOTAL_WEIGHT - self.canary_weight}
-        if self.canary is not None:
-            weights[self.version_object_name(self.canary.version)] = self.canary.weight
-        check_split_weights(list(weights.values()))
-        return weights
+    def traffic_weights(self) -> TrafficWeights:
+        """Stable takes what the canary does not; the weights sum to TOTAL_WEIGHT."""
+
+        def share(version: VersionConfig, weight: int) -> VersionWeight:
+            return VersionWeight(version.version, self.version_object_name(version.version), weight)
+
+        return TrafficWeights(
+            stable=share(self.stable, TOTAL_WEIGHT - self.canary_weight),
+            canary=share(self.canary, self.canary.weight) if self.canary is not None else None,
+        )
 
     def next_step(self) -> int | None:
         """The first step above the current canary weight, or None at 100 / without a canary."""

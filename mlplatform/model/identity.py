@@ -20,8 +20,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.platform_outputs import Irsa
 from mlplatform.platform.iam import irsa_trust_policy
+from mlplatform.platform_contract import IrsaIdentity
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 # IAM's limit for a role name prefix; the provider appends a unique suffix.
@@ -66,7 +66,7 @@ class TrainingIdentityArgs:
     model_name: str
     namespace: str
     """The team namespace the run goes to."""
-    irsa: Irsa | None
+    irsa: IrsaIdentity | None
     """The platform's OIDC provider; None: no IAM role (platform on an existing cluster)."""
     dataset: tuple[str, str] | None
     """(bucket, prefix) of an S3 dataset; None: no S3 data to read, so no role."""

@@ -20,14 +20,14 @@ import pulumi_kubernetes as k8s
 from mlplatform import labels
 from mlplatform.configuration import ConfigError
 from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
-from mlplatform.model.config import NAMESPACE, ModelStackConfig
+from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
 from mlplatform.model.metrics import ModelMetrics, ModelMetricsArgs
 from mlplatform.model.platform_outputs import PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
 from mlplatform.model.records import ModelRecords, ModelRecordsArgs
 from mlplatform.model.serving import ModelServing, ModelServingArgs
-from mlplatform.model.traffic import ModelTraffic, ModelTrafficArgs, TrafficBackend
+from mlplatform.model.traffic import ModelTraffic, ModelTrafficArgs
 from mlplatform.model.training import TrainingRun, TrainingRunArgs
 
 
@@ -58,7 +58,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         opts=k8s_opts,
     )
 
-    weights = config.split_weights()
+    weights = config.traffic_weights()
     traffic = ModelTraffic(
         model,
         ModelTrafficArgs(
@@ -67,10 +67,8 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
             namespace=namespace,
             apex_service=serving.apex_service.metadata.name,
             port=config.serving.port,
-            backends=[
-                TrafficBackend(service=serving.versions[object_name].service.metadata.name, weight=weight)
-                for object_name, weight in weights.items()
-            ],
+            weights=weights,
+            services={object_name: v.service.metadata.name for object_name, v in serving.versions.items()},
             routes=config.serving.effective_routes if config.traffic_api == "gateway" else (),
             ready=[v.deployment for v in serving.versions.values()],
         ),
@@ -93,7 +91,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
 
     records = ModelRecords(
         model,
-        ModelRecordsArgs(config=config, namespace=namespace, crd_api_version=platform.crd_api_version),
+        ModelRecordsArgs(config=config, weights=weights, namespace=namespace, crd_api_version=platform.crd_api_version),
         opts=k8s_opts,
     )
 
@@ -156,7 +154,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "namespace": namespace,
         "apexService": serving.apex_service.metadata.name,
         "versions": {config.version_object_name(v.version): role for role, v in config.live_versions()},
-        "weights": weights,
+        "weights": weights.by_object_name(),
         "trafficApi": config.traffic_api,
         "split": {"kind": traffic.kind, "name": traffic.object_name},
         "serviceProfile": policy.service_profile_name,
@@ -180,13 +178,13 @@ def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> li
     problems: list[str] = []
     if config.traffic_api not in platform.traffic_split_apis:
         problems.append(
-            f"{NAMESPACE}:trafficApi = '{config.traffic_api}': {where} offers only "
+            f"{CONFIG_NAMESPACE}:trafficApi = '{config.traffic_api}': {where} offers only "
             f"{list(platform.traffic_split_apis)} (output trafficSplitApis; its mlplatform:mesh.smi setting "
             "installs the SMI extension)"
         )
     if not platform.gpu_pool_enabled and config.serving.gpus > 0:
         problems.append(
-            f"{NAMESPACE}:serving.gpus = {config.serving.gpus}: {where} has no GPU nodes (output gpuPoolEnabled "
+            f"{CONFIG_NAMESPACE}:serving.gpus = {config.serving.gpus}: {where} has no GPU nodes (output gpuPoolEnabled "
             "is false); set serving.gpus to 0 or give the platform GPU nodes"
         )
     training = config.training
@@ -194,19 +192,19 @@ def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> li
         return problems
     if config.team is not None and config.team not in platform.team_namespaces:
         problems.append(
-            f"{NAMESPACE}:team = '{config.team}': {where} has no such team (output namespaces.teams: "
+            f"{CONFIG_NAMESPACE}:team = '{config.team}': {where} has no such team (output namespaces.teams: "
             f"{list(platform.team_namespaces)}); add it to the platform's mlplatform:namespaces.teams or "
             "pick one of these"
         )
     if not platform.gpu_pool_enabled and training.gpus > 0:
         problems.append(
-            f"{NAMESPACE}:training.gpus = {training.gpus}: {where} has no GPU nodes (output gpuPoolEnabled is "
+            f"{CONFIG_NAMESPACE}:training.gpus = {training.gpus}: {where} has no GPU nodes (output gpuPoolEnabled is "
             "false); set training.gpus to 0 (CPU training) or give the platform GPU nodes "
             "(mlplatform:nodePools.gpu.enabled, or cluster.gpuNodes on an existing cluster)"
         )
     if training.checkpoint_access_mode == "ReadWriteMany" and platform.storage_classes.read_write_many is None:
         problems.append(
-            f"{NAMESPACE}:training.checkpointAccessMode = 'ReadWriteMany': {where} offers no ReadWriteMany "
+            f"{CONFIG_NAMESPACE}:training.checkpointAccessMode = 'ReadWriteMany': {where} offers no ReadWriteMany "
             "StorageClass (output storageClasses.readWriteMany is null); turn on mlplatform:storage.efs "
             "(mode aws), name one in mlplatform:storage.readWriteManyClass (mode existing), or use "
             "checkpointAccessMode 'ReadWriteOnce' with workers: 1"

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import ModelStackConfig, VersionConfig
+from mlplatform.model.config import ModelStackConfig, TrafficWeights, VersionConfig
 
 
 def model_version_spec(config: ModelStackConfig, role: str, version: VersionConfig) -> dict[str, Any]:
@@ -29,18 +29,16 @@ def model_version_spec(config: ModelStackConfig, role: str, version: VersionConf
     }
 
 
-def inference_service_spec(config: ModelStackConfig) -> dict[str, Any]:
-    serving, weights = config.serving, config.split_weights()
-    stable = config.stable
-    canary: dict[str, Any] = {"enabled": False, "trafficWeight": 0}
-    if config.canary is not None:
+def inference_service_spec(config: ModelStackConfig, weights: TrafficWeights) -> dict[str, Any]:
+    serving, stable = config.serving, config.stable
+    canary: dict[str, Any] = {"enabled": False}
+    if config.canary is not None and weights.canary is not None:
         canary = {
             "enabled": True,
-            "trafficWeight": config.canary.weight,
             "canaryModelRef": {"name": config.model.registry_name, "version": config.canary.version},
             "version": config.canary.version,
             "modelUri": config.canary.model_uri,
-            "weight": weights[config.version_object_name(config.canary.version)],
+            "weight": weights.canary.weight,
             # The gates `mlplatform rollout` and the model's alerts check.
             "metrics": [
                 {"name": "success-rate", "threshold": config.analysis.min_success_rate},
@@ -67,7 +65,7 @@ def inference_service_spec(config: ModelStackConfig) -> dict[str, Any]:
         "stable": {
             "version": stable.version,
             "modelUri": stable.model_uri,
-            "weight": weights[config.version_object_name(stable.version)],
+            "weight": weights.stable.weight,
         },
         "canary": canary,
     }
@@ -76,6 +74,8 @@ def inference_service_spec(config: ModelStackConfig) -> dict[str, Any]:
 @dataclass
 class ModelRecordsArgs:
     config: ModelStackConfig
+    weights: TrafficWeights
+    """The run's split, computed once by the program."""
     namespace: pulumi.Input[str]
     crd_api_version: str
     """The platform's ML CRD group and version, e.g. `ml.example.com/v1`; plain, as it names the type."""
@@ -122,7 +122,7 @@ class ModelRecords(pulumi.ComponentResource):
                 namespace=args.namespace,
                 labels=labels.k8s_labels("model-records", name=model, instance=model),
             ),
-            spec=inference_service_spec(config),
+            spec=inference_service_spec(config, args.weights),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

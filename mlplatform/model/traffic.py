@@ -13,7 +13,7 @@ Two APIs, one config:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,18 +21,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.config import check_gateway_route_count, check_split_weights
+from mlplatform.model.config import TrafficWeights, check_gateway_route_count
 from mlplatform.model.serving_config import RouteConfig
 
 SMI_API_VERSION = "split.smi-spec.io/v1alpha2"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
-
-
-@dataclass
-class TrafficBackend:
-    service: pulumi.Input[str]
-    """A version Service; passing its Output makes the split wait for the Service."""
-    weight: int
 
 
 @dataclass
@@ -42,7 +35,10 @@ class ModelTrafficArgs:
     namespace: pulumi.Input[str]
     apex_service: pulumi.Input[str]
     port: int
-    backends: Sequence[TrafficBackend]
+    weights: TrafficWeights
+    services: Mapping[str, pulumi.Input[str]]
+    """Each version's Service name by its object name; passing the Service's Output
+    makes the split wait for the Service."""
     routes: Sequence[RouteConfig] = ()
     """Per-route timeouts, carried by the HTTPRoute (`gateway` only)."""
     ready: Sequence[pulumi.Resource] = field(default_factory=list)
@@ -65,7 +61,6 @@ class ModelTraffic(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelTrafficArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:model:ModelTraffic", name, None, opts)
-        check_split_weights([b.weight for b in args.backends])
 
         self.object_name = args.model_name
         metadata = k8s.meta.v1.ObjectMetaArgs(
@@ -83,7 +78,7 @@ class ModelTraffic(pulumi.ComponentResource):
                 metadata=metadata,
                 spec={
                     "service": args.apex_service,
-                    "backends": [{"service": b.service, "weight": b.weight} for b in args.backends],
+                    "backends": [{"service": service, "weight": weight} for service, weight in _backends(args)],
                 },
                 opts=child_opts,
             )
@@ -106,8 +101,8 @@ def http_route_spec(args: ModelTrafficArgs) -> dict[str, Any]:
     every rule splits by the same weights."""
     check_gateway_route_count(len(args.routes))
     backend_refs = [
-        {"group": "", "kind": "Service", "name": b.service, "port": args.port, "weight": b.weight}
-        for b in args.backends
+        {"group": "", "kind": "Service", "name": service, "port": args.port, "weight": weight}
+        for service, weight in _backends(args)
     ]
     rules: list[dict[str, Any]] = [
         {
@@ -123,6 +118,11 @@ def http_route_spec(args: ModelTrafficArgs) -> dict[str, Any]:
         "parentRefs": [{"group": "core", "kind": "Service", "name": args.apex_service, "port": args.port}],
         "rules": rules,
     }
+
+
+def _backends(args: ModelTrafficArgs) -> list[tuple[pulumi.Input[str], int]]:
+    """Each backend's Service and weight, stable first."""
+    return [(args.services[b.object_name], b.weight) for b in args.weights.backends]
 
 
 def _anchored(regex: str) -> str:

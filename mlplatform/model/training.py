@@ -40,7 +40,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.model.training_config import TrainingConfig
+from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_names
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 # An Indexed Job's pods are named `<job>-<index>`, which must stay a DNS label
@@ -79,30 +79,13 @@ def training_job_name(model_name: str, run_id: str) -> str:
     return f"{stem}-{digest}"
 
 
-def hyperparameter_env_name(key: str) -> str:
-    """`learningRate`, `learning_rate` and `learning-rate` all become `HP_LEARNING_RATE`."""
-    snake = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", key)
-    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", snake)
-    snake = re.sub(r"[^A-Za-z0-9]+", "_", snake).strip("_").upper()
-    return f"HP_{snake}"
-
-
 def _env_value(value: str | int | float | bool) -> str:
     # JSON spelling for booleans (`true`), which most argument parsers accept.
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def _hyperparameter_env(hyperparameters: Mapping[str, Any]) -> list[k8s.core.v1.EnvVarArgs]:
-    by_name: dict[str, str] = {}
-    for key in hyperparameters:
-        env_name = hyperparameter_env_name(key)
-        if env_name == "HP_":
-            raise ValueError(f"training.hyperparameters: key {key!r} has no letter or digit to name a variable")
-        if env_name in by_name:
-            raise ValueError(
-                f"training.hyperparameters: keys {by_name[env_name]!r} and {key!r} both become {env_name}; rename one"
-            )
-        by_name[env_name] = key
+    by_name = hyperparameter_env_names(hyperparameters)
     return [
         k8s.core.v1.EnvVarArgs(name=env_name, value=_env_value(hyperparameters[key]))
         for env_name, key in sorted(by_name.items())

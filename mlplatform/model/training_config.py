@@ -7,6 +7,7 @@ a run needs the owning team lives with `ModelStackConfig`, which knows the team.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -19,6 +20,27 @@ S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<pr
 
 # The URI scheme each dataSource.type reads; `local` is a path inside the pod.
 DATA_SOURCE_SCHEMES = {"s3": "s3://", "gcs": "gs://"}
+
+
+def hyperparameter_env_name(key: str) -> str:
+    """`learningRate`, `learning_rate` and `learning-rate` all become `HP_LEARNING_RATE`."""
+    snake = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", key)
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", snake)
+    snake = re.sub(r"[^A-Za-z0-9]+", "_", snake).strip("_").upper()
+    return f"HP_{snake}"
+
+
+def hyperparameter_env_names(hyperparameters: Mapping[str, object]) -> dict[str, str]:
+    """Each hyperparameter's env var name and its key; a key without one, or two keys with one, are refused."""
+    by_name: dict[str, str] = {}
+    for key in hyperparameters:
+        env_name = hyperparameter_env_name(key)
+        if env_name == "HP_":
+            raise ValueError(f"key {key!r} has no letter or digit to name a variable")
+        if env_name in by_name:
+            raise ValueError(f"keys {by_name[env_name]!r} and {key!r} both become {env_name}; rename one")
+        by_name[env_name] = key
+    return by_name
 
 
 class DataSource(ConfigModel):
@@ -124,14 +146,5 @@ class TrainingConfig(ConfigModel):
     def _distinct_env_names(cls, hyperparameters: dict[str, str | int | float | bool]) -> dict:
         # Each becomes an HP_<NAME> env var; two keys with one name would make the
         # API server reject the Job after the rest of the stack is applied.
-        from mlplatform.model.training import hyperparameter_env_name
-
-        by_name: dict[str, str] = {}
-        for key in hyperparameters:
-            env_name = hyperparameter_env_name(key)
-            if env_name == "HP_":
-                raise ValueError(f"key {key!r} has no letter or digit to name a variable")
-            if env_name in by_name:
-                raise ValueError(f"keys {by_name[env_name]!r} and {key!r} both become {env_name}; rename one")
-            by_name[env_name] = key
+        hyperparameter_env_names(hyperparameters)
         return hyperparameters

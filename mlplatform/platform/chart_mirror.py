@@ -30,10 +30,10 @@ from collections.abc import Mapping
 
 from mlplatform.configuration import ConfigError
 from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
-from mlplatform.platform.config import NAMESPACE, PlatformConfig
+from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 
 CHART_MIRROR_ENV = "MLPLATFORM_CHART_MIRROR"
-CHART_MIRROR_KEY = f"{NAMESPACE}:chartMirror"
+CHART_MIRROR_KEY = f"{CONFIG_NAMESPACE}:chartMirror"
 
 
 def effective_chart_mirror(configured: str | None, environ: Mapping[str, str], *, stack: str) -> str | None:

@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.ci_config import GITHUB_OIDC_ISSUER, GITHUB_OIDC_URL, CiConfig
+from mlplatform.platform.ci_identity_config import GITHUB_OIDC_ISSUER, GITHUB_OIDC_URL, CiConfig
 from mlplatform.platform.iam import STS_AUDIENCE, web_identity_trust
 
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"

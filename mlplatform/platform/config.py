@@ -7,7 +7,7 @@ HA, multi-AZ and deletion protection.
 `PlatformConfig` and the rules that span sections live here, with the small
 sections (namespaces, CRDs, device plugin); the larger sections have a module
 each beside it: `cluster_config` (cluster and node pools), `charts_config`,
-`mesh_config`, `monitoring_config`, `mlflow_config`, `storage_config` and `ci_config`.
+`mesh_config`, `monitoring_config`, `registry_config`, `storage_config` and `ci_identity_config`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from mlplatform.config_types import DnsLabel
 from mlplatform.configuration import ConfigModel, CrossFieldError
 from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
-from mlplatform.platform.ci_config import CiConfig, check_reachable
+from mlplatform.platform.ci_identity_config import CiConfig, check_reachable
 from mlplatform.platform.cluster_config import ClusterConfig, NodePoolsConfig
 from mlplatform.platform.mesh_config import MeshConfig
-from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.monitoring_config import MonitoringConfig
+from mlplatform.platform.registry_config import MlflowConfig
 from mlplatform.platform.storage_config import (
     DEFAULT_RWO_CLASS,
     DEFAULT_RWX_CLASS,
@@ -31,7 +31,7 @@ from mlplatform.platform.storage_config import (
     StorageConfig,
 )
 
-NAMESPACE = "mlplatform"
+CONFIG_NAMESPACE = "mlplatform"
 
 
 # -- namespaces and CRDs ------------------------------------------------------
@@ -160,103 +160,125 @@ class PlatformConfig(ConfigModel):
         check_reachable(self.ci, mode=self.cluster.mode, endpoint_public_access=self.cluster.endpoint_public_access)
         return self
 
+    # The cross-section rules, one validator each. pydantic runs them in this
+    # order and stops at the first that fails, as the one function they were did.
     @model_validator(mode="after")
-    def _mode_rules(self) -> PlatformConfig:
-        if self.cluster.mode == "existing":
-            if self.storage.efs is not None:
-                raise CrossFieldError(
-                    "storage.efs only applies to cluster.mode 'aws' (it creates an EFS file system); with an "
-                    "existing cluster name its ReadWriteMany class in storage.readWriteManyClass",
-                    "storage.efs",
-                    "cluster.mode",
-                )
-            ignored = [
-                key
-                for key, value in (
-                    ("storage.ebsCsiAddonVersion", self.storage.ebs_csi_addon_version),
-                    ("storage.efsCsiAddonVersion", self.storage.efs_csi_addon_version),
-                )
-                if value
-            ]
-            if ignored:
-                raise CrossFieldError(
-                    f"{', '.join(ignored)} only apply to cluster.mode 'aws' (EKS add-ons)", *ignored, "cluster.mode"
-                )
-            if self.mlflow.backend == "rds":
-                raise CrossFieldError(
-                    "mlflow.backend 'rds' needs cluster.mode 'aws'; with an existing cluster use 'in-cluster'",
-                    "mlflow.backend",
-                    "cluster.mode",
-                )
-            if not self.mlflow.artifact_bucket:
-                raise CrossFieldError(
-                    "mlflow.artifactBucket is required with cluster.mode 'existing' (no bucket is created there)",
-                    "mlflow.artifactBucket",
-                    "cluster.mode",
-                )
-        if self.cluster.mode == "aws":
-            ignored = [
-                key
-                for key, value in (
-                    ("mlflow.s3EndpointUrl", self.mlflow.s3_endpoint_url),
-                    ("mlflow.s3CredentialsSecret", self.mlflow.s3_credentials_secret),
-                )
-                if value
-            ]
-            if ignored:
-                raise CrossFieldError(
-                    f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
-                    "its own bucket through its IRSA role",
-                    *ignored,
-                    "cluster.mode",
-                )
-            if self.cluster.gpu_nodes:
-                raise CrossFieldError(
-                    "cluster.gpuNodes describes an existing cluster; in mode 'aws' nodePools.gpu.enabled "
-                    "creates the GPU pool",
-                    "cluster.gpuNodes",
-                    "cluster.mode",
-                )
-            if self.storage.efs is False and self.storage.read_write_many_class:
-                raise CrossFieldError(
-                    f"storage.readWriteManyClass is '{self.storage.read_write_many_class}' but storage.efs is "
-                    "false: in mode 'aws' that class is the EFS one, so turn efs on or drop the name",
-                    "storage.readWriteManyClass",
-                    "storage.efs",
-                )
-            names = self.storage_class_names()
-            if names.read_write_once == names.read_write_many:
-                raise CrossFieldError(
-                    f"storage.readWriteOnceClass and storage.readWriteManyClass are both '{names.read_write_once}': "
-                    "the program creates two classes and they need two names",
-                    "storage.readWriteOnceClass",
-                    "storage.readWriteManyClass",
-                )
-            if self.storage.efs is False and self.storage.efs_csi_addon_version:
-                raise CrossFieldError(
-                    "storage.efsCsiAddonVersion is set but storage.efs is false",
-                    "storage.efsCsiAddonVersion",
-                    "storage.efs",
-                )
-            if self.mesh.ha and self.node_pools.system.scaling.min_size < 3:
-                raise CrossFieldError(
-                    "mesh.ha spreads the Linkerd control plane over 3 nodes with required anti-affinity: "
-                    f"nodePools.system.scaling.minSize must be >= 3, got {self.node_pools.system.scaling.min_size}",
-                    "mesh.ha",
-                    "nodePools.system.scaling.minSize",
-                )
-        if self.environment == "prod":
-            missing = [
-                key
-                for key, ok in (
-                    ("mesh.ha", self.mesh.ha),
-                    ("mlflow.deletionProtection", self.mlflow.deletion_protection),
-                    ("mlflow.rdsMultiAz", self.mlflow.rds_multi_az or self.mlflow.backend != "rds"),
-                )
-                if not ok
-            ]
-            if missing:
-                raise CrossFieldError(
-                    f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing
-                )
+    def _existing_cluster_has_no_aws_parts(self) -> PlatformConfig:
+        if self.cluster.mode != "existing":
+            return self
+        if self.storage.efs is not None:
+            raise CrossFieldError(
+                "storage.efs only applies to cluster.mode 'aws' (it creates an EFS file system); with an "
+                "existing cluster name its ReadWriteMany class in storage.readWriteManyClass",
+                "storage.efs",
+                "cluster.mode",
+            )
+        ignored = _set_keys(
+            ("storage.ebsCsiAddonVersion", self.storage.ebs_csi_addon_version),
+            ("storage.efsCsiAddonVersion", self.storage.efs_csi_addon_version),
+        )
+        if ignored:
+            raise CrossFieldError(
+                f"{', '.join(ignored)} only apply to cluster.mode 'aws' (EKS add-ons)", *ignored, "cluster.mode"
+            )
+        if self.mlflow.backend == "rds":
+            raise CrossFieldError(
+                "mlflow.backend 'rds' needs cluster.mode 'aws'; with an existing cluster use 'in-cluster'",
+                "mlflow.backend",
+                "cluster.mode",
+            )
         return self
+
+    @model_validator(mode="after")
+    def _existing_cluster_names_its_bucket(self) -> PlatformConfig:
+        if self.cluster.mode == "existing" and not self.mlflow.artifact_bucket:
+            raise CrossFieldError(
+                "mlflow.artifactBucket is required with cluster.mode 'existing' (no bucket is created there)",
+                "mlflow.artifactBucket",
+                "cluster.mode",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _aws_mode_has_no_existing_parts(self) -> PlatformConfig:
+        if self.cluster.mode != "aws":
+            return self
+        ignored = _set_keys(
+            ("mlflow.s3EndpointUrl", self.mlflow.s3_endpoint_url),
+            ("mlflow.s3CredentialsSecret", self.mlflow.s3_credentials_secret),
+        )
+        if ignored:
+            raise CrossFieldError(
+                f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
+                "its own bucket through its IRSA role",
+                *ignored,
+                "cluster.mode",
+            )
+        if self.cluster.gpu_nodes:
+            raise CrossFieldError(
+                "cluster.gpuNodes describes an existing cluster; in mode 'aws' nodePools.gpu.enabled "
+                "creates the GPU pool",
+                "cluster.gpuNodes",
+                "cluster.mode",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _aws_storage_classes(self) -> PlatformConfig:
+        if self.cluster.mode != "aws":
+            return self
+        if self.storage.efs is False and self.storage.read_write_many_class:
+            raise CrossFieldError(
+                f"storage.readWriteManyClass is '{self.storage.read_write_many_class}' but storage.efs is "
+                "false: in mode 'aws' that class is the EFS one, so turn efs on or drop the name",
+                "storage.readWriteManyClass",
+                "storage.efs",
+            )
+        names = self.storage_class_names()
+        if names.read_write_once == names.read_write_many:
+            raise CrossFieldError(
+                f"storage.readWriteOnceClass and storage.readWriteManyClass are both '{names.read_write_once}': "
+                "the program creates two classes and they need two names",
+                "storage.readWriteOnceClass",
+                "storage.readWriteManyClass",
+            )
+        if self.storage.efs is False and self.storage.efs_csi_addon_version:
+            raise CrossFieldError(
+                "storage.efsCsiAddonVersion is set but storage.efs is false",
+                "storage.efsCsiAddonVersion",
+                "storage.efs",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _aws_mesh_ha_fits_the_system_pool(self) -> PlatformConfig:
+        if self.cluster.mode == "aws" and self.mesh.ha and self.node_pools.system.scaling.min_size < 3:
+            raise CrossFieldError(
+                "mesh.ha spreads the Linkerd control plane over 3 nodes with required anti-affinity: "
+                f"nodePools.system.scaling.minSize must be >= 3, got {self.node_pools.system.scaling.min_size}",
+                "mesh.ha",
+                "nodePools.system.scaling.minSize",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _prod_is_highly_available(self) -> PlatformConfig:
+        if self.environment != "prod":
+            return self
+        missing = [
+            key
+            for key, ok in (
+                ("mesh.ha", self.mesh.ha),
+                ("mlflow.deletionProtection", self.mlflow.deletion_protection),
+                ("mlflow.rdsMultiAz", self.mlflow.rds_multi_az or self.mlflow.backend != "rds"),
+            )
+            if not ok
+        ]
+        if missing:
+            raise CrossFieldError(f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing)
+        return self
+
+
+def _set_keys(*pairs: tuple[str, object]) -> list[str]:
+    """The keys of `(key, value)` pairs whose value is set."""
+    return [key for key, value in pairs if value]

@@ -266,7 +266,12 @@ def _inference_service_spec() -> Schema:
                 "Canary rollout settings and the canary as last rolled out.",
                 {
                     "enabled": _boolean("Run a canary."),
-                    "trafficWeight": _integer("Requested canary weight, 0-100.", minimum=0, maximum=100),
+                    # Kept in the schema so records written before it was dropped stay valid.
+                    "trafficWeight": _integer(
+                        "Deprecated: no longer written; the canary's share of traffic is `weight`. 0-100.",
+                        minimum=0,
+                        maximum=100,
+                    ),
                     "canaryModelRef": _ref("The canary's model and version."),
                     "metrics": _array(
                         "Metrics the canary must satisfy.",

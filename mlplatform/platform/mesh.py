@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlplatform.platform import mesh_pki
 from mlplatform.platform.charts_config import ChartConfig
 from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.helm import pinned_release, release_namespace
@@ -56,31 +57,6 @@ def viz_resources(sizes: PlatformSizes) -> dict[str, Any]:
 
 
 @dataclass
-class LinkerdIdentity:
-    """What the control plane's identity needs: the trust anchor (public), the issuer's
-    certificate (public) and its private key (a secret Output)."""
-
-    trust_anchor_pem: pulumi.Input[str]
-    issuer_cert_pem: pulumi.Input[str]
-    issuer_key_pem: pulumi.Output[str]
-
-
-def identity_from_config(config: MeshConfig) -> LinkerdIdentity | None:
-    """The PKI the stack brings (`mesh.identity`), or None when the platform generates one."""
-    supplied = config.identity
-    if supplied is None:
-        return None
-    anchor, cert, key = supplied.trust_anchor_pem, supplied.issuer_cert_pem, supplied.issuer_key_pem
-    assert anchor is not None and cert is not None and key is not None  # MeshIdentityConfig: all or none
-    return LinkerdIdentity(
-        trust_anchor_pem=anchor,
-        issuer_cert_pem=cert,
-        # Configuration requires a Pulumi secret; keep it one in the release's inputs and state.
-        issuer_key_pem=pulumi.Output.secret(key),
-    )
-
-
-@dataclass
 class ServiceMeshArgs:
     config: MeshConfig
     crds_chart: ChartConfig
@@ -117,12 +93,7 @@ class ServiceMesh(pulumi.ComponentResource):
         config = args.config
         self.smi_release = None
 
-        identity = identity_from_config(config)
-        if identity is None:
-            # pulumi_tls is loaded only here: a stack that brings its PKI must run without the tls plugin.
-            from mlplatform.platform import mesh_pki
-
-            identity = mesh_pki.generated_identity(name, config, parent=self)
+        identity = mesh_pki.identity_from_config(config) or mesh_pki.generated_identity(name, config, parent=self)
         self.trust_anchor_pem = pulumi.Output.from_input(identity.trust_anchor_pem)
 
         # The labels and annotations `linkerd install` gives these namespaces (the

@@ -1,9 +1,9 @@
-"""Linkerd's identity PKI generated with pulumi-tls: the trust anchor and the issuer.
+"""Linkerd's identity PKI: the one the stack brings, or one generated with pulumi-tls.
 
-Used when the stack brings no `mesh.identity`. `mesh.py` imports this module only
-then: the Pulumi engine wants the tls plugin for every program that loads
-pulumi_tls, and a user who brings their own PKI (or runs with the Kubernetes
-plugin only) must not need it.
+A stack that brings no `mesh.identity` gets a trust anchor and an issuer generated
+here. pulumi_tls is imported inside `generated_identity` only: the Pulumi engine
+wants the tls plugin for every program that loads pulumi_tls, and a user who
+brings their own PKI (or runs with the Kubernetes plugin only) must not need it.
 
 The keys live in the stack's encrypted state and never in a file on someone's
 laptop. The trade-off: the trust anchor's private key is in Pulumi state too, so
@@ -13,11 +13,11 @@ anchor offline and brings only its certificate and an issuer (`mesh.identity`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
-import pulumi_tls as tls
 
 from mlplatform.platform.config import MeshConfig
-from mlplatform.platform.mesh import LinkerdIdentity
 
 # Linkerd's proxies only accept ECDSA P-256 identity certificates.
 KEY_ALGORITHM = "ECDSA"
@@ -25,6 +25,29 @@ KEY_CURVE = "P256"
 TRUST_ANCHOR_CN = "root.linkerd.cluster.local"
 ISSUER_CN = "identity.linkerd.cluster.local"
 CA_USES = ["cert_signing", "crl_signing"]
+
+
+@dataclass
+class LinkerdIdentity:
+    """What the control plane's identity needs: the trust anchor (public), the issuer's
+    certificate (public) and its private key (a secret Output)."""
+
+    trust_anchor_pem: pulumi.Input[str]
+    issuer_cert_pem: pulumi.Input[str]
+    issuer_key_pem: pulumi.Output[str]
+
+
+def identity_from_config(config: MeshConfig) -> LinkerdIdentity | None:
+    """The PKI the stack brings (`mesh.identity`), or None when the platform generates one."""
+    supplied = config.identity
+    if supplied is None:
+        return None
+    return LinkerdIdentity(
+        trust_anchor_pem=supplied.trust_anchor_pem,
+        issuer_cert_pem=supplied.issuer_cert_pem,
+        # Configuration requires a Pulumi secret; keep it one in the release's inputs and state.
+        issuer_key_pem=pulumi.Output.secret(supplied.issuer_key_pem),
+    )
 
 
 def generated_identity(name: str, config: MeshConfig, *, parent: pulumi.Resource) -> LinkerdIdentity:
@@ -36,6 +59,9 @@ def generated_identity(name: str, config: MeshConfig, *, parent: pulumi.Resource
     connection until all proxies restart, so it is rotated by hand (bundle old and
     new anchors first).
     """
+    # Imported here: a brought PKI must not need the tls plugin (see the module docstring).
+    import pulumi_tls as tls
+
     child = pulumi.ResourceOptions(parent=parent)
     anchor_key = tls.PrivateKey(
         f"{name}-trust-anchor-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child

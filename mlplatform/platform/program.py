@@ -1,6 +1,6 @@
 """Wires the platform components together from one validated `PlatformConfig`.
 
-`__main__.py` calls `build_platform` after validation and exports what it returns;
+`__main__.py` calls `build_platform` after validation and exports the contract it returns;
 the tests and `mlplatform render` call the same function under mocks.
 
 The AWS components (cluster, GPU pool, storage, CI roles) are imported inside the
@@ -12,7 +12,7 @@ plugin only (docs/platform.md, "Mode existing with the Kubernetes plugin only").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,6 +27,7 @@ from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespace
 from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
 from mlplatform.platform.sizing import platform_sizes
+from mlplatform.platform_contract import CiRoles, IrsaIdentity, Namespaces, NoIdentity, PlatformContract, StorageClasses
 
 if TYPE_CHECKING:
     from mlplatform.platform.ci_identity import CiIdentity
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     from mlplatform.platform.gpu import GpuNodePool
 
 
-def build_platform(config: PlatformConfig) -> dict[str, Any]:
-    """Declare the whole platform and return the stack outputs the model stacks consume."""
+def build_platform(config: PlatformConfig) -> PlatformContract:
+    """Declare the whole platform and return its outputs, the contract its consumers read."""
     tags = labels.aws_tags(config.environment, config.tags)
     sizes = platform_sizes(config.environment)
     cluster: Cluster | None = None
@@ -222,46 +223,46 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             opts=k8s_opts,
         )
 
-    return {
-        "kubeconfig": kubeconfig,
-        "clusterName": cluster.cluster_name if cluster is not None else None,
-        "namespaces": {
-            "serving": namespaces.serving,
-            "training": namespaces.training,
-            "mlflow": namespaces.mlflow,
-            "monitoring": namespaces.monitoring,
-            "teams": namespaces.teams,
-        },
-        "gpuNodeSelector": dict(labels.GPU_NODE_SELECTOR),
-        "gpuTaint": dict(labels.GPU_TAINT),
-        "gpuPoolEnabled": config.gpu_pool_enabled,
-        "storageClasses": {"readWriteOnce": read_write_once, "readWriteMany": read_write_many},
+    return PlatformContract.declared(
+        kubeconfig=kubeconfig,
+        cluster_name=cluster.cluster_name if cluster is not None else None,
+        namespaces=Namespaces.declared(
+            serving=namespaces.serving,
+            training=namespaces.training,
+            mlflow=namespaces.mlflow,
+            monitoring=namespaces.monitoring,
+            teams=namespaces.teams,
+        ),
+        gpu_node_selector=dict(labels.GPU_NODE_SELECTOR),
+        gpu_taint=dict(labels.GPU_TAINT),
+        gpu_pool_enabled=config.gpu_pool_enabled,
+        storage_classes=StorageClasses.declared(read_write_once=read_write_once, read_write_many=read_write_many),
         # What a model stack needs to give its training run an IRSA role; mode
         # existing has no OIDC provider of ours, so no AWS identity is offered.
-        "workloadIdentity": (
-            {
-                "kind": "irsa",
-                "oidcProviderArn": cluster.oidc_provider_arn,
-                "oidcProviderUrl": cluster.oidc_provider_url,
-                "region": config.cluster.region,
-            }
+        workload_identity=(
+            IrsaIdentity.declared(
+                kind="irsa",
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_provider_url=cluster.oidc_provider_url,
+                region=config.cluster.region,
+            )
             if cluster is not None
-            else {"kind": "none"}
+            else NoIdentity.declared(kind="none")
         ),
-        "mlflowTrackingUri": registry.tracking_uri,
-        "prometheusUrl": monitoring.prometheus_url,
-        "trafficSplitApis": mesh.traffic_split_apis,
-        "crdGroup": crds.group,
+        mlflow_tracking_uri=registry.tracking_uri,
+        prometheus_url=monitoring.prometheus_url,
+        traffic_split_apis=mesh.traffic_split_apis,
+        crd_group=crds.group,
         # For people, not model stacks: the ARNs to set as the repository variables
         # the workflows read (docs/ci-cd.md). None when CI is off.
-        "ciRoles": (
-            {
-                "preview": ci.preview_role_arn,
-                "deploy": ci.deploy_role_arn,
-                "deployModels": ci.deploy_models_role_arn,
-                "runnerLabel": config.ci.runner_label,
-            }
+        ci_roles=(
+            CiRoles.declared(
+                preview=ci.preview_role_arn,
+                deploy=ci.deploy_role_arn,
+                deploy_models=ci.deploy_models_role_arn,
+                runner_label=config.ci.runner_label,
+            )
             if ci is not None
             else None
         ),
-    }
+    )

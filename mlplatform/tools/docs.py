@@ -17,17 +17,17 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from mlplatform.model.config import NAMESPACE as MODEL_NAMESPACE
+from mlplatform.model.config import CONFIG_NAMESPACE as MODEL_CONFIG_NAMESPACE
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.platform.config import NAMESPACE as PLATFORM_NAMESPACE
+from mlplatform.platform.config import CONFIG_NAMESPACE as PLATFORM_CONFIG_NAMESPACE
 from mlplatform.platform.config import PlatformConfig
 
 # The page the tables live in, relative to the repository root (the command's default).
 REFERENCE_PAGE = Path("docs") / "configuration.md"
 
 TABLES: dict[str, tuple[type[BaseModel], str]] = {
-    "platform": (PlatformConfig, PLATFORM_NAMESPACE),
-    "model": (ModelStackConfig, MODEL_NAMESPACE),
+    "platform": (PlatformConfig, PLATFORM_CONFIG_NAMESPACE),
+    "model": (ModelStackConfig, MODEL_CONFIG_NAMESPACE),
 }
 
 

@@ -7,11 +7,11 @@ ConfigError before the platform is even referenced, so nothing is registered.
 import pulumi
 
 from mlplatform.configuration import load_config
-from mlplatform.model.config import NAMESPACE, ModelStackConfig
+from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.model.platform_outputs import PlatformOutputs
 from mlplatform.model.program import build_model_stack
 
-config = load_config(ModelStackConfig, NAMESPACE)
+config = load_config(ModelStackConfig, CONFIG_NAMESPACE)
 platform = PlatformOutputs.from_stack_reference(pulumi.StackReference(config.platform_stack))
 for key, value in build_model_stack(config, platform).items():
     pulumi.export(key, value)

@@ -23,6 +23,7 @@ from tests.e2e.control_plane import ControlPlane
 from tests.e2e.platform_stack import SIM_ONLY_SETTINGS, STACK, WEBHOOKS, PlatformStack, stack_settings
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.simulated_cluster import GPU_NODES
+from tests.support.types import HELM_RELEASE
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +95,7 @@ def test_every_release_is_deployed_from_the_mirror(
     }
     assert releases == dict.fromkeys(EXPECTED_RELEASES, "deployed")
     # ... each from the mirror, at the version the charts config pins.
-    state = pulumi.stack_resources(platform.project, STACK, "kubernetes:helm.sh/v3:Release")
+    state = pulumi.stack_resources(platform.project, STACK, HELM_RELEASE)
     assert {r["outputs"]["name"] for r in state} == EXPECTED_RELEASES
     for release in state:
         pin = getattr(ChartsConfig(), release["outputs"]["name"].replace("-", "_"))

@@ -7,6 +7,21 @@ from typing import Any
 
 from mlplatform.tools.offline.engine import Recording, run_entry_point
 from tests.support.helpers import ROOT, deep_merge, qualify
+from tests.support.types import (
+    custom_resource,
+    K8S_AUTHORIZATION_POLICY,
+    K8S_DEPLOYMENT,
+    K8S_HORIZONTAL_POD_AUTOSCALER,
+    K8S_HTTP_ROUTE,
+    K8S_MESH_TLS_AUTHENTICATION,
+    K8S_POD_DISRUPTION_BUDGET,
+    K8S_PROMETHEUS_RULE,
+    K8S_SERVER,
+    K8S_SERVICE,
+    K8S_SERVICE_ACCOUNT,
+    K8S_SERVICE_PROFILE,
+    K8S_TRAFFIC_SPLIT,
+)
 
 MODEL_STACK_DIR = ROOT / "stacks" / "model"
 PLATFORM_STACK = "acme/mlplatform/dev"
@@ -60,20 +75,20 @@ CANARY = {"version": "v6", "image": "ghcr.io/example/fraud-serving:6.0.0", "mode
 CLIENT = {"serviceAccount": "api-gateway", "namespace": "api-gateway"}
 
 # Kubernetes type tokens the tests look up.
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SERVICE = "kubernetes:core/v1:Service"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
-TRAFFIC_SPLIT = "kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit"
-HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
-SERVICE_PROFILE = "kubernetes:linkerd.io/v1alpha2:ServiceProfile"
-SERVER = "kubernetes:policy.linkerd.io/v1beta3:Server"
-MESH_TLS_AUTHN = "kubernetes:policy.linkerd.io/v1alpha1:MeshTLSAuthentication"
-AUTHZ_POLICY = "kubernetes:policy.linkerd.io/v1alpha1:AuthorizationPolicy"
-MODEL_VERSION = f"kubernetes:{CRD_GROUP}/v1:ModelVersion"
-INFERENCE_SERVICE = f"kubernetes:{CRD_GROUP}/v1:InferenceService"
-PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+DEPLOYMENT = K8S_DEPLOYMENT
+SERVICE = K8S_SERVICE
+HPA = K8S_HORIZONTAL_POD_AUTOSCALER
+PDB = K8S_POD_DISRUPTION_BUDGET
+SERVICE_ACCOUNT = K8S_SERVICE_ACCOUNT
+TRAFFIC_SPLIT = K8S_TRAFFIC_SPLIT
+HTTP_ROUTE = K8S_HTTP_ROUTE
+SERVICE_PROFILE = K8S_SERVICE_PROFILE
+SERVER = K8S_SERVER
+MESH_TLS_AUTHN = K8S_MESH_TLS_AUTHENTICATION
+AUTHZ_POLICY = K8S_AUTHORIZATION_POLICY
+MODEL_VERSION = custom_resource(f"{CRD_GROUP}/v1", "ModelVersion")
+INFERENCE_SERVICE = custom_resource(f"{CRD_GROUP}/v1", "InferenceService")
+PROMETHEUS_RULE = K8S_PROMETHEUS_RULE
 SPLIT_TYPES = {"smi": TRAFFIC_SPLIT, "gateway": HTTP_ROUTE}
 
 

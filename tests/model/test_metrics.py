@@ -16,8 +16,9 @@ from tests.model.helpers import (
     with_canary,
 )
 from tests.support.relabeling import relabel
+from tests.support.types import K8S_POD_MONITOR
 
-POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+POD_MONITOR = K8S_POD_MONITOR
 METRICS = {"port": 9090, "path": "/stats/prometheus"}
 
 

@@ -6,10 +6,16 @@ import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
 from mlplatform.model import config as model_config_module
-from mlplatform.model.config import NAMESPACE, ModelStackConfig, check_split_weights
+from mlplatform.model.config import (
+    CONFIG_NAMESPACE,
+    ModelStackConfig,
+    TrafficWeights,
+    VersionWeight,
+    check_split_weights,
+)
 from mlplatform.model.serving_config import RouteConfig
-from mlplatform.model.traffic import ModelTrafficArgs, TrafficBackend, http_route_spec
-from tests.model.helpers import model_config
+from mlplatform.model.traffic import ModelTrafficArgs, http_route_spec
+from tests.model.helpers import model_config, run_model, with_canary
 
 
 def _routes(count: int) -> list[dict]:
@@ -21,11 +27,11 @@ def test_route_cap_is_one_rule_for_config_and_httproute(monkeypatch) -> None:
     monkeypatch.setattr(model_config_module, "MAX_GATEWAY_ROUTES", 2)
     values = model_config(trafficApi="gateway", serving={"routes": _routes(3)})
     with pytest.raises(ConfigError, match="may list at most 2, got 3"):
-        validate_config(ModelStackConfig, values, stack="s", namespace=NAMESPACE)
+        validate_config(ModelStackConfig, values, stack="s", namespace=CONFIG_NAMESPACE)
     routes = [RouteConfig.model_validate(r) for r in _routes(3)]
     args = ModelTrafficArgs(
         model_name="m", api="gateway", namespace="ns", apex_service="m", port=8080,
-        backends=[TrafficBackend("m-v1", 100)], routes=routes,
+        weights=TrafficWeights(VersionWeight("v1", "m-v1", 100), None), services={"m-v1": "m-v1"}, routes=routes,
     )
     with pytest.raises(ValueError, match="may list at most 2, got 3"):
         http_route_spec(args)
@@ -39,6 +45,25 @@ def test_split_weights_rule(weights: list[int]) -> None:
         check_split_weights(weights)
 
 
+def test_traffic_weights_are_valid_by_construction() -> None:
+    """A split that does not sum to 100 cannot exist as a value, so nothing downstream re-checks it."""
+    with pytest.raises(ValueError, match="non-negative and sum to 100, got \\[90, 20\\]"):
+        TrafficWeights(VersionWeight("v1", "m-v1", 90), VersionWeight("v2", "m-v2", 20))
+    weights = TrafficWeights(VersionWeight("v1", "m-v1", 75), VersionWeight("v2", "m-v2", 25))
+    assert weights.by_object_name() == {"m-v1": 75, "m-v2": 25}
+
+
+@pytest.mark.parametrize(("values", "split"), [(with_canary(25), [75, 25]), (model_config(), [100])])
+def test_the_split_rule_runs_once_per_run(monkeypatch, values, split) -> None:
+    """The model program computes the weights once and hands the value to the split, the records and the outputs."""
+    calls: list[list[int]] = []
+    checked = model_config_module.check_split_weights
+    monkeypatch.setattr(model_config_module, "check_split_weights", lambda w: (calls.append(list(w)), checked(w))[1])
+    recording = run_model(values)
+    assert calls == [split]
+    assert list(recording.stack_outputs["weights"].values()) == split
+
+
 def test_serving_namespace_asks_the_platform_only_when_needed() -> None:
     """`model.namespace` wins; otherwise the platform's value, looked up lazily (the rollout tool skips the lookup)."""
     asked: list[bool] = []
@@ -48,7 +73,7 @@ def test_serving_namespace_asks_the_platform_only_when_needed() -> None:
         return "from-platform"
 
     pinned = validate_config(ModelStackConfig, model_config(model={"name": "m", "namespace": "own"}), stack="s",
-                             namespace=NAMESPACE)
+                             namespace=CONFIG_NAMESPACE)
     assert pinned.serving_namespace(platform) == "own" and asked == []
-    default = validate_config(ModelStackConfig, model_config(), stack="s", namespace=NAMESPACE)
+    default = validate_config(ModelStackConfig, model_config(), stack="s", namespace=CONFIG_NAMESPACE)
     assert default.serving_namespace(platform) == "from-platform" and asked == [True]

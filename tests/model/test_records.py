@@ -10,6 +10,7 @@ import pytest
 from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.crds import crd_manifest
 from tests.model.helpers import CRD_GROUP, INFERENCE_SERVICE, MODEL_VERSION, model_config, run_model, with_canary
+from tests.support.types import custom_resource
 
 
 def _schema(kind: str) -> dict[str, Any]:
@@ -67,7 +68,8 @@ def test_inference_service_mirrors_the_rollout(rollout):
     assert spec["replicas"] == {"min": 2, "max": 10, "targetCPUUtilization": 70}
     assert spec["stable"] == {"version": "v5", "modelUri": "models:/fraud_detector/5", "weight": 75}
     canary = spec["canary"]
-    assert (canary["enabled"], canary["trafficWeight"], canary["weight"]) == (True, 25, 25)
+    assert (canary["enabled"], canary["weight"]) == (True, 25)
+    assert "trafficWeight" not in canary  # deprecated in the CRD schema; `weight` is the one field
     assert canary["canaryModelRef"] == {"name": "fraud_detector", "version": "v6"}
     assert canary["modelUri"] == "models:/fraud_detector/6"
 
@@ -75,7 +77,7 @@ def test_inference_service_mirrors_the_rollout(rollout):
 def test_inference_service_without_a_canary():
     """No rollout: the canary is disabled and stable carries all traffic."""
     spec = run_model(model_config(serving={"runtime": "custom"})).one(INFERENCE_SERVICE).inputs["spec"]
-    assert spec["canary"] == {"enabled": False, "trafficWeight": 0}
+    assert spec["canary"] == {"enabled": False}
     assert spec["stable"]["weight"] == 100
     assert spec["servingRuntime"] == "custom"
 
@@ -98,6 +100,6 @@ def test_record_apiversion_follows_the_platform_crd_group():
     """The records must use the group the platform installed its CRDs under."""
     recording = run_model(model_config(), platform={"crdGroup": "ml.acme.io"})
     assert {r.type for r in recording.resources if r.type.startswith("kubernetes:ml.")} == {
-        "kubernetes:ml.acme.io/v1:ModelVersion",
-        "kubernetes:ml.acme.io/v1:InferenceService",
+        custom_resource("ml.acme.io/v1", "ModelVersion"),
+        custom_resource("ml.acme.io/v1", "InferenceService"),
     }

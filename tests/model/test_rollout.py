@@ -26,6 +26,7 @@ from tests.model.helpers import (
     run_model,
     with_canary,
 )
+from tests.support.types import K8S_SERVICE_PROFILE
 
 STEPS = (10, 25, 50, 75, 100)
 WORKLOAD_TYPES = (DEPLOYMENT, SERVICE, HPA, PDB)
@@ -156,5 +157,5 @@ def test_switching_traffic_api_touches_only_routing_objects(runs):
     """Moving from SMI to the Gateway API must not restart the model either."""
     diff = diff_recordings(runs[("smi", "canary-25")], runs[("gateway", "canary-25")])
     touched = {r.type for r in diff.added + diff.removed} | _changed_types(diff)
-    assert touched <= set(SPLIT_TYPES.values()) | {"kubernetes:linkerd.io/v1alpha2:ServiceProfile"}
+    assert touched <= set(SPLIT_TYPES.values()) | {K8S_SERVICE_PROFILE}
     assert diff.pod_templates_changed() == []

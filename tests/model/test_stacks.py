@@ -15,9 +15,10 @@ from tests.model.helpers import (
     model_config,
     run_model,
 )
+from tests.support.types import K8S_HORIZONTAL_POD_AUTOSCALER, K8S_JOB, K8S_PROVIDER
 
-JOB = "kubernetes:batch/v1:Job"
-PROVIDER = "pulumi:providers:kubernetes"
+JOB = K8S_JOB
+PROVIDER = K8S_PROVIDER
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_prod_example_is_mid_rollout_at_ten_percent(prod):
 
 def test_prod_example_uses_production_replica_bounds(prod):
     """Prod serves with at least three replicas per version, as the reference design asks."""
-    hpas = prod.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    hpas = prod.of_type(K8S_HORIZONTAL_POD_AUTOSCALER)
     assert {(h.inputs["spec"]["minReplicas"], h.inputs["spec"]["maxReplicas"]) for h in hpas} == {(3, 20)}
 
 

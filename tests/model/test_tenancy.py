@@ -28,16 +28,26 @@ from tests.model.helpers import (
     model_config,
     run_model,
 )
+from tests.support.types import (
+    custom_resource,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY,
+    AWS_PROVIDER,
+    K8S_DEPLOYMENT,
+    K8S_JOB,
+    K8S_PERSISTENT_VOLUME_CLAIM,
+    K8S_RESOURCE_QUOTA,
+    K8S_SERVICE_ACCOUNT,
+)
 
-JOB = "kubernetes:batch/v1:Job"
-PVC = "kubernetes:core/v1:PersistentVolumeClaim"
-SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-RECORD = "kubernetes:ml.example.com/v1:ModelTraining"
-QUOTA = "kubernetes:core/v1:ResourceQuota"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-AWS_PROVIDER = "pulumi:providers:aws"
+JOB = K8S_JOB
+PVC = K8S_PERSISTENT_VOLUME_CLAIM
+SERVICE_ACCOUNT = K8S_SERVICE_ACCOUNT
+DEPLOYMENT = K8S_DEPLOYMENT
+RECORD = custom_resource("ml.example.com/v1", "ModelTraining")
+QUOTA = K8S_RESOURCE_QUOTA
+ROLE = AWS_IAM_ROLE
+ROLE_POLICY = AWS_IAM_ROLE_POLICY
 TRAINING_SA = "fraud-detector-training"
 
 
@@ -303,11 +313,12 @@ def test_without_irsa_the_model_stack_never_loads_the_aws_provider():
     script = """
 import sys
 from tests.model.helpers import PLATFORM_OUTPUTS, run_model, with_canary
+from tests.support.types import K8S_JOB
 outputs = {**PLATFORM_OUTPUTS, "workloadIdentity": {"kind": "none"}}
 training = {"runId": "r1", "image": "ghcr.io/example/train:1.0.0",
             "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"}}
 recording = run_model(with_canary(10, team="team-fraud", training=training), platform=outputs)
-assert recording.of_type("kubernetes:batch/v1:Job"), "the training Job is declared"
+assert recording.of_type(K8S_JOB), "the training Job is declared"
 print("pulumi_aws" in sys.modules)
 """
     result = subprocess.run(

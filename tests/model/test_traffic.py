@@ -16,6 +16,7 @@ from tests.model.helpers import (
     run_model,
     with_canary,
 )
+from tests.support.types import K8S_DEPLOYMENT, K8S_SERVICE
 
 API_PARAMS = pytest.mark.parametrize("api", sorted(SPLIT_TYPES))
 
@@ -97,10 +98,10 @@ def test_split_waits_for_the_version_workloads(api):
     """A new canary must be rolled out and its Service exist before traffic is sent to it."""
     recording = run_model(with_canary(10, trafficApi=api))
     split = recording.one(SPLIT_TYPES[api])
-    kinds = ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service")
+    kinds = (K8S_DEPLOYMENT, K8S_SERVICE)
     versioned = [r for k in kinds for r in recording.of_type(k) if r.metadata["name"] != "fraud-detector"]
     assert len(versioned) == 4  # a Deployment and a Service per version
-    for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"):
+    for kind in (K8S_DEPLOYMENT, K8S_SERVICE):
         for resource in recording.of_type(kind):
             if resource.metadata["name"] != "fraud-detector":
                 assert recording.depends_on(split, resource), resource

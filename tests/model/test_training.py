@@ -10,24 +10,24 @@ import pulumi
 import pytest
 
 from mlplatform import labels
-from mlplatform.model.training_config import TrainingConfig
+from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_name
 from mlplatform.model.training import (
     COMPLETION_INDEX_ANNOTATION,
     MAX_JOB_NAME,
     TrainingRun,
     TrainingRunArgs,
-    hyperparameter_env_name,
     model_training_spec,
     training_job_name,
 )
 from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
 from mlplatform.platform.crds import crd_manifest
+from tests.support.types import K8S_JOB, K8S_PERSISTENT_VOLUME_CLAIM, K8S_SERVICE, MODEL_TRAINING_RUN, custom_resource
 
-JOB = "kubernetes:batch/v1:Job"
-SERVICE = "kubernetes:core/v1:Service"
-PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+JOB = K8S_JOB
+SERVICE = K8S_SERVICE
+PVC = K8S_PERSISTENT_VOLUME_CLAIM
 GROUP = "ml.example.com"
-RECORD = f"kubernetes:{GROUP}/v1:ModelTraining"
+RECORD = custom_resource(f"{GROUP}/v1", "ModelTraining")
 MODEL = "fraud-detector"
 PLATFORM = "acme/mlplatform/dev"
 # Deliberately not the values in mlplatform.labels: the run must take the platform's outputs.
@@ -309,7 +309,7 @@ def test_objects_carry_the_shared_labels(single: Recording) -> None:
 
 def test_children_belong_to_the_component(distributed: Recording) -> None:
     """Children parented to the component show up, and are deleted, with it."""
-    (component,) = distributed.of_type("mlplatform:model:TrainingRun")
+    (component,) = distributed.of_type(MODEL_TRAINING_RUN)
     children = {r.type for r in distributed.children_of(component)}
     assert children == {JOB, SERVICE, PVC, RECORD}
 

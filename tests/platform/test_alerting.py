@@ -16,10 +16,10 @@ from mlplatform.tools.offline.engine import Recording, run_entry_point
 from mlplatform.platform.alertmanager import alertmanager_config
 from mlplatform.platform.monitoring_config import AlertingConfig
 from tests.support.helpers import ROOT, platform_config, qualify, run_platform
+from tests.support.types import HELM_RELEASE, K8S_SECRET, RANDOM_PASSWORD
 
-SECRET = "kubernetes:core/v1:Secret"
-RELEASE = "kubernetes:helm.sh/v3:Release"
-RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+SECRET = K8S_SECRET
+RELEASE = HELM_RELEASE
 SLACK = "https://hooks.slack.com/services/T000/B000/abcdefghijklmnop"
 WEBHOOK = "https://alerts.example.com/hook"
 PAGERDUTY_KEY = "0123456789abcdef0123456789ABCDEF"

@@ -22,16 +22,25 @@ from mlplatform.configuration import ConfigError
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import ROOT, deep_merge, platform_config, run_platform
 from tests.support.linkerd_pki import Pki, make_pki, private_key_pem
+from tests.support.types import (
+    AWS_RDS_INSTANCE,
+    HELM_RELEASE,
+    K8S_SECRET,
+    RANDOM_PASSWORD,
+    TLS_CERT_REQUEST,
+    TLS_LOCALLY_SIGNED_CERT,
+    TLS_PRIVATE_KEY,
+    TLS_SELF_SIGNED_CERT,
+)
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SECRET = "kubernetes:core/v1:Secret"
-RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
-RDS = "aws:rds/instance:Instance"
+RELEASE = HELM_RELEASE
+SECRET = K8S_SECRET
+RDS = AWS_RDS_INSTANCE
 TLS_TYPES = {
-    "tls:index/privateKey:PrivateKey",
-    "tls:index/selfSignedCert:SelfSignedCert",
-    "tls:index/certRequest:CertRequest",
-    "tls:index/locallySignedCert:LocallySignedCert",
+    TLS_PRIVATE_KEY,
+    TLS_SELF_SIGNED_CERT,
+    TLS_CERT_REQUEST,
+    TLS_LOCALLY_SIGNED_CERT,
 }
 PROVIDER_PACKAGES = ("pulumi_aws", "pulumi_tls", "pulumi_random")
 KEY_PATH = "mlplatform:mesh.identity.issuerKeyPem"

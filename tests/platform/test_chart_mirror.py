@@ -18,10 +18,11 @@ from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.chart_mirror import CHART_MIRROR_ENV
 from mlplatform.platform.charts_config import ChartsConfig
 from tests.support.helpers import ROOT, platform_config, run_platform
+from tests.support.types import HELM_RELEASE
 
 MIRROR = "https://charts.internal.example/helm"
 OTHER_MIRROR = "http://127.0.0.1:8879/charts"
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = HELM_RELEASE
 # Every chart the platform installs, by upstream chart name, as `mlplatform:charts` pins it.
 UPSTREAM = {name.replace("_", "-"): pin for name, pin in ChartsConfig()}
 

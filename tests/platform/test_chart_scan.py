@@ -34,10 +34,11 @@ from mlplatform.tools.offline.engine import run_entry_point
 from tests.support.chart_mirror import chart_mirror
 from tests.e2e.tools import provide_tools, terminal_progress
 from tests.support.helpers import ROOT
+from tests.support.types import HELM_RELEASE
 
 pytestmark = pytest.mark.integration
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = HELM_RELEASE
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kinds the operator turns into StatefulSets; their pods' resources are set on the custom resource.
 OPERATOR_MANAGED = {"Prometheus", "Alertmanager"}

@@ -13,13 +13,25 @@ import pytest
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
+from tests.support.types import (
+    AWS_EKS_ACCESS_ENTRY,
+    AWS_EKS_ACCESS_POLICY_ASSOCIATION,
+    AWS_EKS_CLUSTER,
+    AWS_IAM_OPEN_ID_CONNECT_PROVIDER,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY,
+    AWS_IAM_ROLE_POLICY_ATTACHMENT,
+    K8S_CLUSTER_ROLE,
+    K8S_ROLE_BINDING,
+    PLATFORM_CI_IDENTITY,
+)
 
 REPO = "acme/ml-platform"
 ISSUER = "token.actions.githubusercontent.com"
 CI = {"enabled": True, "githubRepository": REPO, "runnerLabel": "mlplatform-vpc"}
-ROLE = "aws:iam/role:Role"
-ENTRY = "aws:eks/accessEntry:AccessEntry"
-ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+ROLE = AWS_IAM_ROLE
+ENTRY = AWS_EKS_ACCESS_ENTRY
+ASSOCIATION = AWS_EKS_ACCESS_POLICY_ASSOCIATION
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +49,13 @@ def _trust(rec: Recording, part: str) -> dict:
 def test_ci_is_off_by_default():
     """Without `ci.enabled` the platform declares no CI identity at all."""
     rec = run_platform(platform_config())
-    assert rec.of_type("mlplatform:platform:CiIdentity") == []
+    assert rec.of_type(PLATFORM_CI_IDENTITY) == []
     assert [r for r in rec.of_type(ROLE) if r.name.startswith("ci-")] == []
 
 
 def test_github_oidc_provider(rec):
     """One provider for GitHub's issuer whose only audience is STS, as configure-aws-credentials asks for."""
-    provider = rec.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "ci-github-oidc")
+    provider = rec.one(AWS_IAM_OPEN_ID_CONNECT_PROVIDER, "ci-github-oidc")
     assert provider.inputs["url"] == f"https://{ISSUER}"
     assert provider.inputs["clientIdLists"] == ["sts.amazonaws.com"]
 
@@ -113,7 +125,7 @@ def test_access_entries_and_policy_scopes(rec):
 
 def test_cluster_authenticates_through_access_entries(rec):
     """Access entries need the API authentication mode; the ConfigMap stays for the node role."""
-    access = rec.one("aws:eks/cluster:Cluster").inputs["accessConfig"]
+    access = rec.one(AWS_EKS_CLUSTER).inputs["accessConfig"]
     assert access["authenticationMode"] == "API_AND_CONFIG_MAP"
 
 
@@ -121,14 +133,14 @@ def test_aws_permissions_per_role(rec):
     """preview reads no data (ViewOnlyAccess); deploy-models may touch only the training roles."""
     attached = {
         a.name: a.inputs["policyArn"]
-        for a in rec.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        for a in rec.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT)
         if a.name.startswith("ci-")
     }
     assert attached == {
         "ci-preview-job-function/ViewOnlyAccess": "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
         "ci-deploy-AdministratorAccess": "arn:aws:iam::aws:policy/AdministratorAccess",
     }
-    inline = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy", "ci-deploy-models-training-roles").inputs["policy"])
+    inline = json.loads(rec.one(AWS_IAM_ROLE_POLICY, "ci-deploy-models-training-roles").inputs["policy"])
     (statement,) = inline["Statement"]
     assert statement["Resource"].startswith("arn:aws:iam::") and statement["Resource"].endswith(":role/*-train-*")
     assert all(action.startswith("iam:") and "*" not in action for action in statement["Action"])
@@ -136,13 +148,13 @@ def test_aws_permissions_per_role(rec):
 
 def test_model_deployers_get_the_custom_resources_in_model_namespaces(rec):
     """EKS access policies do not cover CRDs: a RoleBinding per model namespace grants them to the group."""
-    bindings = [b for b in rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding") if b.name.startswith("ci-")]
+    bindings = [b for b in rec.of_type(K8S_ROLE_BINDING) if b.name.startswith("ci-")]
     assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["ml-serving", "team-a"]
     for binding in bindings:
         assert binding.inputs["subjects"] == [
             {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "mlplatform:model-deployers"}
         ]
-    role = rec.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "ci-model-stack-crds")
+    role = rec.one(K8S_CLUSTER_ROLE, "ci-model-stack-crds")
     (rule,) = role.inputs["rules"]
     assert {"ml.example.com", "split.smi-spec.io", "monitoring.coreos.com", "policy.linkerd.io"} <= set(rule["apiGroups"])
     assert "" not in rule["apiGroups"] and "rbac.authorization.k8s.io" not in rule["apiGroups"]
@@ -161,7 +173,7 @@ def test_existing_oidc_provider_is_reused():
     """IAM allows one provider per URL and account: with `oidcProviderArn` none is created, and it is trusted."""
     arn = f"arn:aws:iam::123456789012:oidc-provider/{ISSUER}"
     rec = run_platform(platform_config(ci={**CI, "oidcProviderArn": arn}))
-    assert [p for p in rec.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") if p.name.startswith("ci-")] == []
+    assert [p for p in rec.of_type(AWS_IAM_OPEN_ID_CONNECT_PROVIDER) if p.name.startswith("ci-")] == []
     assert _trust(rec, "deploy")["Principal"]["Federated"] == arn
 
 

@@ -12,12 +12,28 @@ import pytest
 from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
 from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
+from tests.support.types import (
+    AWS_EC2_EIP,
+    AWS_EC2_NAT_GATEWAY,
+    AWS_EC2_ROUTE,
+    AWS_EC2_ROUTE_TABLE_ASSOCIATION,
+    AWS_EC2_SUBNET,
+    AWS_EC2_VPC,
+    AWS_EKS_CLUSTER,
+    AWS_EKS_NODE_GROUP,
+    AWS_IAM_OPEN_ID_CONNECT_PROVIDER,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY_ATTACHMENT,
+    AWS_KMS_KEY,
+    K8S_PROVIDER,
+    PLATFORM_CLUSTER,
+)
 
 TAGS = {"Project": "mlplatform", "Environment": "dev", "ManagedBy": "pulumi"}
 NOT_TAGGABLE = {
-    "aws:ec2/route:Route",
-    "aws:ec2/routeTableAssociation:RouteTableAssociation",
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    AWS_EC2_ROUTE,
+    AWS_EC2_ROUTE_TABLE_ASSOCIATION,
+    AWS_IAM_ROLE_POLICY_ATTACHMENT,
 }
 
 
@@ -62,7 +78,7 @@ def prod() -> Recording:
 
 
 def _subnets(rec: Recording, kind: str):
-    return sorted((r for r in rec.of_type("aws:ec2/subnet:Subnet") if f"-{kind}-" in r.name), key=lambda r: r.name)
+    return sorted((r for r in rec.of_type(AWS_EC2_SUBNET) if f"-{kind}-" in r.name), key=lambda r: r.name)
 
 
 # -- network ------------------------------------------------------------------
@@ -70,7 +86,7 @@ def _subnets(rec: Recording, kind: str):
 def test_one_public_and_one_private_subnet_per_az(request, fixture, azs):
     """Load balancers and nodes must be spread over exactly the AZs the config asks for."""
     rec = request.getfixturevalue(fixture)
-    assert len(rec.of_type("aws:ec2/subnet:Subnet")) == 2 * azs
+    assert len(rec.of_type(AWS_EC2_SUBNET)) == 2 * azs
     assert len(_subnets(rec, "public")) == azs
     assert len(_subnets(rec, "private")) == azs
 
@@ -86,8 +102,8 @@ def test_subnet_zones_come_from_the_provider(request, fixture, zones):
 
 def test_subnet_cidrs_inside_vpc_and_disjoint(prod):
     """Overlapping or out-of-VPC subnet CIDRs are rejected by AWS at apply time."""
-    vpc = ipaddress.ip_network(prod.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"])
-    nets = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in prod.of_type("aws:ec2/subnet:Subnet")]
+    vpc = ipaddress.ip_network(prod.one(AWS_EC2_VPC).inputs["cidrBlock"])
+    nets = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in prod.of_type(AWS_EC2_SUBNET)]
     assert len(nets) == 6  # a public and a private subnet per AZ
     assert all(n.subnet_of(vpc) for n in nets)
     assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
@@ -119,7 +135,7 @@ def test_subnets_tagged_for_load_balancer_discovery(dev):
 
 def test_vpc_has_dns_support_and_hostnames(dev):
     """Nodes register by private DNS name and the private endpoint resolves only with both on."""
-    vpc = dev.one("aws:ec2/vpc:Vpc").inputs
+    vpc = dev.one(AWS_EC2_VPC).inputs
     assert vpc["enableDnsSupport"] is True and vpc["enableDnsHostnames"] is True
 
 
@@ -127,14 +143,14 @@ def test_vpc_has_dns_support_and_hostnames(dev):
 def test_nat_gateway_count(request, fixture, count):
     """singleNatGateway trades AZ-resilient egress for cost: one NAT in dev, one per AZ in prod."""
     rec = request.getfixturevalue(fixture)
-    assert len(rec.of_type("aws:ec2/natGateway:NatGateway")) == count
-    assert len(rec.of_type("aws:ec2/eip:Eip")) == count
+    assert len(rec.of_type(AWS_EC2_NAT_GATEWAY)) == count
+    assert len(rec.of_type(AWS_EC2_EIP)) == count
 
 
 def test_every_private_subnet_routes_through_a_nat(prod):
     """Nodes in private subnets need NAT egress to pull images and join the cluster."""
-    nat_ids = {n.id for n in prod.of_type("aws:ec2/natGateway:NatGateway")}
-    routes = [r for r in prod.of_type("aws:ec2/route:Route") if "private" in r.name]
+    nat_ids = {n.id for n in prod.of_type(AWS_EC2_NAT_GATEWAY)}
+    routes = [r for r in prod.of_type(AWS_EC2_ROUTE) if "private" in r.name]
     assert len(routes) == 3
     assert {r.inputs["natGatewayId"] for r in routes} == nat_ids
     assert all(r.inputs["destinationCidrBlock"] == "0.0.0.0/0" for r in routes)
@@ -143,16 +159,16 @@ def test_every_private_subnet_routes_through_a_nat(prod):
 # -- control plane ------------------------------------------------------------
 def test_secrets_encrypted_with_own_rotating_kms_key(dev):
     """Kubernetes secrets (DB passwords, tokens) must be envelope-encrypted with a key that rotates."""
-    key = dev.one("aws:kms/key:Key")
+    key = dev.one(AWS_KMS_KEY)
     assert key.inputs["enableKeyRotation"] is True
-    encryption = dev.one("aws:eks/cluster:Cluster").inputs["encryptionConfig"]
+    encryption = dev.one(AWS_EKS_CLUSTER).inputs["encryptionConfig"]
     assert encryption["resources"] == ["secrets"]
     assert encryption["provider"]["keyArn"] == key.outputs["arn"]
 
 
 def test_endpoint_private_by_default(dev):
     """The API server must not be reachable from the internet unless asked for."""
-    vpc_config = dev.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    vpc_config = dev.one(AWS_EKS_CLUSTER).inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
     assert vpc_config["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in vpc_config
@@ -160,7 +176,7 @@ def test_endpoint_private_by_default(dev):
 
 def test_public_endpoint_limited_to_configured_cidrs(prod):
     """A public endpoint must only admit the CIDRs the operator wrote down."""
-    vpc_config = prod.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    vpc_config = prod.one(AWS_EKS_CLUSTER).inputs["vpcConfig"]
     assert vpc_config["endpointPublicAccess"] is True
     assert vpc_config["endpointPrivateAccess"] is True
     assert vpc_config["publicAccessCidrs"] == ["203.0.113.0/24"]
@@ -176,12 +192,12 @@ def test_public_endpoint_limited_to_configured_cidrs(prod):
 def test_control_plane_log_types_from_config(request, fixture, types):
     """Audit logs are what incident reviews rely on; the set is the operator's choice."""
     rec = request.getfixturevalue(fixture)
-    assert rec.one("aws:eks/cluster:Cluster").inputs["enabledClusterLogTypes"] == types
+    assert rec.one(AWS_EKS_CLUSTER).inputs["enabledClusterLogTypes"] == types
 
 
 def test_cluster_access_mode_and_version(dev):
     """Access entries (API) plus aws-auth keep both mechanisms usable; the creator can install charts."""
-    eks = dev.one("aws:eks/cluster:Cluster").inputs
+    eks = dev.one(AWS_EKS_CLUSTER).inputs
     assert eks["accessConfig"] == {
         "authenticationMode": "API_AND_CONFIG_MAP",
         "bootstrapClusterCreatorAdminPermissions": True,
@@ -191,16 +207,16 @@ def test_cluster_access_mode_and_version(dev):
 
 def test_cluster_role_has_eks_cluster_policy(dev):
     """The control plane cannot manage ENIs or load balancers without AmazonEKSClusterPolicy."""
-    attachments = [r for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "-cluster-" in r.name]
+    attachments = [r for r in dev.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT) if "-cluster-" in r.name]
     assert [a.inputs["policyArn"] for a in attachments] == ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
-    trust = json.loads(dev.one("aws:iam/role:Role", "cluster-cluster-role").inputs["assumeRolePolicy"])
+    trust = json.loads(dev.one(AWS_IAM_ROLE, "cluster-cluster-role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "eks.amazonaws.com"}
 
 
 def test_oidc_provider_trusts_sts_for_the_cluster_issuer(dev):
     """IRSA roles (autoscaler, MLflow) can only be assumed through this provider."""
-    oidc = dev.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    issuer = dev.one("aws:eks/cluster:Cluster").outputs["identities"][0]["oidcs"][0]["issuer"]
+    oidc = dev.one(AWS_IAM_OPEN_ID_CONNECT_PROVIDER)
+    issuer = dev.one(AWS_EKS_CLUSTER).outputs["identities"][0]["oidcs"][0]["issuer"]
     assert oidc.inputs["url"] == issuer
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
     assert dev.stack_outputs["oidcProviderArn"] == oidc.outputs["arn"]
@@ -216,8 +232,8 @@ def test_oidc_provider_url_has_no_scheme(dev):
 # -- nodes --------------------------------------------------------------------
 def test_node_role_policies(dev):
     """Nodes need these four managed policies to join, run the CNI, pull from ECR and be reachable by SSM."""
-    attachments = [r for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "-node-" in r.name]
-    node_role = dev.one("aws:iam/role:Role", "cluster-node-role")
+    attachments = [r for r in dev.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT) if "-node-" in r.name]
+    node_role = dev.one(AWS_IAM_ROLE, "cluster-node-role")
     assert all(a.inputs["role"] == node_role.outputs["name"] for a in attachments)
     assert sorted(a.inputs["policyArn"].rsplit("/", 1)[1] for a in attachments) == [
         "AmazonEC2ContainerRegistryReadOnly",
@@ -237,7 +253,7 @@ def test_system_node_group_from_config():
             ami_type="BOTTLEROCKET_x86_64",
         )
     )
-    group = rec.one("aws:eks/nodeGroup:NodeGroup").inputs
+    group = rec.one(AWS_EKS_NODE_GROUP).inputs
     assert group["instanceTypes"] == ["m7i.xlarge"]
     assert group["scalingConfig"] == {"minSize": 3, "desiredSize": 3, "maxSize": 6}
     assert group["diskSize"] == 80 and group["amiType"] == "BOTTLEROCKET_x86_64"
@@ -245,28 +261,28 @@ def test_system_node_group_from_config():
 
 def test_system_node_group_placement_and_label(dev):
     """Add-ons select the system pool by label; nodes must sit in private subnets with the shared role."""
-    group = dev.one("aws:eks/nodeGroup:NodeGroup")
+    group = dev.one(AWS_EKS_NODE_GROUP)
     assert group.inputs["labels"] == {"mlplatform.io/node-pool": "system"}
     assert group.inputs["subnetIds"] == dev.stack_outputs["privateSubnetIds"]
-    assert group.inputs["nodeRoleArn"] == dev.one("aws:iam/role:Role", "cluster-node-role").outputs["arn"]
+    assert group.inputs["nodeRoleArn"] == dev.one(AWS_IAM_ROLE, "cluster-node-role").outputs["arn"]
     assert group.inputs["clusterName"] == "mlp-test"
     assert "taints" not in group.inputs
 
 
 def test_system_node_group_leaves_desired_size_to_autoscaler(dev):
     """Otherwise every `pulumi up` would undo the autoscaler's scaling."""
-    assert dev.one("aws:eks/nodeGroup:NodeGroup").ignore_changes == ["scalingConfig.desiredSize"]
+    assert dev.one(AWS_EKS_NODE_GROUP).ignore_changes == ["scalingConfig.desiredSize"]
 
 
 def test_system_nodes_wait_for_egress_and_policies(dev):
     """Nodes launched before NAT routes or node policies exist never join, and the group fails after ~20 min."""
-    group = dev.one("aws:eks/nodeGroup:NodeGroup")
-    assert len([d for d in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "-node-" in d.name]) == 4
-    assert len([r for r in dev.of_type("aws:ec2/route:Route") if "private" in r.name]) == 2
-    for dep in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
+    group = dev.one(AWS_EKS_NODE_GROUP)
+    assert len([d for d in dev.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT) if "-node-" in d.name]) == 4
+    assert len([r for r in dev.of_type(AWS_EC2_ROUTE) if "private" in r.name]) == 2
+    for dep in dev.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT):
         if "-node-" in dep.name:
             assert dev.depends_on(group, dep), dep
-    for route in dev.of_type("aws:ec2/route:Route"):
+    for route in dev.of_type(AWS_EC2_ROUTE):
         if "private" in route.name:
             assert dev.depends_on(group, route), route
 
@@ -284,11 +300,11 @@ def test_outputs_carry_egress_and_policy_dependencies():
         )
 
     rec = run_program(program, project="mlplatform", stack="dev")
-    consumer = rec.one("aws:eks/nodeGroup:NodeGroup", "consumer")
+    consumer = rec.one(AWS_EKS_NODE_GROUP, "consumer")
     waits_for = [
         r
         for r in rec.resources
-        if (r.type == "aws:ec2/route:Route" and "private" in r.name)
+        if (r.type == AWS_EC2_ROUTE and "private" in r.name)
         or (r.type.endswith("RolePolicyAttachment") and "-node-" in r.name)
     ]
     assert len(waits_for) == 6
@@ -299,13 +315,13 @@ def test_outputs_carry_egress_and_policy_dependencies():
 def test_kubeconfig_is_secret(dev):
     """The kubeconfig names the endpoint and CA; it must stay encrypted in state and outputs."""
     assert contains_secret(dev.stack_outputs["kubeconfig"])
-    assert dev.one("pulumi:providers:kubernetes").input_is_secret("kubeconfig")
+    assert dev.one(K8S_PROVIDER).input_is_secret("kubeconfig")
 
 
 def test_kubeconfig_uses_aws_eks_get_token(dev):
     """Tokens must come from the caller's AWS identity, for this cluster and region."""
-    kubeconfig = json.loads(dev.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
-    eks = dev.one("aws:eks/cluster:Cluster").outputs
+    kubeconfig = json.loads(dev.one(K8S_PROVIDER).inputs["kubeconfig"])
+    eks = dev.one(AWS_EKS_CLUSTER).outputs
     assert kubeconfig["clusters"][0]["cluster"]["server"] == eks["endpoint"]
     assert kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"] == eks["certificateAuthority"]["data"]
     exec_ = kubeconfig["users"][0]["user"]["exec"]
@@ -315,10 +331,10 @@ def test_kubeconfig_uses_aws_eks_get_token(dev):
 
 def test_provider_is_child_and_waits_for_system_nodes(dev):
     """Charts installed through the provider need schedulable nodes, and the provider moves with the component."""
-    component = dev.one("mlplatform:platform:Cluster")
-    provider = dev.one("pulumi:providers:kubernetes")
+    component = dev.one(PLATFORM_CLUSTER)
+    provider = dev.one(K8S_PROVIDER)
     assert provider.parent == component.urn
-    assert dev.depends_on(provider, dev.one("aws:eks/nodeGroup:NodeGroup"))
+    assert dev.depends_on(provider, dev.one(AWS_EKS_NODE_GROUP))
 
 
 def test_region_mismatch_with_provider_fails():
@@ -331,7 +347,7 @@ def test_region_mismatch_with_provider_fails():
 # -- structure ----------------------------------------------------------------
 def test_every_child_parented_and_prefixed(prod):
     """Two clusters in one stack must not collide, and the tree must show what belongs to what."""
-    component = prod.one("mlplatform:platform:Cluster")
+    component = prod.one(PLATFORM_CLUSTER)
     children = [r for r in prod.resources if r is not component]
     assert children and all(r.parent == component.urn for r in children)
     assert all(r.name.startswith("cluster-") for r in children)

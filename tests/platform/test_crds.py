@@ -12,9 +12,10 @@ import pytest
 
 from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.crds import CRD_KINDS, MlCrds, MlCrdsArgs, crd_manifest
+from tests.support.types import K8S_CUSTOM_RESOURCE_DEFINITION
 
 GROUP = "ml.example.com"
-CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+CRD = K8S_CUSTOM_RESOURCE_DEFINITION
 
 
 # -- helpers ------------------------------------------------------------------
@@ -99,7 +100,6 @@ FRAUD_SERVICE = _resource(
         "stable": {"version": "3.2", "modelUri": "models:/fraud_detector/3.2", "weight": 90},
         "canary": {
             "enabled": True,
-            "trafficWeight": 10,
             "canaryModelRef": {"name": "fraud_detector", "version": "3.3"},
             "metrics": [{"name": "p99-latency-ms", "threshold": 200}, {"name": "error-rate", "threshold": 0.01}],
             "autoPromote": False,
@@ -332,4 +332,14 @@ def test_inference_service_records_the_rollout_state():
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert status["lastVerdict"]["x-kubernetes-preserve-unknown-fields"] is True
     assert set(status["abort"]["properties"]) == {"reason", "at"}
+
+
+def test_canary_traffic_weight_is_deprecated_not_removed():
+    """The record keeps one canary weight (`weight`, as stable has). `trafficWeight` stays in the schema, marked
+    deprecated, so records written before it was dropped still validate; the CRD's version is unchanged, since
+    it is part of every record's type token and so of its URN."""
+    version = crd_manifest("InferenceService", GROUP)["spec"]["versions"][0]
+    canary = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["canary"]["properties"]
+    assert canary["trafficWeight"]["description"].startswith("Deprecated: no longer written")
+    assert "deprecated" not in canary["weight"]["description"].lower()
     assert version["name"] == "v1"

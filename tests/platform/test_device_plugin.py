@@ -12,8 +12,9 @@ from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.sizing import platform_sizes
+from tests.support.types import HELM_RELEASE
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = HELM_RELEASE
 
 
 def _run(time_slicing_replicas: int) -> Recording:

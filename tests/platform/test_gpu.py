@@ -20,6 +20,16 @@ from mlplatform.platform.gpu import (
     node_template_tags,
 )
 from mlplatform.platform.sizing import platform_sizes
+from tests.support.types import (
+    AWS_AUTOSCALING_TAG,
+    AWS_EKS_NODE_GROUP,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY,
+    HELM_RELEASE,
+    K8S_PROVIDER,
+    PLATFORM_CLUSTER_AUTOSCALER,
+    PLATFORM_GPU_NODE_POOL,
+)
 
 TAGS = {"Project": "mlplatform", "Environment": "dev", "ManagedBy": "pulumi"}
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
@@ -72,7 +82,7 @@ def autoscaler() -> Recording:
 
 
 def _node_group(rec: Recording):
-    return rec.one("aws:eks/nodeGroup:NodeGroup")
+    return rec.one(AWS_EKS_NODE_GROUP)
 
 
 # -- node group ---------------------------------------------------------------
@@ -142,7 +152,7 @@ def test_node_template_tag_formats():
 
 def test_asg_tags_describe_labels_taint_and_gpus(pool):
     """With zero nodes the autoscaler knows a GPU pod fits only from these ASG tags."""
-    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in pool.of_type("aws:autoscaling/tag:Tag")}
+    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in pool.of_type(AWS_AUTOSCALING_TAG)}
     expected = {f"{TEMPLATE}/label/{k}": v for k, v in labels.GPU_NODE_LABELS.items()}
     expected[f"{TEMPLATE}/taint/nvidia.com/gpu"] = "true:NoSchedule"
     expected[f"{TEMPLATE}/resources/nvidia.com/gpu"] = "1"
@@ -152,14 +162,14 @@ def test_asg_tags_describe_labels_taint_and_gpus(pool):
 def test_asg_gpu_resource_follows_gpus_per_node():
     """Advertising the wrong GPU count makes the autoscaler over- or under-provision."""
     rec = _pool(GpuPoolConfig(instance_types=["g5.12xlarge"], gpus_per_node=4))
-    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in rec.of_type("aws:autoscaling/tag:Tag")}
+    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in rec.of_type(AWS_AUTOSCALING_TAG)}
     assert tags[f"{TEMPLATE}/resources/nvidia.com/gpu"] == "4"
 
 
 def test_asg_tags_target_the_node_groups_asg(pool):
     """Managed node groups do not copy tags to their ASG; the tags must land on that very ASG."""
     asg = _node_group(pool).outputs["resources"][0]["autoscalingGroups"][0]["name"]
-    tag_resources = pool.of_type("aws:autoscaling/tag:Tag")
+    tag_resources = pool.of_type(AWS_AUTOSCALING_TAG)
     assert tag_resources
     for res in tag_resources:
         assert res.inputs["autoscalingGroupName"] == asg
@@ -168,7 +178,7 @@ def test_asg_tags_target_the_node_groups_asg(pool):
 
 # -- autoscaler IAM -----------------------------------------------------------
 def _trust(rec: Recording) -> dict:
-    return json.loads(rec.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
+    return json.loads(rec.one(AWS_IAM_ROLE).inputs["assumeRolePolicy"])
 
 
 def test_irsa_trust_names_only_the_autoscaler_service_account(autoscaler):
@@ -186,7 +196,7 @@ def test_irsa_trust_names_only_the_autoscaler_service_account(autoscaler):
 
 def test_scaling_actions_limited_to_owned_groups(autoscaler):
     """The autoscaler must not be able to resize or terminate ASGs of other clusters in the account."""
-    policy = json.loads(autoscaler.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(autoscaler.one(AWS_IAM_ROLE_POLICY).inputs["policy"])
     mutating = {"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"}
     assert [bool(set(s["Action"]) & mutating) for s in policy["Statement"]].count(True) == 1
     for statement in policy["Statement"]:
@@ -202,13 +212,13 @@ def test_scaling_actions_limited_to_owned_groups(autoscaler):
 
 def test_policy_attached_to_the_role(autoscaler):
     """An unattached policy would leave the autoscaler without permissions."""
-    role = autoscaler.one("aws:iam/role:Role")
-    assert autoscaler.one("aws:iam/rolePolicy:RolePolicy").inputs["role"] == role.id
+    role = autoscaler.one(AWS_IAM_ROLE)
+    assert autoscaler.one(AWS_IAM_ROLE_POLICY).inputs["role"] == role.id
 
 
 # -- autoscaler chart ---------------------------------------------------------
 def _release(rec: Recording):
-    return rec.one("kubernetes:helm.sh/v3:Release")
+    return rec.one(HELM_RELEASE)
 
 
 def test_release_is_pinned_chart_in_kube_system(autoscaler):
@@ -233,7 +243,7 @@ def test_release_discovers_this_cluster_in_its_region(autoscaler):
 def test_service_account_matches_irsa_role(autoscaler):
     """The pod gets AWS credentials only if its service account is the one the role trusts, annotated with it."""
     service_account = _release(autoscaler).inputs["values"]["rbac"]["serviceAccount"]
-    role = autoscaler.one("aws:iam/role:Role")
+    role = autoscaler.one(AWS_IAM_ROLE)
     assert service_account["create"] is True
     assert service_account["name"] == "cluster-autoscaler"
     assert service_account["annotations"] == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
@@ -252,12 +262,12 @@ def test_autoscaler_runs_non_root_on_system_nodes(autoscaler):
 
 def test_release_waits_for_its_permissions(autoscaler):
     """Started before its policy exists, the autoscaler crash-loops on AccessDenied."""
-    assert autoscaler.depends_on(_release(autoscaler), autoscaler.one("aws:iam/rolePolicy:RolePolicy"))
+    assert autoscaler.depends_on(_release(autoscaler), autoscaler.one(AWS_IAM_ROLE_POLICY))
 
 
 def test_release_uses_the_components_kubernetes_provider(autoscaler):
     """The chart must go to the platform's cluster, not to whatever the ambient kubeconfig points at."""
-    provider = autoscaler.one("pulumi:providers:kubernetes")
+    provider = autoscaler.one(K8S_PROVIDER)
     assert _release(autoscaler).provider.startswith(provider.urn)
 
 
@@ -265,8 +275,8 @@ def test_release_uses_the_components_kubernetes_provider(autoscaler):
 @pytest.mark.parametrize(
     "fixture, token, prefix",
     [
-        ("pool", "mlplatform:platform:GpuNodePool", "gpu-"),
-        ("autoscaler", "mlplatform:platform:ClusterAutoscaler", "autoscaler-"),
+        ("pool", PLATFORM_GPU_NODE_POOL, "gpu-"),
+        ("autoscaler", PLATFORM_CLUSTER_AUTOSCALER, "autoscaler-"),
     ],
 )
 def test_children_parented_and_prefixed(request, fixture, token, prefix):
@@ -276,7 +286,7 @@ def test_children_parented_and_prefixed(request, fixture, token, prefix):
     children = rec.children_of(component)
     assert children
     assert all(r.name.startswith(prefix) for r in children)
-    owned = [r for r in rec.resources if r is not component and r.type != "pulumi:providers:kubernetes"]
+    owned = [r for r in rec.resources if r is not component and r.type != K8S_PROVIDER]
     assert {r.urn for r in owned} == {r.urn for r in children}
 
 
@@ -284,7 +294,7 @@ def test_children_parented_and_prefixed(request, fixture, token, prefix):
 def test_aws_tags_on_taggable_resources(request, fixture):
     """Cost and ownership reports group by these tags."""
     rec = request.getfixturevalue(fixture)
-    assert [r for r in rec.resources if r.type in ("aws:eks/nodeGroup:NodeGroup", "aws:iam/role:Role")]
+    assert [r for r in rec.resources if r.type in (AWS_EKS_NODE_GROUP, AWS_IAM_ROLE)]
     for res in rec.resources:
-        if res.type in ("aws:eks/nodeGroup:NodeGroup", "aws:iam/role:Role"):
+        if res.type in (AWS_EKS_NODE_GROUP, AWS_IAM_ROLE):
             assert TAGS.items() <= res.inputs["tags"].items(), res

@@ -12,11 +12,12 @@ from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.gpu_metrics import COUNTERS, IMAGE
 from tests.support.helpers import platform_config, run_platform
 from tests.support.relabeling import relabel
+from tests.support.types import HELM_RELEASE, K8S_CONFIG_MAP, K8S_DAEMON_SET, K8S_POD_MONITOR
 
-DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
-POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
-CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
-RELEASE = "kubernetes:helm.sh/v3:Release"
+DAEMON_SET = K8S_DAEMON_SET
+POD_MONITOR = K8S_POD_MONITOR
+CONFIG_MAP = K8S_CONFIG_MAP
+RELEASE = HELM_RELEASE
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,23 @@ from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.sizing import platform_sizes
+from tests.support.types import (
+    HELM_RELEASE,
+    K8S_NAMESPACE,
+    K8S_PROVIDER,
+    PLATFORM_SERVICE_MESH,
+    TLS_CERT_REQUEST,
+    TLS_LOCALLY_SIGNED_CERT,
+    TLS_PRIVATE_KEY,
+    TLS_SELF_SIGNED_CERT,
+)
 
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
-RELEASE = "kubernetes:helm.sh/v3:Release"
-PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
-SELF_SIGNED = "tls:index/selfSignedCert:SelfSignedCert"
-CERT_REQUEST = "tls:index/certRequest:CertRequest"
-LOCALLY_SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
+RELEASE = HELM_RELEASE
+PRIVATE_KEY = TLS_PRIVATE_KEY
+SELF_SIGNED = TLS_SELF_SIGNED_CERT
+CERT_REQUEST = TLS_CERT_REQUEST
+LOCALLY_SIGNED = TLS_LOCALLY_SIGNED_CERT
 
 
 def _run(**mesh: Any) -> tuple[Recording, ServiceMesh]:
@@ -217,8 +227,8 @@ def test_smi_absent_when_disabled(ha_without_smi):
 def test_releases_inherit_the_components_kubernetes_provider(default):
     """Releases installed through the default provider would land in whatever cluster kubeconfig points at."""
     recording, _ = default
-    component = recording.one("mlplatform:platform:ServiceMesh", "mesh")
-    provider = recording.one("pulumi:providers:kubernetes", "cluster")
+    component = recording.one(PLATFORM_SERVICE_MESH, "mesh")
+    provider = recording.one(K8S_PROVIDER, "cluster")
     releases = recording.of_type(RELEASE)
     assert releases
     for release in releases:
@@ -229,7 +239,7 @@ def test_releases_inherit_the_components_kubernetes_provider(default):
 def test_chart_namespaces_are_declared_as_linkerd_install_labels_them(default):
     """Declared (Helm never deletes a namespace it created), with `linkerd install`'s labels."""
     recording, _mesh = default
-    namespaces = {r.metadata["name"]: r.metadata for r in recording.of_type("kubernetes:core/v1:Namespace")}
+    namespaces = {r.metadata["name"]: r.metadata for r in recording.of_type(K8S_NAMESPACE)}
     assert set(namespaces) == {"linkerd", "linkerd-viz", "linkerd-smi"}
     control_plane = namespaces["linkerd"]
     assert control_plane["labels"]["config.linkerd.io/admission-webhooks"] == "disabled"

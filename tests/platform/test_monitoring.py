@@ -19,11 +19,12 @@ from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import platform_sizes
 from tests.support.relabeling import relabel
+from tests.support.types import HELM_RELEASE, K8S_CONFIG_MAP, K8S_DAEMON_SET, K8S_POD_MONITOR, K8S_PROMETHEUS_RULE
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+RELEASE = HELM_RELEASE
+POD_MONITOR = K8S_POD_MONITOR
 LINKERD_MONITOR = "monitoring-linkerd-proxies"
-PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+PROMETHEUS_RULE = K8S_PROMETHEUS_RULE
 CONFIG = MonitoringConfig(retention="30d", storage_size_gib=100, replicas=2, grafana=False)
 SERVING_POD_LABELS = {
     "__meta_kubernetes_pod_label_app_kubernetes_io_component": "model-server",
@@ -112,7 +113,7 @@ def test_kube_state_metrics_exports_the_training_job_labels(values):
 
 def test_prometheus_url_points_at_the_service_and_waits_for_the_release(recording):
     """Linkerd viz and the model stacks query this URL; it must exist before they use it."""
-    consumer = recording.one("kubernetes:core/v1:ConfigMap", "consumer")
+    consumer = recording.one(K8S_CONFIG_MAP, "consumer")
     assert consumer.inputs["data"]["url"] == (
         "http://kube-prometheus-stack-prometheus.observability.svc.cluster.local:9090"
     )
@@ -254,4 +255,4 @@ def test_no_gpu_idle_alert_without_the_exporter():
     )
     rules = recording.one(PROMETHEUS_RULE).inputs["spec"]["groups"][0]["rules"]
     assert {rule["alert"] for rule in rules} == {"ModelTrainingFailed", "InferenceServiceHighLatency"}
-    assert recording.of_type("kubernetes:apps/v1:DaemonSet") == []
+    assert recording.of_type(K8S_DAEMON_SET) == []

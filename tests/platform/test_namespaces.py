@@ -9,9 +9,10 @@ from mlplatform import labels
 from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
 from mlplatform.platform.config import NamespacesConfig, TeamConfig
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from tests.support.types import K8S_NAMESPACE, K8S_RESOURCE_QUOTA
 
-NAMESPACE = "kubernetes:core/v1:Namespace"
-QUOTA = "kubernetes:core/v1:ResourceQuota"
+NAMESPACE = K8S_NAMESPACE
+QUOTA = K8S_RESOURCE_QUOTA
 INJECT = "linkerd.io/inject"
 
 CONFIG = NamespacesConfig(

@@ -11,8 +11,9 @@ import pytest
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
 from tests.support.network_policy import NETWORK_POLICY, Address, Policies, Pod
+from tests.support.types import K8S_NAMESPACE
 
-NAMESPACE = "kubernetes:core/v1:Namespace"
+NAMESPACE = K8S_NAMESPACE
 VPC_CIDR = "10.0.0.0/16"
 MLFLOW = Pod("mlflow", {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": "mlflow"})
 POSTGRES = Pod("mlflow", {"app.kubernetes.io/name": "mlflow-postgres", "app.kubernetes.io/instance": "mlflow"})

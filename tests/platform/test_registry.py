@@ -9,9 +9,29 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
-from mlplatform.platform.mlflow_config import LifecycleConfig, MlflowConfig
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
+from mlplatform.platform.registry_config import LifecycleConfig, MlflowConfig
+from mlplatform.tools.offline.engine import RecordedResource, Recording, run_program
+from tests.support.types import (
+    AWS_EC2_SECURITY_GROUP,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY,
+    AWS_RDS_INSTANCE,
+    AWS_RDS_SUBNET_GROUP,
+    AWS_S3_BUCKET,
+    AWS_S3_BUCKET_LIFECYCLE_CONFIGURATION,
+    AWS_S3_BUCKET_OWNERSHIP_CONTROLS,
+    AWS_S3_BUCKET_POLICY,
+    AWS_S3_BUCKET_PUBLIC_ACCESS_BLOCK,
+    AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION,
+    AWS_S3_BUCKET_VERSIONING,
+    K8S_DEPLOYMENT,
+    K8S_SECRET,
+    K8S_SERVICE,
+    K8S_SERVICE_ACCOUNT,
+    K8S_STATEFUL_SET,
+    RANDOM_PASSWORD,
+)
 
 NAMESPACE = "ml-registry"
 VPC_CIDR = "10.40.0.0/16"
@@ -19,13 +39,13 @@ OIDC_URL = "oidc.eks.us-west-2.amazonaws.com/id/0123456789ABCDEF"
 OIDC_ARN = f"arn:aws:iam::123456789012:oidc-provider/{OIDC_URL}"
 FULL_IMAGE = "ghcr.io/mlflow/mlflow:v3.15.1-full"
 
-BUCKET = "aws:s3/bucket:Bucket"
-RDS = "aws:rds/instance:Instance"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-STATEFULSET = "kubernetes:apps/v1:StatefulSet"
-SERVICE = "kubernetes:core/v1:Service"
-SECRET = "kubernetes:core/v1:Secret"
-SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+BUCKET = AWS_S3_BUCKET
+RDS = AWS_RDS_INSTANCE
+DEPLOYMENT = K8S_DEPLOYMENT
+STATEFULSET = K8S_STATEFUL_SET
+SERVICE = K8S_SERVICE
+SECRET = K8S_SECRET
+SERVICE_ACCOUNT = K8S_SERVICE_ACCOUNT
 
 
 def _infra() -> AwsRegistryInfra:
@@ -97,7 +117,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lifecycle(recording: Recording) -> dict[str, dict[str, Any]]:
-    rules = recording.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    rules = recording.one(AWS_S3_BUCKET_LIFECYCLE_CONFIGURATION).inputs["rules"]
     assert all(r["status"] == "Enabled" and r["filter"] == {} for r in rules), rules
     return {r["id"]: {k: v for k, v in r.items() if k not in ("id", "status", "filter")} for r in rules}
 
@@ -107,7 +127,7 @@ def test_backend_uri_points_at_the_rds_instance(aws_dev):
     """MLflow must store runs in the database this stack created, over TLS."""
     address = aws_dev.one(RDS).outputs["address"]
     uri = rpc.unwrap_rpc_secret(aws_dev.stack_outputs["backendStoreUri"])
-    password = aws_dev.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    password = aws_dev.one(RANDOM_PASSWORD).outputs["result"]
     assert uri == f"postgresql+psycopg2://mlflow:{password}@{address}:5432/mlflow?sslmode=require"
     assert aws_dev.stack_outputs["databaseEndpoint"] == f"{address}:5432"
 
@@ -124,7 +144,7 @@ def test_backend_uri_is_secret_everywhere(aws_dev):
 
 def test_password_is_rds_and_uri_safe(aws_dev):
     """RDS rejects / @ \" and spaces; URI-special characters would corrupt the backend URI."""
-    password = aws_dev.one("random:index/randomPassword:RandomPassword").inputs
+    password = aws_dev.one(RANDOM_PASSWORD).inputs
     assert password["length"] >= 32
     assert set(password["overrideSpecial"]) <= set("-_")
 
@@ -136,13 +156,13 @@ def test_rds_is_private_and_encrypted(aws_dev):
     assert db["publiclyAccessible"] is False
     assert db["storageEncrypted"] is True
     assert db["backupRetentionPeriod"] >= 1
-    subnets = aws_dev.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]
+    subnets = aws_dev.one(AWS_RDS_SUBNET_GROUP).inputs["subnetIds"]
     assert subnets == ["subnet-a", "subnet-b"]
 
 
 def test_database_admits_postgres_from_the_vpc_only(aws_dev):
     """Only workloads inside the VPC can reach 5432; nothing else is open."""
-    group = aws_dev.one("aws:ec2/securityGroup:SecurityGroup")
+    group = aws_dev.one(AWS_EC2_SECURITY_GROUP)
     assert [(r["fromPort"], r["toPort"], r["protocol"], r["cidrBlocks"]) for r in group.inputs["ingress"]] == [
         (5432, 5432, "tcp", [VPC_CIDR])
     ]
@@ -186,19 +206,19 @@ def test_artifact_root_is_the_bucket(aws_dev):
 
 def test_bucket_blocks_all_public_access(aws_dev):
     """Model artifacts are private: all four public-access blocks on, ACLs disabled."""
-    block = aws_dev.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    block = aws_dev.one(AWS_S3_BUCKET_PUBLIC_ACCESS_BLOCK).inputs
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     assert {flag: block[flag] for flag in flags} == dict.fromkeys(flags, True)
-    ownership = aws_dev.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
+    ownership = aws_dev.one(AWS_S3_BUCKET_OWNERSHIP_CONTROLS).inputs
     assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
 
 
 def test_bucket_is_versioned_and_encrypted(aws_dev):
     """Versioning recovers overwritten models; server-side encryption protects them at rest."""
-    versioning = aws_dev.one("aws:s3/bucketVersioning:BucketVersioning").inputs
+    versioning = aws_dev.one(AWS_S3_BUCKET_VERSIONING).inputs
     assert versioning["versioningConfiguration"]["status"] == "Enabled"
     encryption = aws_dev.one(
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION
     ).inputs
     (rule,) = encryption["rules"]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
@@ -206,7 +226,7 @@ def test_bucket_is_versioned_and_encrypted(aws_dev):
 
 def test_bucket_refuses_plain_http(aws_dev):
     """Artifacts never travel unencrypted, whoever holds credentials."""
-    policy = _policy(aws_dev.one("aws:s3/bucketPolicy:BucketPolicy"), "policy")
+    policy = _policy(aws_dev.one(AWS_S3_BUCKET_POLICY), "policy")
     arn = aws_dev.one(BUCKET).outputs["arn"]
     (statement,) = policy["Statement"]
     assert statement["Effect"] == "Deny"
@@ -249,7 +269,7 @@ def test_stateful_resources_keep_their_names(aws_dev, existing):
 def test_irsa_policy_names_only_the_artifact_bucket(aws_dev):
     """A compromised MLflow pod can touch its own bucket and nothing else."""
     arn = aws_dev.one(BUCKET).outputs["arn"]
-    policy = _policy(aws_dev.one("aws:iam/rolePolicy:RolePolicy"), "policy")
+    policy = _policy(aws_dev.one(AWS_IAM_ROLE_POLICY), "policy")
     grants = {
         (tuple(sorted(s["Action"])), s["Resource"] if isinstance(s["Resource"], str) else tuple(s["Resource"]))
         for s in policy["Statement"]
@@ -263,7 +283,7 @@ def test_irsa_policy_names_only_the_artifact_bucket(aws_dev):
 
 def test_irsa_trust_names_only_the_mlflow_service_account(aws_dev):
     """Only pods running as mlflow/<namespace> can assume the role, and only through the cluster's OIDC issuer."""
-    trust = _policy(aws_dev.one("aws:iam/role:Role"), "assumeRolePolicy")
+    trust = _policy(aws_dev.one(AWS_IAM_ROLE), "assumeRolePolicy")
     (statement,) = trust["Statement"]
     assert statement["Principal"] == {"Federated": OIDC_ARN}
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -278,7 +298,7 @@ def test_irsa_trust_names_only_the_mlflow_service_account(aws_dev):
 def test_service_account_is_bound_to_the_role(aws_dev):
     """The pod gets the role through its ServiceAccount annotation, the one the trust policy names."""
     account = aws_dev.one(SERVICE_ACCOUNT)
-    role_arn = aws_dev.one("aws:iam/role:Role").outputs["arn"]
+    role_arn = aws_dev.one(AWS_IAM_ROLE).outputs["arn"]
     assert (account.metadata["name"], account.metadata["namespace"]) == ("mlflow", NAMESPACE)
     assert account.metadata["annotations"] == {"eks.amazonaws.com/role-arn": role_arn}
     spec = aws_dev.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
@@ -287,7 +307,7 @@ def test_service_account_is_bound_to_the_role(aws_dev):
 
 def test_server_waits_for_its_s3_permissions(aws_dev):
     """The first artifact upload must not race the policy attachment."""
-    assert aws_dev.depends_on(aws_dev.one(DEPLOYMENT), aws_dev.one("aws:iam/rolePolicy:RolePolicy"))
+    assert aws_dev.depends_on(aws_dev.one(DEPLOYMENT), aws_dev.one(AWS_IAM_ROLE_POLICY))
 
 
 # -- the server -----------------------------------------------------------------
@@ -372,7 +392,7 @@ def test_aws_mode_uses_no_static_credentials(aws_dev):
 def test_in_cluster_backend_uri_points_at_postgres(existing):
     """Without RDS, runs are stored in the Postgres StatefulSet declared next to MLflow."""
     uri = rpc.unwrap_rpc_secret(existing.stack_outputs["backendStoreUri"])
-    password = existing.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    password = existing.one(RANDOM_PASSWORD).outputs["result"]
     host = f"mlflow-postgres.{NAMESPACE}.svc.cluster.local"
     assert uri == f"postgresql+psycopg2://mlflow:{password}@{host}:5432/mlflow"
     assert rpc.is_rpc_secret(existing.stack_outputs["backendStoreUri"])

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.platform.mlflow_config import MlflowConfig
+from mlplatform.platform.registry_config import MlflowConfig
 from tests.platform.test_registry import DEPLOYMENT, FULL_IMAGE, _container, _env, _infra, _run
 from tests.support.servers import free_port, wait_until_ready
 

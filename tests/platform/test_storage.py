@@ -16,19 +16,34 @@ from mlplatform.configuration import ConfigError
 from mlplatform.tools.offline.engine import Recording, RecordedResource
 from mlplatform.platform.storage import ebs_key_policy
 from tests.support.helpers import platform_config, run_platform
+from tests.support.types import (
+    AWS_EC2_SECURITY_GROUP,
+    AWS_EC2_SUBNET,
+    AWS_EFS_FILE_SYSTEM,
+    AWS_EFS_MOUNT_TARGET,
+    AWS_EKS_ADDON,
+    AWS_EKS_CLUSTER,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY,
+    AWS_IAM_ROLE_POLICY_ATTACHMENT,
+    AWS_KMS_KEY,
+    HELM_RELEASE,
+    K8S_STATEFUL_SET,
+    K8S_STORAGE_CLASS,
+)
 
-STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
-ADDON = "aws:eks/addon:Addon"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-KMS_KEY = "aws:kms/key:Key"
-FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
-MOUNT_TARGET = "aws:efs/mountTarget:MountTarget"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-SUBNET = "aws:ec2/subnet:Subnet"
-EKS = "aws:eks/cluster:Cluster"
-RELEASE = "kubernetes:helm.sh/v3:Release"
+STORAGE_CLASS = K8S_STORAGE_CLASS
+ADDON = AWS_EKS_ADDON
+ROLE = AWS_IAM_ROLE
+ROLE_POLICY = AWS_IAM_ROLE_POLICY
+ATTACHMENT = AWS_IAM_ROLE_POLICY_ATTACHMENT
+KMS_KEY = AWS_KMS_KEY
+FILE_SYSTEM = AWS_EFS_FILE_SYSTEM
+MOUNT_TARGET = AWS_EFS_MOUNT_TARGET
+SECURITY_GROUP = AWS_EC2_SECURITY_GROUP
+SUBNET = AWS_EC2_SUBNET
+EKS = AWS_EKS_CLUSTER
+RELEASE = HELM_RELEASE
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
@@ -216,10 +231,10 @@ def test_every_platform_claim_names_the_configured_class():
     """Prometheus's volume and the in-cluster Postgres's both claim `readWriteOnceClass`, not the
     cluster's default (which a cluster need not have; the e2e tier's simulated cluster has none)."""
     recording = run_platform(EXISTING)
-    (postgres,) = recording.of_type("kubernetes:apps/v1:StatefulSet")
+    (postgres,) = recording.of_type(K8S_STATEFUL_SET)
     (claim,) = postgres.inputs["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["storageClassName"] == "standard"
-    (release,) = [r for r in recording.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kube-prometheus-stack"]
+    (release,) = [r for r in recording.of_type(HELM_RELEASE) if r.inputs["name"] == "kube-prometheus-stack"]
     prometheus_claim = release.inputs["values"]["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]
     assert prometheus_claim["spec"]["storageClassName"] == "standard"
 

@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.model import platform_outputs as keys
 from mlplatform.tools.rollout import cli, context
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
+from tests.model.helpers import PLATFORM_OUTPUTS
 from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
+# Every output the platform exports (the rollout validates the whole contract), with the facts it uses marked.
 OUTPUTS = {
-    keys.NAMESPACES: {keys.SERVING: "serving-from-platform", "training": "ml-training"},
-    keys.PROMETHEUS_URL: IN_CLUSTER_PROMETHEUS,
-    keys.MLFLOW_TRACKING_URI: "http://mlflow.mlflow.svc.cluster.local:5000",
+    **PLATFORM_OUTPUTS,
+    "namespaces": {**PLATFORM_OUTPUTS["namespaces"], "serving": "serving-from-platform"},
+    "prometheusUrl": IN_CLUSTER_PROMETHEUS,
+    "mlflowTrackingUri": "http://mlflow.mlflow.svc.cluster.local:5000",
 }
 NO_NAMESPACE = STACK_TEXT.replace("    namespace: mlserve-test\n", "")
 
@@ -88,8 +90,8 @@ def test_explicit_values_win_and_skip_the_platform(project, stack_file, gate_cal
 @pytest.mark.parametrize(
     ("outputs", "missing"),
     [
-        ({**OUTPUTS, keys.NAMESPACES: {"training": "ml-training"}}, "namespaces.serving"),
-        ({k: v for k, v in OUTPUTS.items() if k != keys.PROMETHEUS_URL}, "prometheusUrl"),
+        ({**OUTPUTS, "namespaces": {k: v for k, v in OUTPUTS["namespaces"].items() if k != "serving"}}, "namespaces.serving"),
+        ({k: v for k, v in OUTPUTS.items() if k != "prometheusUrl"}, "prometheusUrl"),
     ],
 )
 def test_a_missing_output_is_exit_2_naming_the_platform_stack(
@@ -124,7 +126,8 @@ def test_a_logged_in_pulumi_is_asked(project, stack_file, tmp_path, gate_calls, 
         "#!/bin/sh\n"
         f'echo "$@" >> {log}\n'
         'if [ "$1" = whoami ]; then echo tester; exit 0; fi\n'
-        f"echo '{json.dumps(OUTPUTS)}'\n"
+        # `cat`, not `echo`: sh's echo would turn the kubeconfig's `\\n` into a line break.
+        f"cat {_outputs_file(tmp_path, OUTPUTS)}\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -175,7 +178,7 @@ def test_tracking_uri_precedence(project, stack_file, tmp_path, monkeypatch) -> 
         return ctx.tracking_uri(ctx.load().config)
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert uri() == OUTPUTS[keys.MLFLOW_TRACKING_URI]
+    assert uri() == OUTPUTS["mlflowTrackingUri"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert uri() == "http://127.0.0.1:5000"
     assert uri("--tracking-uri", "http://127.0.0.1:5555") == "http://127.0.0.1:5555"
@@ -184,7 +187,7 @@ def test_tracking_uri_precedence(project, stack_file, tmp_path, monkeypatch) -> 
 def test_status_prints_the_state_when_the_platform_is_missing(project, stack_file, tmp_path, gate_calls) -> None:
     """status still shows stable, canary and weight; the gate error names the platform stack; exit 2."""
     stack_file.write_text(NO_NAMESPACE)
-    outputs = _outputs_file(tmp_path, {keys.PROMETHEUS_URL: IN_CLUSTER_PROMETHEUS})
+    outputs = _outputs_file(tmp_path, {"prometheusUrl": IN_CLUSTER_PROMETHEUS})
     code, events = _run(project, "status", "--platform-outputs", str(outputs))
     assert code == 2 and gate_calls == []
     status = events[-1]

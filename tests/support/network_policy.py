@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlplatform.tools.offline.engine import RecordedResource
+from tests.support.types import K8S_NETWORK_POLICY
 
-NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+NETWORK_POLICY = K8S_NETWORK_POLICY
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from tests.support.wiring_provided import (
     EKS_PROVIDED,
     Provided,
 )
+from tests.support.types import HELM_RELEASE
 
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 CLUSTER_SCOPED = {
     "Namespace", "CustomResourceDefinition", "StorageClass", "PersistentVolume", "ClusterRole",
     "ClusterRoleBinding", "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver",

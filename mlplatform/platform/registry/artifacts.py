@@ -18,7 +18,8 @@ import pulumi
 import pulumi_aws as aws
 
 from mlplatform.platform.iam import irsa_trust_policy
-from mlplatform.platform.mlflow_config import MlflowConfig
+from mlplatform.platform.registry_config import MlflowConfig
+
 
 def artifact_bucket(
     name: str,

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.network_policy import DatabaseRoute
 from mlplatform.platform.registry import database, server
 from mlplatform.platform.registry.store import ARTIFACTS_PREFIX, object_store_port
+from mlplatform.platform.registry_config import MlflowConfig
 
 
 @dataclass

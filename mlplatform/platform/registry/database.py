@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.mlflow_config import MlflowConfig
+from mlplatform.platform.registry_config import MlflowConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 DB_NAME = "mlflow"
@@ -24,7 +24,7 @@ POSTGRES_PORT = 5432
 IN_CLUSTER_NAME = "mlflow-postgres"
 # Generated passwords: only `-` and `_`. RDS rejects `/`, `@`, `"` and spaces, and anything URI- or
 # configparser-special (`%`, `:`, `#`, `?`) would need escaping in the backend URI
-# (`mlflow_config` holds a brought password to the same rule).
+# (`registry_config` holds a brought password to the same rule).
 PASSWORD_SPECIALS = "-_"
 
 

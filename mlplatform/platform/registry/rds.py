@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from mlplatform.platform.mlflow_config import MlflowConfig
 from mlplatform.platform.registry.database import DB_NAME, DB_USER, POSTGRES_PORT, BackendStore, database_password
+from mlplatform.platform.registry_config import MlflowConfig
 
 POSTGRES_ENGINE_VERSION = "17"
 

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.mlflow_config import MlflowConfig
+from mlplatform.platform.registry_config import MlflowConfig
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 PORT = 5000

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlplatform.model import platform_outputs as keys
+from mlplatform.platform_contract import ContractError, PlatformContract, Problem
 
 PULUMI_TIMEOUT_SECONDS = 60.0
 # `http://<service>.<namespace>.svc[.cluster.local][:port]`: an in-cluster URL.
@@ -129,6 +129,7 @@ class Platform:
     platform_dir: Path | None = None
     on_source: Callable[[str], None] | None = None
     _outputs: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _contract: PlatformContract | None = field(default=None, init=False, repr=False)
 
     def outputs(self) -> dict[str, Any]:
         if self._outputs is None:
@@ -144,17 +145,28 @@ class Platform:
                 self.on_source(source)
         return self._outputs
 
-    def value(self, key: str, *path: str) -> Any:
-        try:
-            return keys.plain_output(self.outputs(), self.reference, key, *path)
-        except keys.MissingPlatformOutput as err:
-            raise PlatformOutputError(str(err)) from None
+    def contract(self) -> PlatformContract:
+        """The outputs, validated against the contract the platform exports; every problem named at once."""
+        if self._contract is None:
+            try:
+                self._contract = PlatformContract.parse(self.outputs())
+            except ContractError as err:
+                raise PlatformOutputError("; ".join(self._worded(p) for p in err.problems)) from None
+        return self._contract
+
+    def _worded(self, problem: Problem) -> str:
+        if problem.expected is None:
+            return (
+                f"platform stack '{self.reference}' has no output `{problem.key}`; "
+                "is it up to date with the platform program?"
+            )
+        return f"platform stack '{self.reference}': output `{problem.key}` must be {problem.expected}, got {problem.got!r}"
 
     def serving_namespace(self) -> str:
-        return str(self.value(keys.NAMESPACES, keys.SERVING))
+        return self.contract().namespaces.serving
 
     def prometheus_url(self) -> str:
-        return str(self.value(keys.PROMETHEUS_URL))
+        return self.contract().prometheus_url
 
     def mlflow_tracking_uri(self) -> str:
-        return str(self.value(keys.MLFLOW_TRACKING_URI))
+        return self.contract().mlflow_tracking_uri

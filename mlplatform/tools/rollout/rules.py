@@ -8,7 +8,7 @@ these are about moving from one config to the next.
 
 from __future__ import annotations
 
-from mlplatform.model.config import NAMESPACE, CanaryConfig, ModelStackConfig
+from mlplatform.model.config import CONFIG_NAMESPACE, CanaryConfig, ModelStackConfig
 
 PROMOTE_AT = 100
 
@@ -20,7 +20,7 @@ class Refused(Exception):
 def require_canary(config: ModelStackConfig) -> CanaryConfig:
     """A canary exists (at any weight, 0 included)."""
     if config.canary is None:
-        raise Refused(f"no canary in the stack (no `{NAMESPACE}:canary` key): start one with `rollout start`")
+        raise Refused(f"no canary in the stack (no `{CONFIG_NAMESPACE}:canary` key): start one with `rollout start`")
     return config.canary
 
 

@@ -37,7 +37,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from mlplatform.configuration import ConfigError
-from mlplatform.model.config import NAMESPACE, ModelStackConfig
+from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.tools.rollout import rules
 from mlplatform.tools.stackfile import weightline
 from mlplatform.tools.stackfile.reader import (
@@ -53,8 +53,8 @@ from mlplatform.tools.stackfile.reader import (
 from mlplatform.tools.stackfile.reader import parse as _parse
 
 STACKS_DIR = Path("stacks") / "model"
-CANARY_KEY = f"{NAMESPACE}:canary"
-STABLE_KEY = f"{NAMESPACE}:stable"
+CANARY_KEY = f"{CONFIG_NAMESPACE}:canary"
+STABLE_KEY = f"{CONFIG_NAMESPACE}:stable"
 VERSION_FIELDS = ("version", "image", "modelUri")
 ABORTED = "aborted:"
 
@@ -113,7 +113,7 @@ def _plain(value: Any) -> Any:
 
 def config_values(document: CommentedMap) -> dict[str, Any]:
     """The `mlmodel:` keys of a stack document, prefix stripped, as plain values."""
-    prefix = f"{NAMESPACE}:"
+    prefix = f"{CONFIG_NAMESPACE}:"
     return {
         key[len(prefix) :]: _plain(value)
         for key, value in document["config"].items()
@@ -126,7 +126,7 @@ def _validate(document: CommentedMap, path: Path) -> ModelStackConfig:
     # misspelt namespace refused, `secure:` values taken as opaque placeholders.
     config = _plain(dict(document["config"]))
     return validate_stack_config(
-        stack_config_of(config, NAMESPACE), ModelStackConfig, NAMESPACE, stack=stack_name(path)
+        stack_config_of(config, CONFIG_NAMESPACE), ModelStackConfig, CONFIG_NAMESPACE, stack=stack_name(path)
     )
 
 

@@ -1,0 +1,55 @@
+"""The import graph of `mlplatform/` has no circles.
+
+A circle makes two modules one unit that can only be read, tested and moved
+together, and a lazy import inside a function only hides it until run time, so
+imports inside functions count too (see `tests/support/import_graph.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.import_graph import ImportGraph, import_graph
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mlplatform"
+
+
+def _summary(graph: ImportGraph) -> str:
+    levels = graph.levels()
+    return f"{len(graph.edges)} modules on {max(levels.values()) + 1} levels, {graph.edge_count} edges"
+
+
+def test_no_import_circles() -> None:
+    """No module of `mlplatform/` reaches itself through its imports."""
+    graph = import_graph(PACKAGE)
+    print(f"mlplatform import graph: {_summary(graph)}, {len(graph.cycles())} circles")
+    assert graph.cycles() == []
+    assert len(graph.edges) > 60 and graph.edge_count > 100  # the walk read the package, not an empty directory
+
+
+def test_a_lazy_import_counts(tmp_path: Path) -> None:
+    """An import inside a function closes a circle as much as one at the top of the module."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.b import thing\n")
+    (package / "b.py").write_text("def thing():\n    from pkg import a\n    from . import c\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    graph = import_graph(package)
+    assert graph.edges == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a", "pkg.c"}, "pkg.c": {"pkg.a"}}
+    assert graph.cycles() == [["pkg.a", "pkg.b", "pkg.c"]]
+    assert graph.levels() == {"pkg": 0, "pkg.a": 0, "pkg.b": 0, "pkg.c": 0}
+
+
+def test_levels_count_the_longest_chain(tmp_path: Path) -> None:
+    """A module sits one level above the highest module it imports."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text("import json\n")
+    (package / "mid.py").write_text("from pkg.base import x\n")
+    (package / "top.py").write_text("from pkg import base, mid\n")
+    graph = import_graph(package)
+    assert graph.cycles() == []
+    assert graph.levels() == {"pkg": 0, "pkg.base": 0, "pkg.mid": 1, "pkg.top": 2}
+    assert graph.edge_count == 3
