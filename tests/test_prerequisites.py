@@ -100,7 +100,7 @@ def test_go_minimum_matches_the_tools_modules():
     makefile_min = re.search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
     assert makefile_min
     go_lines = [
-        re.search(r"^go (\S+)$", mod.read_text(), re.M).group(1) for mod in (ROOT / "e2e" / "tools").glob("*/go.mod")
+        re.search(r"^go (\S+)$", mod.read_text(), re.M).group(1) for mod in (ROOT / "tests" / "e2e" / "go-modules").glob("*/go.mod")
     ]
     assert go_lines
     newest = max(go_lines, key=lambda v: tuple(int(p) for p in v.split(".")))
