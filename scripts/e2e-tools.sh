@@ -3,8 +3,8 @@
 # language host, the Kubernetes resource provider, and the simulated cluster's
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok (which plays
 # the kubelets); helm, which the chart scan test (integration tier) runs;
-# actionlint, which `make lint-workflows` runs; and act, which runs the
-# workflow files in tests/workflows/.
+# actionlint, which `make lint-workflows` runs; and act, with which
+# tests/e2e/test_workflow_loop.py runs the workflow files (tests/workflows/).
 #
 # A tool already on PATH is used as it is. Otherwise it is built from the Go
 # module proxy, from its wrapper module under tests/e2e/go-modules/ (go.mod and go.sum pin
