@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 # What the tests run for real, as binary:Debian package; the one list (.ci/run and
 # tests/support/prerequisites.py follow it). Prometheus and promtool: the rollout gate's
 # integration tests and the alert rules; amtool: the Alertmanager routing; etcd:
-# the e2e tier's control plane.
-DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager etcd:etcd-server
+# the e2e tier's control plane; shellcheck: actionlint checks the workflows' shell steps with it.
+DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertmanager etcd:etcd-server shellcheck:shellcheck
 # The oldest Go that builds every module under tests/e2e/go-modules/ (their go.mod `go` lines).
 GO_MIN := 1.26.0
 
-.PHONY: setup setup-runtime deps lint format test test-fast e2e e2e-tools render bench bench-e2e docs docs-check clean
+.PHONY: setup setup-runtime deps lint lint-workflows format test test-fast e2e e2e-tools render bench bench-e2e docs docs-check clean
 
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
@@ -78,6 +78,17 @@ e2e: setup deps
 ## e2e-tools: build (or find) the pulumi CLI, Python language host, Kubernetes provider and the simulated cluster's binaries
 e2e-tools:
 	scripts/e2e-tools.sh
+
+## lint-workflows: actionlint (with shellcheck) and zizmor over .github/: 0 findings, or each suppressed inline with its reason
+# actionlint comes from its wrapper module (scripts/e2e-tools.sh builds it once, into the tools'
+# cache); zizmor is pinned in requirements-dev.txt and runs offline.
+lint-workflows: setup deps
+	@actionlint=$$(scripts/e2e-tools.sh actionlint | sed -n 's/^actionlint=//p'); \
+	test -n "$$actionlint" || { echo "lint-workflows: scripts/e2e-tools.sh gave no actionlint" >&2; exit 1; }; \
+	command -v shellcheck >/dev/null || { echo "lint-workflows: shellcheck is missing: make deps (as root)" >&2; exit 1; }; \
+	"$$actionlint" -shellcheck "$$(command -v shellcheck)"
+	$(VENV)/bin/zizmor --offline --no-progress --min-severity informational .github/
+	@echo "lint-workflows: actionlint and zizmor: no findings"
 
 ## render: run the platform dev stack and the fraud-detector-dev model stack offline into rendered/ (no cloud, no cluster)
 render: setup-runtime

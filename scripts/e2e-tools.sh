@@ -2,7 +2,9 @@
 # Provides the binaries the end-to-end tier runs: the pulumi CLI, the Python
 # language host, the Kubernetes resource provider, and the simulated cluster's
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok (which plays
-# the kubelets); and helm, which the chart scan test (integration tier) runs.
+# the kubelets); helm, which the chart scan test (integration tier) runs;
+# actionlint, which `make lint-workflows` runs; and act, with which
+# tests/e2e/test_workflow_loop.py runs the workflow files (tests/workflows/).
 #
 # A tool already on PATH is used as it is. Otherwise it is built from the Go
 # module proxy, from its wrapper module under tests/e2e/go-modules/ (go.mod and go.sum pin
@@ -54,6 +56,8 @@ kube-controller-manager|kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager
 kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|-X k8s.io/component-base/version.gitVersion=v1.33.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33
 kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|-X sigs.k8s.io/kwok/pkg/consts.Version=0.8.0 -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=1.33.3
 helm|helm|helm.sh/helm/v3/cmd/helm|-X helm.sh/helm/v3/internal/version.version=v3.18.6 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=33 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=33
+actionlint|actionlint|github.com/rhysd/actionlint/cmd/actionlint|-X github.com/rhysd/actionlint.version=v1.7.12
+act|act|github.com/nektos/act|-X main.version=v0.2.89
 EOF
 }
 

@@ -3,7 +3,9 @@
 Parsed as YAML and checked as data: deploy order (platform before models), OIDC
 (`id-token: write` only where a role is assumed, never an AWS key), no secret in
 any `env` but the Pulumi token, one concurrency group per stack, environments,
-and the test workflow's `.ci/run` and registry gate.
+and the test workflow's `.ci/run` and registry gate. The hardening rules are in
+tests/test_workflow_hardening.py; tests/e2e/test_workflow_loop.py runs the files
+with act (harness: tests/workflows/).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
             assert "id-token" not in job.get("permissions", {}), (workflow, name)
             continue
         (step,) = steps
-        assert step["uses"] == CONFIGURE_AWS + "v4"
+        assert re.fullmatch(CONFIGURE_AWS + r"[0-9a-f]{40}", step["uses"]), step["uses"]
         assert set(step["with"]) == {"role-to-assume", "role-session-name", "aws-region"}, (workflow, name)
         variable = re.fullmatch(r"\$\{\{ vars\.(\w+) \}\}", step["with"]["role-to-assume"]).group(1)
         found[(workflow, name)] = variable
@@ -137,13 +139,15 @@ def test_one_concurrency_group_per_stack_never_cancelled(deploy):
 
 def test_a_watch_and_a_deploy_share_the_stacks_concurrency_group(deploy):
     """rollout.yml's `watch --apply` runs `up` through the Automation API: it must queue with deploy.yml's
-    `up` of the same stack, in the same group, never cancelled, in the stack's environment."""
+    `up` of the same stack, in the same group, never cancelled; in the `rollout` environment, whose
+    branch rule admits main only and which has no reviewers, so a scheduled rollback never waits on
+    prod's required reviewers."""
     workflow = _load("rollout.yml")
     assert "schedule" in workflow["on"]
     watch = workflow["jobs"]["watch"]
     assert watch["concurrency"] == deploy["up-models"]["concurrency"]
     assert watch["concurrency"]["cancel-in-progress"] is False
-    assert watch["environment"] == "${{ matrix.environment }}"
+    assert watch["environment"] == "rollout"
     assert watch["strategy"]["matrix"] == "${{ fromJSON(needs.canaries.outputs.models) }}"
     lists = [s["run"] for s in workflow["jobs"]["canaries"]["steps"] if "active_canaries" in str(s.get("run", ""))]
     assert lists == ['python -m mlplatform.tools.ci.active_canaries --root . | tee -a "$GITHUB_OUTPUT"']

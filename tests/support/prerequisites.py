@@ -19,6 +19,8 @@ DEBIAN_PACKAGES = {
     "promtool": "prometheus",
     "amtool": "prometheus-alertmanager",
     "etcd": "etcd-server",
+    # actionlint runs it on the workflows' `run:` scripts (make lint-workflows).
+    "shellcheck": "shellcheck",
 }
 
 
