@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy.guardrails.model import Resource
+from tests.support.types import AWS_EC2_SECURITY_GROUP, AWS_IAM_ROLE, AWS_RDS_INSTANCE, AWS_S3_BUCKET, AWS_S3_BUCKET_PUBLIC_ACCESS_BLOCK, AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION, AWS_VPC_SECURITY_GROUP_INGRESS_RULE
 
 NAMESPACE = "team-fraud"  # has a GPU quota and the platform's default-deny NetworkPolicy
 PROJECT = "policy-fixture"
@@ -98,9 +99,9 @@ def aws_urn(type_: str, name: str) -> str:
     return f"urn:pulumi:{STACK}::{PROJECT}::{type_}::{name}"
 
 
-BUCKET = "aws:s3/bucket:Bucket"
-SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET = AWS_S3_BUCKET
+SSE = AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION
+PAB = AWS_S3_BUCKET_PUBLIC_ACCESS_BLOCK
 ALL_BLOCKS = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
               "restrictPublicBuckets": True}
 
@@ -117,12 +118,12 @@ def bucket_stack(*, encrypted: bool = True, blocks: dict[str, bool] | None = Non
 
 
 def rds(**props: Any) -> Resource:
-    return aws("aws:rds/instance:Instance", "mlflow-db",
+    return aws(AWS_RDS_INSTANCE, "mlflow-db",
                **{"engine": "postgres", "publiclyAccessible": False, "storageEncrypted": True, **props})
 
 
 def security_group(cidr: str) -> Resource:
-    return aws("aws:ec2/securityGroup:SecurityGroup", "nodes", ingress=[
+    return aws(AWS_EC2_SECURITY_GROUP, "nodes", ingress=[
         {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": [cidr]}])
 
 
@@ -200,7 +201,7 @@ FIXTURES: tuple[Fixture, ...] = (
     Fixture("security-group-open-ssh", "no-open-ingress", "port 22 open to the internet", aws=[
         security_group("0.0.0.0/0")]),
     Fixture("ingress-rule-open-ipv6", "no-open-ingress", "every port open to the IPv6 internet", aws=[
-        aws("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "any6", cidrIpv6="::/0", ipProtocol="-1")]),
+        aws(AWS_VPC_SECURITY_GROUP_INGRESS_RULE, "any6", cidrIpv6="::/0", ipProtocol="-1")]),
     Fixture("bucket-without-encryption", "s3-encrypted-private", "models at rest in clear",
             aws=bucket_stack(encrypted=False)),
     Fixture("bucket-with-public-policy-allowed", "s3-encrypted-private", "one bucket policy away from public",
@@ -210,10 +211,10 @@ FIXTURES: tuple[Fixture, ...] = (
     Fixture("rds-unencrypted", "rds-private-encrypted", "experiment data at rest in clear",
             aws=[rds(storageEncrypted=False)]),
     Fixture("irsa-wildcard-subject", "irsa-single-service-account", "any service account of the namespace",
-            aws=[aws("aws:iam/role:Role", "training", assumeRolePolicy=trust(
+            aws=[aws(AWS_IAM_ROLE, "training", assumeRolePolicy=trust(
                 "system:serviceaccount:team-fraud:*", "StringLike"))]),
     Fixture("irsa-two-service-accounts", "irsa-single-service-account", "two workloads share one identity",
-            aws=[aws("aws:iam/role:Role", "training", assumeRolePolicy=trust(
+            aws=[aws(AWS_IAM_ROLE, "training", assumeRolePolicy=trust(
                 ["system:serviceaccount:team-fraud:train", "system:serviceaccount:team-fraud:serve"]))]),
 )
 

@@ -25,6 +25,7 @@ from policy.guardrails.catalog import BY_NAME, evaluate
 from policy.guardrails.exposure import check_irsa_trust
 from policy.guardrails.model import Resource
 from tests.support.helpers import ROOT
+from tests.support.types import AWS_IAM_ROLE, K8S_TRAFFIC_SPLIT
 
 # pack rule -> (where the config model checks it, why both)
 OVERLAP: dict[str, tuple[str, str]] = {
@@ -82,7 +83,7 @@ def test_split_weights_give_the_same_verdict_in_both_places(weights: list[int]) 
         config_accepts = True
     except ValueError:
         config_accepts = False
-    split = Resource("kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit", {"spec": {"backends": [
+    split = Resource(K8S_TRAFFIC_SPLIT, {"spec": {"backends": [
         {"service": f"v{i}", "weight": w} for i, w in enumerate(weights)]}})
     assert (traffic.check_weights_sum(split) == []) == config_accepts
     assert traffic.TOTAL == TOTAL_WEIGHT
@@ -109,10 +110,10 @@ def test_the_trust_policy_the_platform_builds_passes_and_a_widened_one_does_not(
     issuer = "oidc.eks.eu-west-1.amazonaws.com/id/ABC"
     arn = f"arn:aws:iam::123456789012:oidc-provider/{issuer}"
     ours = web_identity_trust(arn, issuer, "system:serviceaccount:team-fraud:fraud-detector-training")
-    role = Resource("aws:iam/role:Role", {"assumeRolePolicy": json.dumps(ours)}, "urn:x")
+    role = Resource(AWS_IAM_ROLE, {"assumeRolePolicy": json.dumps(ours)}, "urn:x")
     assert check_irsa_trust(role) == []
     widened = web_identity_trust(arn, issuer, ["system:serviceaccount:a:b", "system:serviceaccount:a:c"])
-    assert check_irsa_trust(Resource("aws:iam/role:Role", {"assumeRolePolicy": json.dumps(widened)}, "urn:x"))
+    assert check_irsa_trust(Resource(AWS_IAM_ROLE, {"assumeRolePolicy": json.dumps(widened)}, "urn:x"))
 
 
 # Advisory findings on the example stacks, each a known gap with its owner. A new finding, or a

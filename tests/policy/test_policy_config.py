@@ -9,6 +9,7 @@ from mlplatform.tools.ci.policy_config import main, stack_policy_config
 from policy.guardrails.catalog import evaluate
 from tests.policy.fixtures import k8s_resources, split_services, traffic_split
 from tests.support.helpers import ROOT
+from tests.support.types import K8S_TRAFFIC_SPLIT, PULUMI_STACK, custom_resource
 
 SPLIT = "urn:pulumi:fixture::policy-fixture::kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit::trafficsplit-web"
 BASE = json.loads((ROOT / "policy" / "policy-config.json").read_text())
@@ -17,13 +18,13 @@ BASE = json.loads((ROOT / "policy" / "policy-config.json").read_text())
 def _state(weights: dict[str, int], stable: str | None = "v1") -> dict:
     resources = [
         {"urn": "urn:pulumi:fixture::policy-fixture::pulumi:pulumi:Stack::policy-fixture-fixture",
-         "type": "pulumi:pulumi:Stack"},
-        {"urn": SPLIT, "type": "kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit",
+         "type": PULUMI_STACK},
+        {"urn": SPLIT, "type": K8S_TRAFFIC_SPLIT,
          "inputs": traffic_split(weights), "outputs": {}},
     ]
     if stable:
         resources.append({"urn": "urn:pulumi:fixture::policy-fixture::kubernetes:ml.example.com/v1alpha1:"
-                                 "InferenceService::record", "type": "kubernetes:ml.example.com/v1alpha1:InferenceService",
+                                 "InferenceService::record", "type": custom_resource("ml.example.com/v1alpha1", "InferenceService"),
                           "inputs": {"metadata": {"namespace": "team-fraud"}, "spec": {"stable": {"version": stable}}}})
     return {"version": 3, "deployment": {"resources": resources}}
 

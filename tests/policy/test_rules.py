@@ -31,6 +31,7 @@ from tests.policy.fixtures import (
     workload,
 )
 from tests.support.helpers import ROOT
+from tests.support.types import AWS_IAM_ROLE
 
 PACK_CONFIG = json.loads((ROOT / "policy" / "policy-config.json").read_text())
 
@@ -62,7 +63,7 @@ def test_a_stack_that_follows_every_rule_passes() -> None:
                     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}}},
     ]
     aws = [*bucket_stack(), rds(), security_group("10.0.0.0/16"),
-           Resource("aws:iam/role:Role", {"assumeRolePolicy": trust("system:serviceaccount:team-fraud:train")},
+           Resource(AWS_IAM_ROLE, {"assumeRolePolicy": trust("system:serviceaccount:team-fraud:train")},
                     "urn:pulumi:s::p::aws:iam/role:Role::train")]
     assert evaluate(k8s_resources(objects) + aws, PACK_CONFIG) == {}
 

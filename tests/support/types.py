@@ -48,6 +48,9 @@ K8S_STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
 K8S_STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 K8S_TRAFFIC_SPLIT = "kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit"
 
+# Pulumi itself.
+PULUMI_STACK = "pulumi:pulumi:Stack"
+
 # AWS (pulumi-aws).
 AWS_AUTOSCALING_TAG = "aws:autoscaling/tag:Tag"
 AWS_EC2_EIP = "aws:ec2/eip:Eip"
@@ -56,6 +59,7 @@ AWS_EC2_ROUTE = "aws:ec2/route:Route"
 AWS_EC2_ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 AWS_EC2_SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 AWS_EC2_SUBNET = "aws:ec2/subnet:Subnet"
+AWS_VPC_SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 AWS_EC2_VPC = "aws:ec2/vpc:Vpc"
 AWS_EFS_FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
 AWS_EFS_MOUNT_TARGET = "aws:efs/mountTarget:MountTarget"
