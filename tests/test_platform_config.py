@@ -85,17 +85,66 @@ def test_defaults_are_a_valid_dev_platform():
 
 def test_prod_stack_file_turns_on_ha_multi_az_and_deletion_protection():
     """`Pulumi.prod.yaml` is valid and carries the production switches the validator insists on."""
-    import yaml
-
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    values = {k.split(":", 1)[1]: v for k, v in document.items() if k.startswith("mlplatform:")}
-    config = _validate(values)
+    config = _prod_stack_file()
     assert config.environment == "prod"
     assert config.mesh.ha is True
     assert config.mlflow.rds_multi_az is True
     assert config.mlflow.deletion_protection is True
     assert config.cluster.availability_zones >= 3
     assert config.cluster.single_nat_gateway is False
+
+
+def _prod_stack_file() -> PlatformConfig:
+    from mlplatform.tools.stackfile.reader import read_stack_config
+
+    stack_config = read_stack_config(ROOT / "Pulumi.prod.yaml", NAMESPACE)
+    values = {k.split(":", 1)[1]: v for k, v in stack_config.values.items() if k.startswith("mlplatform:")}
+    secrets = {p.split(":", 1)[1] for p in stack_config.secret_paths}
+    return validate_config(PlatformConfig, values, stack="prod", namespace=NAMESPACE, secret_keys=secrets)
+
+
+def test_prod_stack_file_enables_ci_and_alerting():
+    """The reference production setup has the CI roles the shipped workflows assume and alerts that reach
+    someone, with receivers given as secrets."""
+    config = _prod_stack_file()
+    assert config.ci.enabled is True
+    assert config.ci.github_repository
+    assert config.monitoring.alerting.receivers_configured
+    assert config.monitoring.alerting.no_receivers_reason is None
+
+
+def _prod(**overrides) -> dict:
+    return platform_config(
+        environment="prod",
+        mesh={"ha": True},
+        mlflow={"deletionProtection": True, "rdsMultiAz": True},
+        nodePools={"system": {"scaling": {"minSize": 3, "desiredSize": 3, "maxSize": 6}}},
+        **overrides,
+    )
+
+
+def test_prod_without_a_receiver_is_refused_naming_the_key():
+    """A prod platform whose alerts go to the null receiver pages nobody; config time says which key to set."""
+    with pytest.raises(ConfigError, match=r"mlplatform:monitoring\.alerting / mlplatform:environment: .*no receiver"):
+        _validate(_prod())
+
+
+def test_prod_may_opt_out_of_receivers_with_a_reason():
+    """An explicit, written reason is the only way a prod stack runs without receivers."""
+    config = _validate(_prod(monitoring={"alerting": {"noReceiversReason": "alerts federated to the central Prometheus"}}))
+    assert config.monitoring.alerting.receivers_configured is False
+
+
+def test_opt_out_reason_with_a_receiver_is_refused():
+    """A stale opt-out next to a real receiver would mislead the next reader."""
+    with pytest.raises(ConfigError, match="noReceiversReason"):
+        validate_config(
+            PlatformConfig,
+            _prod(monitoring={"alerting": {"webhookUrl": "https://hooks.example.com/x", "noReceiversReason": "because reasons"}}),
+            stack="prod",
+            namespace=NAMESPACE,
+            secret_keys={"monitoring.alerting.webhookUrl"},
+        )
 
 
 def test_existing_cluster_mode_accepts_in_cluster_backend():

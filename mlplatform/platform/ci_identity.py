@@ -189,7 +189,9 @@ class CiIdentity(pulumi.ComponentResource):
 
         crds_role = k8s.rbac.v1.ClusterRole(
             f"{name}-model-stack-crds",
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels.k8s_labels("ci")),
+            # Named, not auto-named: `mlplatform render` writes one file per object by name, and
+            # `kubectl get clusterrole` should show what grants the model deployers.
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-model-deployers", labels=labels.k8s_labels("ci")),
             rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[args.crd_group, *MODEL_STACK_API_GROUPS], resources=["*"],
                                               verbs=WRITE_VERBS)],
             opts=child,

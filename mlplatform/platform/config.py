@@ -260,3 +260,18 @@ class PlatformConfig(ConfigModel):
                     f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing
                 )
         return self
+
+    @model_validator(mode="after")
+    def _prod_alerts_reach_someone(self) -> PlatformConfig:
+        # A prod platform whose alerts go to Alertmanager's null receiver pages nobody when a
+        # canary burns or a GPU pool sits idle; the opt-out must say why, in the stack file.
+        alerting = self.monitoring.alerting
+        if self.environment == "prod" and not alerting.receivers_configured and alerting.no_receivers_reason is None:
+            raise CrossFieldError(
+                "environment 'prod' sends alerts to no receiver: set monitoring.alerting.slackWebhookUrl, "
+                "webhookUrl or pagerdutyRoutingKey (as Pulumi secrets), or say why not in "
+                "monitoring.alerting.noReceiversReason",
+                "monitoring.alerting",
+                "environment",
+            )
+        return self
