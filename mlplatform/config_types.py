@@ -20,6 +20,16 @@ DnsLabel = Annotated[
     str,
     Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="A DNS-1035 label."),
 ]
+# Names the API server checks as DNS-1123 subdomains (Secrets, StorageClasses, ConfigMaps):
+# a value it would refuse fails here, at config time, instead of in the middle of an update.
+DnsSubdomain = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+        description="A DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters.",
+    ),
+]
 PositiveInt = Annotated[int, Field(ge=1)]
 Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
 

@@ -6,7 +6,7 @@ import pytest
 
 from mlplatform.configuration import ConfigError, validate_config
 from mlplatform.platform.config import NAMESPACE, PlatformConfig
-from tests.support.helpers import ROOT, platform_config, run_platform
+from tests.support.helpers import ROOT, deep_merge, platform_config, run_platform
 
 
 def _validate(values: dict) -> PlatformConfig:
@@ -156,3 +156,46 @@ def test_existing_cluster_mode_accepts_in_cluster_backend():
         )
     )
     assert config.cluster.mode == "existing"
+
+
+AWS_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+EXISTING = {"cluster": {"mode": "existing"}, "mlflow": {"backend": "in-cluster", "artifactBucket": "b-1"}}
+
+
+def test_a_secret_key_pasted_as_a_secret_name_is_refused_without_echoing_it():
+    """`mlflow.s3CredentialsSecret` names a Kubernetes Secret; an access key there is neither a valid name nor
+    something that may sit in plain text in Git. Both are said, and the key itself is never printed."""
+    values = deep_merge(platform_config(**EXISTING), {"mlflow": {"s3CredentialsSecret": AWS_SECRET_KEY}})
+    with pytest.raises(ConfigError) as caught:
+        _validate(values)
+    message = str(caught.value)
+    assert "mlplatform:mlflow.s3CredentialsSecret = [redacted]: the value looks like an AWS secret access key" in message
+    assert "pattern" in message  # and it is not a DNS-1123 subdomain
+    assert "wJalr" not in message and "EXAMPLEKEY" not in message
+
+
+@pytest.mark.parametrize("name", ["Mlflow_S3", "s3..creds", "-s3", "a" * 254])
+def test_secret_names_are_dns_subdomains(name):
+    """The API server would refuse these Secret names mid-update; config time refuses them first."""
+    with pytest.raises(ConfigError, match=r"mlplatform:mlflow\.s3CredentialsSecret"):
+        _validate(deep_merge(platform_config(**EXISTING), {"mlflow": {"s3CredentialsSecret": name}}))
+
+
+def test_a_dns_subdomain_secret_name_is_accepted():
+    config = _validate(deep_merge(platform_config(**EXISTING), {"mlflow": {"s3CredentialsSecret": "mlflow-s3.creds"}}))
+    assert config.mlflow.s3_credentials_secret == "mlflow-s3.creds"
+
+
+def test_an_access_key_id_in_any_plain_text_field_is_refused():
+    """Every plain-text field is scanned, not only names: an `AKIA...` id in tags is as public as anywhere."""
+    with pytest.raises(ConfigError, match=r"mlplatform:tags\.owner = \[redacted\]: the value looks like an AWS access key id"):
+        _validate(platform_config(tags={"owner": "AKIAIOSFODNN7EXAMPLE"}))
+
+
+def test_a_credential_given_as_a_secret_is_not_flagged():
+    """The same text under a Pulumi secret is where it belongs."""
+    config = validate_config(
+        PlatformConfig, platform_config(tags={"owner": "AKIAIOSFODNN7EXAMPLE"}), stack="dev",
+        namespace=NAMESPACE, secret_keys={"tags"},
+    )
+    assert config.tags["owner"].startswith("AKIA")
