@@ -21,7 +21,9 @@ INVALID_CONFIGS = [
     pytest.param({"cluster": {"kubernetesVersion": "1.3"}}, "mlplatform:cluster.kubernetesVersion", "pattern", id="bad-k8s-version"),
     pytest.param({"cluster": {"vpcCidr": "10.0.0.0/24"}}, "mlplatform:cluster.vpcCidr", "at least a /20", id="vpc-too-small"),
     pytest.param({"cluster": {"vpcCidr": "10.0.0.1/16"}}, "mlplatform:cluster.vpcCidr", "host bits", id="vpc-not-network"),
-    pytest.param({"cluster": {"endpointPublicAccess": True}}, "mlplatform:cluster", "publicAccessCidrs is empty", id="public-endpoint-without-cidrs"),
+    pytest.param({"cluster": {"endpointPublicAccess": True, "publicAccessCidrs": None}}, "mlplatform:cluster", "publicAccessCidrs is empty", id="public-endpoint-without-cidrs"),
+    pytest.param({"cluster": {"endpointPublicAccess": False, "publicAccessCidrs": None}}, "mlplatform:cluster.endpointPublicAccess / mlplatform:cluster.privateAccessCidrs", "say where `pulumi up` runs from", id="private-only-without-where-up-runs"),
+    pytest.param({"cluster": {"privateAccessCidrs": ["10.0.0.0/8", "nope"]}}, "mlplatform:cluster.privateAccessCidrs", "does not appear to be an IPv4 or IPv6 network", id="private-cidr-not-a-network"),
     pytest.param({"cluster": {"regoin": "us-east-1"}}, "mlplatform:cluster.regoin", "allowed keys here:", id="misspelt-nested-key"),
     pytest.param({"nodepools": {}}, "mlplatform:nodepools", "allowed keys here:", id="misspelt-top-level-key"),
     pytest.param({"nodePools": {"gpu": {"scaling": {"minSize": -1}}}}, "mlplatform:nodePools.gpu.scaling.minSize", "greater than or equal to 0", id="negative-min"),
@@ -74,9 +76,34 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_defaults_are_a_valid_dev_platform():
-    """An empty namespace is a working dev platform: GPU pool that scales to zero, no public endpoint."""
-    config = _validate({})
+    """Only the public endpoint's CIDRs need naming: the rest is a working dev platform with a GPU pool that
+    scales to zero."""
+    config = _validate({"cluster": {"publicAccessCidrs": ["203.0.113.0/24"]}})
     assert config.cluster.mode == "aws"
+    assert config.cluster.endpoint_public_access is True
+
+
+def test_an_empty_namespace_asks_for_the_endpoint_cidrs():
+    """No CIDR is a safe guess for who may reach the API; the message says what to write."""
+    with pytest.raises(ConfigError, match="publicAccessCidrs is empty"):
+        _validate({})
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_prod_refuses_an_endpoint_open_to_every_address(cidr):
+    """In prod the API answers only the networks named; an open endpoint is a config error there."""
+    with pytest.raises(ConfigError, match=r"mlplatform:cluster\.publicAccessCidrs / mlplatform:environment: .*open to every"):
+        _validate(_prod(cluster={"publicAccessCidrs": [cidr]}, monitoring={"alerting": {"noReceiversReason": "test of the endpoint rule"}}))
+
+
+def test_dev_may_open_the_endpoint_to_every_address_when_written_out():
+    config = _validate(platform_config(cluster={"publicAccessCidrs": ["0.0.0.0/0"]}))
+    assert config.cluster.public_access_cidrs == ["0.0.0.0/0"]
+
+
+def test_private_only_with_where_up_runs_from_is_accepted():
+    config = _validate(platform_config(cluster={"endpointPublicAccess": False, "publicAccessCidrs": None,
+                                                "privateAccessCidrs": ["10.100.0.0/24"]}))
     assert config.cluster.endpoint_public_access is False
     assert config.node_pools.gpu.scaling.min_size == 0
     assert config.node_pools.gpu.ami_type == "AL2023_x86_64_NVIDIA"
@@ -92,6 +119,7 @@ def test_prod_stack_file_turns_on_ha_multi_az_and_deletion_protection():
     assert config.mlflow.deletion_protection is True
     assert config.cluster.availability_zones >= 3
     assert config.cluster.single_nat_gateway is False
+    assert config.cluster.public_access_cidrs and not config.cluster.open_to_the_internet()
 
 
 def _prod_stack_file() -> PlatformConfig:

@@ -283,6 +283,22 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_attachments),
         )
 
+        # The private endpoint's ENIs carry the cluster security group, which admits only the
+        # cluster itself: a runner or VPN client elsewhere in the VPC needs its network let in.
+        for index, cidr in enumerate(cfg.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{index}",
+                security_group_id=eks.vpc_config.cluster_security_group_id,
+                description=f"Kubernetes API (private endpoint) from {cidr}: pulumi up and CI",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr if ":" not in cidr else None,
+                cidr_ipv6=cidr if ":" in cidr else None,
+                tags=tags,
+                opts=child,
+            )
+
         issuer = eks.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",

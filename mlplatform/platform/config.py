@@ -156,6 +156,11 @@ class PlatformConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _up_reaches_cluster(self) -> PlatformConfig:
+        self.cluster.check_endpoint_reachable()
+        return self
+
+    @model_validator(mode="after")
     def _ci_reaches_cluster(self) -> PlatformConfig:
         check_reachable(self.ci, mode=self.cluster.mode, endpoint_public_access=self.cluster.endpoint_public_access)
         return self
@@ -245,6 +250,13 @@ class PlatformConfig(ConfigModel):
                     "mesh.ha",
                     "nodePools.system.scaling.minSize",
                 )
+        if self.environment == "prod" and self.cluster.mode == "aws" and self.cluster.open_to_the_internet():
+            raise CrossFieldError(
+                f"environment 'prod' refuses a public API endpoint open to every address "
+                f"({', '.join(self.cluster.open_to_the_internet())}): name the CIDRs that need it",
+                "cluster.publicAccessCidrs",
+                "environment",
+            )
         if self.environment == "prod":
             missing = [
                 key

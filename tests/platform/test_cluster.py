@@ -26,7 +26,7 @@ def _run(config: ClusterConfig | None = None, system_pool: SystemPoolConfig | No
         cluster = Cluster(
             "cluster",
             ClusterArgs(
-                config=config or ClusterConfig(name="mlp-test"),
+                config=config or ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
                 system_pool=system_pool or SystemPoolConfig(),
                 tags=TAGS,
             ),
@@ -150,12 +150,26 @@ def test_secrets_encrypted_with_own_rotating_kms_key(dev):
     assert encryption["provider"]["keyArn"] == key.outputs["arn"]
 
 
-def test_endpoint_private_by_default(dev):
-    """The API server must not be reachable from the internet unless asked for."""
+def test_endpoint_public_only_to_named_cidrs_and_private_by_default(dev):
+    """The default reaches the API from the operators' networks (the first `up` runs from outside the VPC)
+    and from inside the VPC; never from the whole internet unless written out."""
     vpc_config = dev.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["endpointPublicAccess"] is True
+    assert vpc_config["publicAccessCidrs"] == ["198.51.100.0/24"]
+    assert dev.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") == []
+
+
+def test_private_only_admits_where_up_runs_from():
+    """A private-only endpoint is reachable from the networks the stack names, on 443 only, and nothing else."""
+    rec = _run(ClusterConfig(name="mlp-test", endpoint_public_access=False, private_access_cidrs=["10.100.0.0/24"]))
+    vpc_config = rec.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
     assert vpc_config["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in vpc_config
+    rule = rec.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert (rule.inputs["cidrIpv4"], rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (
+        "10.100.0.0/24", 443, 443, "tcp"
+    )
 
 
 def test_public_endpoint_limited_to_configured_cidrs(prod):
@@ -274,7 +288,7 @@ def test_system_nodes_wait_for_egress_and_policies(dev):
 def test_outputs_carry_egress_and_policy_dependencies():
     """A GPU node group built from these outputs must not launch nodes before egress and node policies exist."""
     def program():
-        cluster = Cluster("cluster", ClusterArgs(config=ClusterConfig(name="mlp-test"), system_pool=SystemPoolConfig()))
+        cluster = Cluster("cluster", ClusterArgs(config=ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]), system_pool=SystemPoolConfig()))
         aws.eks.NodeGroup(
             "consumer",
             cluster_name=cluster.cluster_name,
@@ -323,7 +337,7 @@ def test_provider_is_child_and_waits_for_system_nodes(dev):
 
 def test_region_mismatch_with_provider_fails():
     """A kubeconfig for the wrong region would point at a cluster that does not exist."""
-    args = ClusterArgs(config=ClusterConfig(name="mlp-test", region="eu-west-1"), system_pool=SystemPoolConfig())
+    args = ClusterArgs(config=ClusterConfig(name="mlp-test", region="eu-west-1", public_access_cidrs=["198.51.100.0/24"]), system_pool=SystemPoolConfig())
     with pytest.raises(ValueError, match="cluster.region is 'eu-west-1' but the AWS provider deploys to 'us-west-2'"):
         run_program(lambda: Cluster("cluster", args), project="mlplatform", stack="dev")
 
