@@ -299,6 +299,21 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # EKS installs the VPC CNI unmanaged and with its network policy agent off: every
+        # NetworkPolicy the platform declares would then be accepted and ignored. The managed
+        # add-on takes the existing DaemonSet over (OVERWRITE) with enforcement on.
+        aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=eks.name,
+            addon_name="vpc-cni",
+            addon_version=cfg.vpc_cni_addon_version,
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=child,
+        )
+
         issuer = eks.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlplatform.config_types import DnsLabel, PositiveInt
 from mlplatform.configuration import SECRET_UNLESS_PATH, ConfigModel, CrossFieldError
+from mlplatform.platform.storage_config import AddonVersion
 
 
 # -- cluster ------------------------------------------------------------------
@@ -23,7 +24,9 @@ class ClusterConfig(ConfigModel):
     mode: Literal["aws", "existing"] = Field(
         "aws",
         description="`aws` creates the VPC and the EKS cluster; `existing` targets a cluster "
-        "from a kubeconfig or context and creates no AWS resources.",
+        "from a kubeconfig or context and creates no AWS resources. An existing cluster must run a CNI that "
+        "enforces NetworkPolicy (Calico, Cilium, the VPC CNI with `enableNetworkPolicy`); the platform's "
+        "isolation rests on it.",
     )
     name: DnsLabel = Field("mlplatform", description="Cluster name (mode aws); also a prefix for AWS names.")
     region: str = Field("us-west-2", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region (mode aws).")
@@ -54,6 +57,12 @@ class ClusterConfig(ConfigModel):
         description="Mode aws: where `pulumi up` and CI run from when they use the private endpoint: networks "
         "inside the VPC or connected to it (VPN, peering, the self-hosted runners' subnets). Each gets HTTPS "
         "(443) into the cluster security group. Required when endpointPublicAccess is false.",
+    )
+    vpc_cni_addon_version: AddonVersion | None = Field(
+        None,
+        description="Mode aws: pinned `vpc-cni` add-on version, e.g. `v1.20.4-eksbuild.1`; default: the EKS "
+        "default for the cluster's Kubernetes version. The add-on runs with `enableNetworkPolicy: \"true\"`, "
+        "without which EKS enforces none of the platform's NetworkPolicies.",
     )
     control_plane_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
         default_factory=lambda: ["api", "audit", "authenticator"],

@@ -51,6 +51,12 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         provider = cluster.provider
         kubeconfig: pulumi.Input[str] | None = cluster.kubeconfig
     else:
+        # Nothing here can see the cluster's CNI at preview; say it where every `up` shows it.
+        pulumi.log.warn(
+            "cluster.mode 'existing': the platform's NetworkPolicies isolate its namespaces only if the cluster's "
+            "CNI enforces them (Calico, Cilium, or the VPC CNI with enableNetworkPolicy); see the docs, "
+            "'Check that NetworkPolicies are enforced'"
+        )
         # Contents may hold a token (configuration requires them to be a Pulumi secret);
         # keep them secret in the provider's inputs and state too.
         kubeconfig = pulumi.Output.secret(config.cluster.kubeconfig) if config.cluster.kubeconfig else None

@@ -357,3 +357,19 @@ def test_every_taggable_resource_carries_the_tags(prod):
     for res in prod.resources:
         if res.custom and res.type.startswith("aws:") and res.type not in NOT_TAGGABLE:
             assert TAGS.items() <= res.inputs.get("tags", {}).items(), res
+
+
+def test_vpc_cni_addon_enforces_network_policies(dev):
+    """EKS installs the VPC CNI with its policy agent off, so every NetworkPolicy would be accepted and ignored;
+    the managed add-on turns enforcement on and takes over the DaemonSet EKS installed."""
+    addon = next(a for a in dev.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni")
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
+    assert "addonVersion" not in addon.inputs  # the EKS default unless pinned
+
+
+def test_vpc_cni_addon_version_is_pinned_from_config():
+    rec = _run(ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"],
+                             vpc_cni_addon_version="v1.20.4-eksbuild.1"))
+    addon = next(a for a in rec.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni")
+    assert addon.inputs["addonVersion"] == "v1.20.4-eksbuild.1"
