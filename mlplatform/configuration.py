@@ -378,11 +378,11 @@ def _is_secret_field(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
 
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    if credential_kind(text) is not None:
-        return "[redacted]"  # reported on its own by `plaintext_credentials`
     if "-----BEGIN " in text:
         # PEM: name its blocks, never echo them (a private key pasted into the wrong key is a secret).
         return f"<{pem.describe(value if isinstance(value, str) else text)}>"
+    if credential_kind(text) is not None:
+        return "[redacted]"  # reported on its own by `plaintext_credentials`
     return text if len(text) <= 120 else text[:117] + "..."
 
 
