@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from mlplatform import labels
 from mlplatform.model.config import VersionConfig
 from mlplatform.model.serving_config import ServingConfig
+from mlplatform.scheduling import spread_constraints
 from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
 
 COMPONENT = labels.MODEL_SERVER_COMPONENT
@@ -278,17 +279,7 @@ def _pod_template(
         ],
     )
 
-    spread = [
-        k8s.core.v1.TopologySpreadConstraintArgs(
-            max_skew=1,
-            topology_key=key,
-            # ScheduleAnyway: an uneven spread is better than a pending replica,
-            # especially on a GPU pool with few nodes.
-            when_unsatisfiable="ScheduleAnyway",
-            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-        )
-        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
-    ]
+    spread = spread_constraints(selector)
 
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(labels=object_labels, annotations=annotations),

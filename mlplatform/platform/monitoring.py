@@ -30,11 +30,14 @@ from mlplatform.platform.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import PlatformSizes
+from mlplatform.scheduling import spread_constraint_values
 
 # fullnameOverride fixes the service names (`<fullname>-prometheus`), so the URL
 # below holds whatever the release is called.
 FULLNAME = "kube-prometheus-stack"
 PROMETHEUS_PORT = 9090
+# The labels the operator puts on the pods of Prometheus `<fullname>-prometheus`.
+PROMETHEUS_POD_SELECTOR = {"app.kubernetes.io/name": "prometheus", "prometheus": f"{FULLNAME}-prometheus"}
 LINKERD_POD_MONITOR = "linkerd-proxies"
 LINKERD_ADMIN_PORT = "linkerd-admin"
 ALERTMANAGER_SECRET = "alertmanager-config"
@@ -109,7 +112,13 @@ def _chart_values(
             }
         },
         "prometheus": {
+            # One PDB and one spread rule for every platform workload with replicas (mlplatform.scheduling).
+            # The chart's default budget is minAvailable 1.
+            "podDisruptionBudget": {"enabled": config.replicas > 1},
             "prometheusSpec": {
+                "topologySpreadConstraints": spread_constraint_values(PROMETHEUS_POD_SELECTOR)
+                if config.replicas > 1
+                else [],
                 "resources": sizes.prometheus.k8s(),
                 "retention": config.retention,
                 "replicas": config.replicas,
