@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import DnsSubdomain, PinnedImage, PositiveInt
+from mlplatform.config_types import DnsSubdomain, PinnedImage, PositiveInt, ScratchConfig
 from mlplatform.configuration import SECRET, ConfigModel, CrossFieldError, is_secret_placeholder
 
 DATABASE_PASSWORD_MIN_LENGTH = 16
@@ -88,6 +88,13 @@ class MlflowConfig(ConfigModel):
         "AWS_SECRET_ACCESS_KEY for the S3-compatible store.",
     )
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig, description="Artifact bucket lifecycle.")
+    scratch: ScratchConfig = Field(
+        default_factory=lambda: ScratchConfig(
+            ephemeral_storage_request="1Gi", ephemeral_storage_limit="6Gi", empty_dir_size_limit="2Gi"
+        ),
+        description="Local disk of each server pod. The server proxies artifact uploads through /tmp, so its "
+        "`emptyDir` holds the largest artifact uploaded at once.",
+    )
 
     @field_validator("database_password")
     @classmethod

@@ -46,3 +46,11 @@ def test_single_replicas_get_no_budget(dev_platform):
     assert not any(p.inputs["metadata"]["name"] == "mlflow" for p in dev_platform.of_type(PDB))
     assert "topologySpreadConstraints" not in _mlflow(dev_platform).inputs["spec"]["template"]["spec"]
     assert _prometheus_values(dev_platform)["podDisruptionBudget"]["enabled"] is False
+
+
+def test_mlflow_scratch_is_bounded(dev_platform):
+    """MLflow buffers artifact uploads in /tmp; bounded, an oversized upload evicts MLflow alone."""
+    pod = _mlflow(dev_platform).inputs["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert (resources["requests"]["ephemeral-storage"], resources["limits"]["ephemeral-storage"]) == ("1Gi", "6Gi")
+    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v} == {"tmp": "2Gi", "home": "2Gi"}

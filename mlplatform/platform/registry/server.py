@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 from mlplatform import labels
 from mlplatform.scheduling import spread_constraints
 from mlplatform.platform.mlflow_config import MlflowConfig
-from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context, scratch_dir
 
 PORT = 5000
 SERVICE_NAME = "mlflow"
@@ -193,8 +193,8 @@ def server_deployment(
                                 http_get=health, period_seconds=20, timeout_seconds=5, failure_threshold=3
                             ),
                             resources=k8s.core.v1.ResourceRequirementsArgs(
-                                requests={"cpu": "250m", "memory": "512Mi"},
-                                limits={"cpu": "1", "memory": "2Gi"},
+                                requests={"cpu": "250m", "memory": "512Mi", **config.scratch.requests()},
+                                limits={"cpu": "1", "memory": "2Gi", **config.scratch.limits()},
                             ),
                             security_context=restricted_container_security_context(),
                             volume_mounts=[
@@ -207,8 +207,8 @@ def server_deployment(
                         )
                     ],
                     volumes=[
-                        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
-                        k8s.core.v1.VolumeArgs(name="home", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=scratch_dir(config.scratch)),
+                        k8s.core.v1.VolumeArgs(name="home", empty_dir=scratch_dir(config.scratch)),
                         k8s.core.v1.VolumeArgs(
                             name="backend",
                             secret=k8s.core.v1.SecretVolumeSourceArgs(
