@@ -58,6 +58,8 @@ class MonitoringArgs:
     """CPU and memory of the chart's pods."""
     storage_class: pulumi.Input[str] | None = None
     """The platform's ReadWriteOnce class for Prometheus' volume; None: the cluster default."""
+    time_slicing_replicas: int = 1
+    """Pods sharing each GPU, for the GPU exporter's pod attribution."""
 
 
 def _grafana_values(config: MonitoringConfig, sizes: PlatformSizes) -> dict[str, Any]:
@@ -298,7 +300,11 @@ class Monitoring(pulumi.ComponentResource):
         if config.gpu_metrics:
             self.gpu_metrics = GpuMetrics(
                 f"{name}-gpu",
-                GpuMetricsArgs(namespace=namespace, wait_for=[self.release]),
+                GpuMetricsArgs(
+                    namespace=namespace,
+                    wait_for=[self.release],
+                    time_slicing_replicas=args.time_slicing_replicas,
+                ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

@@ -154,6 +154,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             namespace=namespaces.monitoring,
             sizes=sizes,
             storage_class=read_write_once,
+            time_slicing_replicas=config.device_plugin.time_slicing_replicas,
         ),
         opts=k8s_opts,
     )
