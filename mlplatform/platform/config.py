@@ -141,6 +141,26 @@ class PlatformConfig(ConfigModel):
             return self.node_pools.gpu.enabled
         return self.cluster.gpu_nodes
 
+    @property
+    def helm_device_plugin(self) -> bool:
+        """Whether the program installs NVIDIA's device plugin chart. Bottlerocket's NVIDIA variants run the
+        device plugin as a host service of their own; a second one from Helm would advertise the same GPUs
+        twice over the same kubelet socket, so the chart is skipped for them."""
+        return not (self.cluster.mode == "aws" and self.node_pools.gpu.ami_type.startswith("BOTTLEROCKET"))
+
+    @model_validator(mode="after")
+    def _bottlerocket_brings_its_device_plugin(self) -> PlatformConfig:
+        if not self.helm_device_plugin and self.device_plugin.time_slicing_replicas > 1:
+            raise CrossFieldError(
+                f"nodePools.gpu.amiType {self.node_pools.gpu.ami_type} runs Bottlerocket's own NVIDIA device "
+                "plugin, so the chart that carries devicePlugin.timeSlicingReplicas is not installed; use "
+                "AL2023_x86_64_NVIDIA for time-slicing, or set timeSlicingReplicas to 1 (Bottlerocket's own "
+                "time-slicing settings are not managed here)",
+                "nodePools.gpu.amiType",
+                "devicePlugin.timeSlicingReplicas",
+            )
+        return self
+
     @model_validator(mode="after")
     def _region_matches_provider(self, info: ValidationInfo) -> PlatformConfig:
         # The EKS kubeconfig names cluster.region; the AWS provider deploys to aws:region.

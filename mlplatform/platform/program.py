@@ -134,15 +134,16 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
 
     namespaces = PlatformNamespaces("namespaces", PlatformNamespacesArgs(config=config.namespaces), opts=k8s_opts)
 
-    NvidiaDevicePlugin(
-        "nvidia-device-plugin",
-        NvidiaDevicePluginArgs(
-            chart=config.charts.nvidia_device_plugin,
-            time_slicing_replicas=config.device_plugin.time_slicing_replicas,
-            size=sizes.device_plugin,
-        ),
-        opts=k8s_opts,
-    )
+    if config.helm_device_plugin:
+        NvidiaDevicePlugin(
+            "nvidia-device-plugin",
+            NvidiaDevicePluginArgs(
+                chart=config.charts.nvidia_device_plugin,
+                time_slicing_replicas=config.device_plugin.time_slicing_replicas,
+                size=sizes.device_plugin,
+            ),
+            opts=k8s_opts,
+        )
 
     crds = MlCrds("ml-crds", MlCrdsArgs(group=config.crds.group), opts=k8s_opts)
 
