@@ -126,12 +126,13 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=child,
             ).arn
 
-        def role(part: str, subjects: list[str], description: str) -> aws.iam.Role:
+        def role(part: str, subjects: list[str], description: str, session: int = 3600) -> aws.iam.Role:
             return aws.iam.Role(
                 f"{name}-{part}",
                 description=description,
                 assume_role_policy=github_trust_policy(provider_arn, subjects),
-                max_session_duration=3600,
+                # Credentials that expire mid-update leave resources half created and the state locked.
+                max_session_duration=session,
                 tags=tags,
                 opts=child,
             )
@@ -172,11 +173,13 @@ class CiIdentity(pulumi.ComponentResource):
         access(preview, "preview", VIEW_POLICY, None)
 
         deploy_subjects = cfg.deploy_subjects()
-        deploy = role("deploy", deploy_subjects, f"pulumi up of platform stacks from {cfg.github_repository}")
+        deploy = role("deploy", deploy_subjects, f"pulumi up of platform stacks from {cfg.github_repository}",
+                      cfg.deploy_session_seconds)
         managed(deploy, "deploy", "AdministratorAccess")
         access(deploy, "deploy", CLUSTER_ADMIN_POLICY, None)
 
-        models = role("deploy-models", deploy_subjects, f"pulumi up of model stacks from {cfg.github_repository}")
+        models = role("deploy-models", deploy_subjects, f"pulumi up of model stacks from {cfg.github_repository}",
+                      cfg.deploy_session_seconds)
         aws.iam.RolePolicy(
             f"{name}-deploy-models-training-roles",
             role=models.id,

@@ -196,3 +196,18 @@ def test_public_endpoint_needs_no_runner_label():
         cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]},
     ))
     assert rec.stack_outputs["ciRoles"]["runnerLabel"] is None
+
+
+def test_deploy_sessions_outlast_the_longest_update(rec):
+    """A first platform `up` (EKS, Multi-AZ RDS, node groups, Helm waits) runs well past an hour; credentials
+    that expire mid-update leave the state locked. Preview stays at the one-hour default."""
+    sessions = {part: rec.one(ROLE, f"ci-{part}").inputs["maxSessionDuration"]
+                for part in ("preview", "deploy", "deploy-models")}
+    assert sessions == {"preview": 3600, "deploy": 10800, "deploy-models": 10800}
+
+
+def test_deploy_session_is_configurable_within_iam_bounds():
+    rec = run_platform(platform_config(ci={**CI, "deploySessionSeconds": 14400}))
+    assert rec.one(ROLE, "ci-deploy").inputs["maxSessionDuration"] == 14400
+    with pytest.raises(ConfigError, match=r"mlplatform:ci\.deploySessionSeconds = 50000"):
+        run_platform(platform_config(ci={**CI, "deploySessionSeconds": 50000}))
