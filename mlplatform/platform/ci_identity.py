@@ -92,6 +92,9 @@ class CiIdentityArgs:
     model_namespaces: Sequence[str]
     # The API group of the platform's ML CRDs (ModelVersion, InferenceService).
     crd_group: str
+    # (namespace, service, port) the rollout gate reads through the API server's service
+    # proxy: Prometheus and MLflow. The model deployers may `get` exactly these proxies.
+    service_proxies: Sequence[tuple[str, str, int]] = ()
     # The namespaces must exist before RoleBindings land in them.
     namespaces_ready: Sequence[pulumi.Resource] = field(default_factory=list)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -214,6 +217,10 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
             )
 
+        for namespace, service, port in args.service_proxies:
+            _service_proxy_access(f"{name}-proxy-{namespace}", namespace, service, port,
+                                  pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]))
+
         self.oidc_provider_arn = pulumi.Output.from_input(provider_arn)
         self.preview_role_arn = preview.arn
         self.deploy_role_arn = deploy.arn
@@ -226,3 +233,28 @@ class CiIdentity(pulumi.ComponentResource):
                 "deployModelsRoleArn": self.deploy_models_role_arn,
             }
         )
+
+
+def _service_proxy_access(name: str, namespace: str, service: str, port: int, opts: pulumi.ResourceOptions) -> None:
+    """`get` on one Service's proxy subresource for the model deployers, nothing else in the namespace.
+
+    The API server authorizes `/services/<segment>/proxy` with the path segment as the resource
+    name, so each spelling a client may use (`name`, `name:port`, `http:name:port`) is listed."""
+    metadata = k8s.meta.v1.ObjectMetaArgs(name=f"mlplatform-{service}-proxy", namespace=namespace,
+                                          labels=labels.k8s_labels("ci"))
+    role = k8s.rbac.v1.Role(
+        name,
+        metadata=metadata,
+        rules=[k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=[""], resources=["services/proxy"], verbs=["get"],
+            resource_names=[service, f"{service}:{port}", f"http:{service}:{port}"],
+        )],
+        opts=opts,
+    )
+    k8s.rbac.v1.RoleBinding(
+        name,
+        metadata=metadata,
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
+        subjects=[k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP)],
+        opts=opts,
+    )

@@ -22,11 +22,15 @@ from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.mesh import LINKERD_NAMESPACE, VIZ_NAMESPACE, ServiceMesh, ServiceMeshArgs
-from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
+from mlplatform.platform.monitoring import FULLNAME, PROMETHEUS_PORT, Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
+from mlplatform.platform.registry.server import PORT as MLFLOW_PORT
+from mlplatform.platform.registry.server import SERVICE_NAME as MLFLOW_SERVICE
 from mlplatform.platform.sizing import platform_sizes
+
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
 
 if TYPE_CHECKING:
     from mlplatform.platform.ci_identity import CiIdentity
@@ -224,6 +228,10 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
                 cluster_name=cluster.cluster_name,
                 model_namespaces=[config.namespaces.serving, *(team.name for team in config.namespaces.teams)],
                 crd_group=config.crds.group,
+                service_proxies=[
+                    (config.namespaces.monitoring, PROMETHEUS_SERVICE, PROMETHEUS_PORT),
+                    (config.namespaces.mlflow, MLFLOW_SERVICE, MLFLOW_PORT),
+                ],
                 namespaces_ready=[namespaces],
                 tags=tags,
             ),

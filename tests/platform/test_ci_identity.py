@@ -136,7 +136,7 @@ def test_aws_permissions_per_role(rec):
 
 def test_model_deployers_get_the_custom_resources_in_model_namespaces(rec):
     """EKS access policies do not cover CRDs: a RoleBinding per model namespace grants them to the group."""
-    bindings = [b for b in rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding") if b.name.startswith("ci-")]
+    bindings = [b for b in rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding") if b.name.startswith("ci-model-stack-crds-")]
     assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["ml-serving", "team-a"]
     for binding in bindings:
         assert binding.inputs["subjects"] == [
@@ -211,3 +211,20 @@ def test_deploy_session_is_configurable_within_iam_bounds():
     assert rec.one(ROLE, "ci-deploy").inputs["maxSessionDuration"] == 14400
     with pytest.raises(ConfigError, match=r"mlplatform:ci\.deploySessionSeconds = 50000"):
         run_platform(platform_config(ci={**CI, "deploySessionSeconds": 50000}))
+
+
+def test_model_deployers_may_proxy_exactly_prometheus_and_mlflow(rec):
+    """The rollout gate reads Prometheus and MLflow through the API server's service proxy with the
+    deploy-models identity: `get` on those two services' proxy subresource, nothing wider."""
+    roles = {r.inputs["metadata"]["namespace"]: r.inputs["rules"] for r in rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+             if r.name.startswith("ci-proxy-")}
+    assert roles == {
+        "monitoring": [{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"],
+                        "resourceNames": ["kube-prometheus-stack-prometheus", "kube-prometheus-stack-prometheus:9090",
+                                          "http:kube-prometheus-stack-prometheus:9090"]}],
+        "mlflow": [{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"],
+                    "resourceNames": ["mlflow", "mlflow:5000", "http:mlflow:5000"]}],
+    }
+    bindings = [b for b in rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding") if b.name.startswith("ci-proxy-")]
+    assert {b.inputs["subjects"][0]["name"] for b in bindings} == {"mlplatform:model-deployers"}
+    assert len(bindings) == 2
