@@ -314,6 +314,19 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
+        # HPAs scale on metrics.k8s.io, which nothing serves on a new EKS cluster; EKS ships
+        # metrics-server as an add-on (community add-ons), pinned like the others. It runs on
+        # the system nodes, which the node group below creates, so EKS waits for them.
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            cluster_name=eks.name,
+            addon_name="metrics-server",
+            addon_version=cfg.metrics_server_addon_version,
+            resolve_conflicts_on_create="OVERWRITE",
+            tags=tags,
+            opts=child,
+        )
+
         issuer = eks.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",

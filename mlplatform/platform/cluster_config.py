@@ -64,6 +64,11 @@ class ClusterConfig(ConfigModel):
         "default for the cluster's Kubernetes version. The add-on runs with `enableNetworkPolicy: \"true\"`, "
         "without which EKS enforces none of the platform's NetworkPolicies.",
     )
+    metrics_server_addon_version: AddonVersion | None = Field(
+        None,
+        description="Mode aws: pinned `metrics-server` add-on version, e.g. `v0.8.0-eksbuild.1`; default: the "
+        "EKS default. It serves `metrics.k8s.io`, without which the model servers' HPAs never scale.",
+    )
     control_plane_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
         default_factory=lambda: ["api", "audit", "authenticator"],
         description="EKS control-plane log types sent to CloudWatch.",

@@ -373,3 +373,9 @@ def test_vpc_cni_addon_version_is_pinned_from_config():
                              vpc_cni_addon_version="v1.20.4-eksbuild.1"))
     addon = next(a for a in rec.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni")
     assert addon.inputs["addonVersion"] == "v1.20.4-eksbuild.1"
+
+
+def test_metrics_server_addon_serves_the_hpa_metrics(dev):
+    """Model servers scale with HPAs on CPU, read from metrics.k8s.io; a new EKS cluster serves no such API."""
+    addon = next(a for a in dev.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "metrics-server")
+    assert "addonVersion" not in addon.inputs
