@@ -227,3 +227,12 @@ def test_a_credential_given_as_a_secret_is_not_flagged():
         namespace=NAMESPACE, secret_keys={"tags"},
     )
     assert config.tags["owner"].startswith("AKIA")
+
+
+def test_certificates_are_not_mistaken_for_secret_keys():
+    """A PEM certificate's last base64 line can be exactly 40 mixed-case characters; certificates are public."""
+    from mlplatform.credentials import credential_kind
+
+    certificate = "-----BEGIN CERTIFICATE-----\nMIIB" + "x" * 60 + "\nAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd\n-----END CERTIFICATE-----\n"
+    assert credential_kind(certificate) is None
+    assert credential_kind("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----") == "a private key"
