@@ -13,12 +13,24 @@ import re
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
+
+from mlplatform.configuration import ConfigModel, CrossFieldError
 
 # Kubernetes object names (namespaces, service accounts, model and route names).
 DnsLabel = Annotated[
     str,
     Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", description="A DNS-1035 label."),
+]
+# Names the API server checks as DNS-1123 subdomains (Secrets, StorageClasses, ConfigMaps):
+# a value it would refuse fails here, at config time, instead of in the middle of an update.
+DnsSubdomain = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+        description="A DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters.",
+    ),
 ]
 PositiveInt = Annotated[int, Field(ge=1)]
 Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
@@ -93,3 +105,46 @@ def quantity_value(quantity: str) -> Decimal:
     if match is None:
         raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
     return Decimal(match.group(1)) * _SUFFIX[match.group(2) or ""]
+
+
+class ScratchConfig(ConfigModel):
+    """Local disk a pod may fill: its `emptyDir` volumes and container writable layers.
+
+    Without bounds one pod filling /tmp evicts its neighbours when the node runs out of
+    disk (the kubelet's DiskPressure evicts by usage above request); with them the pod
+    that overflows is the one evicted, and the scheduler counts the request."""
+
+    ephemeral_storage_request: str = Field(
+        "1Gi", pattern=_QUANTITY.pattern, description="`ephemeral-storage` request per container."
+    )
+    ephemeral_storage_limit: str = Field(
+        "4Gi", pattern=_QUANTITY.pattern, description="`ephemeral-storage` limit per container."
+    )
+    empty_dir_size_limit: str = Field(
+        "1Gi", pattern=_QUANTITY.pattern, description="`sizeLimit` of each scratch `emptyDir` volume."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScratchConfig:
+        request, limit = quantity_value(self.ephemeral_storage_request), quantity_value(self.ephemeral_storage_limit)
+        if request > limit:
+            raise CrossFieldError(
+                f"ephemeralStorageRequest {self.ephemeral_storage_request} is above ephemeralStorageLimit "
+                f"{self.ephemeral_storage_limit}; Kubernetes rejects such a pod",
+                "ephemeralStorageRequest",
+                "ephemeralStorageLimit",
+            )
+        if quantity_value(self.empty_dir_size_limit) > limit:
+            raise CrossFieldError(
+                f"emptyDirSizeLimit {self.empty_dir_size_limit} is above ephemeralStorageLimit "
+                f"{self.ephemeral_storage_limit}: the pod would be evicted before the volume is full",
+                "emptyDirSizeLimit",
+                "ephemeralStorageLimit",
+            )
+        return self
+
+    def requests(self) -> dict[str, str]:
+        return {"ephemeral-storage": self.ephemeral_storage_request}
+
+    def limits(self) -> dict[str, str]:
+        return {"ephemeral-storage": self.ephemeral_storage_limit}

@@ -21,6 +21,7 @@ from pydantic.config import JsonDict
 from pydantic_core import ErrorDetails
 
 from mlplatform import pem
+from mlplatform.credentials import credential_kind
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -155,6 +156,7 @@ def validate_config(
     `other_config` is the stack's whole config (fully qualified keys), for rules that
     compare with another namespace (`aws:region`); models read it from the
     validation context under "config"."""
+    leaked = plaintext_credentials(model, values, secret_keys, namespace=namespace)
     try:
         config = model.model_validate(values, context={"config": dict(other_config or {})})
     except ValidationError as err:
@@ -162,7 +164,9 @@ def validate_config(
             _describe(model, error, namespace=namespace, secret_keys=secret_keys)
             for error in err.errors()
         ]
-        raise ConfigError(stack, problems) from None
+        raise ConfigError(stack, leaked + problems) from None
+    if leaked:
+        raise ConfigError(stack, leaked)
     problems = unsecured_secrets(config, secret_keys, namespace=namespace)
     if problems:
         raise ConfigError(stack, problems)
@@ -259,6 +263,40 @@ def _marked_secret_values(value: Any, path: str) -> Iterator[tuple[str, Any, Any
             yield from _marked_secret_values(item, f"{path}.{key}")
 
 
+def plaintext_credentials(
+    model: type[BaseModel], values: Any, secret_keys: Iterable[str], *, namespace: str
+) -> list[str]:
+    """One problem per plain-text value (not a Pulumi secret, in a field not marked SECRET)
+    that looks like a credential. The value is never shown, only what it looks like."""
+    covered = set(secret_keys)
+    problems = []
+    for loc, value in _string_leaves(values, ()):
+        path = key_path("", loc).removeprefix(":")
+        if any(path == c or path.startswith((f"{c}.", f"{c}[")) for c in covered):
+            continue
+        if _is_secret_field(model, loc) or is_secret_placeholder(value):
+            continue  # a secret field in plain text is reported by `unsecured_secrets`
+        kind = credential_kind(value)
+        if kind is not None:
+            problems.append(
+                f"{namespace}:{path} = [redacted]: the value looks like {kind}, and this key is plain text in a "
+                "stack file that Git keeps forever; put credentials only in secret keys (or a Kubernetes "
+                "Secret the key names), and rotate this one"
+            )
+    return problems
+
+
+def _string_leaves(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _string_leaves(item, (*loc, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _string_leaves(item, (*loc, index))
+
+
 def _is_file_path(value: Any) -> bool:
     return isinstance(value, str) and "\n" not in value and not value.lstrip().startswith(("{", "apiVersion"))
 
@@ -352,6 +390,8 @@ def _show(value: Any) -> str:
     if "-----BEGIN " in text:
         # PEM: name its blocks, never echo them (a private key pasted into the wrong key is a secret).
         return f"<{pem.describe(value if isinstance(value, str) else text)}>"
+    if credential_kind(text) is not None:
+        return "[redacted]"  # reported on its own by `plaintext_credentials`
     return text if len(text) <= 120 else text[:117] + "..."
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pulumi_kubernetes as k8s
 
+from mlplatform.config_types import ScratchConfig
+
 
 def restricted_pod_security_context(uid: int) -> k8s.core.v1.PodSecurityContextArgs:
     """Pod-level defaults: a fixed non-root UID/GID (also owning mounted volumes) and RuntimeDefault seccomp."""
@@ -30,3 +32,9 @@ def restricted_container_security_context() -> k8s.core.v1.SecurityContextArgs:
         allow_privilege_escalation=False,
         capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
     )
+
+
+def scratch_dir(scratch: ScratchConfig) -> k8s.core.v1.EmptyDirVolumeSourceArgs:
+    """A disk-backed `emptyDir` bounded by the workload's scratch config: with a read-only root
+    filesystem these volumes are where a pod writes, so they are what can fill a node."""
+    return k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=scratch.empty_dir_size_limit)

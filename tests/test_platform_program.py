@@ -92,12 +92,13 @@ def test_prod_database_is_multi_az_and_protected(prod_platform):
 
 
 def test_nothing_is_exposed_outside_the_cluster(prod_platform):
-    """No public endpoint unless asked for: no LoadBalancer or NodePort Service, no public EKS endpoint."""
+    """No LoadBalancer or NodePort Service, and an EKS endpoint public only to named CIDRs."""
     assert prod_platform.of_type(K8S_SERVICE)
     for service in prod_platform.of_type(K8S_SERVICE):
         assert service.inputs["spec"].get("type", "ClusterIP") == "ClusterIP"
     cluster = prod_platform.one(AWS_EKS_CLUSTER)
-    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    # Public only to the named CIDRs, never to every address (0.0.0.0/0 is refused in prod).
+    assert all(not c.endswith("/0") for c in cluster.inputs["vpcConfig"]["publicAccessCidrs"])
 
 
 def test_time_slicing_is_advertised_to_the_autoscaler():

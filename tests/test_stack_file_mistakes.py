@@ -176,7 +176,8 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
     )
     assert run.returncode == 2
     assert run.stderr.splitlines() == [
-        "error: StackReference 'organization/mlplatform/qa' cannot be answered offline: "
+        "error: mlmodel:platformStack = 'organization/mlplatform/qa': the platform stack cannot be answered "
+        "offline: "
         f"no stack 'qa' in {ROOT} (stack files found: dev, prod)"
     ], run.stderr
 

@@ -19,7 +19,8 @@ import pulumi_kubernetes as k8s
 from mlplatform import labels
 from mlplatform.model.config import VersionConfig
 from mlplatform.model.serving_config import ServingConfig
-from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
+from mlplatform.scheduling import spread_constraints
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context, scratch_dir
 
 COMPONENT = labels.MODEL_SERVER_COMPONENT
 PORT_NAME = "http"
@@ -258,8 +259,12 @@ def _pod_template(
         ports=ports,
         env=env,
         resources=k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": serving.resources.requests.cpu, "memory": serving.resources.requests.memory},
-            limits=limits,
+            requests={
+                "cpu": serving.resources.requests.cpu,
+                "memory": serving.resources.requests.memory,
+                **serving.scratch.requests(),
+            },
+            limits={**limits, **serving.scratch.limits()},
         ),
         # Liveness only starts once the startup probe has passed, so a slow model
         # download is not mistaken for a hung server.
@@ -278,17 +283,7 @@ def _pod_template(
         ],
     )
 
-    spread = [
-        k8s.core.v1.TopologySpreadConstraintArgs(
-            max_skew=1,
-            topology_key=key,
-            # ScheduleAnyway: an uneven spread is better than a pending replica,
-            # especially on a GPU pool with few nodes.
-            when_unsatisfiable="ScheduleAnyway",
-            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-        )
-        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
-    ]
+    spread = spread_constraints(selector)
     tolerations = None
     if gpu:
         tolerations = pulumi.Output.from_input(args.gpu_taint).apply(lambda taint: [labels.toleration_for(taint)])
@@ -305,8 +300,8 @@ def _pod_template(
             security_context=restricted_pod_security_context(RUN_AS_USER),
             containers=[container],
             volumes=[
-                k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
-                k8s.core.v1.VolumeArgs(name="home", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                k8s.core.v1.VolumeArgs(name="tmp", empty_dir=scratch_dir(serving.scratch)),
+                k8s.core.v1.VolumeArgs(name="home", empty_dir=scratch_dir(serving.scratch)),
             ],
             topology_spread_constraints=spread,
             node_selector=args.gpu_node_selector if gpu else None,

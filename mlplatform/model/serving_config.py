@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import DnsLabel, Duration, quantity_value
+from mlplatform.config_types import DnsLabel, Duration, ScratchConfig, quantity_value
 from mlplatform.configuration import ConfigModel, CrossFieldError
 
 Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
@@ -139,6 +139,9 @@ class ServingConfig(ConfigModel):
     )
     port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: 1024 or above).")
     resources: Resources = Field(default_factory=Resources.defaults, description="Requests and limits per replica.")
+    scratch: ScratchConfig = Field(
+        default_factory=ScratchConfig.defaults, description="Local disk per replica: ephemeral storage and emptyDir sizes."
+    )
     replicas: ReplicaConfig = Field(default_factory=ReplicaConfig.defaults, description="HPA bounds and CPU target.")
     gpus: int = Field(0, ge=0, le=8, description="GPUs per replica; >0 schedules on the GPU pool.")
     probes: ProbeConfig = Field(default_factory=ProbeConfig.defaults, description="Probe paths.")

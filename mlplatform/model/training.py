@@ -41,7 +41,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_names
-from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context, scratch_dir
 
 # An Indexed Job's pods are named `<job>-<index>`, which must stay a DNS label
 # (the API server rejects the Job otherwise). With at most 64 workers the
@@ -257,8 +257,8 @@ class TrainingRun(pulumi.ComponentResource):
             env=env,
             ports=ports,
             resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests=requests,
-                limits=limits,
+                requests={**requests, **config.scratch.requests()},
+                limits={**limits, **config.scratch.limits()},
             ),
             security_context=restricted_container_security_context(),
             volume_mounts=[
@@ -285,7 +285,7 @@ class TrainingRun(pulumi.ComponentResource):
                         claim_name=self.checkpoints.metadata.name
                     ),
                 ),
-                k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                k8s.core.v1.VolumeArgs(name="tmp", empty_dir=scratch_dir(config.scratch)),
                 # The container runtime's 64Mi /dev/shm is too small for PyTorch
                 # DataLoader workers; a memory-backed volume counts against the
                 # pod's memory limit instead.

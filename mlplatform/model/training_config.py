@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import ImageRef
+from mlplatform.config_types import ImageRef, ScratchConfig
 from mlplatform.configuration import ConfigModel, CrossFieldError
 from mlplatform.model.serving_config import Resources, ResourceSpec
 
@@ -108,6 +108,13 @@ class TrainingConfig(ConfigModel):
             requests=ResourceSpec(cpu="4", memory="16Gi"), limits=ResourceSpec(cpu="8", memory="32Gi")
         ),
         description="CPU and memory per pod (GPUs come from `gpus`).",
+    )
+    scratch: ScratchConfig = Field(
+        default_factory=lambda: ScratchConfig(
+            ephemeral_storage_request="4Gi", ephemeral_storage_limit="20Gi", empty_dir_size_limit="16Gi"
+        ),
+        description="Local disk per pod: /tmp holds downloaded data and intermediate files; checkpoints go to "
+        "their volume, not here.",
     )
     backoff_limit: int = Field(2, ge=0, le=20, description="Job backoffLimit.")
     active_deadline_seconds: int = Field(86400, ge=60, description="Job activeDeadlineSeconds.")

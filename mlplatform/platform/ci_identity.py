@@ -92,6 +92,9 @@ class CiIdentityArgs:
     model_namespaces: Sequence[str]
     # The API group of the platform's ML CRDs (ModelVersion, InferenceService).
     crd_group: str
+    # (namespace, service, port) the rollout gate reads through the API server's service
+    # proxy: Prometheus and MLflow. The model deployers may `get` exactly these proxies.
+    service_proxies: Sequence[tuple[str, str, int]] = ()
     # The namespaces must exist before RoleBindings land in them.
     namespaces_ready: Sequence[pulumi.Resource] = field(default_factory=list)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -126,12 +129,13 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=child,
             ).arn
 
-        def role(part: str, subjects: list[str], description: str) -> aws.iam.Role:
+        def role(part: str, subjects: list[str], description: str, session: int = 3600) -> aws.iam.Role:
             return aws.iam.Role(
                 f"{name}-{part}",
                 description=description,
                 assume_role_policy=github_trust_policy(provider_arn, subjects),
-                max_session_duration=3600,
+                # Credentials that expire mid-update leave resources half created and the state locked.
+                max_session_duration=session,
                 tags=tags,
                 opts=child,
             )
@@ -172,11 +176,13 @@ class CiIdentity(pulumi.ComponentResource):
         access(preview, "preview", VIEW_POLICY, None)
 
         deploy_subjects = cfg.deploy_subjects()
-        deploy = role("deploy", deploy_subjects, f"pulumi up of platform stacks from {cfg.github_repository}")
+        deploy = role("deploy", deploy_subjects, f"pulumi up of platform stacks from {cfg.github_repository}",
+                      cfg.deploy_session_seconds)
         managed(deploy, "deploy", "AdministratorAccess")
         access(deploy, "deploy", CLUSTER_ADMIN_POLICY, None)
 
-        models = role("deploy-models", deploy_subjects, f"pulumi up of model stacks from {cfg.github_repository}")
+        models = role("deploy-models", deploy_subjects, f"pulumi up of model stacks from {cfg.github_repository}",
+                      cfg.deploy_session_seconds)
         aws.iam.RolePolicy(
             f"{name}-deploy-models-training-roles",
             role=models.id,
@@ -189,7 +195,9 @@ class CiIdentity(pulumi.ComponentResource):
 
         crds_role = k8s.rbac.v1.ClusterRole(
             f"{name}-model-stack-crds",
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels.k8s_labels("ci")),
+            # Named, not auto-named: `mlplatform render` writes one file per object by name, and
+            # `kubectl get clusterrole` should show what grants the model deployers.
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-model-deployers", labels=labels.k8s_labels("ci")),
             rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[args.crd_group, *MODEL_STACK_API_GROUPS], resources=["*"],
                                               verbs=WRITE_VERBS)],
             opts=child,
@@ -209,6 +217,10 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
             )
 
+        for namespace, service, port in args.service_proxies:
+            _service_proxy_access(f"{name}-proxy-{namespace}", namespace, service, port,
+                                  pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]))
+
         self.oidc_provider_arn = pulumi.Output.from_input(provider_arn)
         self.preview_role_arn = preview.arn
         self.deploy_role_arn = deploy.arn
@@ -221,3 +233,28 @@ class CiIdentity(pulumi.ComponentResource):
                 "deployModelsRoleArn": self.deploy_models_role_arn,
             }
         )
+
+
+def _service_proxy_access(name: str, namespace: str, service: str, port: int, opts: pulumi.ResourceOptions) -> None:
+    """`get` on one Service's proxy subresource for the model deployers, nothing else in the namespace.
+
+    The API server authorizes `/services/<segment>/proxy` with the path segment as the resource
+    name, so each spelling a client may use (`name`, `name:port`, `http:name:port`) is listed."""
+    metadata = k8s.meta.v1.ObjectMetaArgs(name=f"mlplatform-{service}-proxy", namespace=namespace,
+                                          labels=labels.k8s_labels("ci"))
+    role = k8s.rbac.v1.Role(
+        name,
+        metadata=metadata,
+        rules=[k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=[""], resources=["services/proxy"], verbs=["get"],
+            resource_names=[service, f"{service}:{port}", f"http:{service}:{port}"],
+        )],
+        opts=opts,
+    )
+    k8s.rbac.v1.RoleBinding(
+        name,
+        metadata=metadata,
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
+        subjects=[k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP)],
+        opts=opts,
+    )

@@ -15,6 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from mlplatform.configuration import ConfigModel
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
+# The longest platform update, sized in `CiConfig.deploy_session_seconds`' description.
+DEPLOY_SESSION_SECONDS = 3 * 3600
 GITHUB_OIDC_ISSUER = GITHUB_OIDC_URL.removeprefix("https://")
 
 # GitHub owner: letters, digits and single inner hyphens, at most 39 characters;
@@ -60,6 +62,15 @@ class CiConfig(ConfigModel):
         None,
         description="Label of the self-hosted runners inside the VPC. Required when "
         "`cluster.endpointPublicAccess` is false: hosted runners cannot reach a private endpoint.",
+    )
+    deploy_session_seconds: int = Field(
+        DEPLOY_SESSION_SECONDS,
+        ge=3600,
+        le=43200,
+        description="Maximum session of the `deploy` and `deployModels` roles, in seconds; the workflows' "
+        "`role-duration-seconds` must not exceed it. Default 3 hours: a first platform `up` creates EKS "
+        "(10-15 min), a Multi-AZ RDS (up to 40 min), the node groups (5-10 min) and waits on the Helm "
+        "releases in order (up to 30 min): about 95 minutes at worst, with half again as margin.",
     )
     oidc_provider_arn: str | None = Field(
         None,

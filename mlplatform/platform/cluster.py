@@ -292,6 +292,50 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_attachments),
         )
 
+        # The private endpoint's ENIs carry the cluster security group, which admits only the
+        # cluster itself: a runner or VPN client elsewhere in the VPC needs its network let in.
+        for index, cidr in enumerate(cfg.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{index}",
+                security_group_id=eks.vpc_config.cluster_security_group_id,
+                description=f"Kubernetes API (private endpoint) from {cidr}: pulumi up and CI",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr if ":" not in cidr else None,
+                cidr_ipv6=cidr if ":" in cidr else None,
+                tags=tags,
+                opts=child,
+            )
+
+        # EKS installs the VPC CNI unmanaged and with its network policy agent off: every
+        # NetworkPolicy the platform declares would then be accepted and ignored. The managed
+        # add-on takes the existing DaemonSet over (OVERWRITE) with enforcement on.
+        aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=eks.name,
+            addon_name="vpc-cni",
+            addon_version=cfg.vpc_cni_addon_version,
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=child,
+        )
+
+        # HPAs scale on metrics.k8s.io, which nothing serves on a new EKS cluster; EKS ships
+        # metrics-server as an add-on (community add-ons), pinned like the others. It runs on
+        # the system nodes, which the node group below creates, so EKS waits for them.
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            cluster_name=eks.name,
+            addon_name="metrics-server",
+            addon_version=cfg.metrics_server_addon_version,
+            resolve_conflicts_on_create="OVERWRITE",
+            tags=tags,
+            opts=child,
+        )
+
         issuer = eks.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",

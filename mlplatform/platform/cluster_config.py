@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlplatform.config_types import DnsLabel, PositiveInt
 from mlplatform.configuration import SECRET_UNLESS_PATH, ConfigModel, CrossFieldError
+from mlplatform.platform.storage_config import AddonVersion
 
 
 # -- cluster ------------------------------------------------------------------
@@ -23,7 +24,9 @@ class ClusterConfig(ConfigModel):
     mode: Literal["aws", "existing"] = Field(
         "aws",
         description="`aws` creates the VPC and the EKS cluster; `existing` targets a cluster "
-        "from a kubeconfig or context and creates no AWS resources.",
+        "from a kubeconfig or context and creates no AWS resources. An existing cluster must run a CNI that "
+        "enforces NetworkPolicy (Calico, Cilium, the VPC CNI with `enableNetworkPolicy`); the platform's "
+        "isolation rests on it.",
     )
     name: DnsLabel = Field("mlplatform", description="Cluster name (mode aws); also a prefix for AWS names.")
     region: str = Field("us-west-2", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region (mode aws).")
@@ -38,11 +41,33 @@ class ClusterConfig(ConfigModel):
         True, description="One NAT gateway for all AZs (cheap, dev) instead of one per AZ (prod)."
     )
     endpoint_public_access: bool = Field(
-        False, description="Expose the EKS API endpoint publicly. Off by default: private endpoint only."
+        True,
+        description="Mode aws: also expose the EKS API endpoint publicly, limited to `publicAccessCidrs` (the "
+        "private endpoint is always on). On by default because the first `pulumi up` creates the cluster and "
+        "then installs the charts through its API in the same update, usually from outside the VPC. To go "
+        "private-only later, see the two-phase path in the docs; false needs `privateAccessCidrs`.",
     )
     public_access_cidrs: list[str] = Field(
         default_factory=list,
-        description="CIDRs allowed to reach a public endpoint; required when endpointPublicAccess is true.",
+        description="Mode aws: CIDRs allowed to reach the public endpoint (your office, VPN egress, CI runners' "
+        "egress); required when endpointPublicAccess is true. `0.0.0.0/0` is refused in prod.",
+    )
+    private_access_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Mode aws: where `pulumi up` and CI run from when they use the private endpoint: networks "
+        "inside the VPC or connected to it (VPN, peering, the self-hosted runners' subnets). Each gets HTTPS "
+        "(443) into the cluster security group. Required when endpointPublicAccess is false.",
+    )
+    vpc_cni_addon_version: AddonVersion | None = Field(
+        None,
+        description="Mode aws: pinned `vpc-cni` add-on version, e.g. `v1.20.4-eksbuild.1`; default: the EKS "
+        "default for the cluster's Kubernetes version. The add-on runs with `enableNetworkPolicy: \"true\"`, "
+        "without which EKS enforces none of the platform's NetworkPolicies.",
+    )
+    metrics_server_addon_version: AddonVersion | None = Field(
+        None,
+        description="Mode aws: pinned `metrics-server` add-on version, e.g. `v0.8.0-eksbuild.1`; default: the "
+        "EKS default. It serves `metrics.k8s.io`, without which the model servers' HPAs never scale.",
     )
     control_plane_log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
         default_factory=lambda: ["api", "audit", "authenticator"],
@@ -70,29 +95,44 @@ class ClusterConfig(ConfigModel):
             raise ValueError("the VPC needs at least a /20 to hold public and private subnets in every AZ")
         return value
 
-    @field_validator("public_access_cidrs")
+    @field_validator("public_access_cidrs", "private_access_cidrs")
     @classmethod
     def _cidrs(cls, values: list[str]) -> list[str]:
         for value in values:
             ipaddress.ip_network(value, strict=True)
         return values
 
-    @model_validator(mode="after")
-    def _public_endpoint_needs_cidrs(self) -> ClusterConfig:
+    def check_endpoint_reachable(self) -> None:
+        """Raise when `pulumi up` could not reach the API it creates. Called by `PlatformConfig` (paths
+        relative to it): the class's default instance must stay constructible for the config reference."""
+        if self.mode != "aws":
+            return
         if self.endpoint_public_access and not self.public_access_cidrs:
             raise CrossFieldError(
                 "endpointPublicAccess is true but publicAccessCidrs is empty: name the CIDRs that may "
-                "reach the API (0.0.0.0/0 must be written out, never implied)",
-                "endpointPublicAccess",
-                "publicAccessCidrs",
+                "reach the API (0.0.0.0/0 must be written out, never implied), or set endpointPublicAccess "
+                "false with privateAccessCidrs",
+                "cluster.endpointPublicAccess",
+                "cluster.publicAccessCidrs",
             )
         if not self.endpoint_public_access and self.public_access_cidrs:
             raise CrossFieldError(
                 "publicAccessCidrs is set but endpointPublicAccess is false",
-                "publicAccessCidrs",
-                "endpointPublicAccess",
+                "cluster.publicAccessCidrs",
+                "cluster.endpointPublicAccess",
             )
-        return self
+        if not self.endpoint_public_access and not self.private_access_cidrs:
+            raise CrossFieldError(
+                "endpointPublicAccess is false (private endpoint only) but privateAccessCidrs is empty: say where "
+                "`pulumi up` runs from (a network in or connected to the VPC); a laptop outside it could create "
+                "the cluster and then never reach its API to install the charts",
+                "cluster.endpointPublicAccess",
+                "cluster.privateAccessCidrs",
+            )
+
+    def open_to_the_internet(self) -> list[str]:
+        """The public CIDRs that admit every address (0.0.0.0/0, ::/0)."""
+        return [c for c in self.public_access_cidrs if ipaddress.ip_network(c).prefixlen == 0]
 
 
 # -- node pools ---------------------------------------------------------------

@@ -141,6 +141,26 @@ class PlatformConfig(ConfigModel):
             return self.node_pools.gpu.enabled
         return self.cluster.gpu_nodes
 
+    @property
+    def helm_device_plugin(self) -> bool:
+        """Whether the program installs NVIDIA's device plugin chart. Bottlerocket's NVIDIA variants run the
+        device plugin as a host service of their own; a second one from Helm would advertise the same GPUs
+        twice over the same kubelet socket, so the chart is skipped for them."""
+        return not (self.cluster.mode == "aws" and self.node_pools.gpu.ami_type.startswith("BOTTLEROCKET"))
+
+    @model_validator(mode="after")
+    def _bottlerocket_brings_its_device_plugin(self) -> PlatformConfig:
+        if not self.helm_device_plugin and self.device_plugin.time_slicing_replicas > 1:
+            raise CrossFieldError(
+                f"nodePools.gpu.amiType {self.node_pools.gpu.ami_type} runs Bottlerocket's own NVIDIA device "
+                "plugin, so the chart that carries devicePlugin.timeSlicingReplicas is not installed; use "
+                "AL2023_x86_64_NVIDIA for time-slicing, or set timeSlicingReplicas to 1 (Bottlerocket's own "
+                "time-slicing settings are not managed here)",
+                "nodePools.gpu.amiType",
+                "devicePlugin.timeSlicingReplicas",
+            )
+        return self
+
     @model_validator(mode="after")
     def _region_matches_provider(self, info: ValidationInfo) -> PlatformConfig:
         # The EKS kubeconfig names cluster.region; the AWS provider deploys to aws:region.
@@ -153,6 +173,11 @@ class PlatformConfig(ConfigModel):
                 "cluster.region",
                 "aws:region",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _up_reaches_cluster(self) -> PlatformConfig:
+        self.cluster.check_endpoint_reachable()
         return self
 
     @model_validator(mode="after")
@@ -278,6 +303,33 @@ class PlatformConfig(ConfigModel):
             raise CrossFieldError(f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing)
         return self
 
+
+    @model_validator(mode="after")
+    def _prod_api_is_not_open_to_everyone(self) -> PlatformConfig:
+        open_cidrs = self.cluster.open_to_the_internet() if self.cluster.mode == "aws" else []
+        if self.environment == "prod" and open_cidrs:
+            raise CrossFieldError(
+                f"environment 'prod' refuses a public API endpoint open to every address "
+                f"({', '.join(open_cidrs)}): name the CIDRs that need it",
+                "cluster.publicAccessCidrs",
+                "environment",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _prod_alerts_reach_someone(self) -> PlatformConfig:
+        # A prod platform whose alerts go to Alertmanager's null receiver pages nobody when a
+        # canary burns or a GPU pool sits idle; the opt-out must say why, in the stack file.
+        alerting = self.monitoring.alerting
+        if self.environment == "prod" and not alerting.receivers_configured and alerting.no_receivers_reason is None:
+            raise CrossFieldError(
+                "environment 'prod' sends alerts to no receiver: set monitoring.alerting.slackWebhookUrl, "
+                "webhookUrl or pagerdutyRoutingKey (as Pulumi secrets), or say why not in "
+                "monitoring.alerting.noReceiversReason",
+                "monitoring.alerting",
+                "environment",
+            )
+        return self
 
 def _set_keys(*pairs: tuple[str, object]) -> list[str]:
     """The keys of `(key, value)` pairs whose value is set."""

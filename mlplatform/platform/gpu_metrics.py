@@ -76,6 +76,15 @@ class GpuMetricsArgs:
     """The monitoring namespace."""
     wait_for: list[pulumi.Resource]
     """What must exist first: the Prometheus release, which installs the PodMonitor CRD."""
+    time_slicing_replicas: int = 1
+    """Pods sharing each GPU (`devicePlugin.timeSlicingReplicas`); above 1 the device plugin advertises
+    virtual GPUs (`<uuid>::<n>`), which the exporter maps to pods only with `--kubernetes-virtual-gpus`."""
+
+
+def exporter_args(time_slicing_replicas: int) -> list[str]:
+    """Without the flag, a time-sliced GPU's series carry no `pod` label and `GpuIdle` never fires."""
+    flags = ["-f", f"{COUNTERS_DIR}/{COUNTERS_FILE}"]
+    return [*flags, "--kubernetes-virtual-gpus"] if time_slicing_replicas > 1 else flags
 
 
 class GpuMetrics(pulumi.ComponentResource):
@@ -114,7 +123,7 @@ class GpuMetrics(pulumi.ComponentResource):
         container = k8s.core.v1.ContainerArgs(
             name="exporter",
             image=IMAGE,
-            args=["-f", f"{COUNTERS_DIR}/{COUNTERS_FILE}"],
+            args=exporter_args(args.time_slicing_replicas),
             env=[
                 # Labels each GPU's series with the pod holding it (pod-resources socket).
                 k8s.core.v1.EnvVarArgs(name="DCGM_EXPORTER_KUBERNETES", value="true"),

@@ -30,11 +30,14 @@ from mlplatform.platform.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from mlplatform.platform.helm import pinned_release
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import PlatformSizes
+from mlplatform.scheduling import spread_constraint_values
 
 # fullnameOverride fixes the service names (`<fullname>-prometheus`), so the URL
 # below holds whatever the release is called.
 FULLNAME = "kube-prometheus-stack"
 PROMETHEUS_PORT = 9090
+# The labels the operator puts on the pods of Prometheus `<fullname>-prometheus`.
+PROMETHEUS_POD_SELECTOR = {"app.kubernetes.io/name": "prometheus", "prometheus": f"{FULLNAME}-prometheus"}
 LINKERD_POD_MONITOR = "linkerd-proxies"
 LINKERD_ADMIN_PORT = "linkerd-admin"
 ALERTMANAGER_SECRET = "alertmanager-config"
@@ -55,6 +58,8 @@ class MonitoringArgs:
     """CPU and memory of the chart's pods."""
     storage_class: pulumi.Input[str] | None = None
     """The platform's ReadWriteOnce class for Prometheus' volume; None: the cluster default."""
+    time_slicing_replicas: int = 1
+    """Pods sharing each GPU, for the GPU exporter's pod attribution."""
 
 
 def _grafana_values(config: MonitoringConfig, sizes: PlatformSizes) -> dict[str, Any]:
@@ -109,7 +114,13 @@ def _chart_values(
             }
         },
         "prometheus": {
+            # One PDB and one spread rule for every platform workload with replicas (mlplatform.scheduling).
+            # The chart's default budget is minAvailable 1.
+            "podDisruptionBudget": {"enabled": config.replicas > 1},
             "prometheusSpec": {
+                "topologySpreadConstraints": spread_constraint_values(PROMETHEUS_POD_SELECTOR)
+                if config.replicas > 1
+                else [],
                 "resources": sizes.prometheus.k8s(),
                 "retention": config.retention,
                 "replicas": config.replicas,
@@ -289,7 +300,11 @@ class Monitoring(pulumi.ComponentResource):
         if config.gpu_metrics:
             self.gpu_metrics = GpuMetrics(
                 f"{name}-gpu",
-                GpuMetricsArgs(namespace=namespace, wait_for=[self.release]),
+                GpuMetricsArgs(
+                    namespace=namespace,
+                    wait_for=[self.release],
+                    time_slicing_replicas=args.time_slicing_replicas,
+                ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

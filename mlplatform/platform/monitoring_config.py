@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlplatform.configuration import ConfigModel
+from mlplatform.configuration import ConfigModel, CrossFieldError, is_secret_placeholder
 
 
 def _secret(description: str):
@@ -34,23 +34,41 @@ class AlertingConfig(ConfigModel):
         "PagerDuty Events API v2 integration (routing) key; `severity: critical` alerts page it. Secret."
     )
 
+    no_receivers_reason: str | None = Field(
+        None,
+        min_length=10,
+        description="Why a `prod` stack sends its alerts nowhere (e.g. `staging copy; alerts reach the team through "
+        "the federated Prometheus`). A prod stack with no receiver is refused unless this says why; not allowed "
+        "together with a receiver.",
+    )
+
     @field_validator("slack_webhook_url", "webhook_url")
     @classmethod
     def _https(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https://[^\s/]+/\S*$", value):
+        # An offline run sees a placeholder for a `secure:` value; `pulumi up` checks the real one.
+        if value is not None and not is_secret_placeholder(value) and not re.match(r"^https://[^\s/]+/\S*$", value):
             raise ValueError("must be an https:// URL")
         return value
 
     @field_validator("pagerduty_routing_key")
     @classmethod
     def _routing_key(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", value):
+        if value is not None and not is_secret_placeholder(value) and not re.fullmatch(r"[A-Za-z0-9]{32}", value):
             raise ValueError("must be a 32-character PagerDuty integration key (letters and digits)")
         return value
 
     @property
     def receivers_configured(self) -> bool:
         return any((self.slack_webhook_url, self.webhook_url, self.pagerduty_routing_key))
+
+    @model_validator(mode="after")
+    def _opt_out_only_without_receivers(self) -> AlertingConfig:
+        if self.no_receivers_reason is not None and self.receivers_configured:
+            raise CrossFieldError(
+                "noReceiversReason explains a stack without receivers, but a receiver is set: drop the reason",
+                "noReceiversReason",
+            )
+        return self
 
 
 class MonitoringConfig(ConfigModel):

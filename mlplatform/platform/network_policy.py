@@ -253,7 +253,12 @@ class NetworkPolicies(pulumi.ComponentResource):
             "allow-mlflow",
             pod_selector=_selector(args.mlflow_pods),
             policy_types=["Ingress", "Egress"],
-            ingress=[ingress(from_=clients, ports=_ports(args.mlflow_port, PROXY_INBOUND_PORT))],
+            ingress=[
+                ingress(from_=clients, ports=_ports(args.mlflow_port, PROXY_INBOUND_PORT)),
+                # The API server's service proxy (the rollout gate from a runner): its source is the
+                # control plane's ENIs in the VPC, which no pod or namespace selector can name.
+                ingress(from_=_cidrs(args.infrastructure_cidrs), ports=_ports(args.mlflow_port, PROXY_INBOUND_PORT)),
+            ],
             egress=[
                 egress(to=database_peers, ports=database_ports),
                 # S3 and STS (IRSA) have no CIDR a policy can name; an S3-compatible store
@@ -313,7 +318,11 @@ class NetworkPolicies(pulumi.ComponentResource):
             "allow-prometheus",
             pod_selector=_selector(PROMETHEUS_POD),
             policy_types=["Ingress", "Egress"],
-            ingress=[ingress(from_=[_in_namespace(args.viz_namespace)], ports=_ports(PROMETHEUS_PORT))],
+            ingress=[
+                ingress(from_=[_in_namespace(args.viz_namespace)], ports=_ports(PROMETHEUS_PORT)),
+                # The API server's service proxy, as for MLflow.
+                ingress(from_=infrastructure, ports=_ports(PROMETHEUS_PORT)),
+            ],
             egress=[
                 egress(to=[_any_namespace()]),
                 egress(to=infrastructure, ports=_ports(KUBELET_PORT, NODE_EXPORTER_PORT)),

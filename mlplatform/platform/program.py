@@ -22,12 +22,16 @@ from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.mesh import LINKERD_NAMESPACE, VIZ_NAMESPACE, ServiceMesh, ServiceMeshArgs
-from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
+from mlplatform.platform.monitoring import FULLNAME, PROMETHEUS_PORT, Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
+from mlplatform.platform.registry.server import PORT as MLFLOW_PORT
+from mlplatform.platform.registry.server import SERVICE_NAME as MLFLOW_SERVICE
 from mlplatform.platform.sizing import platform_sizes
 from mlplatform.platform_contract import CiRoles, IrsaIdentity, Namespaces, NoIdentity, PlatformContract, StorageClasses
+
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
 
 if TYPE_CHECKING:
     from mlplatform.platform.ci_identity import CiIdentity
@@ -52,6 +56,12 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
         provider = cluster.provider
         kubeconfig: pulumi.Input[str] | None = cluster.kubeconfig
     else:
+        # Nothing here can see the cluster's CNI at preview; say it where every `up` shows it.
+        pulumi.log.warn(
+            "cluster.mode 'existing': the platform's NetworkPolicies isolate its namespaces only if the cluster's "
+            "CNI enforces them (Calico, Cilium, or the VPC CNI with enableNetworkPolicy); see the docs, "
+            "'Check that NetworkPolicies are enforced'"
+        )
         # Contents may hold a token (configuration requires them to be a Pulumi secret);
         # keep them secret in the provider's inputs and state too.
         kubeconfig = pulumi.Output.secret(config.cluster.kubeconfig) if config.cluster.kubeconfig else None
@@ -129,15 +139,16 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
 
     namespaces = PlatformNamespaces("namespaces", PlatformNamespacesArgs(config=config.namespaces), opts=k8s_opts)
 
-    NvidiaDevicePlugin(
-        "nvidia-device-plugin",
-        NvidiaDevicePluginArgs(
-            chart=config.charts.nvidia_device_plugin,
-            time_slicing_replicas=config.device_plugin.time_slicing_replicas,
-            size=sizes.device_plugin,
-        ),
-        opts=k8s_opts,
-    )
+    if config.helm_device_plugin:
+        NvidiaDevicePlugin(
+            "nvidia-device-plugin",
+            NvidiaDevicePluginArgs(
+                chart=config.charts.nvidia_device_plugin,
+                time_slicing_replicas=config.device_plugin.time_slicing_replicas,
+                size=sizes.device_plugin,
+            ),
+            opts=k8s_opts,
+        )
 
     crds = MlCrds("ml-crds", MlCrdsArgs(group=config.crds.group), opts=k8s_opts)
 
@@ -149,6 +160,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             namespace=namespaces.monitoring,
             sizes=sizes,
             storage_class=read_write_once,
+            time_slicing_replicas=config.device_plugin.time_slicing_replicas,
         ),
         opts=k8s_opts,
     )
@@ -217,6 +229,10 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
                 cluster_name=cluster.cluster_name,
                 model_namespaces=[config.namespaces.serving, *(team.name for team in config.namespaces.teams)],
                 crd_group=config.crds.group,
+                service_proxies=[
+                    (config.namespaces.monitoring, PROMETHEUS_SERVICE, PROMETHEUS_PORT),
+                    (config.namespaces.mlflow, MLFLOW_SERVICE, MLFLOW_PORT),
+                ],
                 namespaces_ready=[namespaces],
                 tags=tags,
             ),

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import PinnedImage, PositiveInt
+from mlplatform.config_types import DnsSubdomain, PinnedImage, PositiveInt, ScratchConfig
 from mlplatform.configuration import SECRET, ConfigModel, CrossFieldError, is_secret_placeholder
 
 DATABASE_PASSWORD_MIN_LENGTH = 16
@@ -82,12 +82,19 @@ class MlflowConfig(ConfigModel):
     s3_endpoint_url: str | None = Field(
         None, pattern=r"^https?://", description="Mode existing: S3-compatible endpoint (MinIO, Ceph...)."
     )
-    s3_credentials_secret: str | None = Field(
+    s3_credentials_secret: DnsSubdomain | None = Field(
         None,
         description="Mode existing: name of a Secret in the MLflow namespace with AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY for the S3-compatible store.",
     )
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig.defaults, description="Artifact bucket lifecycle.")
+    scratch: ScratchConfig = Field(
+        default_factory=lambda: ScratchConfig(
+            ephemeral_storage_request="1Gi", ephemeral_storage_limit="6Gi", empty_dir_size_limit="2Gi"
+        ),
+        description="Local disk of each server pod. The server proxies artifact uploads through /tmp, so its "
+        "`emptyDir` holds the largest artifact uploaded at once.",
+    )
 
     @field_validator("database_password")
     @classmethod

@@ -12,13 +12,11 @@ from typing import Annotated
 
 from pydantic import Field
 
+from mlplatform.config_types import DnsSubdomain
 from mlplatform.configuration import ConfigModel
 
-# A StorageClass name is a DNS-1123 subdomain.
-StorageClassName = Annotated[
-    str,
-    Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253),
-]
+# A StorageClass name is a DNS-1123 subdomain, as the API server checks it.
+StorageClassName = DnsSubdomain
 DEFAULT_RWO_CLASS = "gp3"
 DEFAULT_RWX_CLASS = "efs"
 AddonVersion = Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")]

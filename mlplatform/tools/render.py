@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from mlplatform.model.platform_outputs import PLATFORM_STACK_KEY
 from mlplatform.tools.offline.engine import (
     REDACTED,
     Recording,
@@ -131,7 +132,9 @@ def render_stack(
             try:
                 cache[platform_stack] = render_stack(platform_dir, platform_stack).stack_outputs
             except RenderError as err:
-                raise RenderError(f"StackReference '{reference}' cannot be answered offline: {err}") from None
+                raise RenderError(
+                    f"{PLATFORM_STACK_KEY} = '{reference}': the platform stack cannot be answered offline: {err}"
+                ) from None
         return cache[platform_stack]
 
     return run_entry_point(

@@ -156,8 +156,8 @@ def test_resources_come_from_config():
     resources = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "3", "memory": "6Gi"}}
     recording = run_model(model_config(serving={"resources": resources}))
     assert _container(recording)["resources"] == {
-        "requests": {"cpu": "1", "memory": "2Gi"},
-        "limits": {"cpu": "3", "memory": "6Gi"},
+        "requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "1Gi"},
+        "limits": {"cpu": "3", "memory": "6Gi", "ephemeral-storage": "4Gi"},
     }
 
 
@@ -245,3 +245,13 @@ def test_await_readiness_off_skips_the_wait_on_every_deployment_and_service():
         assert resource.metadata["annotations"][SKIP_AWAIT] == "true", resource.name
     for name in ("fraud-detector-v5", "fraud-detector-v6"):
         assert _pod(skipped, name) == _pod(default, name)
+
+
+def test_scratch_is_bounded_from_config():
+    """Model servers write only to their emptyDirs (read-only root); each is bounded, and so is the pod's disk."""
+    recording = run_model(model_config(serving={"scratch": {"ephemeralStorageLimit": "8Gi", "emptyDirSizeLimit": "3Gi"}}))
+    pod = _deployment(recording)["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "1Gi"
+    assert resources["limits"]["ephemeral-storage"] == "8Gi"
+    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v} == {"tmp": "3Gi", "home": "3Gi"}

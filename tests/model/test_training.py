@@ -285,7 +285,7 @@ def test_pod_has_writable_scratch_shared_memory_and_checkpoints(single: Recordin
     job, pvc = single.one(JOB), single.one(PVC)
     volumes = {v["name"]: v for v in _pod(job)["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in _container(job)["volumeMounts"]}
-    assert volumes[mounts["/tmp"]]["emptyDir"] == {}
+    assert volumes[mounts["/tmp"]]["emptyDir"] == {"sizeLimit": "16Gi"}
     assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory"}
     claim = volumes[mounts["/checkpoints"]]["persistentVolumeClaim"]["claimName"]
     assert claim == pvc.metadata["name"] == f"{MODEL}-checkpoints"
@@ -383,3 +383,24 @@ def test_crd_api_version_must_be_plain() -> None:
 
     with pytest.raises(TypeError, match="crd_api_version must be a plain string"):
         run_program(program, project="mlmodel", stack="dev")
+
+
+def test_training_scratch_is_bounded(single: Recording) -> None:
+    """A run that fills /tmp is the one evicted, not its neighbours on the node; the scheduler counts its disk."""
+    pod = single.one(K8S_JOB).inputs["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "4Gi"
+    assert resources["limits"]["ephemeral-storage"] == "20Gi"
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
+    assert tmp["emptyDir"]["sizeLimit"] == "16Gi"
+
+
+def test_scratch_request_above_limit_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from mlplatform.config_types import ScratchConfig
+
+    with pytest.raises(ValidationError, match="ephemeralStorageRequest 8Gi is above ephemeralStorageLimit 4Gi"):
+        ScratchConfig(ephemeral_storage_request="8Gi", ephemeral_storage_limit="4Gi")
+    with pytest.raises(ValidationError, match="emptyDirSizeLimit 5Gi is above ephemeralStorageLimit 4Gi"):
+        ScratchConfig(empty_dir_size_limit="5Gi")

@@ -13,18 +13,7 @@ import pytest
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
-from tests.support.types import (
-    AWS_EKS_ACCESS_ENTRY,
-    AWS_EKS_ACCESS_POLICY_ASSOCIATION,
-    AWS_EKS_CLUSTER,
-    AWS_IAM_OPEN_ID_CONNECT_PROVIDER,
-    AWS_IAM_ROLE,
-    AWS_IAM_ROLE_POLICY,
-    AWS_IAM_ROLE_POLICY_ATTACHMENT,
-    K8S_CLUSTER_ROLE,
-    K8S_ROLE_BINDING,
-    PLATFORM_CI_IDENTITY,
-)
+from tests.support.types import AWS_EKS_ACCESS_ENTRY, AWS_EKS_ACCESS_POLICY_ASSOCIATION, AWS_EKS_CLUSTER, AWS_IAM_OPEN_ID_CONNECT_PROVIDER, AWS_IAM_ROLE, AWS_IAM_ROLE_POLICY, AWS_IAM_ROLE_POLICY_ATTACHMENT, K8S_CLUSTER_ROLE, K8S_ROLE, K8S_ROLE_BINDING, PLATFORM_CI_IDENTITY
 
 REPO = "acme/ml-platform"
 ISSUER = "token.actions.githubusercontent.com"
@@ -148,7 +137,7 @@ def test_aws_permissions_per_role(rec):
 
 def test_model_deployers_get_the_custom_resources_in_model_namespaces(rec):
     """EKS access policies do not cover CRDs: a RoleBinding per model namespace grants them to the group."""
-    bindings = [b for b in rec.of_type(K8S_ROLE_BINDING) if b.name.startswith("ci-")]
+    bindings = [b for b in rec.of_type(K8S_ROLE_BINDING) if b.name.startswith("ci-model-stack-crds-")]
     assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["ml-serving", "team-a"]
     for binding in bindings:
         assert binding.inputs["subjects"] == [
@@ -181,7 +170,9 @@ INVALID = [
     ({"ci": {**CI, "githubRepository": "acme/*"}}, "mlplatform:ci.githubRepository", "owner/name"),
     ({"ci": {**CI, "githubRepository": "acme"}}, "mlplatform:ci.githubRepository", "owner/name"),
     ({"ci": {"enabled": True, "runnerLabel": "x"}}, "ci.githubRepository", "not set"),
-    ({"ci": {**CI, "runnerLabel": None}}, "ci.runnerLabel", "private API endpoint"),
+    ({"ci": {**CI, "runnerLabel": None}, "cluster": {"endpointPublicAccess": False, "publicAccessCidrs": None,
+                                                   "privateAccessCidrs": ["10.100.0.0/24"]}},
+     "ci.runnerLabel", "private API endpoint"),
     ({"ci": {**CI, "environments": ["prod", "*"]}}, "mlplatform:ci.environments", "pattern"),
     ({"ci": {**CI, "environments": [], "deployBranch": None}}, "ci.deployBranch", "no deploy job"),
     ({"ci": {**CI, "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/example.com"}},
@@ -206,3 +197,35 @@ def test_public_endpoint_needs_no_runner_label():
         cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]},
     ))
     assert rec.stack_outputs["ciRoles"]["runnerLabel"] is None
+
+
+def test_deploy_sessions_outlast_the_longest_update(rec):
+    """A first platform `up` (EKS, Multi-AZ RDS, node groups, Helm waits) runs well past an hour; credentials
+    that expire mid-update leave the state locked. Preview stays at the one-hour default."""
+    sessions = {part: rec.one(ROLE, f"ci-{part}").inputs["maxSessionDuration"]
+                for part in ("preview", "deploy", "deploy-models")}
+    assert sessions == {"preview": 3600, "deploy": 10800, "deploy-models": 10800}
+
+
+def test_deploy_session_is_configurable_within_iam_bounds():
+    rec = run_platform(platform_config(ci={**CI, "deploySessionSeconds": 14400}))
+    assert rec.one(ROLE, "ci-deploy").inputs["maxSessionDuration"] == 14400
+    with pytest.raises(ConfigError, match=r"mlplatform:ci\.deploySessionSeconds = 50000"):
+        run_platform(platform_config(ci={**CI, "deploySessionSeconds": 50000}))
+
+
+def test_model_deployers_may_proxy_exactly_prometheus_and_mlflow(rec):
+    """The rollout gate reads Prometheus and MLflow through the API server's service proxy with the
+    deploy-models identity: `get` on those two services' proxy subresource, nothing wider."""
+    roles = {r.inputs["metadata"]["namespace"]: r.inputs["rules"] for r in rec.of_type(K8S_ROLE)
+             if r.name.startswith("ci-proxy-")}
+    assert roles == {
+        "monitoring": [{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"],
+                        "resourceNames": ["kube-prometheus-stack-prometheus", "kube-prometheus-stack-prometheus:9090",
+                                          "http:kube-prometheus-stack-prometheus:9090"]}],
+        "mlflow": [{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"],
+                    "resourceNames": ["mlflow", "mlflow:5000", "http:mlflow:5000"]}],
+    }
+    bindings = [b for b in rec.of_type(K8S_ROLE_BINDING) if b.name.startswith("ci-proxy-")]
+    assert {b.inputs["subjects"][0]["name"] for b in bindings} == {"mlplatform:model-deployers"}
+    assert len(bindings) == 2

@@ -12,22 +12,7 @@ import pytest
 from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
 from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
-from tests.support.types import (
-    AWS_EC2_EIP,
-    AWS_EC2_NAT_GATEWAY,
-    AWS_EC2_ROUTE,
-    AWS_EC2_ROUTE_TABLE_ASSOCIATION,
-    AWS_EC2_SUBNET,
-    AWS_EC2_VPC,
-    AWS_EKS_CLUSTER,
-    AWS_EKS_NODE_GROUP,
-    AWS_IAM_OPEN_ID_CONNECT_PROVIDER,
-    AWS_IAM_ROLE,
-    AWS_IAM_ROLE_POLICY_ATTACHMENT,
-    AWS_KMS_KEY,
-    K8S_PROVIDER,
-    PLATFORM_CLUSTER,
-)
+from tests.support.types import AWS_EC2_EIP, AWS_EC2_NAT_GATEWAY, AWS_EC2_ROUTE, AWS_EC2_ROUTE_TABLE_ASSOCIATION, AWS_EC2_SUBNET, AWS_EC2_VPC, AWS_EKS_ADDON, AWS_EKS_CLUSTER, AWS_EKS_NODE_GROUP, AWS_IAM_OPEN_ID_CONNECT_PROVIDER, AWS_IAM_ROLE, AWS_IAM_ROLE_POLICY_ATTACHMENT, AWS_KMS_KEY, AWS_VPC_SECURITY_GROUP_INGRESS_RULE, K8S_PROVIDER, PLATFORM_CLUSTER
 
 TAGS = {"Project": "mlplatform", "Environment": "dev", "ManagedBy": "pulumi"}
 NOT_TAGGABLE = {
@@ -42,7 +27,7 @@ def _run(config: ClusterConfig | None = None, system_pool: SystemPoolConfig | No
         cluster = Cluster(
             "cluster",
             ClusterArgs(
-                config=config or ClusterConfig(name="mlp-test"),
+                config=config or ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
                 system_pool=system_pool or SystemPoolConfig(),
                 tags=TAGS,
             ),
@@ -166,12 +151,26 @@ def test_secrets_encrypted_with_own_rotating_kms_key(dev):
     assert encryption["provider"]["keyArn"] == key.outputs["arn"]
 
 
-def test_endpoint_private_by_default(dev):
-    """The API server must not be reachable from the internet unless asked for."""
+def test_endpoint_public_only_to_named_cidrs_and_private_by_default(dev):
+    """The default reaches the API from the operators' networks (the first `up` runs from outside the VPC)
+    and from inside the VPC; never from the whole internet unless written out."""
     vpc_config = dev.one(AWS_EKS_CLUSTER).inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["endpointPublicAccess"] is True
+    assert vpc_config["publicAccessCidrs"] == ["198.51.100.0/24"]
+    assert dev.of_type(AWS_VPC_SECURITY_GROUP_INGRESS_RULE) == []
+
+
+def test_private_only_admits_where_up_runs_from():
+    """A private-only endpoint is reachable from the networks the stack names, on 443 only, and nothing else."""
+    rec = _run(ClusterConfig(name="mlp-test", endpoint_public_access=False, private_access_cidrs=["10.100.0.0/24"]))
+    vpc_config = rec.one(AWS_EKS_CLUSTER).inputs["vpcConfig"]
     assert vpc_config["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in vpc_config
+    rule = rec.one(AWS_VPC_SECURITY_GROUP_INGRESS_RULE)
+    assert (rule.inputs["cidrIpv4"], rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (
+        "10.100.0.0/24", 443, 443, "tcp"
+    )
 
 
 def test_public_endpoint_limited_to_configured_cidrs(prod):
@@ -290,7 +289,7 @@ def test_system_nodes_wait_for_egress_and_policies(dev):
 def test_outputs_carry_egress_and_policy_dependencies():
     """A GPU node group built from these outputs must not launch nodes before egress and node policies exist."""
     def program():
-        cluster = Cluster("cluster", ClusterArgs(config=ClusterConfig(name="mlp-test"), system_pool=SystemPoolConfig()))
+        cluster = Cluster("cluster", ClusterArgs(config=ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]), system_pool=SystemPoolConfig()))
         aws.eks.NodeGroup(
             "consumer",
             cluster_name=cluster.cluster_name,
@@ -339,7 +338,7 @@ def test_provider_is_child_and_waits_for_system_nodes(dev):
 
 def test_region_mismatch_with_provider_fails():
     """A kubeconfig for the wrong region would point at a cluster that does not exist."""
-    args = ClusterArgs(config=ClusterConfig(name="mlp-test", region="eu-west-1"), system_pool=SystemPoolConfig())
+    args = ClusterArgs(config=ClusterConfig(name="mlp-test", region="eu-west-1", public_access_cidrs=["198.51.100.0/24"]), system_pool=SystemPoolConfig())
     with pytest.raises(ValueError, match=r"cluster\.region is 'eu-west-1' but the AWS provider deploys to 'us-west-2'"):
         run_program(lambda: Cluster("cluster", args), project="mlplatform", stack="dev")
 
@@ -359,3 +358,25 @@ def test_every_taggable_resource_carries_the_tags(prod):
     for res in prod.resources:
         if res.custom and res.type.startswith("aws:") and res.type not in NOT_TAGGABLE:
             assert TAGS.items() <= res.inputs.get("tags", {}).items(), res
+
+
+def test_vpc_cni_addon_enforces_network_policies(dev):
+    """EKS installs the VPC CNI with its policy agent off, so every NetworkPolicy would be accepted and ignored;
+    the managed add-on turns enforcement on and takes over the DaemonSet EKS installed."""
+    addon = next(a for a in dev.of_type(AWS_EKS_ADDON) if a.inputs["addonName"] == "vpc-cni")
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
+    assert "addonVersion" not in addon.inputs  # the EKS default unless pinned
+
+
+def test_vpc_cni_addon_version_is_pinned_from_config():
+    rec = _run(ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"],
+                             vpc_cni_addon_version="v1.20.4-eksbuild.1"))
+    addon = next(a for a in rec.of_type(AWS_EKS_ADDON) if a.inputs["addonName"] == "vpc-cni")
+    assert addon.inputs["addonVersion"] == "v1.20.4-eksbuild.1"
+
+
+def test_metrics_server_addon_serves_the_hpa_metrics(dev):
+    """Model servers scale with HPAs on CPU, read from metrics.k8s.io; a new EKS cluster serves no such API."""
+    addon = next(a for a in dev.of_type(AWS_EKS_ADDON) if a.inputs["addonName"] == "metrics-server")
+    assert "addonVersion" not in addon.inputs

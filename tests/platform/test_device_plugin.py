@@ -87,3 +87,28 @@ def test_rejects_zero_replicas():
     """Zero shares per GPU would advertise no GPUs at all."""
     with pytest.raises(ValueError, match="time_slicing_replicas must be >= 1"):
         _run(0)
+
+
+def _plugin_releases(recording) -> list:
+    return [r for r in recording.of_type(HELM_RELEASE) if r.inputs["chart"] == "nvidia-device-plugin"]
+
+
+def test_bottlerocket_nvidia_nodes_get_no_helm_device_plugin():
+    """Bottlerocket's NVIDIA variants run their own device plugin; a second one would advertise every GPU twice."""
+    from tests.support.helpers import platform_config, run_platform
+
+    recording = run_platform(platform_config(nodePools={"gpu": {"amiType": "BOTTLEROCKET_x86_64_NVIDIA"}}))
+    assert _plugin_releases(recording) == []
+    assert len(_plugin_releases(run_platform(platform_config()))) == 1
+
+
+def test_bottlerocket_with_time_slicing_is_refused():
+    """Time-slicing lives in the chart's config; with the chart skipped it would silently not happen."""
+    import pytest
+
+    from mlplatform.configuration import ConfigError
+    from tests.support.helpers import platform_config, run_platform
+
+    with pytest.raises(ConfigError, match=r"mlplatform:nodePools\.gpu\.amiType / mlplatform:devicePlugin\.timeSlicingReplicas"):
+        run_platform(platform_config(nodePools={"gpu": {"amiType": "BOTTLEROCKET_x86_64_NVIDIA"}},
+                                     devicePlugin={"timeSlicingReplicas": 2}))

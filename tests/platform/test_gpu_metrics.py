@@ -63,7 +63,7 @@ def test_exports_exactly_the_catalogued_counters(dev_platform, pod_spec):
     assert "DCGM_FI_DEV_GPU_UTIL" in fields
     assert not [f for f in fields if f.startswith("DCGM_FI_PROF_")], "profiling fields need CAP_SYS_ADMIN"
     [container] = pod_spec["containers"]
-    assert container["args"] == ["-f", "/etc/mlplatform-dcgm/counters.csv"]
+    assert container["args"][:2] == ["-f", "/etc/mlplatform-dcgm/counters.csv"]
     assert {e["name"]: e.get("value") for e in container["env"]}["DCGM_EXPORTER_KUBERNETES"] == "true"
 
 
@@ -98,3 +98,20 @@ def test_off_by_config():
     recording = run_platform(platform_config(monitoring={"gpuMetrics": False}))
     assert recording.of_type(DAEMON_SET) == []
     assert [m.name for m in recording.of_type(POD_MONITOR)] == ["monitoring-linkerd-proxies"]
+
+
+def _exporter_args(recording) -> list[str]:
+    daemon_set = next(d for d in recording.of_type(K8S_DAEMON_SET)
+                      if d.inputs["metadata"]["name"] == "dcgm-exporter")
+    return daemon_set.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_time_sliced_gpus_are_attributed_to_pods(dev_platform):
+    """dev shares each GPU two ways: the device plugin hands out virtual GPU ids, which the exporter maps to
+    pods only with --kubernetes-virtual-gpus; without it GpuIdle, which joins on `pod`, never fires."""
+    assert "--kubernetes-virtual-gpus" in _exporter_args(dev_platform)
+
+
+def test_whole_gpus_need_no_virtual_gpu_mapping(prod_platform):
+    """prod gives each pod whole GPUs; the flag would only add series."""
+    assert "--kubernetes-virtual-gpus" not in _exporter_args(prod_platform)

@@ -11,7 +11,7 @@ import pytest
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
 from tests.support.network_policy import NETWORK_POLICY, Address, Policies, Pod
-from tests.support.types import K8S_NAMESPACE
+from tests.support.types import K8S_NAMESPACE, K8S_NETWORK_POLICY
 
 NAMESPACE = K8S_NAMESPACE
 VPC_CIDR = "10.0.0.0/16"
@@ -195,3 +195,19 @@ def test_team_services_may_call_models_through_the_proxy(aws_mode):
     assert not policies.egress_allows(TEAM_NOTEBOOK, model, 8080)
     # The serving namespace's default deny holds until a model stack admits its clients.
     assert not policies.allows(TEAM_NOTEBOOK, model, 4143)
+
+
+def _policy(recording, namespace: str, name: str) -> dict:
+    return next(p.inputs["spec"] for p in recording.of_type(K8S_NETWORK_POLICY)
+                if p.inputs["metadata"]["name"] == name and p.inputs["metadata"]["namespace"] == namespace)
+
+
+def test_api_server_proxy_reaches_prometheus_and_mlflow(dev_platform):
+    """The rollout gate reads both through the API server's service proxy. On EKS the proxied request
+    comes from the control plane's ENIs in the VPC: an ipBlock of the VPC CIDR is all a policy can name."""
+    prometheus = _policy(dev_platform, "monitoring", "allow-prometheus")
+    mlflow = _policy(dev_platform, "mlflow", "allow-mlflow")
+    for spec, port in ((prometheus, 9090), (mlflow, 5000)):
+        admitted = [rule for rule in spec["ingress"]
+                    if any(peer.get("ipBlock", {}).get("cidr") == "10.0.0.0/16" for peer in rule["from"])]
+        assert admitted and port in [p["port"] for p in admitted[0]["ports"]]

@@ -204,7 +204,7 @@ def test_without_efs_there_is_no_read_write_many_class():
     """`storage.efs: false` creates no file system, driver or class, and says so in the outputs."""
     recording = run_platform(platform_config(storage={"efs": False, "readWriteOnceClass": "ebs"}))
     assert recording.of_type(FILE_SYSTEM) == [] and recording.of_type(MOUNT_TARGET) == []
-    assert [a.inputs["addonName"] for a in recording.of_type(ADDON)] == ["aws-ebs-csi-driver"]
+    assert [a.inputs["addonName"] for a in recording.of_type(ADDON) if "csi" in a.inputs["addonName"]] == ["aws-ebs-csi-driver"]
     assert [c.metadata["name"] for c in recording.of_type(STORAGE_CLASS)] == ["ebs"]
     assert recording.stack_outputs["storageClasses"] == {"readWriteOnce": "ebs", "readWriteMany": None}
 

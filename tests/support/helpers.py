@@ -32,7 +32,8 @@ def platform_config(**overrides: Any) -> dict[str, Any]:
     """
     base: dict[str, Any] = {
         "environment": "dev",
-        "cluster": {"mode": "aws", "name": "mlp-test", "region": "us-west-2"},
+        # A documentation range (RFC 5737): the public endpoint admits only it.
+        "cluster": {"mode": "aws", "name": "mlp-test", "region": "us-west-2", "publicAccessCidrs": ["203.0.113.0/24"]},
         "namespaces": {"teams": [{"name": "team-a", "gpuRequests": 2, "gpuLimits": 4}]},
     }
     return deep_merge(base, overrides)

@@ -159,6 +159,7 @@ class ModelRegistry(pulumi.ComponentResource):
             depends_on=[*waits, *args.wait_for],
             parent=self,
         )
+        server.disruption_budget(name, config, namespace, identity, parent=self)
         self.service = server.cluster_ip_service(name, namespace, identity, parent=self)
         self.tracking_uri = pulumi.Output.concat(
             "http://",

@@ -19,7 +19,8 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.platform.registry_config import MlflowConfig
-from mlplatform.security import restricted_container_security_context, restricted_pod_security_context
+from mlplatform.scheduling import spread_constraints
+from mlplatform.security import restricted_container_security_context, restricted_pod_security_context, scratch_dir
 
 PORT = 5000
 SERVICE_NAME = "mlflow"
@@ -172,6 +173,7 @@ def server_deployment(
                     service_account_name=account.metadata.name,
                     automount_service_account_token=False,
                     security_context=restricted_pod_security_context(1000),
+                    topology_spread_constraints=spread_constraints(identity.selector) if config.replicas > 1 else None,
                     containers=[
                         k8s.core.v1.ContainerArgs(
                             name="mlflow",
@@ -191,8 +193,8 @@ def server_deployment(
                                 http_get=health, period_seconds=20, timeout_seconds=5, failure_threshold=3
                             ),
                             resources=k8s.core.v1.ResourceRequirementsArgs(
-                                requests={"cpu": "250m", "memory": "512Mi"},
-                                limits={"cpu": "1", "memory": "2Gi"},
+                                requests={"cpu": "250m", "memory": "512Mi", **config.scratch.requests()},
+                                limits={"cpu": "1", "memory": "2Gi", **config.scratch.limits()},
                             ),
                             security_context=restricted_container_security_context(),
                             volume_mounts=[
@@ -205,8 +207,8 @@ def server_deployment(
                         )
                     ],
                     volumes=[
-                        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
-                        k8s.core.v1.VolumeArgs(name="home", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=scratch_dir(config.scratch)),
+                        k8s.core.v1.VolumeArgs(name="home", empty_dir=scratch_dir(config.scratch)),
                         k8s.core.v1.VolumeArgs(
                             name="backend",
                             secret=k8s.core.v1.SecretVolumeSourceArgs(
@@ -221,6 +223,24 @@ def server_deployment(
             ),
         ),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def disruption_budget(
+    name: str, config: MlflowConfig, namespace: pulumi.Input[str], identity: ServerIdentity, *,
+    parent: pulumi.Resource,
+) -> k8s.policy.v1.PodDisruptionBudget | None:
+    """With more than one replica, a node drain evicts one at a time; with one, a PDB would only block drains."""
+    if config.replicas < 2:
+        return None
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-pdb",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=SERVICE_NAME, namespace=namespace, labels=identity.pod_labels),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            max_unavailable=1,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=identity.selector),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
     )
 
 
