@@ -7,11 +7,12 @@ last write (and the commit): see `Context.exclusive`.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import rules
+from mlplatform.tools.rollout import gate, rules
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
@@ -25,7 +26,8 @@ def verdict_lines(verdict: GateVerdict) -> str:
         f"  thresholds: requests >= {t.min_requests}, success >= {t.min_success_rate * 100:.2f}%, "
         f"p99 <= {t.max_p99_latency_ms:.0f}ms"
         + (f", accuracy >= {t.min_accuracy}" if t.min_accuracy is not None else "")
-        + (", canary no worse than stable" if t.compare_with_stable else "")
+        + (f", vs stable at {t.confidence:.0%}: errors <= +{t.max_error_rate_increase:.0%}, slow requests <= "
+           f"+{t.max_slow_request_increase:.0%}" if t.compare_with_stable else "")
     )
     lines += [f"  - {r}" for r in verdict.reasons]
     lines += [f"  note: {n}" for n in verdict.notes]
@@ -239,7 +241,9 @@ def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep, clock: Call
     """
     args = ctx.args
     failures = checks = 0
-    step_since = clock()
+    # The evidence starts with the step: when watch moves (or sees) the weight; before that, the
+    # one-shot commands' default (the last dwell), since the file does not say when the step began.
+    step_since, step_started = clock(), None
     seen_weight: int | None = None
     while True:
         with ctx.exclusive(require_unchanged=False):
@@ -248,14 +252,14 @@ def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep, clock: Call
             config = ctx.load().config
             canary = rules.require_live_canary(config)
             if seen_weight is not None and canary.weight != seen_weight:
-                step_since, failures = clock(), 0
+                step_since, step_started, failures = clock(), datetime.now(timezone.utc), 0
             seen_weight = canary.weight
             threshold = config.analysis.failure_threshold
             dwell = dwell_seconds(config, canary.weight, args.dwell_seconds)
-            verdict = ctx.gate(config)
+            verdict = ctx.gate(config, since=step_started)
             checks += 1
             waited = clock() - step_since
-            failures = 0 if verdict.healthy else failures + 1
+            action, failures = gate.act(verdict, failures, threshold, waited >= dwell)
             ctx.out.event(
                 "check",
                 f"[check {checks}] {canary.version} at {canary.weight}%: {verdict.summary()}; "
@@ -264,11 +268,11 @@ def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep, clock: Call
                 check=checks, weight=canary.weight, failures=failures, failureThreshold=threshold,
                 dwelled=waited, dwell=dwell, gate=verdict.to_dict(),
             )
-            if failures >= threshold:
-                reason = f"{failures} consecutive failed checks: " + "; ".join(verdict.reasons)
+            if action == gate.ABORT:
+                reason = ("" if verdict.decisive else f"{failures} consecutive failed checks: ") + "; ".join(verdict.reasons)
                 _abort_locked(ctx, reason, verdict)
                 return EXIT_REFUSED
-            if verdict.healthy and waited >= dwell:
+            if action == gate.ADVANCE:
                 if config.next_step() is None:
                     ctx.out.event(
                         "ready", f"canary {canary.version} dwelled at 100% and is healthy: run `rollout promote`",
@@ -280,7 +284,7 @@ def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep, clock: Call
                     "advanced", f"advanced: canary {canary.version} {previous}% -> {target}%",
                     previous=previous, weight=target,
                 )
-                step_since, seen_weight = clock(), target
+                step_since, step_started, seen_weight = clock(), datetime.now(timezone.utc), target
         if args.max_checks is not None and checks >= args.max_checks:
             ctx.out.event("stopped", f"stopped after {checks} checks (--max-checks)", checks=checks)
             return EXIT_OK
