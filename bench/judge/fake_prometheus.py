@@ -30,16 +30,27 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 @dataclass
 class Version:
     """One Deployment's counts, one row per interval: requests, errors, and latency per bucket
-    (not cumulative; the last column is the +Inf bucket)."""
+    (not cumulative; the last column is the +Inf bucket). Running totals make a window's sum two lookups."""
 
     requests: list[int] = field(default_factory=list)
     errors: list[int] = field(default_factory=list)
     buckets: list[np.ndarray] = field(default_factory=list)
+    _sums: list[np.ndarray] = field(default_factory=list)  # row k: totals of intervals < k (requests, errors, buckets)
 
     def add(self, requests: int, errors: int, buckets: np.ndarray) -> None:
         self.requests.append(int(requests))
         self.errors.append(int(errors))
         self.buckets.append(buckets)
+        if not self._sums:
+            self._sums.append(np.zeros(2 + len(buckets), dtype=np.int64))
+        self._sums.append(self._sums[-1] + np.concatenate(([requests, errors], buckets)))
+
+    def total(self, first: int, last: int) -> np.ndarray:
+        """(requests, errors, *buckets) summed over intervals first..last (clipped to what exists)."""
+        first, last = max(first, 0), min(last, len(self.requests) - 1)
+        if last < first:
+            return np.zeros(2 + len(LE_LABELS), dtype=np.int64)
+        return self._sums[last + 1] - self._sums[first]
 
 
 class FakePrometheus:
@@ -91,31 +102,31 @@ class FakePrometheus:
         return points
 
     # -- answers ------------------------------------------------------------------------
-    def _indices(self, at: float, span: float) -> range:
+    def _indices(self, at: float, span: float) -> tuple[int, int]:
         last = math.floor((at - self.t0) / self.interval + 1e-9) - 1
         first = math.floor((at - span - self.t0) / self.interval + 1e-9)
-        return range(max(first, 0), last + 1)
+        return first, last
+
+    def _totals(self, promql: str, at: float, span: float) -> np.ndarray | None:
+        version = self.versions.get(_DEPLOYMENT.search(promql).group(1))
+        return None if version is None else version.total(*self._indices(at, span))
 
     def _rows(self, promql: str, at: float, span: float) -> list[np.ndarray]:
-        version = self.versions.get(_DEPLOYMENT.search(promql).group(1))
-        if version is None:
-            return []
-        return [version.buckets[k] for k in self._indices(at, span) if k < len(version.buckets)]
+        totals = self._totals(promql, at, span)
+        return [] if totals is None or not totals[0] else [totals[2:]]
 
     def _window(self, promql: str, at: float) -> float | None:
         """sum(increase(...[R])) of requests, errors, or the slow-requests difference; None: no series."""
-        version = self.versions.get(_DEPLOYMENT.search(promql).group(1))
-        if version is None:
+        totals = self._totals(promql, at, _range(promql))
+        if totals is None:
             return None
-        ks = [k for k in self._indices(at, _range(promql)) if k < len(version.requests)]
         if 'le="+Inf"' in promql:
-            le = _LE.findall(promql)[-1]
-            column = LE_LABELS.index(le)
-            return float(sum(version.buckets[k][column + 1:].sum() for k in ks))
+            column = LE_LABELS.index(_LE.findall(promql)[-1])
+            return float(totals[2 + column + 1:].sum())
         if 'classification="failure"' in promql:
-            return float(sum(version.errors[k] for k in ks))
+            return float(totals[1])
         if "classification" not in promql:
-            return float(sum(version.requests[k] for k in ks))
+            return float(totals[0])
         raise AssertionError(f"the fake Prometheus does not know this query: {promql}")
 
 

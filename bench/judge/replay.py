@@ -45,6 +45,11 @@ class Truth:
     gap_probability: float = 0.0  # chance an interval has no traffic at all
     degrade_after: int | None = None  # intervals of equality, then `error_ratio`
     worse: bool = False  # ground truth: should it be rolled back?
+    starved: bool = False  # too little traffic to judge: it must not be promoted
+
+    @property
+    def must_not_promote(self) -> bool:
+        return self.worse or self.starved
 
 
 CLASSES = (
@@ -52,11 +57,13 @@ CLASSES = (
     Truth("equal, 5000 req/min", 5000),
     Truth("errors 2x, 500 req/min", 500, error_ratio=2.0, worse=True),
     Truth("errors 2x, 5000 req/min", 5000, error_ratio=2.0, worse=True),
+    Truth("errors 2x, 50000 req/min", 50000, error_ratio=2.0, worse=True),
     Truth("errors 1.2x, 5000 req/min", 5000, error_ratio=1.2, worse=True),
     Truth("p99 +10%, 500 req/min", 500, latency_scale=1.1, worse=True),
+    Truth("p99 +10%, 5000 req/min", 5000, latency_scale=1.1, worse=True),
     Truth("p99 +50%, 500 req/min", 500, latency_scale=1.5, worse=True),
-    Truth("low traffic, 20 req/min", 20),
-    Truth("no traffic", 0),
+    Truth("low traffic, 20 req/min", 20, starved=True),
+    Truth("no traffic", 0, starved=True),
     Truth("traffic gaps (30% of minutes), 500 req/min", 500, gap_probability=0.3),
     Truth("degrades to 5x errors after 3 intervals, 500 req/min", 500, error_ratio=5.0, degrade_after=3, worse=True),
 )

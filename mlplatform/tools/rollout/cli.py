@@ -19,7 +19,7 @@ import argparse
 import os
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.rollout import apply, commands, lock, rules
+from mlplatform.tools.rollout import apply, commands, explain, lock, rules
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
@@ -168,6 +168,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--max-checks", type=_positive(int), help="stop after this many checks (default: until done or aborted)"
     )
     p.set_defaults(rollout_handler=commands.watch)
+
+    explain.add_arguments(verbs.add_parser("explain", parents=[common, gate], help="the gate's verdict re-derived, and why"))
 
     rollout.set_defaults(handler=run)
     return rollout

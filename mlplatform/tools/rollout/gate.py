@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 
 from mlplatform.model.config import AnalysisConfig
@@ -164,21 +165,21 @@ class Window:
     at: datetime
     interval_seconds: float
 
-    @property
+    @cached_property
     def intervals(self) -> int:
         return max(0, int((self.at - self.since).total_seconds() // self.interval_seconds))
 
-    @property
+    @cached_property
     def points(self) -> list[float]:
         """The ends of the whole intervals since `since` (unix seconds): each point covers the interval before it."""
         first = self.since.timestamp() + self.interval_seconds
         return [first + k * self.interval_seconds for k in range(self.intervals)]
 
-    @property
+    @cached_property
     def span(self) -> str:
         return promql_range(self.intervals * self.interval_seconds)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         return self.since + timedelta(seconds=self.intervals * self.interval_seconds)
 
