@@ -83,7 +83,7 @@ def _run(prometheus: str, project: Path, *args: str) -> tuple[int, list[dict]]:
     command, *rest = args
     parsed = parser.parse_args(
         ["rollout", command, STACK, "--project-dir", str(project), "--json", *rest]
-        + (["--prometheus-url", prometheus] if command in ("next", "watch", "promote", "status") else [])
+        + (["--prometheus-url", prometheus] if command in ("next", "watch", "promote", "status", "explain") else [])
     )
     stream = io.StringIO()
     code = cli.run(parsed, stream=stream)
@@ -181,3 +181,26 @@ def test_watch_advances_after_dwell(fed, tmp_path) -> None:
     assert (75, "not-yet") in outcomes and (100, "not-yet") in outcomes
     assert events[-1]["event"] == "ready"
     assert _weight(project) == 100
+
+
+@pytest.mark.parametrize(("version", "outcome"), [("v61", "pass"), ("v62", "fail")], ids=["equal", "5pct-errors"])
+def test_explain_judges_canary_against_stable_through_prometheus(fed, tmp_path, version, outcome) -> None:
+    """The judge end to end over real scraped series: an equal canary passes the comparison with stable,
+    one with 5% errors against stable's 0.2% is rejected by the sequential test; `explain` says so."""
+    project = _project(tmp_path, version)
+    deadline = time.monotonic() + DATA_TIMEOUT
+    while True:
+        # The evidence grows with every scrape: a regression is rejected once there is enough of it.
+        code, events = _run(fed, project, "explain")
+        assert code == 0
+        (event,) = [e for e in events if e["event"] == "explain"]
+        record = event["verdict"]
+        error_rate = record["comparisons"]["errorRate"]
+        crossed = error_rate["eValue"] == "inf" or error_rate["eValue"] >= error_rate["threshold"]
+        if crossed or outcome == "pass" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert record["outcome"] == outcome, record["reasons"]
+    assert error_rate["stable"]["requests"] > 0 and error_rate["canary"]["requests"] > 0
+    assert crossed is (outcome == "fail"), error_rate
+    assert record["comparisons"]["latency"]["boundaryLe"] is not None
