@@ -195,3 +195,20 @@ def test_unreachable_prometheus_is_a_clear_error() -> None:
     client = PrometheusClient(f"http://127.0.0.1:{port}", timeout=2, hint="port-forward it")
     with pytest.raises(PrometheusError, match=rf"cannot reach Prometheus at http://127.0.0.1:{port}: .*; port-forward it$"):
         client.query("up")
+
+
+def test_judge_settings_are_validated_with_key_value_and_range(tmp_path) -> None:
+    """A confidence of 1 would never reject, 0 inconclusive steps would fail every first check: refused, named."""
+    from mlplatform.configuration import ConfigError
+    from mlplatform.tools.stackfile import editor as stackfile
+    from tests.rollout.conftest import STACK_TEXT
+
+    path = tmp_path / "Pulumi.fraud-detector-test.yaml"
+    path.write_text(STACK_TEXT.replace("    failureThreshold: 2\n", "    failureThreshold: 2\n    confidence: 1.5\n"
+                                       "    maxInconclusiveSteps: 0\n    maxErrorRateIncrease: -0.1\n"))
+    with pytest.raises(ConfigError) as caught:
+        stackfile.load(path)
+    message = str(caught.value)
+    assert "mlmodel:analysis.confidence = 1.5: Input should be less than 1" in message
+    assert "mlmodel:analysis.maxInconclusiveSteps = 0: Input should be greater than or equal to 1" in message
+    assert "mlmodel:analysis.maxErrorRateIncrease = -0.1: Input should be greater than or equal to 0" in message

@@ -7,8 +7,8 @@ last write (and the commit): see `Context.exclusive`.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
