@@ -10,7 +10,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus amtool:prometheus-alertma
 # The oldest Go that builds every module under tests/e2e/go-modules/ (their go.mod `go` lines).
 GO_MIN := 1.26.0
 
-.PHONY: setup setup-runtime deps lint lint-workflows format test test-fast e2e e2e-tools render bench bench-e2e docs docs-check clean
+.PHONY: setup setup-runtime deps lint lint-workflows format test test-fast e2e e2e-tools render bench bench-e2e bench-judge docs docs-check clean
 
 # Two stamps: the runtime (what `make render` and the Pulumi projects need) and the
 # test stack on top of it (mlflow, kubernetes-validate...), which only `make test`
@@ -98,6 +98,10 @@ render: setup-runtime
 ## bench: program evaluation cost, rollout blast radius and test-suite time, written to docs/benchmarks.md
 bench: setup
 	$(PY) -m bench
+
+## bench-judge: replay seeded synthetic canaries through the judge and the old gate (docs/benchmarks.md section 6, docs/img/judge.png)
+bench-judge: setup
+	$(PY) -m bench.judge
 
 ## bench-e2e: time the real platform and a rollout on the simulated cluster (docs/benchmarks.md, section 5; needs MLPLATFORM_TEST_CHARTS and kubectl)
 bench-e2e: setup deps

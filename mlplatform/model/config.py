@@ -157,9 +157,14 @@ class AnalysisConfig(ConfigModel):
     min_success_rate: float = Field(0.99, gt=0, le=1, description="Minimum canary success rate.")
     max_p99_latency_ms: float = Field(500, gt=0, description="Maximum canary p99 latency in ms.")
     min_requests: int = Field(
-        50, ge=1, description="Minimum canary requests in the interval: no traffic is never healthy."
+        50,
+        ge=1,
+        description="Minimum canary requests since the step started before the gate judges anything; until "
+        "then the verdict is `not yet` (never a pass, and never a failure by itself).",
     )
-    failure_threshold: int = Field(3, ge=1, description="Consecutive failed checks before `watch` aborts.")
+    failure_threshold: int = Field(
+        3, ge=1, description="Consecutive guard-rail failures before `watch` aborts (a statistical failure aborts at once)."
+    )
     dwell_minutes: list[StrictInt | StrictStr] = Field(
         default_factory=lambda: list(DEFAULT_DWELL_MINUTES),
         description="How long to dwell at each step before the next (one per step): minutes as a number "
@@ -173,7 +178,36 @@ class AnalysisConfig(ConfigModel):
         "where the gauge is scraped.",
     )
     compare_with_stable: bool = Field(
-        False, description="Also require the canary's success rate to be no worse than stable's."
+        True,
+        description="Judge the canary against stable with the sequential tests (error rate and latency), beside "
+        "the fixed guard rails. Off: the guard rails alone decide.",
+    )
+    max_error_rate_increase: float = Field(
+        0.1,
+        ge=0,
+        le=10,
+        description="Tolerance of the error-rate comparison, relative to stable's rate: 0.1 fails a canary "
+        "only when it is confidently more than 1.1 times as error-prone as stable.",
+    )
+    max_slow_request_increase: float = Field(
+        0.1,
+        ge=0,
+        le=10,
+        description="Tolerance of the latency comparison, relative: the canary's share of requests slower than "
+        "stable's p99 bucket boundary may exceed stable's share by this fraction.",
+    )
+    confidence: float = Field(
+        0.99,
+        ge=0.5,
+        lt=1,
+        description="Confidence of the sequential tests: a canary equal to stable is failed by one of them with "
+        "probability at most 1 - confidence per step, however often the gate checks.",
+    )
+    max_inconclusive_steps: int = Field(
+        10,
+        ge=1,
+        description="Intervals a step may stay `not yet` (too few requests, no data, stable without traffic) "
+        "before the verdict becomes a failure naming why.",
     )
 
     @field_validator("dwell_minutes")

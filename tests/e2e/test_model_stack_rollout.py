@@ -259,6 +259,8 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(  # noqa: PLR0915  one rol
 ) -> None:
     api = control_plane
     exporter.set_traffic(SERVING, f"{MODEL}-v6", HEALTHY)
+    # The gate judges the canary against stable: stable takes traffic too.
+    exporter.set_traffic(SERVING, f"{MODEL}-v5", HEALTHY)
 
     # 1. The CRDs a model stack needs exist before it runs.
     for crd in (f"modelversions.{GROUP}", f"inferenceservices.{GROUP}", "trafficsplits.split.smi-spec.io"):

@@ -72,7 +72,7 @@ def test_concurrent_next_pairs_take_exactly_one_step(project: Path, stack_file: 
     _git_repo(project)
     waiting = threading.Event()
 
-    def gate(self, config):
+    def gate(self, config, **window):
         waiting.wait(timeout=10)
         return _healthy(config)
 
@@ -207,7 +207,7 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, st
 
     from mlplatform.tools.rollout import state
 
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     start = 1_800_000_000.0
     now = [start]
     seed_status(status_file, started=state.now_iso(start))
@@ -234,35 +234,16 @@ class _HeldPrometheus:
     """A Prometheus API on 127.0.0.1 with healthy canary numbers that answers only once released."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs, urlparse
+        from tests.support.fake_prometheus_http import HttpPrometheus, steady
 
         self.release = threading.Event()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # http.server's name
-                owner.release.wait(timeout=30)
-                query = parse_qs(urlparse(self.path).query)["query"][0]
-                value = "20" if "histogram_quantile" in query else "1" if " / " in query else "500"
-                body = json.dumps({"status": "success", "data": {
-                    "resultType": "vector", "result": [{"metric": {}, "value": [0, value]}]}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        healthy = steady(20, {"fraud-detector-v6": (500, 0, "20"), "fraud-detector-v5": (500, 0, "20")})
+        self.http = HttpPrometheus(healthy, before_answer=lambda: self.release.wait(timeout=30))
+        self.url = self.http.url
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path, status_file: Path) -> None:

@@ -21,7 +21,7 @@ DWELLS = STACK_TEXT + "    dwellMinutes: [15m, 10m, 30s, 30s, 30s]\n"
 
 def _unhealthy(config) -> GateVerdict:
     verdict = _healthy(config)
-    return GateVerdict(**{**verdict.__dict__, "healthy": False, "success_rate": 0.5, "reasons": ["success 50%"]})
+    return GateVerdict(**{**verdict.__dict__, "healthy": False, "outcome": "fail", "success_rate": 0.5, "reasons": ["success 50%"]})
 
 
 def _ctx(project: Path, now: list[float], *argv: str) -> tuple[context.Context, io.StringIO]:
@@ -39,7 +39,7 @@ def test_next_refuses_before_the_dwell_and_names_the_time_left(project, stack_fi
     """Stepping early skips the evidence the dwell is for: exit 1, the time left named, nothing written."""
     stack_file.write_text(DWELLS)
     seed_status(status_file, started=state.now_iso(T0))
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, stream = _ctx(project, [T0 + 600], "next")
     assert cli.run_context(ctx) == 1
     refused = _events(stream)[-1]
@@ -51,7 +51,7 @@ def test_next_refuses_before_the_dwell_and_names_the_time_left(project, stack_fi
 def test_next_steps_once_the_dwell_has_passed(project, stack_file, status_file, monkeypatch):
     stack_file.write_text(DWELLS)
     seed_status(status_file, started=state.now_iso(T0))
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, _ = _ctx(project, [T0 + 900], "next")
     assert cli.run_context(ctx) == 0
     assert stackfile.load(stack_file).config.canary.weight == 25
@@ -64,7 +64,7 @@ def test_skip_dwell_steps_and_puts_the_reason_in_the_commit(project, stack_file,
     stack_file.write_text(DWELLS)
     _git_repo(project)
     seed_status(status_file, started=state.now_iso(T0))
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, _ = _ctx(project, [T0 + 1], "next", "--commit", "--skip-dwell", "hotfix INC-42 verified by hand")
     assert cli.run_context(ctx) == 0
     message = subprocess.run(
@@ -77,14 +77,14 @@ def test_an_unknown_step_starts_its_dwell_now(project, stack_file, status_file, 
     """No status for this canary at this weight (a new canary, a hand edit): the dwell starts, never is assumed."""
     stack_file.write_text(DWELLS)
     seed_status(status_file, version="v5", weight=10)
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, _ = _ctx(project, [T0], "next")
     assert cli.run_context(ctx) == 1
     assert json.loads(status_file.read_text())["stepStartedAt"] == state.now_iso(T0)
 
 
 def test_next_from_another_weight_exits_5(project, stack_file, monkeypatch):
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, stream = _ctx(project, [T0], "next", "--from", "25")
     assert cli.run_context(ctx) == 5
     assert "is at 10%, not at --from 25%" in _events(stream)[-1]["error"]
@@ -96,7 +96,7 @@ def test_a_15_minute_dwell_completes_across_runs_shorter_than_it(project, stack_
     counted from the step start in the status, so the third run steps."""
     stack_file.write_text(DWELLS)
     status_file.unlink()
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     now = [T0]
     weights = []
     for _ in range(3):
@@ -111,7 +111,7 @@ def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(projec
                                                                          monkeypatch):
     """failureThreshold 2, one failed check per run: the second run aborts. A fresh status each run
     (the old behaviour) would never reach 2."""
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _unhealthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _unhealthy(config))
     now = [T0]
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
     assert commands.watch(ctx) == 0

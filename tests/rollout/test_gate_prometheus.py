@@ -56,6 +56,8 @@ def _project(tmp_path: Path, version: str, weight: int = 10) -> Path:
 # Each test's canary is its own Deployment, fed from the start of the session so
 # the windows fill once, in parallel, instead of once per test.
 TRAFFIC = {
+    # Stable, which every canary here is judged against.
+    "v5": Traffic(rps=40, error_ratio=0.002, latency_ms=40),
     "v60": Traffic(rps=40, latency_ms=30, accuracy=0.93),
     "v61": Traffic(rps=40, latency_ms=40),
     "v62": Traffic(rps=40, error_ratio=0.05, latency_ms=40),
@@ -81,7 +83,7 @@ def _run(prometheus: str, project: Path, *args: str) -> tuple[int, list[dict]]:
     command, *rest = args
     parsed = parser.parse_args(
         ["rollout", command, STACK, "--project-dir", str(project), "--json", *rest]
-        + (["--prometheus-url", prometheus] if command in ("next", "watch", "promote", "status") else [])
+        + (["--prometheus-url", prometheus] if command in ("next", "watch", "promote", "status", "explain") else [])
     )
     stream = io.StringIO()
     code = cli.run(parsed, stream=stream)
@@ -150,26 +152,55 @@ def test_zero_traffic_is_refused(fed, tmp_path) -> None:
     assert code == 1
     gate = next(e for e in events if e["event"] == "gate")["gate"]
     assert gate["requests"] == 0
-    assert any("not enough traffic: 0 requests" in r for r in gate["reasons"])
+    assert gate["outcome"] == "not-yet" or "still inconclusive" in gate["reasons"][0]
+    assert any("not enough traffic: 0 canary requests" in r for r in gate["reasons"])
     assert _weight(project) == 10
 
 
-def test_watch_aborts_after_consecutive_failures(fed, tmp_path) -> None:
-    """After failureThreshold (2) failed checks in a row, watch writes weight 0 and stops."""
+def test_watch_aborts_at_once_on_a_decisive_failure(fed, tmp_path) -> None:
+    """5% errors: the sequential tests reject at the first check, so watch writes weight 0 without
+    waiting for failureThreshold (2) checks in a row, and the reason carries the statistic."""
     project = _project(tmp_path, "v65")
     code, events = _run(fed, project, "watch", "--interval", "0.2", "--max-checks", "10")
     assert code == 1
     checks = [e for e in events if e["event"] == "check"]
-    assert [c["failures"] for c in checks] == [1, 2]
-    assert events[-1]["event"] == "aborted" and "2 consecutive failed checks" in events[-1]["reason"]
+    assert len(checks) == 1 and checks[0]["gate"]["decisive"]
+    assert events[-1]["event"] == "aborted" and "e-value" in events[-1]["reason"]
+    assert "consecutive" not in events[-1]["reason"]
     assert _weight(project) == 0
 
 
 def test_watch_advances_after_dwell(fed, tmp_path) -> None:
-    """A healthy canary is moved a step each time its dwell has passed, up to 100%, then stops."""
+    """A healthy canary is moved a step each time its dwell has passed, up to 100%, then stops; each new
+    step waits for a whole window of its own evidence ('not yet') before it passes."""
     project = _project(tmp_path, "v66", weight=50)
-    code, events = _run(fed, project, "watch", "--interval", "0.2", "--dwell-seconds", "0", "--max-checks", "5")
+    code, events = _run(fed, project, "watch", "--interval", "1", "--dwell-seconds", "0", "--max-checks", "40")
     assert code == 0
     assert [e["weight"] for e in events if e["event"] == "advanced"] == [75, 100]
+    outcomes = [(e["weight"], e["gate"]["outcome"]) for e in events if e["event"] == "check"]
+    assert (75, "not-yet") in outcomes and (100, "not-yet") in outcomes
     assert events[-1]["event"] == "ready"
     assert _weight(project) == 100
+
+
+@pytest.mark.parametrize(("version", "outcome"), [("v61", "pass"), ("v62", "fail")], ids=["equal", "5pct-errors"])
+def test_explain_judges_canary_against_stable_through_prometheus(fed, tmp_path, version, outcome) -> None:
+    """The judge end to end over real scraped series: an equal canary passes the comparison with stable,
+    one with 5% errors against stable's 0.2% is rejected by the sequential test; `explain` says so."""
+    project = _project(tmp_path, version)
+    deadline = time.monotonic() + DATA_TIMEOUT
+    while True:
+        # The evidence grows with every scrape: a regression is rejected once there is enough of it.
+        code, events = _run(fed, project, "explain")
+        assert code == 0
+        (event,) = [e for e in events if e["event"] == "explain"]
+        record = event["verdict"]
+        error_rate = record["comparisons"]["errorRate"]
+        crossed = error_rate["eValue"] == "inf" or error_rate["eValue"] >= error_rate["threshold"]
+        if crossed or outcome == "pass" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert record["outcome"] == outcome, record["reasons"]
+    assert error_rate["stable"]["requests"] > 0 and error_rate["canary"]["requests"] > 0
+    assert crossed is (outcome == "fail"), error_rate
+    assert record["comparisons"]["latency"]["boundaryLe"] is not None

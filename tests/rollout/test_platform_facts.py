@@ -34,7 +34,7 @@ def gate_calls(monkeypatch) -> list[dict]:
     """What the gate was asked: Prometheus URL and hint, namespace and Deployment."""
     calls: list[dict] = []
 
-    def evaluate(client, analysis, *, namespace, deployment, stable_deployment):
+    def evaluate(client, analysis, *, namespace, deployment, stable_deployment, **window):
         calls.append({"url": client.url, "hint": client.hint, "namespace": namespace, "deployment": deployment})
         return GateVerdict(
             healthy=False, namespace=namespace, deployment=deployment, interval="20s", requests=0,

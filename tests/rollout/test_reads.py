@@ -43,7 +43,7 @@ def test_next_reads_the_file_once_and_validates_it_once(project: Path, stack_fil
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read_bytes(self).decode(*a, **k))
     monkeypatch.setattr(editor, "validate_stack_config", validate)
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy(config))
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     code, events = _run(project, "next", "--prometheus-url", "http://127.0.0.1:9")
     assert code == 0, events
     assert events[-1]["weight"] == 25

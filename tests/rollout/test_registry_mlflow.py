@@ -147,7 +147,7 @@ def test_promote_checks_the_registry_and_leaves_the_aliases(tracking_uri, tmp_pa
     registry.set_alias(MODEL, "challenger", "4")
     registry.set_alias(MODEL, "champion", "1")
     # The gate's Prometheus side is covered by test_gate_prometheus; here it is healthy.
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy_verdict())
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy_verdict())
     project = _stack(tmp_path, with_weight(100).replace("models:/fraud_detector/6", "models:/fraud_detector/4"))
     code, events = _run(project, "promote", "--from-registry", "--tracking-uri", tracking_uri)
     assert code == 0, events
@@ -157,7 +157,7 @@ def test_promote_checks_the_registry_and_leaves_the_aliases(tracking_uri, tmp_pa
 
 
 def test_promote_from_registry_refuses_a_version_below_the_thresholds(tracking_uri, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(context.Context, "gate", lambda self, config: _healthy_verdict())
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy_verdict())
     text = with_weight(100).replace("models:/fraud_detector/6", "models:/fraud_detector/3")
     project = _stack(tmp_path, text)
     code, events = _run(project, "promote", "--from-registry", "--tracking-uri", tracking_uri)

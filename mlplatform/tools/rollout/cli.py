@@ -22,7 +22,7 @@ import os
 
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.kube import KubeError
-from mlplatform.tools.rollout import apply, commands, lock, rules
+from mlplatform.tools.rollout import apply, commands, explain, lock, rules
 from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
     EXIT_BUSY,
@@ -203,6 +203,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--namespace", help="the record's namespace (default: model.namespace, else the platform's)")
     p.add_argument("--retry", metavar="REASON", help="bring the aborted canary back on purpose; clears the abort")
     p.set_defaults(rollout_handler=commands.guard)
+    explain.add_arguments(verbs.add_parser("explain", parents=[common, gate], help="the gate's verdict re-derived, and why"))
 
     rollout.set_defaults(handler=run)
     return rollout

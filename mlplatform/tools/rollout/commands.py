@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import lock, rules, state
+from mlplatform.tools.rollout import gate, lock, rules, state
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
@@ -25,7 +26,8 @@ def verdict_lines(verdict: GateVerdict) -> str:
         f"  thresholds: requests >= {t.min_requests}, success >= {t.min_success_rate * 100:.2f}%, "
         f"p99 <= {t.max_p99_latency_ms:.0f}ms"
         + (f", accuracy >= {t.min_accuracy}" if t.min_accuracy is not None else "")
-        + (", canary no worse than stable" if t.compare_with_stable else "")
+        + (f", vs stable at {t.confidence:.0%}: errors <= +{t.max_error_rate_increase:.0%}, slow requests <= "
+           f"+{t.max_slow_request_increase:.0%}" if t.compare_with_stable else "")
     )
     lines += [f"  - {r}" for r in verdict.reasons]
     lines += [f"  note: {n}" for n in verdict.notes]
@@ -310,15 +312,20 @@ def dwell_seconds(config: ModelStackConfig, weight: int, override: float | None)
 
 
 def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
-    """One check of `watch`, resumed from the status: an exit code when watch is done, else None."""
+    """One check of `watch`, resumed from the status: an exit code when watch is done, else None.
+
+    The judge's evidence starts where the status says the step started, so a scheduled run
+    shorter than a dwell neither restarts the sequential test nor the dwell clock."""
     canary = rules.require_live_canary(config)
     status = _current_step(ctx, config)
     threshold = config.analysis.failure_threshold
     dwell = dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
-    verdict = ctx.gate(config)
+    step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), timezone.utc)
+    verdict = ctx.gate(config, since=step_started)
     waited = status.step_age(ctx.now())
-    # Failed checks carry over between runs (the status keeps them); a healthy check resets them.
-    status.failed_checks = 0 if verdict.healthy else status.failed_checks + 1
+    # Failed checks carry over between runs (the status keeps them); `gate.act` resets them on a pass
+    # and leaves them as they are on "not yet".
+    action, status.failed_checks = gate.act(verdict, status.failed_checks, threshold, waited >= dwell)
     status.last_verdict = verdict.to_dict()
     failures = status.failed_checks
     ctx.out.event(
@@ -329,11 +336,11 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
         check=checks, weight=canary.weight, failures=failures, failureThreshold=threshold,
         dwelled=waited, dwell=dwell, stepStartedAt=status.step_started_at, gate=verdict.to_dict(),
     )
-    if failures >= threshold:
-        reason = f"{failures} consecutive failed checks: " + "; ".join(verdict.reasons)
+    if action == gate.ABORT:
+        reason = ("" if verdict.decisive else f"{failures} consecutive failed checks: ") + "; ".join(verdict.reasons)
         _abort_locked(ctx, reason, verdict)
         return EXIT_REFUSED
-    if verdict.healthy and waited >= dwell:
+    if action == gate.ADVANCE:
         if config.next_step() is None:
             status.phase = state.READY
             ctx.record(config, status)

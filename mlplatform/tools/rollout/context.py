@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,11 @@ class Context:
         uri = self.tracking_uri(config)
         return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))
 
-    def gate(self, config: ModelStackConfig) -> GateVerdict:
+    def gate(self, config: ModelStackConfig, since: datetime | None = None, at: datetime | None = None) -> GateVerdict:
+        """The verdict on the evidence since `since`; without it, since the current step's dwell began
+        (the file does not record when the step started, so the last dwell stands in for it)."""
+        from mlplatform.tools.rollout.commands import dwell_seconds  # commands imports this module
+
         canary = rules.require_canary(config)
         url = self.prometheus_url(config)
         client = PrometheusClient(
@@ -150,6 +155,9 @@ class Context:
             namespace=self.namespace(config),
             deployment=config.version_object_name(canary.version),
             stable_deployment=config.version_object_name(config.stable.version),
+            since=since or (at or datetime.now(timezone.utc)) - timedelta(seconds=dwell_seconds(config, canary.weight, None)),
+            at=at,
+            canary_weight=canary.weight,
         )
 
     # -- one command at a time per stack file ---------------------------------

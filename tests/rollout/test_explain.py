@@ -1,0 +1,86 @@
+"""`rollout explain`: the verdict re-derived from Prometheus at a chosen time, in words and as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.judge.fake_prometheus import LE_LABELS, FakePrometheus
+from mlplatform.tools.rollout import cli
+from tests.rollout.conftest import STACK
+from tests.support.fake_prometheus_http import HttpPrometheus
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+STEP_START = T0 + timedelta(hours=1)
+
+
+def _served(canary_errors: int) -> HttpPrometheus:
+    """Stable alone for an hour of 20 s intervals, then 15 intervals of both; the canary with `canary_errors`."""
+    fake = FakePrometheus(T0, 20)
+    for k in range(180 + 15):
+        for deployment, errors, requests in (("fraud-detector-v6", canary_errors, 100 if k >= 180 else 0),
+                                             ("fraud-detector-v5", 1, 900)):
+            row = np.zeros(len(LE_LABELS), dtype=int)
+            row[LE_LABELS.index("50")] = requests
+            fake.version(deployment).add(requests, errors if requests else 0, row)
+    return HttpPrometheus(fake)
+
+
+@pytest.fixture
+def bad_canary():
+    server = _served(canary_errors=6)
+    yield server.url
+    server.close()
+
+
+def _explain(project: Path, url: str, *extra: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["rollout", "explain", STACK, "--project-dir", str(project), "--prometheus-url", url,
+                              "--since", STEP_START.isoformat(), *extra])
+    stream = io.StringIO()
+    return cli.run(args, stream=stream), stream.getvalue()
+
+
+def test_explain_says_why_in_words(project: Path, bad_canary: str) -> None:
+    """The words name the outcome, the window, the counts, the statistic against its threshold, and the reason."""
+    code, text = _explain(project, bad_canary, "--at", "2026-03-01T01:05:00Z")
+    assert code == 0
+    assert "mlserve-test/fraud-detector-v6: FAIL (watch rolls back at once)" in text
+    assert "window: 2026-03-01T01:00:00+00:00 to 2026-03-01T01:05:00+00:00 (15 intervals of 20s)" in text
+    assert "bad/requests over 15 intervals: canary 90/1500, stable 15/13500" in text
+    assert ">= 100: the evidence rejects" in text
+    assert "because: canary's error rate is worse than stable's by more than 10%" in text
+
+
+def test_explain_at_an_earlier_time_replays_that_verdict(project: Path, bad_canary: str) -> None:
+    """--at before enough evidence: the same data says 'not yet', as the gate said then."""
+    code, text = _explain(project, bad_canary, "--at", "2026-03-01T01:00:10Z", "--json")
+    assert code == 0
+    (event,) = [json.loads(line) for line in text.splitlines()]
+    record = event["verdict"]
+    assert record["outcome"] == "not-yet" and record["window"]["intervals"] == 0
+    assert record["reasons"][0].startswith("not enough traffic: 0 canary requests in 0 intervals")
+
+
+def test_explain_json_is_the_verdict_record(project: Path, bad_canary: str) -> None:
+    """--json prints the record `watch` stores: queries, window, samples, statistics, thresholds, outcome."""
+    code, text = _explain(project, bad_canary, "--at", "2026-03-01T01:05:00Z", "--json")
+    record = json.loads(text)["verdict"]
+    assert record["outcome"] == "fail"
+    assert record["samples"] == {"canaryRequests": 1500.0, "stableRequests": 13500.0}
+    assert record["comparisons"]["errorRate"]["eValue"] >= record["comparisons"]["errorRate"]["threshold"]
+    assert record["queries"]["canary.errors"].startswith("sum(increase(response_total{namespace=\"mlserve-test\"")
+    assert record["thresholds"]["confidence"] == 0.99
+
+
+def test_explain_refuses_a_bad_time(project: Path, bad_canary: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        _explain(project, bad_canary, "--at", "yesterday")
+    assert "not a time: 'yesterday' (allowed: ISO 8601" in capsys.readouterr().err
