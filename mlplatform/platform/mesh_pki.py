@@ -42,11 +42,13 @@ def identity_from_config(config: MeshConfig) -> LinkerdIdentity | None:
     supplied = config.identity
     if supplied is None:
         return None
+    anchor, cert, key = supplied.trust_anchor_pem, supplied.issuer_cert_pem, supplied.issuer_key_pem
+    assert anchor is not None and cert is not None and key is not None  # MeshIdentityConfig: all or none
     return LinkerdIdentity(
-        trust_anchor_pem=supplied.trust_anchor_pem,
-        issuer_cert_pem=supplied.issuer_cert_pem,
+        trust_anchor_pem=anchor,
+        issuer_cert_pem=cert,
         # Configuration requires a Pulumi secret; keep it one in the release's inputs and state.
-        issuer_key_pem=pulumi.Output.secret(supplied.issuer_key_pem),
+        issuer_key_pem=pulumi.Output.secret(key),
     )
 
 
