@@ -118,10 +118,9 @@ def test_the_trust_policy_the_platform_builds_passes_and_a_widened_one_does_not(
 
 # Advisory findings on the example stacks, each a known gap with its owner. A new finding, or a
 # fixed one, fails the test below until this list says so.
-KNOWN_ADVISORIES = {
-    # MLflow runs 2 replicas in prod and declares no PodDisruptionBudget (platform/registry/server.py).
-    ("prod", "pdb-for-replicated-workloads", "Deployment mlflow/mlflow"),
-}
+# (MLflow's 2 prod replicas were the last one; the platform now gives every replicated workload a
+# PodDisruptionBudget.)
+KNOWN_ADVISORIES: set[tuple[str, str, str]] = set()
 
 
 def test_rendered_example_stacks_pass_the_pack() -> None:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from mlplatform.tools.rollout import cli, commands
+from mlplatform.tools.rollout import cli, commands, rules
 from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
 
@@ -130,7 +130,7 @@ def test_commit_records_the_edit_in_git(project: Path, stack_file: Path) -> None
 def test_dwell_per_step_comes_from_config(stack_file: Path) -> None:
     """watch dwells analysis.dwellMinutes[step] unless --dwell-seconds overrides it."""
     config = stackfile.load(stack_file).config
-    assert commands.dwell_seconds(config, 10, None) == 5 * 60
-    assert commands.dwell_seconds(config, 50, None) == 15 * 60
-    assert commands.dwell_seconds(config, 30, None) == 10 * 60  # a hand-set weight dwells like the step below
-    assert commands.dwell_seconds(config, 50, 0.0) == 0.0
+    assert rules.dwell_seconds(config, 10, None) == 5 * 60
+    assert rules.dwell_seconds(config, 50, None) == 15 * 60
+    assert rules.dwell_seconds(config, 30, None) == 10 * 60  # a hand-set weight dwells like the step below
+    assert rules.dwell_seconds(config, 50, 0.0) == 0.0

@@ -178,7 +178,7 @@ def _current_step(ctx: Context, config: ModelStackConfig) -> state.RolloutStatus
 
 
 def _dwell_left(ctx: Context, config: ModelStackConfig, status: state.RolloutStatus) -> float:
-    return dwell_seconds(config, status.weight, ctx.option("dwell_seconds")) - status.step_age(ctx.now())
+    return rules.dwell_seconds(config, status.weight, ctx.option("dwell_seconds")) - status.step_age(ctx.now())
 
 
 def next_step(ctx: Context) -> int:
@@ -303,14 +303,6 @@ def promote(ctx: Context) -> int:
     return EXIT_OK
 
 
-def dwell_seconds(config: ModelStackConfig, weight: int, override: float | None) -> float:
-    if override is not None:
-        return override
-    # A hand-set weight between steps dwells as long as the step below it.
-    index = max((i for i, s in enumerate(config.steps) if s <= weight), default=0)
-    return config.analysis.dwell_seconds(index)
-
-
 def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
     """One check of `watch`, resumed from the status: an exit code when watch is done, else None.
 
@@ -319,7 +311,7 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
     canary = rules.require_live_canary(config)
     status = _current_step(ctx, config)
     threshold = config.analysis.failure_threshold
-    dwell = dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
+    dwell = rules.dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
     step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), timezone.utc)
     verdict = ctx.gate(config, since=step_started)
     waited = status.step_age(ctx.now())

@@ -139,7 +139,6 @@ class Context:
     def gate(self, config: ModelStackConfig, since: datetime | None = None, at: datetime | None = None) -> GateVerdict:
         """The verdict on the evidence since `since`; without it, since the current step's dwell began
         (the file does not record when the step started, so the last dwell stands in for it)."""
-        from mlplatform.tools.rollout.commands import dwell_seconds  # commands imports this module
 
         canary = rules.require_canary(config)
         url = self.prometheus_url(config)
@@ -153,7 +152,7 @@ class Context:
             namespace=self.namespace(config),
             deployment=config.version_object_name(canary.version),
             stable_deployment=config.version_object_name(config.stable.version),
-            since=since or (at or datetime.now(timezone.utc)) - timedelta(seconds=dwell_seconds(config, canary.weight, None)),
+            since=since or (at or datetime.now(timezone.utc)) - timedelta(seconds=rules.dwell_seconds(config, canary.weight, None)),
             at=at,
             canary_weight=canary.weight,
         )

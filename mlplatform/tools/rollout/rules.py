@@ -47,3 +47,12 @@ def require_no_live_canary(config: ModelStackConfig) -> None:
             f"a rollout is under way: canary {config.canary.version} at {config.canary.weight}%; "
             "promote or abort it first"
         )
+
+
+def dwell_seconds(config: ModelStackConfig, weight: int, override: float | None) -> float:
+    """How long the step at `weight` dwells: `override` (watch's --dwell-seconds), else its configured dwell."""
+    if override is not None:
+        return override
+    # A hand-set weight between steps dwells as long as the step below it.
+    index = max((i for i, s in enumerate(config.steps) if s <= weight), default=0)
+    return config.analysis.dwell_seconds(index)
