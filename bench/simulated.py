@@ -33,7 +33,6 @@ from itertools import pairwise
 from pathlib import Path
 
 from mlplatform.tools.stackfile import editor as stackfile
-from tests.support.chart_mirror import chart_mirror
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.engine import E2E_TOOLS, program_virtualenv, pulumi_cli
 from tests.e2e.platform_stack import STACK as PLATFORM_STACK
@@ -42,6 +41,7 @@ from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.simulated_cluster import start_simulated_cluster
 from tests.e2e.test_model_stack_rollout import STACK_CONFIG, WINDOW
 from tests.e2e.tools import provide_tools
+from tests.support.chart_mirror import chart_mirror
 from tests.support.helpers import ROOT
 
 SERVING = "ml-serving"
@@ -126,14 +126,30 @@ class Bench:
         ]
 
     def kubectl_patch(self, kubeconfig: Path, weights: tuple[int, int], model: str) -> float:
-        patch = {"spec": {"backends": [
-            {"service": f"{model}-v5", "weight": weights[0]}, {"service": f"{model}-v6", "weight": weights[1]},
-        ]}}
+        patch = {
+            "spec": {
+                "backends": [
+                    {"service": f"{model}-v5", "weight": weights[0]},
+                    {"service": f"{model}-v6", "weight": weights[1]},
+                ]
+            }
+        }
         started = time.time()
         subprocess.run(
-            ["kubectl", f"--kubeconfig={kubeconfig}", "-n", SERVING, "patch", "trafficsplit", model,
-             "--type=merge", "-p", json.dumps(patch)],
-            check=True, capture_output=True,
+            [
+                "kubectl",
+                f"--kubeconfig={kubeconfig}",
+                "-n",
+                SERVING,
+                "patch",
+                "trafficsplit",
+                model,
+                "--type=merge",
+                "-p",
+                json.dumps(patch),
+            ],
+            check=True,
+            capture_output=True,
         )
         return time.time() - started
 
@@ -142,7 +158,9 @@ def run(workdir: Path) -> Results:
     if not shutil.which("kubectl"):
         sys.exit("bench.simulated: kubectl is not on PATH (it measures `kubectl patch` as the floor)")
     results = Results()
-    client = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True, check=False).stdout
+    client = subprocess.run(
+        ["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True, check=False
+    ).stdout
     results.kubectl_version = json.loads(client or "{}").get("clientVersion", {}).get("gitVersion", "?")
     tools = provide_tools(tools=E2E_TOOLS)
     python = program_virtualenv(Path(tools["CACHE"]))
@@ -266,7 +284,9 @@ def markdown(results: Results) -> str:
     lines.append("")
     lines.append(
         "| stacks previewed one after another | total |\n|---|---:|\n"
-        + "\n".join(f"| {count} | {_seconds(sum(r.wall for r in runs))} |" for count, runs in sorted(results.stacks.items()))
+        + "\n".join(
+            f"| {count} | {_seconds(sum(r.wall for r in runs))} |" for count, runs in sorted(results.stacks.items())
+        )
     )
     return "\n".join(lines) + "\n"
 

@@ -31,8 +31,10 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # the program: for `canary` that deletes the canary on the next `pulumi up`.
 PROVIDER_NAMESPACES = ("aws", "kubernetes", "tls", "random", "pulumi")
 # The two projects of this repository, so a key of one in the other's stack gets a precise hint.
-PROJECT_NAMESPACES = {"mlplatform": "the platform project (Pulumi.<stack>.yaml at the top)",
-                      "mlmodel": "the model-stack project (stacks/model)"}
+PROJECT_NAMESPACES = {
+    "mlplatform": "the platform project (Pulumi.<stack>.yaml at the top)",
+    "mlmodel": "the model-stack project (stacks/model)",
+}
 
 # `Field(json_schema_extra=SECRET)`: the value is a credential and must be set as a
 # Pulumi secret. SECRET_UNLESS_PATH: same, unless the value is a one-line file path
@@ -160,10 +162,7 @@ def validate_config(
     try:
         config = model.model_validate(values, context={"config": dict(other_config or {})})
     except ValidationError as err:
-        problems = [
-            _describe(model, error, namespace=namespace, secret_keys=secret_keys)
-            for error in err.errors()
-        ]
+        problems = [_describe(model, error, namespace=namespace, secret_keys=secret_keys) for error in err.errors()]
         raise ConfigError(stack, leaked + problems) from None
     if leaked:
         raise ConfigError(stack, leaked)
@@ -222,9 +221,7 @@ def foreign_namespace_problems(keys: Iterable[str], namespace: str) -> list[str]
     return problems
 
 
-def unsecured_secrets(
-    config: BaseModel, secret_keys: Iterable[str], *, namespace: str
-) -> list[str]:
+def unsecured_secrets(config: BaseModel, secret_keys: Iterable[str], *, namespace: str) -> list[str]:
     """One problem per set value of a SECRET field whose key path is not a Pulumi secret.
 
     A path is covered by a secret at it or above it: `pulumi config set --secret cluster`
@@ -237,8 +234,7 @@ def unsecured_secrets(
         if any(path == c or path.startswith((f"{c}.", f"{c}[")) for c in covered):
             continue
         problems.append(
-            f"{namespace}:{path} must be a Pulumi secret; set it with: "
-            f"pulumi config set --secret --path '{path}' ..."
+            f"{namespace}:{path} must be a Pulumi secret; set it with: pulumi config set --secret --path '{path}' ..."
         )
     return problems
 

@@ -40,9 +40,7 @@ P256_POINT_LENGTH = 64
 # tag too keeps 32 random private-key bytes from ever being mistaken for it.
 KEY_POINT_PREFIX = bytes.fromhex("a144") + P256_POINT_PREFIX
 
-_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END ([A-Z0-9 ]+)-----", re.DOTALL
-)
+_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END ([A-Z0-9 ]+)-----", re.DOTALL)
 
 
 @dataclass(frozen=True)

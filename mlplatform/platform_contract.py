@@ -153,7 +153,9 @@ class ContractError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("; ".join(p.key + (f" must be {p.expected}" if p.expected else " is missing") for p in problems))
+        super().__init__(
+            "; ".join(p.key + (f" must be {p.expected}" if p.expected else " is missing") for p in problems)
+        )
 
 
 # How a pydantic error type reads as "must be ...".

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from guardrails.catalog import RULES, Rule
+from guardrails.model import Resource
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -22,9 +24,6 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-
-from guardrails.catalog import RULES, Rule
-from guardrails.model import Resource
 
 
 def _config(rule: Rule, given: Any) -> dict[str, Any]:

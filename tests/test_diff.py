@@ -7,11 +7,11 @@ import json
 import pytest
 import yaml
 
-from mlplatform.tools.cli import main
 from mlplatform.configuration import ConfigError
+from mlplatform.tools.cli import main
 from mlplatform.tools.diff import DiffReport, Override, apply_overrides, diff_stack, format_report, parse_assignment
-from tests.support.helpers import ROOT
 from tests.model.helpers import INFERENCE_SERVICE, TRAFFIC_SPLIT
+from tests.support.helpers import ROOT
 
 MODEL_DIR = ROOT / "stacks" / "model"
 PROD = "fraud-detector-prod"

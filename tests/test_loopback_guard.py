@@ -32,9 +32,9 @@ def test_only_loopback_and_unbound_addresses_are_loopback():
 def test_dial_errors_name_the_api_servers_dials_outside_loopback(tmp_path: Path):
     log = tmp_path / "kube-apiserver.log"
     log.write_text(
-        'W1202 dispatcher.go:217] Failed calling webhook, failing open x.linkerd.io: failed calling webhook '
+        "W1202 dispatcher.go:217] Failed calling webhook, failing open x.linkerd.io: failed calling webhook "
         '"x": Post "https://127.64.0.7:8443/?timeout=10s": dial tcp 127.64.0.7:8443: connect: connection refused\n'
-        'E1202 available_controller.go:460] v1alpha1.tap.linkerd.io failed with: '
+        "E1202 available_controller.go:460] v1alpha1.tap.linkerd.io failed with: "
         'Get "https://10.96.12.4:443/apis": dial tcp 10.96.12.4:443: i/o timeout\n'
         "I1202 something unrelated\n"
     )

@@ -22,10 +22,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from mlplatform.tools.offline.engine import Recording, RecordedResource, run_entry_point
+from mlplatform.tools.offline.engine import RecordedResource, Recording, run_entry_point
+from tests.model.helpers import MODEL_STACK_DIR, model_config, run_model, with_canary
 from tests.support.helpers import platform_config, run_platform
 from tests.support.manifest_validation import KUBERNETES_VERSION, problems
-from tests.model.helpers import MODEL_STACK_DIR, model_config, run_model, with_canary
 
 GATEWAY_API_GROUPS = {"gateway.networking.k8s.io"}
 
@@ -71,7 +71,9 @@ BUILDERS: dict[str, Callable[[Platforms], Recording]] = {
     "model-gateway-api-gpu-serving": lambda platforms: run_model(
         with_canary(25, trafficApi="gateway", serving={"gpus": 1})
     ),
-    "model-distributed-training": lambda platforms: run_model(model_config(team="team-fraud", training=DISTRIBUTED_TRAINING)),
+    "model-distributed-training": lambda platforms: run_model(
+        model_config(team="team-fraud", training=DISTRIBUTED_TRAINING)
+    ),
 }
 
 

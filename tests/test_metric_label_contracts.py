@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.alert_rules import TRAINING_JOB_LABELS
+from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import TEAM, run_model, with_canary
 from tests.support.relabeling import relabel
 from tests.support.types import K8S_DEPLOYMENT, K8S_JOB, K8S_POD_MONITOR, K8S_PROMETHEUS_RULE
@@ -25,7 +25,11 @@ JOB = K8S_JOB
 DEPLOYMENT = K8S_DEPLOYMENT
 POD_MONITOR = K8S_POD_MONITOR
 PROMETHEUS_RULE = K8S_PROMETHEUS_RULE
-TRAINING = {"runId": "r1", "image": "ghcr.io/example/train:1.0.0", "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"}}
+TRAINING = {
+    "runId": "r1",
+    "image": "ghcr.io/example/train:1.0.0",
+    "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"},
+}
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import pytest
 
-from mlplatform.tools import metrics_catalog as catalog
 from mlplatform.model.config import AnalysisConfig
+from mlplatform.tools import metrics_catalog as catalog
 from mlplatform.tools.offline.engine import Recording, run_entry_point
 from mlplatform.tools.rollout.gate import Queries
-from tests.support.helpers import platform_config, run_platform
 from tests.model.helpers import EXAMPLE_STACK_REFERENCES, MODEL_STACK_DIR, TEAM, run_model, with_canary
+from tests.support.helpers import platform_config, run_platform
 
-TRAINING = {"runId": "r1", "image": "ghcr.io/example/train:1.0.0", "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"}}
+TRAINING = {
+    "runId": "r1",
+    "image": "ghcr.io/example/train:1.0.0",
+    "dataSource": {"type": "s3", "path": "s3://datasets/fraud/"},
+}
 
 
 @pytest.fixture(scope="module")

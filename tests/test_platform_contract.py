@@ -23,8 +23,16 @@ def test_the_example_platform_stacks_export_the_contract(stack: str) -> None:
 def test_the_keys_consumers_rely_on() -> None:
     """Renaming an output breaks every model stack already deployed: these names are the contract."""
     assert required_outputs() == (
-        "namespaces", "gpuNodeSelector", "gpuTaint", "gpuPoolEnabled", "storageClasses", "workloadIdentity",
-        "mlflowTrackingUri", "prometheusUrl", "trafficSplitApis", "crdGroup",
+        "namespaces",
+        "gpuNodeSelector",
+        "gpuTaint",
+        "gpuPoolEnabled",
+        "storageClasses",
+        "workloadIdentity",
+        "mlflowTrackingUri",
+        "prometheusUrl",
+        "trafficSplitApis",
+        "crdGroup",
     )
 
 
@@ -36,17 +44,26 @@ def test_a_parsed_contract_exports_what_it_read() -> None:
 @pytest.mark.parametrize(
     ("change", "problems"),
     [
-        pytest.param({"workloadIdentity": {"kind": "irsa", "region": "us-west-2"}},
-                     [Problem(("workloadIdentity", "oidcProviderArn")), Problem(("workloadIdentity", "oidcProviderUrl"))],
-                     id="irsa-without-provider"),
+        pytest.param(
+            {"workloadIdentity": {"kind": "irsa", "region": "us-west-2"}},
+            [Problem(("workloadIdentity", "oidcProviderArn")), Problem(("workloadIdentity", "oidcProviderUrl"))],
+            id="irsa-without-provider",
+        ),
         pytest.param({"workloadIdentity": {}}, [Problem(("workloadIdentity", "kind"))], id="no-kind"),
-        pytest.param({"workloadIdentity": {"kind": "gke"}},
-                     [Problem(("workloadIdentity", "kind"), "one of 'irsa', 'none'", "gke")], id="unknown-kind"),
-        pytest.param({"gpuPoolEnabled": "true"}, [Problem(("gpuPoolEnabled",), "true or false", "true")],
-                     id="bool-as-string"),
+        pytest.param(
+            {"workloadIdentity": {"kind": "gke"}},
+            [Problem(("workloadIdentity", "kind"), "one of 'irsa', 'none'", "gke")],
+            id="unknown-kind",
+        ),
+        pytest.param(
+            {"gpuPoolEnabled": "true"}, [Problem(("gpuPoolEnabled",), "true or false", "true")], id="bool-as-string"
+        ),
         pytest.param({"crdGroup": ""}, [Problem(("crdGroup",), "a non-empty string", "")], id="empty-group"),
-        pytest.param({"namespaces": {**PLATFORM_OUTPUTS["namespaces"], "teams": "team-a"}},
-                     [Problem(("namespaces", "teams"), "a list", "team-a")], id="teams-not-a-list"),
+        pytest.param(
+            {"namespaces": {**PLATFORM_OUTPUTS["namespaces"], "teams": "team-a"}},
+            [Problem(("namespaces", "teams"), "a list", "team-a")],
+            id="teams-not-a-list",
+        ),
     ],
 )
 def test_every_problem_names_its_key_path(change: dict, problems: list[Problem]) -> None:

@@ -103,7 +103,9 @@ def test_nothing_is_exposed_outside_the_cluster(prod_platform):
 
 def test_time_slicing_is_advertised_to_the_autoscaler():
     """With 4 pods per GPU, an empty GPU group must be known to offer 4x its GPUs, or pending pods never scale it up."""
-    recording = run_platform(platform_config(devicePlugin={"timeSlicingReplicas": 4}, nodePools={"gpu": {"gpusPerNode": 2}}))
+    recording = run_platform(
+        platform_config(devicePlugin={"timeSlicingReplicas": 4}, nodePools={"gpu": {"gpusPerNode": 2}})
+    )
     tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in recording.of_type(AWS_AUTOSCALING_TAG)}
     assert tags["k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "8"
 
@@ -113,7 +115,11 @@ def test_existing_cluster_mode_creates_no_aws_resources():
     recording = run_platform(
         platform_config(
             cluster={"mode": "existing", "context": "kind-ml"},
-            mlflow={"backend": "in-cluster", "artifactBucket": "mlflow-artifacts", "s3EndpointUrl": "http://minio.minio:9000"},
+            mlflow={
+                "backend": "in-cluster",
+                "artifactBucket": "mlflow-artifacts",
+                "s3EndpointUrl": "http://minio.minio:9000",
+            },
         )
     )
     assert [r for r in recording.resources if r.type.startswith("aws:")] == []

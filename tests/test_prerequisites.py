@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -113,8 +113,12 @@ def test_no_test_skips_itself():
     this_file = Path(__file__).resolve()
     modules = [p for p in (ROOT / "tests").rglob("*.py") if p.resolve() != this_file]
     assert modules
-    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in modules for n, line in enumerate(p.read_text().splitlines(), 1)
-                 if patterns.search(line)]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in modules
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if patterns.search(line)
+    ]
     assert offenders == []
 
 
@@ -131,7 +135,12 @@ def _make_deps(tmp_path: Path, *overrides: str, uid: int) -> subprocess.Complete
         (bin_dir / name).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "deps", *overrides], capture_output=True, text=True, env=env, timeout=60, check=False
+        ["make", "-s", "-C", str(ROOT), "deps", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 

@@ -8,7 +8,6 @@ documented command real.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -31,7 +30,7 @@ _MkdocsLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, 
 
 
 def _mkdocs() -> dict:
-    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_MkdocsLoader)  # noqa: S506 - the loader is safe
+    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_MkdocsLoader)
 
 
 def _nav_pages(nav: list) -> list[str]:
@@ -44,9 +43,7 @@ def _nav_pages(nav: list) -> list[str]:
 
 def _doc_pages() -> set[str]:
     return {
-        path.relative_to(DOCS).as_posix()
-        for path in DOCS.rglob("*.md")
-        if INCOMING not in path.relative_to(DOCS).parts
+        path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md") if INCOMING not in path.relative_to(DOCS).parts
     }
 
 
@@ -158,4 +155,3 @@ def test_docs_pages_do_not_link_outside_the_site():
     for path in _doc_pages():
         text = (DOCS / path).read_text()
         assert not re.search(r"\]\(\.\./", text), path
-

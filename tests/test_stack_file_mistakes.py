@@ -30,15 +30,30 @@ GOOD = (MODEL_DIR / "Pulumi.fraud-detector-dev.yaml").read_text()
 # (id, stack file bytes, "line:column" the message must point at (or "" when the whole
 # file is at fault), fragment of the problem)
 STACK_FILE_MISTAKES: list[tuple[str, bytes, str, str]] = [
-    ("duplicate-top-level", b"config:\n  mlmodel:environment: dev\n  mlmodel:environment: prod\n",
-     ":3:3:", 'duplicate key "mlmodel:environment"'),
-    ("duplicate-nested", b"config:\n  mlmodel:stable:\n    version: v5\n    image: a:1\n    version: v6\n",
-     ":5:5:", 'duplicate key "version"'),
-    ("duplicate-in-list-item",
-     b"config:\n  mlmodel:allowedClients:\n    - serviceAccount: a\n      namespace: b\n      namespace: c\n",
-     ":5:7:", 'duplicate key "namespace"'),
-    ("duplicate-in-flow-mapping", b"config:\n  mlmodel:serving: {port: 8080, port: 9090}\n",
-     ":2:33:", 'duplicate key "port"'),
+    (
+        "duplicate-top-level",
+        b"config:\n  mlmodel:environment: dev\n  mlmodel:environment: prod\n",
+        ":3:3:",
+        'duplicate key "mlmodel:environment"',
+    ),
+    (
+        "duplicate-nested",
+        b"config:\n  mlmodel:stable:\n    version: v5\n    image: a:1\n    version: v6\n",
+        ":5:5:",
+        'duplicate key "version"',
+    ),
+    (
+        "duplicate-in-list-item",
+        b"config:\n  mlmodel:allowedClients:\n    - serviceAccount: a\n      namespace: b\n      namespace: c\n",
+        ":5:7:",
+        'duplicate key "namespace"',
+    ),
+    (
+        "duplicate-in-flow-mapping",
+        b"config:\n  mlmodel:serving: {port: 8080, port: 9090}\n",
+        ":2:33:",
+        'duplicate key "port"',
+    ),
     ("tab-indentation", b"config:\n\tmlmodel:environment: dev\n", ":2:1:", "never tabs"),
     ("tab-in-nested-block", b"config:\n  mlmodel:model:\n  \tname: x\n", ":3:3:", "never tabs"),
     ("unclosed-flow-sequence", b"config:\n  mlmodel:steps: [10, 25\n", ":3:1:", "expected ',' or ']'"),
@@ -72,7 +87,15 @@ def _cli(*argv: str) -> tuple[int, str, str]:
 
 COMMANDS = {
     "render": lambda project, out: ("render", str(project), "bad", "--out", str(out), "--platform-dir", str(ROOT)),
-    "diff": lambda project, out: ("diff", str(project), "bad", "--set", "canary.weight=25", "--platform-dir", str(ROOT)),
+    "diff": lambda project, out: (
+        "diff",
+        str(project),
+        "bad",
+        "--set",
+        "canary.weight=25",
+        "--platform-dir",
+        str(ROOT),
+    ),
 }
 
 
@@ -155,8 +178,11 @@ def test_secure_values_are_found_at_any_depth(tmp_path):
         "  alerts:\n    receivers:\n      - url:\n          secure: v1:c\n"
     )
     config = read_stack_config(stack_file, "mlplatform")
-    assert config.secret_paths == ["aws:secretKey", "mlplatform:cluster.kubeconfig",
-                                   "mlplatform:alerts.receivers[0].url"]
+    assert config.secret_paths == [
+        "aws:secretKey",
+        "mlplatform:cluster.kubeconfig",
+        "mlplatform:alerts.receivers[0].url",
+    ]
     assert config.values["mlplatform:alerts"]["receivers"][0]["url"] == "[secret:mlplatform:alerts.receivers[0].url]"
 
 
@@ -170,9 +196,23 @@ def test_unresolvable_stack_reference_prints_only_the_message(tmp_path):
     (project / "Pulumi.bad.yaml").write_text(GOOD.replace("organization/mlplatform/dev", "organization/mlplatform/qa"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, "-m", "mlplatform.tools.cli", "render", str(project), "bad", "--out", str(tmp_path / "out"),
-         "--platform-dir", str(ROOT)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mlplatform.tools.cli",
+            "render",
+            str(project),
+            "bad",
+            "--out",
+            str(tmp_path / "out"),
+            "--platform-dir",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert run.returncode == 2
     assert run.stderr.splitlines() == [
@@ -196,7 +236,9 @@ def test_validate_stack_file_applies_the_program_rules_without_running_it(tmp_pa
         validate_stack_file(typo, ModelStackConfig, CONFIG_NAMESPACE)
     duplicate = tmp_path / "Pulumi.dup.yaml"
     duplicate.write_text(GOOD + "  mlmodel:environment: prod\n")
-    with pytest.raises(ConfigError, match=r"Pulumi.dup.yaml:\d+:3: not valid YAML: found duplicate key \"mlmodel:environment\""):
+    with pytest.raises(
+        ConfigError, match=r"Pulumi.dup.yaml:\d+:3: not valid YAML: found duplicate key \"mlmodel:environment\""
+    ):
         validate_stack_file(duplicate, ModelStackConfig, CONFIG_NAMESPACE)
 
 
@@ -210,13 +252,17 @@ def test_rule_needing_the_platform_outputs_exits_2_without_traceback(tmp_path):
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, platform / name)
         shutil.copy(MODEL_DIR / name, model / name)
-    (platform / "Pulumi.nosmi.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text().replace(
-        "  mlplatform:mesh:\n    ha: false\n", "  mlplatform:mesh:\n    ha: false\n    smi: false\n"))
+    (platform / "Pulumi.nosmi.yaml").write_text(
+        (ROOT / "Pulumi.dev.yaml")
+        .read_text()
+        .replace("  mlplatform:mesh:\n    ha: false\n", "  mlplatform:mesh:\n    ha: false\n    smi: false\n")
+    )
     (model / "Pulumi.bad.yaml").write_text(GOOD.replace("organization/mlplatform/dev", "organization/mlplatform/nosmi"))
-    code, _, stderr = _cli("render", str(model), "bad", "--out", str(tmp_path / "out"),
-                                "--platform-dir", str(platform))
+    code, _, stderr = _cli("render", str(model), "bad", "--out", str(tmp_path / "out"), "--platform-dir", str(platform))
     assert code == 2
     assert stderr.startswith("error: invalid configuration for stack 'bad' (1 problem):")
-    assert "mlmodel:trafficApi = 'smi': platform stack 'organization/mlplatform/nosmi' offers only ['gateway']" in stderr
+    assert (
+        "mlmodel:trafficApi = 'smi': platform stack 'organization/mlplatform/nosmi' offers only ['gateway']" in stderr
+    )
     assert len(stderr.splitlines()) == 2 and "Traceback" not in stderr
     assert not (tmp_path / "out").exists()

@@ -12,9 +12,8 @@ from tests.support.chart_mirror import MIRROR_ENV, chart_mirror
 
 def test_unset_fails_naming_the_variable_and_both_ways_to_set_it(monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
-    with pytest.raises(pytest.fail.Exception) as failed:
-        with chart_mirror():
-            pass
+    with pytest.raises(pytest.fail.Exception) as failed, chart_mirror():
+        pass
     assert MIRROR_ENV in str(failed.value) and "upstream" in str(failed.value)
 
 
@@ -29,9 +28,8 @@ def test_a_directory_is_served_on_loopback(monkeypatch, tmp_path: Path):
 
 def test_a_directory_without_an_index_is_refused(monkeypatch, tmp_path: Path):
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
-    with pytest.raises(pytest.fail.Exception, match=r"no index\.yaml"):
-        with chart_mirror():
-            pass
+    with pytest.raises(pytest.fail.Exception, match=r"no index\.yaml"), chart_mirror():
+        pass
 
 
 def test_upstream_means_the_pinned_repositories(monkeypatch):

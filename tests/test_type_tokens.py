@@ -8,7 +8,9 @@ import re
 from tests.support import types
 from tests.support.helpers import ROOT
 
-TOKEN = re.compile(r"^(kubernetes|aws|tls|random|pulumi|mlplatform):[A-Za-z0-9_./-]+:[A-Z][A-Za-z0-9]*$|^pulumi:providers:\w+$")
+TOKEN = re.compile(
+    r"^(kubernetes|aws|tls|random|pulumi|mlplatform):[A-Za-z0-9_./-]+:[A-Z][A-Za-z0-9]*$|^pulumi:providers:\w+$"
+)
 
 
 def test_no_test_spells_a_type_token() -> None:

@@ -9,7 +9,6 @@ rendered object on purpose, one rule at a time, and asserts the check names it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -248,8 +247,12 @@ BROKEN = {
     ),
     "service-profile-name": (
         "fraud-detector-prod-smi",
-        _set("ServiceProfile", "fraud-detector.ml-serving.svc.cluster.local", "metadata.name",
-             "fraud-detecter.ml-serving.svc.cluster.local"),
+        _set(
+            "ServiceProfile",
+            "fraud-detector.ml-serving.svc.cluster.local",
+            "metadata.name",
+            "fraud-detecter.ml-serving.svc.cluster.local",
+        ),
         "service_profiles",
         "ServiceProfile ml-serving/fraud-detecter.ml-serving.svc.cluster.local metadata.name: "
         "'fraud-detecter.ml-serving.svc.cluster.local' is no Service's FQDN",
@@ -357,7 +360,9 @@ def test_a_pvc_without_a_class_needs_a_default_class(stacks):
     classes = list(graph.of_kind("StorageClass"))
     assert classes, "the aws platform declares its StorageClasses"
     for storage_class in classes:
-        storage_class.get("metadata", {}).get("annotations", {}).pop("storageclass.kubernetes.io/is-default-class", None)
+        storage_class.get("metadata", {}).get("annotations", {}).pop(
+            "storageclass.kubernetes.io/is-default-class", None
+        )
     graph.objects.append(
         {
             "apiVersion": "v1",

@@ -26,7 +26,9 @@ from tests.support.helpers import ROOT
 WORKFLOWS = ROOT / ".github" / "workflows"
 LOCAL_ACTIONS = ROOT / ".github" / "actions"
 STRICT_BASH = "bash --noprofile --norc -euo pipefail {0}"
-PINNED = re.compile(r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+\.\d+\.\d+)\b")
+PINNED = re.compile(
+    r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+\.\d+\.\d+)\b"
+)
 PULUMI_CLI = "./.github/actions/pulumi-cli"
 
 
@@ -49,7 +51,9 @@ def _action_files() -> list[Path]:
 def _steps(path: Path) -> list[tuple[str, dict[str, Any]]]:
     document = _load(path)
     if "jobs" in document:
-        return [(f"{path.name}:{name}", step) for name, job in document["jobs"].items() for step in job.get("steps", [])]
+        return [
+            (f"{path.name}:{name}", step) for name, job in document["jobs"].items() for step in job.get("steps", [])
+        ]
     return [(f"{path.name}", step) for step in document["runs"].get("steps", [])]
 
 
@@ -89,8 +93,11 @@ def test_every_third_party_action_is_pinned_to_a_commit_with_its_version():
 
 
 def test_the_pin_check_refuses_a_tag_and_a_bare_sha():
-    for line in ("      - uses: actions/checkout@v4", "      - uses: actions/checkout@" + "a" * 40,
-                 "      - uses: actions/checkout@" + "a" * 39 + " # v4.1.1"):
+    for line in (
+        "      - uses: actions/checkout@v4",
+        "      - uses: actions/checkout@" + "a" * 40,
+        "      - uses: actions/checkout@" + "a" * 39 + " # v4.1.1",
+    ):
         assert not PINNED.match(line), line
     assert PINNED.match("      - uses: actions/checkout@" + "a" * 40 + " # v4.1.1")
 
@@ -115,7 +122,7 @@ def test_the_pulumi_cli_is_installed_checksum_verified_before_pulumi_actions():
             for index, step in enumerate(steps):
                 if uses[index] == "pulumi/actions":
                     assert index > install, (path.name, name)
-                    assert step["with"]["pulumi-version"] == "${{ steps.%s.outputs.version }}" % steps[install]["id"]
+                    assert step["with"]["pulumi-version"] == "${{ steps." + steps[install]["id"] + ".outputs.version }}"
     assert jobs_with_pulumi == 4  # preview, up-platform, up-models, watch
 
 

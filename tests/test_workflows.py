@@ -11,7 +11,6 @@ with act (harness: tests/workflows/).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +37,11 @@ def _pulumi(job: dict, command: str) -> list[dict]:
 
 
 def _all_jobs() -> list[tuple[str, str, dict]]:
-    jobs = [(path.name, name, job) for path in sorted(WORKFLOWS.glob("*.yml")) for name, job in _load(path.name)["jobs"].items()]
+    jobs = [
+        (path.name, name, job)
+        for path in sorted(WORKFLOWS.glob("*.yml"))
+        for name, job in _load(path.name)["jobs"].items()
+    ]
     assert len(jobs) >= 7, jobs
     return jobs
 
@@ -177,8 +180,13 @@ def test_deploy_jobs_run_in_their_stacks_environment(deploy):
     for name in ("up-platform", "up-models"):
         assert deploy[name]["environment"] == "${{ matrix.environment }}"
     groups = split(
-        {"include": [{"project": ".", "stack": "prod"}, {"project": ".", "stack": "dev"},
-                     {"project": "stacks/model", "stack": "fraud-detector-prod"}]},
+        {
+            "include": [
+                {"project": ".", "stack": "prod"},
+                {"project": ".", "stack": "dev"},
+                {"project": "stacks/model", "stack": "fraud-detector-prod"},
+            ]
+        },
         ROOT,
     )
     assert [(e["stack"], e["environment"]) for e in groups["platform"]] == [("prod", "prod"), ("dev", "dev")]

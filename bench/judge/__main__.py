@@ -64,8 +64,8 @@ def markdown(results: dict[str, dict], canaries: int, seconds: float) -> str:
         "fake Prometheus answering its PromQL (`bench/judge/fake_prometheus.py`); the old gate is the threshold-only "
         "rules of before (`bench/judge/legacy.py`). `python -m bench.judge` regenerates this section.",
         "",
-        "Wrong = a promotion of a worse canary or of one with too little traffic to judge, a rollback otherwise. Median = intervals from the start of "
-        "the rollout to a rollback.",
+        "Wrong = a promotion of a worse canary or of one with too little traffic to judge, a rollback otherwise. "
+        "Median = intervals from the start of the rollout to a rollback.",
         "",
         "| class | worse? | judge: promoted | judge: rolled back | judge: wrong | judge: median | old: promoted | "
         "old: rolled back | old: wrong | old: median |",
@@ -73,15 +73,21 @@ def markdown(results: dict[str, dict], canaries: int, seconds: float) -> str:
     ]
     for truth in replay.CLASSES:
         j, o = results[truth.name]["judge"], results[truth.name]["old"]
+        worse = "yes" if truth.worse else "too little traffic" if truth.starved else "no"
         lines.append(
-            f"| {truth.name} | {'yes' if truth.worse else 'too little traffic' if truth.starved else 'no'} | {_pct(j['promoted'])} | {_pct(j['rolled back'])} | "
+            f"| {truth.name} | {worse} | {_pct(j['promoted'])} | {_pct(j['rolled back'])} | "
             f"**{_wrong(truth, j)}** | {_median(j['median'])} | {_pct(o['promoted'])} | {_pct(o['rolled back'])} | "
             f"{_wrong(truth, o)} | {_median(o['median'])} |"
         )
     lines += ["", "Targets:", ""]
     lines += _targets(results)
-    lines += ["", f"![The judge's e-value for a good and a bad canary](img/{PLOT.name})", "",
-              f"Replay time: {seconds:.0f} s for both gates.", ""]
+    lines += [
+        "",
+        f"![The judge's e-value for a good and a bad canary](img/{PLOT.name})",
+        "",
+        f"Replay time: {seconds:.0f} s for both gates.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -118,7 +124,7 @@ def plot(path: Path) -> None:
 
     analysis = replay.benchmark_analysis()
     figure, axis = plt.subplots(figsize=(8, 4), dpi=120)
-    for name, colour in zip(PLOT_CLASSES, ("tab:green", "tab:red")):
+    for name, colour in zip(PLOT_CLASSES, ("tab:green", "tab:red"), strict=True):
         truth = next(t for t in replay.CLASSES if t.name == name)
         trace: list = []
         outcome = replay.run_judge(truth, 0, analysis, trace)
@@ -148,7 +154,7 @@ def write_section(report: Path, section: str) -> None:
     start = text.find(HEADING)
     if start >= 0:
         end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("" if end < 0 else text[end + 1:])
+        text = text[:start] + section + ("" if end < 0 else text[end + 1 :])
     else:
         text = text.rstrip("\n") + "\n\n" + section
     report.write_text(text.rstrip("\n") + "\n")

@@ -17,9 +17,34 @@ from datetime import datetime
 import numpy as np
 
 # The Linkerd proxy's response_latency_ms buckets, as Prometheus prints the `le` labels.
-LATENCY_BUCKETS_MS = (1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
-                      1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000)
-LE_LABELS = tuple(str(b) for b in LATENCY_BUCKETS_MS) + ("+Inf",)
+LATENCY_BUCKETS_MS = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    10,
+    20,
+    30,
+    40,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    1000,
+    2000,
+    3000,
+    4000,
+    5000,
+    10000,
+    20000,
+    30000,
+    40000,
+    50000,
+)
+LE_LABELS = (*(str(b) for b in LATENCY_BUCKETS_MS), "+Inf")
 
 _DEPLOYMENT = re.compile(r'deployment="([^"]+)"')
 _RANGE = re.compile(r"\[(\d+)(s|m|h)\]")
@@ -88,7 +113,7 @@ class FakePrometheus:
         if not rows:
             return {}
         counts = np.cumsum(np.sum(rows, axis=0))
-        return dict(zip(LE_LABELS, (float(c) for c in counts)))
+        return dict(zip(LE_LABELS, (float(c) for c in counts), strict=True))
 
     def query_range(self, promql: str, start: datetime, end: datetime, step_seconds: float) -> dict[float, float]:
         self.calls += 1
@@ -122,7 +147,7 @@ class FakePrometheus:
             return None
         if 'le="+Inf"' in promql:
             column = LE_LABELS.index(_LE.findall(promql)[-1])
-            return float(totals[2 + column + 1:].sum())
+            return float(totals[2 + column + 1 :].sum())
         if 'classification="failure"' in promql:
             return float(totals[1])
         if "classification" not in promql:

@@ -25,7 +25,7 @@ def check(canary: Version, analysis: AnalysisConfig) -> tuple[bool, list[str]]:
         reasons.append("no success-rate data")
     elif 1 - errors / requests < analysis.min_success_rate:
         reasons.append(f"success rate {1 - errors / requests:.4f} is below {analysis.min_success_rate}")
-    p99 = judge.histogram_quantile(0.99, dict(zip(LE_LABELS, np.cumsum(canary.buckets[-1]).tolist())))
+    p99 = judge.histogram_quantile(0.99, dict(zip(LE_LABELS, np.cumsum(canary.buckets[-1]).tolist(), strict=True)))
     if p99 is None:
         reasons.append("no latency data")
     elif p99 > analysis.max_p99_latency_ms:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -28,7 +28,7 @@ NAMESPACE, CANARY, STABLE = "ml-serving", "fraud-detector-v6", "fraud-detector-v
 INTERVAL_SECONDS = 60.0
 HISTORY_INTERVALS = 60
 MAX_INTERVALS = 150
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 # Stable's latency: log-normal, median 50 ms, p99 150 ms (inside Linkerd's (100, 200] bucket).
 MEDIAN_MS, SIGMA = 50.0, math.log(3.0) / 2.326
 
@@ -71,6 +71,7 @@ CLASSES = (
 
 def _bucket_probabilities(scale: float) -> np.ndarray:
     """P(latency in each Linkerd bucket), the last one +Inf, for the log-normal scaled by `scale`."""
+
     def cdf(x: float) -> float:
         return 0.5 * (1.0 + math.erf(math.log(x / (MEDIAN_MS * scale)) / (SIGMA * math.sqrt(2.0))))
 
@@ -110,8 +111,10 @@ class Rollout:
         canary_n = self.rng.binomial(total, weight / 100.0)
         degraded = t.degrade_after is None or self.k >= t.degrade_after
         ratio = t.error_ratio if degraded else 1.0
-        for name, n, p, latency in ((CANARY, canary_n, t.stable_error_rate * ratio, self.canary_p),
-                                    (STABLE, total - canary_n, t.stable_error_rate, self.stable_p)):
+        for name, n, p, latency in (
+            (CANARY, canary_n, t.stable_error_rate * ratio, self.canary_p),
+            (STABLE, total - canary_n, t.stable_error_rate, self.stable_p),
+        ):
             self.prometheus.version(name).add(n, self.rng.binomial(n, min(p, 1.0)), self.rng.multinomial(n, latency))
 
     def advance(self, weight: int) -> None:
@@ -128,8 +131,14 @@ def run_judge(truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | N
         weight = steps[index]
         rollout.advance(weight)
         verdict = gate.evaluate(
-            rollout.prometheus, analysis, namespace=NAMESPACE, deployment=CANARY, stable_deployment=STABLE,
-            since=step_start, at=rollout.now, canary_weight=weight,
+            rollout.prometheus,
+            analysis,
+            namespace=NAMESPACE,
+            deployment=CANARY,
+            stable_deployment=STABLE,
+            since=step_start,
+            at=rollout.now,
+            canary_weight=weight,
         )
         if trace is not None:
             trace.append((rollout.k, weight, verdict))

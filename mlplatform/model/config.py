@@ -13,8 +13,8 @@ the serving and training sections have a module each beside it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
@@ -122,8 +122,6 @@ class ModelConfig(ConfigModel):
         return self.registered_model or self.name.replace("-", "_")
 
 
-
-
 class VersionConfig(ConfigModel):
     version: VersionLabel = Field(description="Version label, e.g. `v5`.")
     image: ImageRef = Field(description="Serving image.")
@@ -138,8 +136,6 @@ class CanaryConfig(VersionConfig):
         le=100,
         strict=True,
     )
-
-
 
 
 class AllowedClient(ConfigModel):
@@ -163,7 +159,9 @@ class AnalysisConfig(ConfigModel):
         "then the verdict is `not yet` (never a pass, and never a failure by itself).",
     )
     failure_threshold: int = Field(
-        3, ge=1, description="Consecutive guard-rail failures before `watch` aborts (a statistical failure aborts at once)."
+        3,
+        ge=1,
+        description="Consecutive guard-rail failures before `watch` aborts (a statistical failure aborts at once).",
     )
     dwell_minutes: list[StrictInt | StrictStr] = Field(
         default_factory=lambda: list(DEFAULT_DWELL_MINUTES),
@@ -304,8 +302,7 @@ class ModelStackConfig(ConfigModel):
         if self.canary is not None:
             if self.canary.version == self.stable.version:
                 raise CrossFieldError(
-                    f"canary.version '{self.canary.version}' must differ from stable.version "
-                    f"'{self.stable.version}'",
+                    f"canary.version '{self.canary.version}' must differ from stable.version '{self.stable.version}'",
                     "canary.version",
                     "stable.version",
                 )

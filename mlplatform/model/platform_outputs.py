@@ -31,6 +31,8 @@ PLATFORM_STACK_KEY = "mlmodel:platformStack"
 # Every output a model stack depends on. `kubeconfig` is not among them: a
 # platform on an existing cluster with the ambient kubeconfig exports none.
 REQUIRED = required_outputs()
+
+
 @dataclass(frozen=True)
 class PlatformOutputs:
     """The platform stack's outputs, typed.

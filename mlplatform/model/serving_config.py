@@ -29,9 +29,7 @@ class Resources(ConfigModel):
     requests: ResourceSpec = Field(
         default_factory=lambda: ResourceSpec(cpu="500m", memory="1Gi"), description="Requests."
     )
-    limits: ResourceSpec = Field(
-        default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits."
-    )
+    limits: ResourceSpec = Field(default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits.")
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Resources:
@@ -140,7 +138,8 @@ class ServingConfig(ConfigModel):
     port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: 1024 or above).")
     resources: Resources = Field(default_factory=Resources.defaults, description="Requests and limits per replica.")
     scratch: ScratchConfig = Field(
-        default_factory=ScratchConfig.defaults, description="Local disk per replica: ephemeral storage and emptyDir sizes."
+        default_factory=ScratchConfig.defaults,
+        description="Local disk per replica: ephemeral storage and emptyDir sizes.",
     )
     replicas: ReplicaConfig = Field(default_factory=ReplicaConfig.defaults, description="HPA bounds and CPU target.")
     gpus: int = Field(0, ge=0, le=8, description="GPUs per replica; >0 schedules on the GPU pool.")

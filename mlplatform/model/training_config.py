@@ -55,9 +55,7 @@ class DataSource(ConfigModel):
     def _s3_uri(self) -> DataSource:
         # A path of another scheme is _scheme_matches_type's to report.
         if self.type == "s3" and self.path.startswith("s3://") and not S3_URI.match(self.path):
-            raise CrossFieldError(
-                f"type 's3' needs a path 's3://<bucket>/<prefix>', got {self.path!r}", "type", "path"
-            )
+            raise CrossFieldError(f"type 's3' needs a path 's3://<bucket>/<prefix>', got {self.path!r}", "type", "path")
         return self
 
     def s3_location(self) -> tuple[str, str] | None:
@@ -71,9 +69,7 @@ class DataSource(ConfigModel):
     def _scheme_matches_type(self) -> DataSource:
         scheme = DATA_SOURCE_SCHEMES.get(self.type)
         if scheme is not None and not self.path.startswith(scheme):
-            raise CrossFieldError(
-                f"type '{self.type}' reads {scheme} URIs, but path is {self.path!r}", "type", "path"
-            )
+            raise CrossFieldError(f"type '{self.type}' reads {scheme} URIs, but path is {self.path!r}", "type", "path")
         if scheme is None and ("://" in self.path or not self.path.startswith("/")):
             raise CrossFieldError(
                 f"type 'local' reads an absolute path inside the pod, but path is {self.path!r}", "type", "path"

@@ -28,7 +28,7 @@ PAGER_RECEIVER = "pagerduty"
 # Alerts of one model (or one training run) are grouped into one notification.
 GROUP_BY = ["alertname", "namespace", "model"]
 
-_SLACK_TITLE = '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})'
+_SLACK_TITLE = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"
 _SLACK_TEXT = "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.description }}\n\n{{ end }}"
 
 

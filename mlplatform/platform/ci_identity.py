@@ -73,10 +73,19 @@ def training_roles_policy(partition: str, account_id: str) -> dict:
             {
                 "Effect": "Allow",
                 "Action": [
-                    "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:TagRole", "iam:UntagRole",
-                    "iam:UpdateRole", "iam:UpdateAssumeRolePolicy", "iam:ListRolePolicies",
-                    "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
-                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+                    "iam:CreateRole",
+                    "iam:DeleteRole",
+                    "iam:GetRole",
+                    "iam:TagRole",
+                    "iam:UntagRole",
+                    "iam:UpdateRole",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:PutRolePolicy",
+                    "iam:GetRolePolicy",
+                    "iam:DeleteRolePolicy",
                 ],
                 "Resource": f"arn:{partition}:iam::{account_id}:role/*-train-*",
             }
@@ -148,8 +157,13 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=child,
             )
 
-        def access(role_: aws.iam.Role, part: str, policy: str, namespaces: Sequence[str] | None,
-                   groups: Sequence[str] | None = None) -> aws.eks.AccessEntry:
+        def access(
+            role_: aws.iam.Role,
+            part: str,
+            policy: str,
+            namespaces: Sequence[str] | None,
+            groups: Sequence[str] | None = None,
+        ) -> aws.eks.AccessEntry:
             entry = aws.eks.AccessEntry(
                 f"{name}-{part}",
                 cluster_name=args.cluster_name,
@@ -176,13 +190,21 @@ class CiIdentity(pulumi.ComponentResource):
         access(preview, "preview", VIEW_POLICY, None)
 
         deploy_subjects = cfg.deploy_subjects()
-        deploy = role("deploy", deploy_subjects, f"pulumi up of platform stacks from {cfg.github_repository}",
-                      cfg.deploy_session_seconds)
+        deploy = role(
+            "deploy",
+            deploy_subjects,
+            f"pulumi up of platform stacks from {cfg.github_repository}",
+            cfg.deploy_session_seconds,
+        )
         managed(deploy, "deploy", "AdministratorAccess")
         access(deploy, "deploy", CLUSTER_ADMIN_POLICY, None)
 
-        models = role("deploy-models", deploy_subjects, f"pulumi up of model stacks from {cfg.github_repository}",
-                      cfg.deploy_session_seconds)
+        models = role(
+            "deploy-models",
+            deploy_subjects,
+            f"pulumi up of model stacks from {cfg.github_repository}",
+            cfg.deploy_session_seconds,
+        )
         aws.iam.RolePolicy(
             f"{name}-deploy-models-training-roles",
             role=models.id,
@@ -198,8 +220,11 @@ class CiIdentity(pulumi.ComponentResource):
             # Named, not auto-named: `mlplatform render` writes one file per object by name, and
             # `kubectl get clusterrole` should show what grants the model deployers.
             metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-model-deployers", labels=labels.k8s_labels("ci")),
-            rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[args.crd_group, *MODEL_STACK_API_GROUPS], resources=["*"],
-                                              verbs=WRITE_VERBS)],
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[args.crd_group, *MODEL_STACK_API_GROUPS], resources=["*"], verbs=WRITE_VERBS
+                )
+            ],
             opts=child,
         )
         for namespace in args.model_namespaces:
@@ -211,15 +236,22 @@ class CiIdentity(pulumi.ComponentResource):
                 role_ref=k8s.rbac.v1.RoleRefArgs(
                     api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=crds_role.metadata.name
                 ),
-                subjects=[k8s.rbac.v1.SubjectArgs(
-                    api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP
-                )],
+                subjects=[
+                    k8s.rbac.v1.SubjectArgs(
+                        api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP
+                    )
+                ],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
             )
 
         for namespace, service, port in args.service_proxies:
-            _service_proxy_access(f"{name}-proxy-{namespace}", namespace, service, port,
-                                  pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]))
+            _service_proxy_access(
+                f"{name}-proxy-{namespace}",
+                namespace,
+                service,
+                port,
+                pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
+            )
 
         self.oidc_provider_arn = pulumi.Output.from_input(provider_arn)
         self.preview_role_arn = preview.arn
@@ -240,21 +272,28 @@ def _service_proxy_access(name: str, namespace: str, service: str, port: int, op
 
     The API server authorizes `/services/<segment>/proxy` with the path segment as the resource
     name, so each spelling a client may use (`name`, `name:port`, `http:name:port`) is listed."""
-    metadata = k8s.meta.v1.ObjectMetaArgs(name=f"mlplatform-{service}-proxy", namespace=namespace,
-                                          labels=labels.k8s_labels("ci"))
+    metadata = k8s.meta.v1.ObjectMetaArgs(
+        name=f"mlplatform-{service}-proxy", namespace=namespace, labels=labels.k8s_labels("ci")
+    )
     role = k8s.rbac.v1.Role(
         name,
         metadata=metadata,
-        rules=[k8s.rbac.v1.PolicyRuleArgs(
-            api_groups=[""], resources=["services/proxy"], verbs=["get"],
-            resource_names=[service, f"{service}:{port}", f"http:{service}:{port}"],
-        )],
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""],
+                resources=["services/proxy"],
+                verbs=["get"],
+                resource_names=[service, f"{service}:{port}", f"http:{service}:{port}"],
+            )
+        ],
         opts=opts,
     )
     k8s.rbac.v1.RoleBinding(
         name,
         metadata=metadata,
         role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
-        subjects=[k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP)],
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP)
+        ],
         opts=opts,
     )

@@ -21,7 +21,6 @@ import pulumi_kubernetes as k8s
 from mlplatform import labels
 from mlplatform.platform.cluster_config import ClusterConfig, SystemPoolConfig
 
-
 # Managed policies by name; the ARN's partition is resolved at run time so
 # GovCloud regions (allowed by ClusterConfig.region) get `aws-us-gov` ARNs.
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
@@ -87,8 +86,14 @@ def _kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str, pro
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
                             "args": [
-                                "eks", "get-token", "--cluster-name", cluster_name, "--region", region,
-                                "--output", "json",
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                region,
+                                "--output",
+                                "json",
                             ],
                         }
                     },
@@ -104,7 +109,9 @@ def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -
     oidcs = identities[0].oidcs if identities else None
     issuer = oidcs[0].issuer if oidcs else None
     if not issuer:
-        raise ValueError(f"EKS returned the cluster without an OIDC issuer (identities: {identities!r}); IRSA needs one")
+        raise ValueError(
+            f"EKS returned the cluster without an OIDC issuer (identities: {identities!r}); IRSA needs one"
+        )
     return issuer
 
 
@@ -137,7 +144,7 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
 
-    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):  # noqa: PLR0915 - the network, cluster and nodes in dependency order, read top to bottom
         super().__init__("mlplatform:platform:Cluster", name, None, opts)
         cfg = args.config
         tags = dict(args.tags)
@@ -292,49 +299,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_attachments),
         )
 
-        # The private endpoint's ENIs carry the cluster security group, which admits only the
-        # cluster itself: a runner or VPN client elsewhere in the VPC needs its network let in.
-        for index, cidr in enumerate(cfg.private_access_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-api-from-{index}",
-                security_group_id=eks.vpc_config.cluster_security_group_id,
-                description=f"Kubernetes API (private endpoint) from {cidr}: pulumi up and CI",
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                cidr_ipv4=cidr if ":" not in cidr else None,
-                cidr_ipv6=cidr if ":" in cidr else None,
-                tags=tags,
-                opts=child,
-            )
-
-        # EKS installs the VPC CNI unmanaged and with its network policy agent off: every
-        # NetworkPolicy the platform declares would then be accepted and ignored. The managed
-        # add-on takes the existing DaemonSet over (OVERWRITE) with enforcement on.
-        aws.eks.Addon(
-            f"{name}-vpc-cni",
-            cluster_name=eks.name,
-            addon_name="vpc-cni",
-            addon_version=cfg.vpc_cni_addon_version,
-            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=tags,
-            opts=child,
-        )
-
-        # HPAs scale on metrics.k8s.io, which nothing serves on a new EKS cluster; EKS ships
-        # metrics-server as an add-on (community add-ons), pinned like the others. It runs on
-        # the system nodes, which the node group below creates, so EKS waits for them.
-        aws.eks.Addon(
-            f"{name}-metrics-server",
-            cluster_name=eks.name,
-            addon_name="metrics-server",
-            addon_version=cfg.metrics_server_addon_version,
-            resolve_conflicts_on_create="OVERWRITE",
-            tags=tags,
-            opts=child,
-        )
+        _declare_api_access_and_addons(name, eks, cfg, tags, child)
 
         issuer = eks.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
@@ -387,9 +352,9 @@ class Cluster(pulumi.ComponentResource):
         # -- access --------------------------------------------------------
         provider_region = aws.get_region_output(opts=invoke).region
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(
-                eks.name, eks.endpoint, eks.certificate_authority.data, provider_region
-            ).apply(lambda a: _kubeconfig(a[0], a[1], a[2], cfg.region, a[3]))
+            pulumi.Output.all(eks.name, eks.endpoint, eks.certificate_authority.data, provider_region).apply(
+                lambda a: _kubeconfig(a[0], a[1], a[2], cfg.region, a[3])
+            )
         )
         self.provider = k8s.Provider(
             f"{name}-k8s",
@@ -400,9 +365,9 @@ class Cluster(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         # Consumers (the GPU pool, the database) get the subnets only once their
         # NAT routes exist: nodes launched earlier could not reach EKS or ECR.
-        self.private_subnet_ids = pulumi.Output.all(
-            [s.id for s in private_subnets], *[r.id for r in egress]
-        ).apply(lambda a: list(a[0]))
+        self.private_subnet_ids = pulumi.Output.all([s.id for s in private_subnets], *[r.id for r in egress]).apply(
+            lambda a: list(a[0])
+        )
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets]).apply(list)
         self.cluster_name = eks.name
         # Managed node groups without a launch template put their nodes in this
@@ -413,9 +378,7 @@ class Cluster(pulumi.ComponentResource):
         self.kms_key_arn = secrets_key.arn
         # Likewise the role ARN: a GPU node group created before the policies
         # are attached would launch nodes that cannot join.
-        self.node_role_arn = pulumi.Output.all(node_role.arn, *[a.id for a in node_attachments]).apply(
-            lambda a: a[0]
-        )
+        self.node_role_arn = pulumi.Output.all(node_role.arn, *[a.id for a in node_attachments]).apply(lambda a: a[0])
         self.oidc_provider_arn = oidc.arn
         self.oidc_provider_url = issuer.apply(lambda url: url.removeprefix("https://"))
         self.register_outputs(
@@ -469,3 +432,52 @@ def _service_role(
         for policy in managed_policies
     ]
     return role, attachments
+
+
+def _declare_api_access_and_addons(
+    name: str, eks: aws.eks.Cluster, cfg: ClusterConfig, tags: dict[str, str], child: pulumi.ResourceOptions
+) -> None:
+    """The private endpoint's ingress rules and the add-ons every cluster needs on day one (children of the Cluster)."""
+    # The private endpoint's ENIs carry the cluster security group, which admits only the
+    # cluster itself: a runner or VPN client elsewhere in the VPC needs its network let in.
+    for index, cidr in enumerate(cfg.private_access_cidrs):
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-api-from-{index}",
+            security_group_id=eks.vpc_config.cluster_security_group_id,
+            description=f"Kubernetes API (private endpoint) from {cidr}: pulumi up and CI",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4=cidr if ":" not in cidr else None,
+            cidr_ipv6=cidr if ":" in cidr else None,
+            tags=tags,
+            opts=child,
+        )
+
+    # EKS installs the VPC CNI unmanaged and with its network policy agent off: every
+    # NetworkPolicy the platform declares would then be accepted and ignored. The managed
+    # add-on takes the existing DaemonSet over (OVERWRITE) with enforcement on.
+    aws.eks.Addon(
+        f"{name}-vpc-cni",
+        cluster_name=eks.name,
+        addon_name="vpc-cni",
+        addon_version=cfg.vpc_cni_addon_version,
+        configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="OVERWRITE",
+        tags=tags,
+        opts=child,
+    )
+
+    # HPAs scale on metrics.k8s.io, which nothing serves on a new EKS cluster; EKS ships
+    # metrics-server as an add-on (community add-ons), pinned like the others. It runs on
+    # the system nodes, which the node group below creates, so EKS waits for them.
+    aws.eks.Addon(
+        f"{name}-metrics-server",
+        cluster_name=eks.name,
+        addon_name="metrics-server",
+        addon_version=cfg.metrics_server_addon_version,
+        resolve_conflicts_on_create="OVERWRITE",
+        tags=tags,
+        opts=child,
+    )

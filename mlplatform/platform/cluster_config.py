@@ -61,7 +61,7 @@ class ClusterConfig(ConfigModel):
     vpc_cni_addon_version: AddonVersion | None = Field(
         None,
         description="Mode aws: pinned `vpc-cni` add-on version, e.g. `v1.20.4-eksbuild.1`; default: the EKS "
-        "default for the cluster's Kubernetes version. The add-on runs with `enableNetworkPolicy: \"true\"`, "
+        'default for the cluster\'s Kubernetes version. The add-on runs with `enableNetworkPolicy: "true"`, '
         "without which EKS enforces none of the platform's NetworkPolicies.",
     )
     metrics_server_addon_version: AddonVersion | None = Field(

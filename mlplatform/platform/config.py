@@ -44,7 +44,9 @@ class TeamConfig(ConfigModel):
     def _limits_cover_requests(self) -> TeamConfig:
         if self.gpu_limits < self.gpu_requests:
             raise CrossFieldError(
-                f"gpuLimits ({self.gpu_limits}) must be >= gpuRequests ({self.gpu_requests})", "gpuLimits", "gpuRequests"
+                f"gpuLimits ({self.gpu_limits}) must be >= gpuRequests ({self.gpu_requests})",
+                "gpuLimits",
+                "gpuRequests",
             )
         return self
 
@@ -65,7 +67,9 @@ class NamespacesConfig(ConfigModel):
         names = [self.serving, self.training, self.mlflow, self.monitoring] + [t.name for t in self.teams]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            keys = ["serving", "training", "mlflow", "monitoring"] + [f"teams[{i}].name" for i in range(len(self.teams))]
+            keys = ["serving", "training", "mlflow", "monitoring"] + [
+                f"teams[{i}].name" for i in range(len(self.teams))
+            ]
             raise CrossFieldError(
                 f"namespace names must be distinct; repeated: {duplicates}",
                 *[key for key, name in zip(keys, names, strict=True) if name in duplicates],
@@ -107,12 +111,22 @@ class PlatformConfig(ConfigModel):
     )
     mesh: MeshConfig = Field(default_factory=MeshConfig.defaults, description="Linkerd.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig.defaults, description="Prometheus.")
-    mlflow: MlflowConfig = Field(default_factory=MlflowConfig.defaults, description="MLflow tracking server and registry.")
-    namespaces: NamespacesConfig = Field(default_factory=NamespacesConfig.defaults, description="Namespaces and quotas.")
+    mlflow: MlflowConfig = Field(
+        default_factory=MlflowConfig.defaults, description="MLflow tracking server and registry."
+    )
+    namespaces: NamespacesConfig = Field(
+        default_factory=NamespacesConfig.defaults, description="Namespaces and quotas."
+    )
     crds: CrdsConfig = Field(default_factory=CrdsConfig.defaults, description="The ML CRDs.")
-    device_plugin: DevicePluginConfig = Field(default_factory=DevicePluginConfig.defaults, description="NVIDIA device plugin.")
-    storage: StorageConfig = Field(default_factory=StorageConfig.defaults, description="StorageClasses and CSI drivers.")
-    ci: CiConfig = Field(default_factory=CiConfig.defaults, description="GitHub Actions' OIDC roles and cluster access.")
+    device_plugin: DevicePluginConfig = Field(
+        default_factory=DevicePluginConfig.defaults, description="NVIDIA device plugin."
+    )
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig.defaults, description="StorageClasses and CSI drivers."
+    )
+    ci: CiConfig = Field(
+        default_factory=CiConfig.defaults, description="GitHub Actions' OIDC roles and cluster access."
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra AWS tags on every AWS resource.")
 
     @field_validator("chart_mirror")
@@ -300,9 +314,10 @@ class PlatformConfig(ConfigModel):
             if not ok
         ]
         if missing:
-            raise CrossFieldError(f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing)
+            raise CrossFieldError(
+                f"environment 'prod' requires {', '.join(missing)} to be true", "environment", *missing
+            )
         return self
-
 
     @model_validator(mode="after")
     def _prod_api_is_not_open_to_everyone(self) -> PlatformConfig:
@@ -330,6 +345,7 @@ class PlatformConfig(ConfigModel):
                 "environment",
             )
         return self
+
 
 def _set_keys(*pairs: tuple[str, object]) -> list[str]:
     """The keys of `(key, value)` pairs whose value is set."""

@@ -85,7 +85,7 @@ def _training_resources(description: str) -> Schema:
         {
             "gpuCount": _integer("NVIDIA GPUs per pod.", minimum=0),
             "memory": _string("Memory per pod, a Kubernetes quantity such as 32Gi.", pattern=QUANTITY_PATTERN),
-            "cpu": _string("CPU per pod, a Kubernetes quantity such as \"8\" or 500m.", pattern=QUANTITY_PATTERN),
+            "cpu": _string('CPU per pod, a Kubernetes quantity such as "8" or 500m.', pattern=QUANTITY_PATTERN),
         },
     )
 
@@ -93,7 +93,7 @@ def _training_resources(description: str) -> Schema:
 def _ref(description: str, required: list[str] | None = None) -> Schema:
     return _object(
         description,
-        {"name": _string("Registered model name.", minLength=1), "version": _string("Model version, e.g. \"3.2\".")},
+        {"name": _string("Registered model name.", minLength=1), "version": _string('Model version, e.g. "3.2".')},
         required,
     )
 
@@ -101,7 +101,7 @@ def _ref(description: str, required: list[str] | None = None) -> Schema:
 def _live_version(description: str) -> Schema:
     """A version as the per-model stack last applied it: what serves, from where, at what weight."""
     return {
-        "version": _string(f"{description} version, e.g. \"3.2\"."),
+        "version": _string(f'{description} version, e.g. "3.2".'),
         "modelUri": _string(f"{description} model URI, e.g. models:/fraud_detector/3.2."),
         "weight": _integer(f"Share of traffic the {description.lower()} receives now, 0-100.", minimum=0, maximum=100),
     }
@@ -203,7 +203,7 @@ def _model_version_spec() -> Schema:
         "A registered model version and its approval.",
         {
             "modelName": _string("Registered model name.", minLength=1),
-            "version": _string("Version, e.g. \"2.1\".", minLength=1),
+            "version": _string('Version, e.g. "2.1".', minLength=1),
             "modelUri": _string("Where the version is loaded from, e.g. models:/fraud_detector/3.2."),
             "role": _string("The part the version plays in its model's rollout.", enum=["stable", "canary"]),
             "source": _object(
@@ -360,8 +360,9 @@ def _rollout_status() -> dict[str, Schema]:
     return {
         "canaryVersion": _string("The canary version this rollout state describes."),
         "weight": _integer("The canary weight the state describes, in percent.", minimum=0, maximum=100),
-        "stepStartedAt": _string("When the current step (this weight) started; its dwell counts from here.",
-                                 format="date-time"),
+        "stepStartedAt": _string(
+            "When the current step (this weight) started; its dwell counts from here.", format="date-time"
+        ),
         "failedChecks": _integer("Consecutive failed gate checks at this step.", minimum=0),
         "lastVerdict": _free_form("The last gate verdict with its measured values, as the judge recorded it."),
         "abort": _object(
@@ -544,6 +545,4 @@ class MlCrds(pulumi.ComponentResource):
                 # must never cascade into deleting the trainings and services users created.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
-        self.register_outputs(
-            {"group": self.group, "names": {k: d.metadata.name for k, d in self.definitions.items()}}
-        )
+        self.register_outputs({"group": self.group, "names": {k: d.metadata.name for k, d in self.definitions.items()}})

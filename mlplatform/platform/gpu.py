@@ -35,9 +35,7 @@ AUTOSCALER_NAMESPACE = "kube-system"
 AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 
 
-def node_template_tags(
-    node_labels: Mapping[str, str], taint: Mapping[str, str], gpus_per_node: int
-) -> dict[str, str]:
+def node_template_tags(node_labels: Mapping[str, str], taint: Mapping[str, str], gpus_per_node: int) -> dict[str, str]:
     """The ASG tags that tell the cluster-autoscaler what a node of an empty group looks like.
 
     Formats from the autoscaler's AWS README: `.../label/<key>` = value,

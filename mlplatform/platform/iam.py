@@ -26,9 +26,7 @@ def irsa_trust_policy(
             provider_arn, provider_url.removeprefix("https://"), f"system:serviceaccount:{ns}:{service_account}"
         )
 
-    return pulumi.Output.json_dumps(
-        pulumi.Output.all(oidc_provider_arn, oidc_provider_url, namespace).apply(document)
-    )
+    return pulumi.Output.json_dumps(pulumi.Output.all(oidc_provider_arn, oidc_provider_url, namespace).apply(document))
 
 
 def web_identity_trust(provider_arn: str, issuer: str, subject: str | list[str]) -> dict:

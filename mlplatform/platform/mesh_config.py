@@ -56,7 +56,9 @@ class MeshIdentityConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _all_or_none(self) -> MeshIdentityConfig:
-        values = dict(zip(IDENTITY_KEYS, (self.trust_anchor_pem, self.issuer_cert_pem, self.issuer_key_pem), strict=True))
+        values = dict(
+            zip(IDENTITY_KEYS, (self.trust_anchor_pem, self.issuer_cert_pem, self.issuer_key_pem), strict=True)
+        )
         missing = [key for key, value in values.items() if value is None]
         if missing:
             # Reported even when all three are missing: an empty `identity: {}` is a half-done edit.

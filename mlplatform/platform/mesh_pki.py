@@ -65,9 +65,7 @@ def generated_identity(name: str, config: MeshConfig, *, parent: pulumi.Resource
     import pulumi_tls as tls
 
     child = pulumi.ResourceOptions(parent=parent)
-    anchor_key = tls.PrivateKey(
-        f"{name}-trust-anchor-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child
-    )
+    anchor_key = tls.PrivateKey(f"{name}-trust-anchor-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
     anchor_key_pem = pulumi.Output.secret(anchor_key.private_key_pem)
     anchor_cert = tls.SelfSignedCert(
         f"{name}-trust-anchor",

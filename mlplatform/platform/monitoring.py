@@ -143,7 +143,7 @@ def _chart_values(
                 # stacks' PodMonitors and rules live in the serving namespaces.
                 "podMonitorNamespaceSelector": {},
                 "ruleNamespaceSelector": {},
-            }
+            },
         },
     }
 

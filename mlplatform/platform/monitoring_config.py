@@ -27,8 +27,7 @@ class AlertingConfig(ConfigModel):
         "Slack incoming-webhook URL (`https://hooks.slack.com/...`); receives every alert not paged. Secret."
     )
     webhook_url: str | None = _secret(
-        "Generic webhook URL (Alertmanager's JSON payload); receives every alert not paged, alongside Slack. "
-        "Secret."
+        "Generic webhook URL (Alertmanager's JSON payload); receives every alert not paged, alongside Slack. Secret."
     )
     pagerduty_routing_key: str | None = _secret(
         "PagerDuty Events API v2 integration (routing) key; `severity: critical` alerts page it. Secret."

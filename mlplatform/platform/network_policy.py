@@ -171,9 +171,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                     pod_selector=_selector(None),
                     policy_types=["Ingress", "Egress"],
                     ingress=[
-                        ingress(
-                            from_=[_in_namespace(monitoring.name, PROMETHEUS_POD)], ports=_ports(PROXY_ADMIN_PORT)
-                        ),
+                        ingress(from_=[_in_namespace(monitoring.name, PROMETHEUS_POD)], ports=_ports(PROXY_ADMIN_PORT)),
                         ingress(from_=[_in_namespace(args.viz_namespace)], ports=_ports(PROXY_TAP_PORT)),
                     ],
                     egress=[egress(to=[_in_namespace(args.linkerd_namespace)], ports=_ports(*LINKERD_CONTROL_PORTS))],

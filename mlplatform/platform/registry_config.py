@@ -87,7 +87,9 @@ class MlflowConfig(ConfigModel):
         description="Mode existing: name of a Secret in the MLflow namespace with AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY for the S3-compatible store.",
     )
-    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig.defaults, description="Artifact bucket lifecycle.")
+    lifecycle: LifecycleConfig = Field(
+        default_factory=LifecycleConfig.defaults, description="Artifact bucket lifecycle."
+    )
     scratch: ScratchConfig = Field(
         default_factory=lambda: ScratchConfig(
             ephemeral_storage_request="1Gi", ephemeral_storage_limit="6Gi", empty_dir_size_limit="2Gi"

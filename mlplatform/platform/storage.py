@@ -30,8 +30,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
-from mlplatform.platform.storage_config import StorageClassNames, StorageConfig
 from mlplatform.platform.iam import irsa_trust_policy
+from mlplatform.platform.storage_config import StorageClassNames, StorageConfig
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 EBS_PROVISIONER = "ebs.csi.aws.com"

@@ -14,7 +14,9 @@ def _render(args: argparse.Namespace) -> int:
 
     project_dir = Path(args.project_dir)
     out_dir = Path(args.out) if args.out else Path("rendered") / args.stack
-    recording = render_stack(project_dir, args.stack, platform_dir=Path(args.platform_dir) if args.platform_dir else None)
+    recording = render_stack(
+        project_dir, args.stack, platform_dir=Path(args.platform_dir) if args.platform_dir else None
+    )
     result = write_render(recording, out_dir, show_secrets=args.show_secrets)
     print(resource_tree(recording))
     print()

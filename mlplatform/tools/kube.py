@@ -225,9 +225,8 @@ class KubeClient:
             raise KubeApiError(method, path, err.code, err.read().decode(errors="replace")) from None
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             reason = getattr(err, "reason", err)
-            raise KubeError(
-                f"cannot reach the Kubernetes API server {self.credentials.server} ({self.credentials.source}): {reason}"
-            ) from None
+            server, source = self.credentials.server, self.credentials.source
+            raise KubeError(f"cannot reach the Kubernetes API server {server} ({source}): {reason}") from None
 
     def get(self, path: str) -> dict[str, Any]:
         return json.loads(self.request("GET", path)[1])

@@ -34,8 +34,8 @@ import yaml
 from mlplatform.model.platform_outputs import PLATFORM_STACK_KEY
 from mlplatform.tools.offline.engine import (
     REDACTED,
-    Recording,
     RecordedResource,
+    Recording,
     RecordingMocks,
     project_name,
     redact_secrets,

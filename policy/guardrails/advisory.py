@@ -26,7 +26,7 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
 
 
 def _pod_labels(resource: Resource) -> Mapping[str, str]:
-    path = POD_SPEC_PATHS[resource.kind][:-1] + ("metadata", "labels")
+    path = (*POD_SPEC_PATHS[resource.kind][:-1], "metadata", "labels")
     return get_path(resource.props, *path) or {}
 
 
@@ -35,7 +35,8 @@ def _max_replicas(workload: Resource, resources: list[Resource]) -> int:
     for hpa in (r for r in resources if r.is_kubernetes("HorizontalPodAutoscaler")):
         target = get_path(hpa.props, "spec", "scaleTargetRef") or {}
         if hpa.namespace == workload.namespace and (target.get("kind"), target.get("name")) == (
-            workload.kind, workload.object_name
+            workload.kind,
+            workload.object_name,
         ):
             replicas = max(replicas, int(get_path(hpa.props, "spec", "maxReplicas") or 1))
     return replicas
@@ -44,12 +45,17 @@ def _max_replicas(workload: Resource, resources: list[Resource]) -> int:
 def check_pdb(resources: list[Resource]) -> list[Violation]:
     pdbs = [r for r in resources if r.is_kubernetes("PodDisruptionBudget")]
     return [
-        Violation(f"{w.kind} {w.namespace}/{w.object_name} runs up to {_max_replicas(w, resources)} replicas "
-                  f"with no PodDisruptionBudget: a node drain may take them all at once", w.urn)
+        Violation(
+            f"{w.kind} {w.namespace}/{w.object_name} runs up to {_max_replicas(w, resources)} replicas "
+            f"with no PodDisruptionBudget: a node drain may take them all at once",
+            w.urn,
+        )
         for w in resources
-        if w.is_kubernetes(*REPLICATED) and _max_replicas(w, resources) > 1
-        and not any(p.namespace == w.namespace and selects(get_path(p.props, "spec", "selector"), _pod_labels(w))
-                    for p in pdbs)
+        if w.is_kubernetes(*REPLICATED)
+        and _max_replicas(w, resources) > 1
+        and not any(
+            p.namespace == w.namespace and selects(get_path(p.props, "spec", "selector"), _pod_labels(w)) for p in pdbs
+        )
     ]
 
 
@@ -58,11 +64,15 @@ def check_network_policy(resources: list[Resource], covered_namespaces: list[str
     platform covers with a default-deny policy (config `coveredNamespaces`)."""
     policies = [r for r in resources if r.is_kubernetes("NetworkPolicy")]
     return [
-        Violation(f"{w.kind} {w.namespace}/{w.object_name} is selected by no NetworkPolicy: any pod may reach it",
-                  w.urn)
+        Violation(
+            f"{w.kind} {w.namespace}/{w.object_name} is selected by no NetworkPolicy: any pod may reach it", w.urn
+        )
         for w in resources
-        if w.type.startswith("kubernetes:") and w.kind in POD_SPEC_PATHS
+        if w.type.startswith("kubernetes:")
+        and w.kind in POD_SPEC_PATHS
         and w.namespace not in covered_namespaces
-        and not any(p.namespace == w.namespace and selects(get_path(p.props, "spec", "podSelector"), _pod_labels(w))
-                    for p in policies)
+        and not any(
+            p.namespace == w.namespace and selects(get_path(p.props, "spec", "podSelector"), _pod_labels(w))
+            for p in policies
+        )
     ]

@@ -32,13 +32,15 @@ def check_buckets(resources: list[Resource]) -> list[Violation]:
         )
         blocks = [r for r in resources if r.type == PUBLIC_ACCESS_BLOCK and _targets(r, bucket)]
         if not encrypted:
-            violations.append(Violation(f"S3 bucket {bucket.name} has no server-side encryption configuration",
-                                        bucket.urn))
+            violations.append(
+                Violation(f"S3 bucket {bucket.name} has no server-side encryption configuration", bucket.urn)
+            )
         if not blocks:
             violations.append(Violation(f"S3 bucket {bucket.name} has no public access block", bucket.urn))
         for block in blocks:
             off = [key for key in BLOCKS if block.props.get(key) is not True]
             if off:
-                violations.append(Violation(f"S3 bucket {bucket.name}'s public access block leaves {off} off",
-                                            block.urn))
+                violations.append(
+                    Violation(f"S3 bucket {bucket.name}'s public access block leaves {off} off", block.urn)
+                )
     return violations

@@ -22,10 +22,13 @@ def check_load_balancer_internal(resource: Resource) -> list[Violation]:
     annotations = resource.metadata.get("annotations") or {}
     if any(str(annotations.get(key, "")).lower() == value for key, value in INTERNAL_ANNOTATIONS.items()):
         return []
-    return [Violation(
-        f"Service {resource.namespace}/{resource.object_name} is a LoadBalancer without an internal annotation "
-        f"({' or '.join(f'{k}: {v}' for k, v in INTERNAL_ANNOTATIONS.items())}): it would get a public address",
-        resource.urn)]
+    return [
+        Violation(
+            f"Service {resource.namespace}/{resource.object_name} is a LoadBalancer without an internal annotation "
+            f"({' or '.join(f'{k}: {v}' for k, v in INTERNAL_ANNOTATIONS.items())}): it would get a public address",
+            resource.urn,
+        )
+    ]
 
 
 def check_open_ingress(resource: Resource) -> list[Violation]:
@@ -39,8 +42,11 @@ def check_open_ingress(resource: Resource) -> list[Violation]:
     elif resource.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
         rules = [{"cidrBlocks": [props.get("cidrIpv4")], "ipv6CidrBlocks": [props.get("cidrIpv6")]}]
     return [
-        Violation(f"{resource.kind} {resource.name} allows ingress from {cidr}"
-                  f"{' on port ' + str(rule['fromPort']) if 'fromPort' in rule else ''}", resource.urn)
+        Violation(
+            f"{resource.kind} {resource.name} allows ingress from {cidr}"
+            f"{' on port ' + str(rule['fromPort']) if 'fromPort' in rule else ''}",
+            resource.urn,
+        )
         for rule in rules
         for cidr in [*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])]
         if cidr in ANYWHERE
@@ -79,9 +85,13 @@ def check_irsa_trust(resource: Resource) -> list[Violation]:
             for value in (values if isinstance(values, list) else [values])
         ]
         if len(subjects) != 1 or subjects[0][0] != "StringEquals" or "*" in subjects[0][1] or "?" in subjects[0][1]:
-            violations.append(Violation(
-                f"IAM role {resource.name} trusts {federated} for subjects {subjects or 'any'}: an IRSA role names "
-                f"exactly one service account (StringEquals on :sub, no wildcard)", resource.urn))
+            violations.append(
+                Violation(
+                    f"IAM role {resource.name} trusts {federated} for subjects {subjects or 'any'}: an IRSA role names "
+                    f"exactly one service account (StringEquals on :sub, no wildcard)",
+                    resource.urn,
+                )
+            )
     return violations
 
 

@@ -49,8 +49,9 @@ def check_backends_exist(resources: list[Resource], known_services: list[str]) -
             backends.add(str(get_path(r.props, "spec", "service")))
         missing = sorted(b for b in backends if f"{r.namespace}/{b}" not in services)
         if missing:
-            violations.append(Violation(f"{_where(r)} names Services {missing} that do not exist in "
-                                        f"namespace {r.namespace}", r.urn))
+            violations.append(
+                Violation(f"{_where(r)} names Services {missing} that do not exist in namespace {r.namespace}", r.urn)
+            )
     return violations
 
 
@@ -78,7 +79,11 @@ def check_canary_step(
         for service, weight in split_weights(r)[0].items():
             rise = weight - int(old_weights.get(service, 0))
             if service != stable and rise > max_step:
-                violations.append(Violation(
-                    f"{_where(r)} moves canary backend {service} from {old_weights.get(service, 0)} to {weight}: "
-                    f"+{rise} points in one update, more than maxStepPercent {max_step}", r.urn))
+                violations.append(
+                    Violation(
+                        f"{_where(r)} moves canary backend {service} from {old_weights.get(service, 0)} to {weight}: "
+                        f"+{rise} points in one update, more than maxStepPercent {max_step}",
+                        r.urn,
+                    )
+                )
     return violations

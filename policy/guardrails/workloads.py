@@ -72,11 +72,17 @@ def check_gpu_scheduling(resource: Resource) -> list[Violation]:
 
 
 def _affinity_selects(spec: Mapping[str, Any], key: str, value: str) -> bool:
-    terms = get_path(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-                     "nodeSelectorTerms") or []
+    terms = (
+        get_path(
+            spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"
+        )
+        or []
+    )
     return bool(terms) and all(
-        any(e.get("key") == key and e.get("operator") == "In" and e.get("values") == [value]
-            for e in term.get("matchExpressions") or [])
+        any(
+            e.get("key") == key and e.get("operator") == "In" and e.get("values") == [value]
+            for e in term.get("matchExpressions") or []
+        )
         for term in terms
     )
 
@@ -157,8 +163,7 @@ def check_images_pinned(resource: Resource) -> list[Violation]:
     if spec is None:
         return []
     return [
-        Violation(f"{_where(resource)} {where} image '{image}' {problem}: pin a version tag or a digest",
-                  resource.urn)
+        Violation(f"{_where(resource)} {where} image '{image}' {problem}: pin a version tag or a digest", resource.urn)
         for where, container in containers(spec)
         if (problem := image_problem(image := str(container.get("image", "")))) is not None
     ]
@@ -170,8 +175,10 @@ def check_images_from_mirror(resource: Resource, mirror: str) -> list[Violation]
         return []
     prefix = mirror.rstrip("/") + "/"
     return [
-        Violation(f"{_where(resource)} {where} image '{container.get('image')}' is not from the image mirror "
-                  f"{prefix}", resource.urn)
+        Violation(
+            f"{_where(resource)} {where} image '{container.get('image')}' is not from the image mirror {prefix}",
+            resource.urn,
+        )
         for where, container in containers(spec)
         if not str(container.get("image", "")).startswith(prefix)
     ]

@@ -25,8 +25,14 @@ def repo(tmp_path: Path) -> Path:
 
 def test_the_inputs_are_the_program_the_stack_file_the_dependencies_and_the_pack(repo: Path) -> None:
     inputs = stack_inputs(repo, PROJECT, STACK)
-    assert {"stacks/model/__main__.py", "stacks/model/Pulumi.yaml", f"stacks/model/Pulumi.{STACK}.yaml",
-            "mlplatform/model/traffic.py", "requirements.txt", "policy/policy-config.json"} <= set(inputs)
+    assert {
+        "stacks/model/__main__.py",
+        "stacks/model/Pulumi.yaml",
+        f"stacks/model/Pulumi.{STACK}.yaml",
+        "mlplatform/model/traffic.py",
+        "requirements.txt",
+        "policy/policy-config.json",
+    } <= set(inputs)
     assert not [p for p in inputs if p.startswith("mlplatform/tools/")]
     assert "mlplatform/platform/cluster.py" not in inputs, "a platform module the model never imports"
     assert "stacks/model/Pulumi.fraud-detector-dev.yaml" not in inputs
@@ -61,8 +67,19 @@ def test_a_change_to_another_stack_or_the_tools_keeps_the_plan(repo: Path, tmp_p
 def test_decide_writes_the_mode_and_the_summary(repo: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    args = ["decide", "--root", str(repo), "--project", PROJECT, "--stack", STACK,
-            "--previewed", str(tmp_path / "none.inputs"), "--plan", str(tmp_path / "none.plan.json")]
+    args = [
+        "decide",
+        "--root",
+        str(repo),
+        "--project",
+        PROJECT,
+        "--stack",
+        STACK,
+        "--previewed",
+        str(tmp_path / "none.inputs"),
+        "--plan",
+        str(tmp_path / "none.plan.json"),
+    ]
     assert main(args) == 0
     assert capsys.readouterr().out.strip() == "mode=preview"
     assert "no saved plan" in summary.read_text()

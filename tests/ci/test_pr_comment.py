@@ -36,7 +36,9 @@ def test_a_recorded_weight_step_reads_as_two_updates_and_no_violation() -> None:
     assert preview.result == "succeeded"
     assert preview.counts["update"] == 2
     assert sorted(name for op, name in preview.steps if op == "update") == [
-        "InferenceService churn-inference-service", "TrafficSplit churn-split"]
+        "InferenceService churn-inference-service",
+        "TrafficSplit churn-split",
+    ]
     assert preview.violations == [] and preview.has_policy_results
 
 
@@ -53,8 +55,11 @@ def test_a_recorded_violation_fails_the_stack_and_names_the_rule(recorded: Path)
 
 
 def test_the_comment_holds_counts_blast_radius_policy_and_the_gate_verdict() -> None:
-    verdict = {"outcome": "pass", "statistic": {"successRate": 0.998, "p99LatencyMs": 41},
-               "reason": "canary within bounds of stable over 3 windows"}
+    verdict = {
+        "outcome": "pass",
+        "statistic": {"successRate": 0.998, "p99LatencyMs": 41},
+        "reason": "canary within bounds of stable over 3 windows",
+    }
     comment = render([StackReport("mlmodel/churn-plan", read_preview(STEP.read_text()), DIFF, verdict)], LOG)
     assert comment.startswith(MARKER + "\n")
     assert "| `mlmodel/churn-plan` | ok | 0 | 2 | 0 | 0 | 0 mandatory, 0 advisory |" in comment
@@ -65,8 +70,11 @@ def test_the_comment_holds_counts_blast_radius_policy_and_the_gate_verdict() -> 
 
 
 def test_the_plain_json_document_is_read_and_says_it_has_no_policy_results() -> None:
-    document = {"steps": [{"op": "update", "urn": "urn:pulumi:s::p::kubernetes:apps/v1:Deployment::web"}],
-                "changeSummary": {"update": 1, "same": 4}, "diagnostics": []}
+    document = {
+        "steps": [{"op": "update", "urn": "urn:pulumi:s::p::kubernetes:apps/v1:Deployment::web"}],
+        "changeSummary": {"update": 1, "same": 4},
+        "diagnostics": [],
+    }
     preview = read_preview(json.dumps(document, indent=2))
     assert preview.counts == {"update": 1, "same": 4} and not preview.has_policy_results
     assert "carries no policy results" in render([StackReport("p/s", preview)], LOG)
@@ -74,8 +82,15 @@ def test_the_plain_json_document_is_read_and_says_it_has_no_policy_results() -> 
 
 def test_a_huge_preview_stays_under_githubs_limit_and_points_at_the_log() -> None:
     steps = [("update", f"Deployment web-{i:05d}-" + "x" * 60) for i in range(3000)]
-    violations = [{"policy": "images-pinned", "level": "mandatory", "resource": f"Deployment web-{i}",
-                   "message": "image 'x:latest' uses the moving tag 'latest' " * 3} for i in range(2000)]
+    violations = [
+        {
+            "policy": "images-pinned",
+            "level": "mandatory",
+            "resource": f"Deployment web-{i}",
+            "message": "image 'x:latest' uses the moving tag 'latest' " * 3,
+        }
+        for i in range(2000)
+    ]
     reports = [StackReport(f"p/s{i}", Preview("failed", {"update": 3000}, steps, violations)) for i in range(5)]
     comment = render(reports, LOG)
     assert len(comment) <= BUDGET < GITHUB_LIMIT

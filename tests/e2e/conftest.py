@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chart_mirror import chart_mirror, uses_upstream
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.engine import E2E_TOOLS, program_virtualenv, pulumi_cli
 from tests.e2e.loopback_guard import LoopbackGuard, dial_errors
@@ -32,6 +31,7 @@ from tests.e2e.platform_stack import STACK, PlatformStack, assert_nothing_left, 
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.simulated_cluster import start_simulated_cluster
 from tests.e2e.tools import provide_tools, terminal_progress
+from tests.support.chart_mirror import chart_mirror, uses_upstream
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -77,9 +77,7 @@ def control_plane(e2e_tools: dict[str, str], tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def pulumi(
-    e2e_tools: dict[str, str], program_python: Path, tmp_path_factory: pytest.TempPathFactory
-) -> PulumiCli:
+def pulumi(e2e_tools: dict[str, str], program_python: Path, tmp_path_factory: pytest.TempPathFactory) -> PulumiCli:
     return pulumi_cli(e2e_tools, program_python, tmp_path_factory.mktemp("pulumi"))
 
 

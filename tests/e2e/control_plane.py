@@ -56,7 +56,7 @@ def _serving_certificate(workdir: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and `localhost`, valid for a day."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-e2e")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -66,9 +66,7 @@ def _serving_certificate(workdir: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -114,8 +112,12 @@ class ControlPlane:
         self._processes.append((name, process, log))
         if started_line is not None:
             wait_until(
-                process, lambda: started_line in log_path.read_text(errors="replace"),
-                name=name, log_path=log_path, timeout=READY_TIMEOUT, interval=0.3,
+                process,
+                lambda: started_line in log_path.read_text(errors="replace"),
+                name=name,
+                log_path=log_path,
+                timeout=READY_TIMEOUT,
+                interval=0.3,
             )
         return process
 
@@ -137,7 +139,11 @@ class ControlPlane:
             ],
         )
         wait_until_ready(
-            process, f"{url}/health", name="etcd", log_path=self.workdir / "etcd.log", timeout=READY_TIMEOUT,
+            process,
+            f"{url}/health",
+            name="etcd",
+            log_path=self.workdir / "etcd.log",
+            timeout=READY_TIMEOUT,
             interval=0.2,
         )
         return url
@@ -189,8 +195,14 @@ class ControlPlane:
             ],
         )
         wait_until_ready(
-            process, f"{self.url}/readyz", name="kube-apiserver", log_path=self.workdir / "kube-apiserver.log",
-            timeout=READY_TIMEOUT, interval=0.5, context=self.ssl_context(), headers=self._auth(),
+            process,
+            f"{self.url}/readyz",
+            name="kube-apiserver",
+            log_path=self.workdir / "kube-apiserver.log",
+            timeout=READY_TIMEOUT,
+            interval=0.5,
+            context=self.ssl_context(),
+            headers=self._auth(),
         )
 
     def _audit_policy(self) -> Path:

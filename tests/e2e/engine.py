@@ -4,8 +4,9 @@
 - `program_virtualenv`: a virtualenv holding only what the programs import
   (the platform in mode existing and a model stack), at requirements.txt's
   pins, and the policy pack's runtime (policy/requirements.txt): the CLI runs a
-  Python policy pack with the program's interpreter (PULUMI_PYTHON_CMD). The engine wants a plugin for every Pulumi provider package installed
-  where the program runs, so this keeps the AWS, TLS and random packages (whose
+  Python policy pack with the program's interpreter (PULUMI_PYTHON_CMD). The
+  engine wants a plugin for every Pulumi provider package installed where the
+  program runs, so this keeps the AWS, TLS and random packages (whose
   plugins are not built here) out of it; the repository is on PYTHONPATH;
 - `pulumi_cli`: the CLI, logged in to a local backend in `workdir`.
 """

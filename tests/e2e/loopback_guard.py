@@ -28,8 +28,16 @@ SAMPLE_INTERVAL = 0.25
 # LISTEN (0A) and CLOSE (07). A connection the peer already closed (CLOSE_WAIT) still
 # sent its traffic.
 ACTIVE_STATES = {
-    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
-    "06": "TIME_WAIT", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0B": "CLOSING", "0C": "NEW_SYN_RECV",
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "03": "SYN_RECV",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0B": "CLOSING",
+    "0C": "NEW_SYN_RECV",
 }
 DIAL = re.compile(r"dial tcp (\[?[0-9a-fA-F.:]+\]?):\d+")
 

@@ -108,9 +108,7 @@ def assert_nothing_left(api: ControlPlane, stack: PlatformStack) -> list[str]:
     return sorted(name for kind, name in added if kind == "CustomResourceDefinition")
 
 
-def provision(
-    pulumi: PulumiCli, api: ControlPlane, workdir: Path, *, chart_mirror: str | None
-) -> PlatformStack:
+def provision(pulumi: PulumiCli, api: ControlPlane, workdir: Path, *, chart_mirror: str | None) -> PlatformStack:
     """`chart_mirror` None: each release from the repository the platform pins."""
     before = cluster_snapshot(api)
     kubeconfig = api.kubeconfig()
@@ -134,6 +132,9 @@ def provision(
     started = time.monotonic()
     pulumi.up(project, STACK)
     return PlatformStack(
-        project=project, reference=STACK_REFERENCE, chart_mirror=chart_mirror,
-        up_seconds=time.monotonic() - started, before=before,
+        project=project,
+        reference=STACK_REFERENCE,
+        chart_mirror=chart_mirror,
+        up_seconds=time.monotonic() - started,
+        before=before,
     )

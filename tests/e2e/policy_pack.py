@@ -34,7 +34,7 @@ def python_with_policy_pack(python: Path, workdir: Path) -> Path:
     wrapper.write_text(
         "#!/usr/bin/env bash\n"
         "set -euo pipefail\n"
-        "# The v3.79 language host starts a policy pack as `python \"\" <engine>` (policy_pack.py says why).\n"
+        '# The v3.79 language host starts a policy pack as `python "" <engine>` (policy_pack.py says why).\n'
         'if [[ $# -ge 1 && -z "$1" ]]; then\n'
         "  shift\n"
         f'  exec {python} "${{MLPLATFORM_E2E_POLICY_PACK:?the policy pack directory}}" "$@"\n'
@@ -99,7 +99,7 @@ def preview_with_pack(
         "MLPLATFORM_E2E_POLICY_PACK": str(PACK),
         "PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "1",
     }
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - a violation's exit code is the result
         [cli.binary, "--non-interactive", "preview", "--stack", stack, "--json",
          "--policy-pack", str(PACK), "--policy-pack-config", str(config_file), *extra],
         cwd=project, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
@@ -115,8 +115,6 @@ def write_pack_config(path: Path, overrides: dict[str, Any]) -> Path:
         config[rule] = {**(config.get(rule) or {}), **entry} if isinstance(entry, dict) else entry
     path.write_text(json.dumps(config, indent=2))
     return path
-
-
 
 
 def record_events(name: str, events: list[dict[str, Any]]) -> None:

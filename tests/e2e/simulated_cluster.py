@@ -169,8 +169,12 @@ def _add_nodes_and_storage(plane: ControlPlane, kwok: subprocess.Popen) -> None:
         return sorted(ready) == sorted((*SYSTEM_NODES, *GPU_NODES))
 
     wait_until(
-        kwok, all_ready, name="kwok (fake nodes Ready)", log_path=plane.workdir / "kwok.log",
-        timeout=READY_TIMEOUT, interval=0.3,
+        kwok,
+        all_ready,
+        name="kwok (fake nodes Ready)",
+        log_path=plane.workdir / "kwok.log",
+        timeout=READY_TIMEOUT,
+        interval=0.3,
     )
 
 

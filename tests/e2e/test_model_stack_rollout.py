@@ -102,8 +102,16 @@ def _mlplatform(project: Path, prometheus: str, *args: str) -> list[dict[str, An
     assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
     command, *rest = args
     argv = [
-        executable, "rollout", command, STACK, "--project-dir", str(project), "--json",
-        "--platform-outputs", str(_platform_outputs_file(project)), *rest,
+        executable,
+        "rollout",
+        command,
+        STACK,
+        "--project-dir",
+        str(project),
+        "--json",
+        "--platform-outputs",
+        str(_platform_outputs_file(project)),
+        *rest,
     ]
     if command in ("next", "promote"):
         argv += ["--prometheus-url", prometheus]
@@ -150,9 +158,7 @@ def wait_for_requests(prometheus: str, deployment: str, at_least: float, window:
     reads them (bounded by DATA_TIMEOUT)."""
     client = PrometheusClient(prometheus)
     query = Queries.for_deployment(SERVING, deployment, window).requests
-    _wait_for(
-        lambda: (client.query(query) or 0) >= at_least, f"requests of {deployment} in Prometheus", DATA_TIMEOUT
-    )
+    _wait_for(lambda: (client.query(query) or 0) >= at_least, f"requests of {deployment} in Prometheus", DATA_TIMEOUT)
 
 
 WEIGHT_STEP_CHANGES = {
@@ -332,9 +338,10 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(  # noqa: PLR0915  one rol
     (claim,) = api.items(f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims")
     assert claim["spec"]["storageClassName"] == platform_outputs["storageClasses"]["readWriteMany"]
     _assert_training_completes_on_a_gpu_node(api, job["metadata"]["name"])
-    assert api.get(f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims/{claim['metadata']['name']}")["status"][
-        "phase"
-    ] == "Bound"
+    assert (
+        api.get(f"/api/v1/namespaces/{TRAINING}/persistentvolumeclaims/{claim['metadata']['name']}")["status"]["phase"]
+        == "Bound"
+    )
     # `up` waited for every serving Deployment to be available (awaitReadiness defaults to true).
     for name, deployment in _deployments(api).items():
         assert deployment["status"].get("availableReplicas", 0) >= 1, name
@@ -371,8 +378,15 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(  # noqa: PLR0915  one rol
 
     # 6. A second canary, started and aborted: traffic returns to stable, nothing is deleted.
     _mlplatform(
-        project, prometheus, "start", "--version", "v7", "--image", "ghcr.io/mlflow/mlflow:v3.15.1-full",
-        "--model-uri", "models:/fraud_detector/7",
+        project,
+        prometheus,
+        "start",
+        "--version",
+        "v7",
+        "--image",
+        "ghcr.io/mlflow/mlflow:v3.15.1-full",
+        "--model-uri",
+        "models:/fraud_detector/7",
     )
     pulumi.up(project, STACK)
     assert _split_weights(api) == {f"{MODEL}-v6": 90, f"{MODEL}-v7": 10}

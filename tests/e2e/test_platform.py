@@ -107,7 +107,7 @@ def test_every_release_is_deployed_from_the_mirror(
 def test_every_workload_is_available(platform: PlatformStack, control_plane: ControlPlane) -> None:
     api = control_plane
     workloads = _workloads(api)
-    assert PLATFORM_WORKLOADS <= set(workloads), sorted(PLATFORM_WORKLOADS - set(workloads))
+    assert set(workloads) >= PLATFORM_WORKLOADS, sorted(PLATFORM_WORKLOADS - set(workloads))
     # The charts' too: at least one of each kind per chart namespace.
     assert {namespace for _kind, namespace, _name in workloads} >= {"linkerd", "linkerd-viz", "monitoring"}
     unavailable = sorted(f"{kind} {ns}/{name}" for (kind, ns, name), w in workloads.items() if not _available(kind, w))
@@ -130,7 +130,9 @@ def test_gpu_nodes_run_only_gpu_pods_and_node_agents(platform: PlatformStack, co
         f"{p['metadata']['namespace']}/{p['metadata']['name']}"
         for p in on_gpu_nodes
         if _owner_kind(p) != "DaemonSet"
-        and not any(labels.GPU_RESOURCE in (c.get("resources", {}).get("limits") or {}) for c in p["spec"]["containers"])
+        and not any(
+            labels.GPU_RESOURCE in (c.get("resources", {}).get("limits") or {}) for c in p["spec"]["containers"]
+        )
     ]
     assert on_gpu_nodes and strays == []
     dcgm = [p for p in pods if p["metadata"]["name"].startswith("dcgm-exporter-")]
@@ -158,7 +160,11 @@ def test_team_quota_refuses_a_pod_over_it(platform: PlatformStack, control_plane
             "tolerations": [labels.toleration_for(labels.GPU_TAINT)],
             "nodeSelector": dict(labels.GPU_NODE_SELECTOR),
             "containers": [
-                {"name": "train", "image": "busybox:1.36", "resources": {"limits": {labels.GPU_RESOURCE: str(limit + 1)}}}
+                {
+                    "name": "train",
+                    "image": "busybox:1.36",
+                    "resources": {"limits": {labels.GPU_RESOURCE: str(limit + 1)}},
+                }
             ],
         },
     }
@@ -169,7 +175,9 @@ def test_team_quota_refuses_a_pod_over_it(platform: PlatformStack, control_plane
     assert api.get("/api/v1/namespaces/team-fraud/pods/greedy") is None
 
 
-def test_webhooks_are_the_charts_with_their_failure_policies(platform: PlatformStack, control_plane: ControlPlane) -> None:
+def test_webhooks_are_the_charts_with_their_failure_policies(
+    platform: PlatformStack, control_plane: ControlPlane
+) -> None:
     api = control_plane
     found = {}
     for kind in ("mutating", "validating"):

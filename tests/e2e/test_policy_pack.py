@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from policy.guardrails.catalog import BY_NAME
 from tests.e2e.platform_stack import STACK as PLATFORM_STACK
 from tests.e2e.platform_stack import PlatformStack
 from tests.e2e.policy_pack import preview_with_pack, record_events, write_pack_config
 from tests.e2e.pulumi_cli import PulumiCli
-from policy.guardrails.catalog import BY_NAME
 from tests.policy.fixtures import FIXTURES, STACK
 from tests.support.helpers import ROOT
 
@@ -69,8 +69,12 @@ def test_the_platform_stack_passes_the_pack(pulumi: PulumiCli, platform: Platfor
     assert preview.errors == [], preview.stderr
     assert preview.violations == []
     assert preview.returncode == 0
-    passed = {rule for e in preview.events if "policyAnalyzeStackSummaryEvent" in e
-              for rule in e["policyAnalyzeStackSummaryEvent"]["passed"]}
+    passed = {
+        rule
+        for e in preview.events
+        if "policyAnalyzeStackSummaryEvent" in e
+        for rule in e["policyAnalyzeStackSummaryEvent"]["passed"]
+    }
     assert "gpu-namespace-quota" in passed, "the stack rules ran"
 
 
@@ -83,13 +87,14 @@ def test_an_example_model_stack_passes_the_pack(
     project.mkdir()
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    stack = "example-" + example[len("Pulumi."):-len(".yaml")]
+    stack = "example-" + example[len("Pulumi.") : -len(".yaml")]
     pulumi.stack_init(project, stack)
     lines = []
-    for line in (ROOT / "stacks" / "model" / example).read_text().splitlines():
-        if line.startswith("  mlmodel:platformStack:"):
+    for original in (ROOT / "stacks" / "model" / example).read_text().splitlines():
+        line = original
+        if original.startswith("  mlmodel:platformStack:"):
             line = f"  mlmodel:platformStack: {platform_stack}"
-        elif line.startswith("  mlmodel:environment:"):
+        elif original.startswith("  mlmodel:environment:"):
             line = "  mlmodel:environment: dev"
         lines.append(line)
     (project / f"Pulumi.{stack}.yaml").write_text("\n".join(lines) + "\n")

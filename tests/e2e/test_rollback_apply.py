@@ -103,7 +103,9 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     # The rollout state goes to the InferenceService record on the API server.
     env["KUBECONFIG"] = str(api.admin_kubeconfig)
     env.pop("ROLLOUT_STATUS_FILE", None)
-    env.update(GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@local", GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@local")
+    env.update(
+        GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@local", GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@local"
+    )
     probe = subprocess.run(
         [sys.executable, "-c", "import mlplatform; print(mlplatform.__file__)"],
         env=env,
@@ -115,10 +117,26 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     executable = shutil.which("mlplatform", path=str(Path(sys.executable).parent))
     assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
     argv = [
-        executable, "rollout", "watch", STACK, "--project-dir", str(project), "--json",
-        "--platform-outputs", str(outputs), "--prometheus-url", prometheus,
-        "--interval", str(CHECK_INTERVAL), "--dwell-seconds", "3600", "--max-checks", "20",
-        "--apply", "--git-push", BRANCH,
+        executable,
+        "rollout",
+        "watch",
+        STACK,
+        "--project-dir",
+        str(project),
+        "--json",
+        "--platform-outputs",
+        str(outputs),
+        "--prometheus-url",
+        prometheus,
+        "--interval",
+        str(CHECK_INTERVAL),
+        "--dwell-seconds",
+        "3600",
+        "--max-checks",
+        "20",
+        "--apply",
+        "--git-push",
+        BRANCH,
     ]
     watch = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events: queue.Queue[tuple[float, dict]] = queue.Queue()
@@ -170,7 +188,9 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
 
     # The stack file holds the rollback, committed on top of the last commit and pushed; nothing else is dirty.
     text = stack_file.read_text()
-    assert re.search(r"    weight: 0  # aborted: success rate \d+\.\d\d% is below 99\.00% at 99% confidence", text), text
+    assert re.search(r"    weight: 0  # aborted: success rate \d+\.\d\d% is below 99\.00% at 99% confidence", text), (
+        text
+    )
     assert _git(checkout, "status", "--porcelain") == ""
     assert _git(checkout, "rev-parse", "HEAD~1").strip() == head
     assert _git(origin, "show", f"{BRANCH}:model/{stack_file.name}") == text

@@ -37,8 +37,18 @@ def _rollout(project: Path, api: ControlPlane, outputs: Path, *args: str) -> tup
     executable = shutil.which("mlplatform", path=str(Path(sys.executable).parent))
     assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
     command, *rest = args
-    argv = [executable, "rollout", command, STACK, "--project-dir", str(project), "--json",
-            "--platform-outputs", str(outputs), *rest]
+    argv = [
+        executable,
+        "rollout",
+        command,
+        STACK,
+        "--project-dir",
+        str(project),
+        "--json",
+        "--platform-outputs",
+        str(outputs),
+        *rest,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "ROLLOUT_STATUS_FILE"}
     env["KUBECONFIG"] = str(api.admin_kubeconfig)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=False)
@@ -53,11 +63,12 @@ def _table(api: ControlPlane) -> dict[str, object]:
     with urllib.request.urlopen(request, context=api.ssl_context(), timeout=30) as response:
         table = json.load(response)
     names = [c["name"] for c in table["columnDefinitions"]]
-    return dict(zip(names, table["rows"][0]["cells"]))
+    return dict(zip(names, table["rows"][0]["cells"], strict=True))
 
 
-def test_status_writes_are_not_drift(pulumi: PulumiCli, control_plane: ControlPlane, platform_stack: str,
-                                     tmp_path: Path) -> None:
+def test_status_writes_are_not_drift(
+    pulumi: PulumiCli, control_plane: ControlPlane, platform_stack: str, tmp_path: Path
+) -> None:
     api = control_plane
     project = tmp_path / "model"
     project.mkdir()
@@ -65,7 +76,9 @@ def test_status_writes_are_not_drift(pulumi: PulumiCli, control_plane: ControlPl
         shutil.copy(ROOT / "stacks" / "model" / name, project / name)
     pulumi.stack_init(project, STACK)
     stack_file = project / f"Pulumi.{STACK}.yaml"
-    config = STACK_CONFIG.format(platform=platform_stack, window="10s").replace("name: fraud-detector\n", f"name: {MODEL}\n")
+    config = STACK_CONFIG.format(platform=platform_stack, window="10s").replace(
+        "name: fraud-detector\n", f"name: {MODEL}\n"
+    )
     config = config.replace("runId: fraud-e2e-r1", "runId: fraud-status-r1")
     stack_file.write_text(stack_file.read_text() + "config:\n" + config)
     pulumi.up(project, STACK)
@@ -76,7 +89,11 @@ def test_status_writes_are_not_drift(pulumi: PulumiCli, control_plane: ControlPl
     assert code == 1 and events[-1]["event"] == "refused" and "left" in events[-1]["reason"], events
     status = api.get(RECORD)["status"]
     assert (status["phase"], status["weight"], status["failedChecks"], status["canaryVersion"]) == (
-        "Progressing", 10, 0, "v6"), status
+        "Progressing",
+        10,
+        0,
+        "v6",
+    ), status
     columns = _table(api)
     assert (columns["Phase"], columns["Weight"], columns["Checks"]) == ("Progressing", 10, 0), columns
     assert columns["Step age"], columns

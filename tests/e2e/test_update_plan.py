@@ -92,7 +92,7 @@ def _edit(stack_file: Path, old: str, new: str) -> None:
 
 
 def _up_with_plan(pulumi: PulumiCli, project: Path, plan: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the caller asserts on the exit code
         [pulumi.binary, "--non-interactive", "up", "--stack", STACK, "--yes", "--plan", str(plan)],
         cwd=project, env=pulumi.env(), capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
     )  # fmt: skip
@@ -139,8 +139,10 @@ def _steps(pulumi: PulumiCli, api: ControlPlane, project: Path, stack_file: Path
         f"{MODEL}-split": ["update"],
         f"{MODEL}-inference-service": ["update"],
     }
-    comment = render([StackReport(f"mlmodel/{STACK}", read_preview(
-        "".join(json.dumps(e) + "\n" for e in step.events)))], "https://ci.example/job/1")
+    comment = render(
+        [StackReport(f"mlmodel/{STACK}", read_preview("".join(json.dumps(e) + "\n" for e in step.events)))],
+        "https://ci.example/job/1",
+    )
     assert "2 to update" in comment and "**Policy**: no violations." in comment
 
     # 2. A jump 10 -> 60: refused, the old weight read from state.

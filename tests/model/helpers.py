@@ -8,7 +8,6 @@ from typing import Any
 from mlplatform.tools.offline.engine import Recording, run_entry_point
 from tests.support.helpers import ROOT, deep_merge, qualify
 from tests.support.types import (
-    custom_resource,
     K8S_AUTHORIZATION_POLICY,
     K8S_DEPLOYMENT,
     K8S_HORIZONTAL_POD_AUTOSCALER,
@@ -21,6 +20,7 @@ from tests.support.types import (
     K8S_SERVICE_ACCOUNT,
     K8S_SERVICE_PROFILE,
     K8S_TRAFFIC_SPLIT,
+    custom_resource,
 )
 
 MODEL_STACK_DIR = ROOT / "stacks" / "model"

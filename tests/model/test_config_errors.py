@@ -126,4 +126,3 @@ def test_invalid_config_fails_early_naming_the_key(values, expected):
     for fragment in expected:
         assert fragment in message
     assert caught.value.recording.resources == []
-

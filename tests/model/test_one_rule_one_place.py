@@ -30,8 +30,14 @@ def test_route_cap_is_one_rule_for_config_and_httproute(monkeypatch) -> None:
         validate_config(ModelStackConfig, values, stack="s", namespace=CONFIG_NAMESPACE)
     routes = [RouteConfig.model_validate(r) for r in _routes(3)]
     args = ModelTrafficArgs(
-        model_name="m", api="gateway", namespace="ns", apex_service="m", port=8080,
-        weights=TrafficWeights(VersionWeight("v1", "m-v1", 100), None), services={"m-v1": "m-v1"}, routes=routes,
+        model_name="m",
+        api="gateway",
+        namespace="ns",
+        apex_service="m",
+        port=8080,
+        weights=TrafficWeights(VersionWeight("v1", "m-v1", 100), None),
+        services={"m-v1": "m-v1"},
+        routes=routes,
     )
     with pytest.raises(ValueError, match="may list at most 2, got 3"):
         http_route_spec(args)
@@ -72,8 +78,9 @@ def test_serving_namespace_asks_the_platform_only_when_needed() -> None:
         asked.append(True)
         return "from-platform"
 
-    pinned = validate_config(ModelStackConfig, model_config(model={"name": "m", "namespace": "own"}), stack="s",
-                             namespace=CONFIG_NAMESPACE)
+    pinned = validate_config(
+        ModelStackConfig, model_config(model={"name": "m", "namespace": "own"}), stack="s", namespace=CONFIG_NAMESPACE
+    )
     assert pinned.serving_namespace(platform) == "own" and asked == []
     default = validate_config(ModelStackConfig, model_config(), stack="s", namespace=CONFIG_NAMESPACE)
     assert default.serving_namespace(platform) == "from-platform" and asked == [True]

@@ -15,7 +15,7 @@ from tests.model.helpers import (
     run_model,
     with_canary,
 )
-from tests.support.network_policy import NETWORK_POLICY, Policies, Pod
+from tests.support.network_policy import NETWORK_POLICY, Pod, Policies
 
 CLIENTS = [
     {"serviceAccount": "api-gateway", "namespace": "api-gateway"},

@@ -7,8 +7,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.crds import crd_manifest
+from mlplatform.tools.offline.engine import Recording
 from tests.model.helpers import CRD_GROUP, INFERENCE_SERVICE, MODEL_VERSION, model_config, run_model, with_canary
 from tests.support.types import custom_resource
 

@@ -42,9 +42,7 @@ def runs() -> dict[tuple[str, str], Recording]:
         "promoted": promoted(),
     }
     return {
-        (api, key): run_model({**values, "trafficApi": api})
-        for api in SPLIT_TYPES
-        for key, values in configs.items()
+        (api, key): run_model({**values, "trafficApi": api}) for api in SPLIT_TYPES for key, values in configs.items()
     }
 
 

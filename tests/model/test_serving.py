@@ -249,9 +249,14 @@ def test_await_readiness_off_skips_the_wait_on_every_deployment_and_service():
 
 def test_scratch_is_bounded_from_config():
     """Model servers write only to their emptyDirs (read-only root); each is bounded, and so is the pod's disk."""
-    recording = run_model(model_config(serving={"scratch": {"ephemeralStorageLimit": "8Gi", "emptyDirSizeLimit": "3Gi"}}))
+    recording = run_model(
+        model_config(serving={"scratch": {"ephemeralStorageLimit": "8Gi", "emptyDirSizeLimit": "3Gi"}})
+    )
     pod = _deployment(recording)["spec"]["template"]["spec"]
     resources = pod["containers"][0]["resources"]
     assert resources["requests"]["ephemeral-storage"] == "1Gi"
     assert resources["limits"]["ephemeral-storage"] == "8Gi"
-    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v} == {"tmp": "3Gi", "home": "3Gi"}
+    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v} == {
+        "tmp": "3Gi",
+        "home": "3Gi",
+    }

@@ -15,8 +15,7 @@ from mlplatform import labels
 from mlplatform.configuration import ConfigError
 from mlplatform.model.identity import dataset_read_policy
 from mlplatform.model.platform_outputs import REQUIRED
-from mlplatform.tools.offline.engine import Recording, RecordedResource, run_entry_point
-from tests.support.helpers import ROOT
+from mlplatform.tools.offline.engine import RecordedResource, Recording, run_entry_point
 from tests.model.helpers import (
     MODEL_STACK_DIR,
     OIDC_PROVIDER_ARN,
@@ -28,8 +27,8 @@ from tests.model.helpers import (
     model_config,
     run_model,
 )
+from tests.support.helpers import ROOT
 from tests.support.types import (
-    custom_resource,
     AWS_IAM_ROLE,
     AWS_IAM_ROLE_POLICY,
     AWS_PROVIDER,
@@ -38,6 +37,7 @@ from tests.support.types import (
     K8S_PERSISTENT_VOLUME_CLAIM,
     K8S_RESOURCE_QUOTA,
     K8S_SERVICE_ACCOUNT,
+    custom_resource,
 )
 
 JOB = K8S_JOB
@@ -137,7 +137,9 @@ def test_training_runs_under_its_own_service_account(run):
 def test_the_irsa_role_trusts_exactly_the_training_account(run):
     """Any other subject (another namespace's `<model>-training`, the team's default account) must be refused."""
     role = run.one(ROLE)
-    assert run.one(SERVICE_ACCOUNT, TRAINING_SA).metadata["annotations"] == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
+    assert run.one(SERVICE_ACCOUNT, TRAINING_SA).metadata["annotations"] == {
+        "eks.amazonaws.com/role-arn": role.outputs["arn"]
+    }
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert statement["Principal"] == {"Federated": OIDC_PROVIDER_ARN}
     assert statement["Condition"]["StringEquals"] == {
@@ -242,9 +244,7 @@ REFUSED: list[tuple[str, dict[str, Any], dict[str, Any] | None, tuple[str, ...]]
 ]
 
 
-@pytest.mark.parametrize(
-    "values,platform,expected", [pytest.param(v, p, e, id=i) for i, v, p, e in REFUSED]
-)
+@pytest.mark.parametrize("values,platform,expected", [pytest.param(v, p, e, id=i) for i, v, p, e in REFUSED])
 def test_what_the_platform_lacks_is_refused_before_any_resource(values, platform, expected):
     """Each of these would otherwise be accepted and then sit Pending, or fail half-way through `up`."""
     if isinstance(platform, str):
@@ -322,8 +322,12 @@ assert recording.of_type(K8S_JOB), "the training Job is declared"
 print("pulumi_aws" in sys.modules)
 """
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"

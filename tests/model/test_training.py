@@ -10,7 +10,6 @@ import pulumi
 import pytest
 
 from mlplatform import labels
-from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_name
 from mlplatform.model.training import (
     COMPLETION_INDEX_ANNOTATION,
     MAX_JOB_NAME,
@@ -19,8 +18,9 @@ from mlplatform.model.training import (
     model_training_spec,
     training_job_name,
 )
-from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
+from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_name
 from mlplatform.platform.crds import crd_manifest
+from mlplatform.tools.offline.engine import RecordedResource, Recording, run_program
 from tests.support.types import K8S_JOB, K8S_PERSISTENT_VOLUME_CLAIM, K8S_SERVICE, MODEL_TRAINING_RUN, custom_resource
 
 JOB = K8S_JOB
@@ -367,6 +367,7 @@ def test_invalid_record_is_caught_by_the_schema_check(single: Recording) -> None
 
 def test_crd_api_version_must_be_plain() -> None:
     """The record's type token is built from its apiVersion before any Output resolves."""
+
     def program() -> None:
         TrainingRun(
             MODEL,

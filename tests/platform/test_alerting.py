@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import Recording, run_entry_point
 from mlplatform.platform.alertmanager import alertmanager_config
 from mlplatform.platform.monitoring_config import AlertingConfig
+from mlplatform.tools.offline.engine import Recording, run_entry_point
 from tests.support.helpers import ROOT, platform_config, qualify, run_platform
 from tests.support.types import HELM_RELEASE, K8S_SECRET, RANDOM_PASSWORD
 

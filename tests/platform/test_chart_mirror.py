@@ -12,11 +12,11 @@ import io
 import pytest
 import yaml
 
-from mlplatform.tools.cli import main
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.chart_mirror import CHART_MIRROR_ENV
 from mlplatform.platform.charts_config import ChartsConfig
+from mlplatform.tools.cli import main
+from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import ROOT, platform_config, run_platform
 from tests.support.types import HELM_RELEASE
 
@@ -62,7 +62,7 @@ def test_without_a_mirror_every_release_uses_its_upstream_repository():
 def test_config_key_replaces_every_release_repository():
     """`mlplatform:chartMirror` points all seven releases at the mirror, keeping chart names and versions."""
     recording = run_platform(platform_config(**_every_release(), chartMirror=MIRROR))
-    assert _repos(recording) == {chart: MIRROR for chart in UPSTREAM}
+    assert _repos(recording) == dict.fromkeys(UPSTREAM, MIRROR)
     versions = {r.inputs["chart"]: r.inputs["version"] for r in recording.of_type(RELEASE)}
     assert versions == {chart: pin.version for chart, pin in UPSTREAM.items()}
 
@@ -70,14 +70,14 @@ def test_config_key_replaces_every_release_repository():
 def test_environment_variable_replaces_every_release_repository(monkeypatch):
     """A runner inside the air gap exports MLPLATFORM_CHART_MIRROR once, for stacks that do not name a mirror."""
     monkeypatch.setenv(CHART_MIRROR_ENV, OTHER_MIRROR)
-    assert _repos(run_platform(_every_release())) == {chart: OTHER_MIRROR for chart in UPSTREAM}
+    assert _repos(run_platform(_every_release())) == dict.fromkeys(UPSTREAM, OTHER_MIRROR)
 
 
 def test_config_key_takes_precedence_over_the_environment(monkeypatch):
     """A stack that names its mirror is not redirected by what the machine running it exports."""
     monkeypatch.setenv(CHART_MIRROR_ENV, OTHER_MIRROR)
     recording = run_platform(platform_config(**_every_release(), chartMirror=MIRROR))
-    assert _repos(recording) == {chart: MIRROR for chart in UPSTREAM}
+    assert _repos(recording) == dict.fromkeys(UPSTREAM, MIRROR)
 
 
 def test_an_empty_environment_variable_means_upstream(monkeypatch):
@@ -130,4 +130,4 @@ def test_render_plan_shows_the_mirror(monkeypatch, tmp_path):
         assert main(["render", str(ROOT), "prod", "--out", str(tmp_path)]) == 0
     releases = yaml.safe_load((tmp_path / "plan.yaml").read_text())["helmReleases"]
     assert {r["chart"] for r in releases} == set(UPSTREAM)
-    assert {r["chart"]: r["repo"] for r in releases} == {chart: MIRROR for chart in UPSTREAM}
+    assert {r["chart"]: r["repo"] for r in releases} == dict.fromkeys(UPSTREAM, MIRROR)

@@ -31,8 +31,8 @@ import pytest
 import yaml
 
 from mlplatform.tools.offline.engine import run_entry_point
-from tests.support.chart_mirror import chart_mirror
 from tests.e2e.tools import provide_tools, terminal_progress
+from tests.support.chart_mirror import chart_mirror
 from tests.support.helpers import ROOT
 from tests.support.types import HELM_RELEASE
 
@@ -188,9 +188,7 @@ def test_prometheus_and_alertmanager_are_sized(rendered):
         d for d in rendered["kube-prometheus-stack"]
         if d.get("kind") == "Deployment" and d["metadata"]["name"].endswith("-operator")
     ]  # fmt: skip
-    flags = dict(
-        a.split("=", 1) for a in operator["spec"]["template"]["spec"]["containers"][0]["args"] if "=" in a
-    )
+    flags = dict(a.split("=", 1) for a in operator["spec"]["template"]["spec"]["containers"][0]["args"] if "=" in a)
     for flag in ("--config-reloader-cpu-request", "--config-reloader-memory-request", "--config-reloader-memory-limit"):
         assert flags.get(flag, "0") != "0", (flag, flags.get(flag))
 

@@ -13,7 +13,19 @@ import pytest
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
-from tests.support.types import AWS_EKS_ACCESS_ENTRY, AWS_EKS_ACCESS_POLICY_ASSOCIATION, AWS_EKS_CLUSTER, AWS_IAM_OPEN_ID_CONNECT_PROVIDER, AWS_IAM_ROLE, AWS_IAM_ROLE_POLICY, AWS_IAM_ROLE_POLICY_ATTACHMENT, K8S_CLUSTER_ROLE, K8S_ROLE, K8S_ROLE_BINDING, PLATFORM_CI_IDENTITY
+from tests.support.types import (
+    AWS_EKS_ACCESS_ENTRY,
+    AWS_EKS_ACCESS_POLICY_ASSOCIATION,
+    AWS_EKS_CLUSTER,
+    AWS_IAM_OPEN_ID_CONNECT_PROVIDER,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY,
+    AWS_IAM_ROLE_POLICY_ATTACHMENT,
+    K8S_CLUSTER_ROLE,
+    K8S_ROLE,
+    K8S_ROLE_BINDING,
+    PLATFORM_CI_IDENTITY,
+)
 
 REPO = "acme/ml-platform"
 ISSUER = "token.actions.githubusercontent.com"
@@ -73,9 +85,7 @@ def test_deploy_roles_trust_only_the_environments(rec, part):
 def test_deploy_branch_adds_a_ref_subject():
     """`deployBranch` trusts jobs on that branch without an environment, and nothing wider."""
     rec = run_platform(platform_config(ci={**CI, "environments": [], "deployBranch": "main"}))
-    assert _trust(rec, "deploy")["Condition"]["StringEquals"][f"{ISSUER}:sub"] == [
-        f"repo:{REPO}:ref:refs/heads/main"
-    ]
+    assert _trust(rec, "deploy")["Condition"]["StringEquals"][f"{ISSUER}:sub"] == [f"repo:{REPO}:ref:refs/heads/main"]
 
 
 def _associations(rec: Recording) -> dict[str, dict]:
@@ -95,15 +105,20 @@ def test_access_entries_and_policy_scopes(rec):
     policy = "arn:aws:eks::aws:cluster-access-policy/"
     assert _associations(rec) == {
         "ci-preview-AmazonEKSViewPolicy": {
-            "clusterName": "mlp-test", "principalArn": entries["ci-preview"]["principalArn"],
-            "policyArn": policy + "AmazonEKSViewPolicy", "accessScope": {"type": "cluster"},
+            "clusterName": "mlp-test",
+            "principalArn": entries["ci-preview"]["principalArn"],
+            "policyArn": policy + "AmazonEKSViewPolicy",
+            "accessScope": {"type": "cluster"},
         },
         "ci-deploy-AmazonEKSClusterAdminPolicy": {
-            "clusterName": "mlp-test", "principalArn": entries["ci-deploy"]["principalArn"],
-            "policyArn": policy + "AmazonEKSClusterAdminPolicy", "accessScope": {"type": "cluster"},
+            "clusterName": "mlp-test",
+            "principalArn": entries["ci-deploy"]["principalArn"],
+            "policyArn": policy + "AmazonEKSClusterAdminPolicy",
+            "accessScope": {"type": "cluster"},
         },
         "ci-deploy-models-AmazonEKSEditPolicy": {
-            "clusterName": "mlp-test", "principalArn": entries["ci-deploy-models"]["principalArn"],
+            "clusterName": "mlp-test",
+            "principalArn": entries["ci-deploy-models"]["principalArn"],
             "policyArn": policy + "AmazonEKSEditPolicy",
             "accessScope": {"type": "namespace", "namespaces": ["ml-serving", "team-a"]},
         },
@@ -121,9 +136,7 @@ def test_cluster_authenticates_through_access_entries(rec):
 def test_aws_permissions_per_role(rec):
     """preview reads no data (ViewOnlyAccess); deploy-models may touch only the training roles."""
     attached = {
-        a.name: a.inputs["policyArn"]
-        for a in rec.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT)
-        if a.name.startswith("ci-")
+        a.name: a.inputs["policyArn"] for a in rec.of_type(AWS_IAM_ROLE_POLICY_ATTACHMENT) if a.name.startswith("ci-")
     }
     assert attached == {
         "ci-preview-job-function/ViewOnlyAccess": "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
@@ -145,7 +158,9 @@ def test_model_deployers_get_the_custom_resources_in_model_namespaces(rec):
         ]
     role = rec.one(K8S_CLUSTER_ROLE, "ci-model-stack-crds")
     (rule,) = role.inputs["rules"]
-    assert {"ml.example.com", "split.smi-spec.io", "monitoring.coreos.com", "policy.linkerd.io"} <= set(rule["apiGroups"])
+    assert {"ml.example.com", "split.smi-spec.io", "monitoring.coreos.com", "policy.linkerd.io"} <= set(
+        rule["apiGroups"]
+    )
     assert "" not in rule["apiGroups"] and "rbac.authorization.k8s.io" not in rule["apiGroups"]
 
 
@@ -170,13 +185,25 @@ INVALID = [
     ({"ci": {**CI, "githubRepository": "acme/*"}}, "mlplatform:ci.githubRepository", "owner/name"),
     ({"ci": {**CI, "githubRepository": "acme"}}, "mlplatform:ci.githubRepository", "owner/name"),
     ({"ci": {"enabled": True, "runnerLabel": "x"}}, "ci.githubRepository", "not set"),
-    ({"ci": {**CI, "runnerLabel": None}, "cluster": {"endpointPublicAccess": False, "publicAccessCidrs": None,
-                                                   "privateAccessCidrs": ["10.100.0.0/24"]}},
-     "ci.runnerLabel", "private API endpoint"),
+    (
+        {
+            "ci": {**CI, "runnerLabel": None},
+            "cluster": {
+                "endpointPublicAccess": False,
+                "publicAccessCidrs": None,
+                "privateAccessCidrs": ["10.100.0.0/24"],
+            },
+        },
+        "ci.runnerLabel",
+        "private API endpoint",
+    ),
     ({"ci": {**CI, "environments": ["prod", "*"]}}, "mlplatform:ci.environments", "pattern"),
     ({"ci": {**CI, "environments": [], "deployBranch": None}}, "ci.deployBranch", "no deploy job"),
-    ({"ci": {**CI, "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/example.com"}},
-     "mlplatform:ci.oidcProviderArn", "pattern"),
+    (
+        {"ci": {**CI, "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/example.com"}},
+        "mlplatform:ci.oidcProviderArn",
+        "pattern",
+    ),
 ]
 
 
@@ -192,18 +219,22 @@ def test_bad_ci_config_fails_before_any_resource(overrides, key, allowed):
 
 def test_public_endpoint_needs_no_runner_label():
     """With a public endpoint limited by publicAccessCidrs, hosted runners can reach the API."""
-    rec = run_platform(platform_config(
-        ci={**CI, "runnerLabel": None},
-        cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]},
-    ))
+    rec = run_platform(
+        platform_config(
+            ci={**CI, "runnerLabel": None},
+            cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]},
+        )
+    )
     assert rec.stack_outputs["ciRoles"]["runnerLabel"] is None
 
 
 def test_deploy_sessions_outlast_the_longest_update(rec):
     """A first platform `up` (EKS, Multi-AZ RDS, node groups, Helm waits) runs well past an hour; credentials
     that expire mid-update leave the state locked. Preview stays at the one-hour default."""
-    sessions = {part: rec.one(ROLE, f"ci-{part}").inputs["maxSessionDuration"]
-                for part in ("preview", "deploy", "deploy-models")}
+    sessions = {
+        part: rec.one(ROLE, f"ci-{part}").inputs["maxSessionDuration"]
+        for part in ("preview", "deploy", "deploy-models")
+    }
     assert sessions == {"preview": 3600, "deploy": 10800, "deploy-models": 10800}
 
 
@@ -217,14 +248,32 @@ def test_deploy_session_is_configurable_within_iam_bounds():
 def test_model_deployers_may_proxy_exactly_prometheus_and_mlflow(rec):
     """The rollout gate reads Prometheus and MLflow through the API server's service proxy with the
     deploy-models identity: `get` on those two services' proxy subresource, nothing wider."""
-    roles = {r.inputs["metadata"]["namespace"]: r.inputs["rules"] for r in rec.of_type(K8S_ROLE)
-             if r.name.startswith("ci-proxy-")}
+    roles = {
+        r.inputs["metadata"]["namespace"]: r.inputs["rules"]
+        for r in rec.of_type(K8S_ROLE)
+        if r.name.startswith("ci-proxy-")
+    }
     assert roles == {
-        "monitoring": [{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"],
-                        "resourceNames": ["kube-prometheus-stack-prometheus", "kube-prometheus-stack-prometheus:9090",
-                                          "http:kube-prometheus-stack-prometheus:9090"]}],
-        "mlflow": [{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"],
-                    "resourceNames": ["mlflow", "mlflow:5000", "http:mlflow:5000"]}],
+        "monitoring": [
+            {
+                "apiGroups": [""],
+                "resources": ["services/proxy"],
+                "verbs": ["get"],
+                "resourceNames": [
+                    "kube-prometheus-stack-prometheus",
+                    "kube-prometheus-stack-prometheus:9090",
+                    "http:kube-prometheus-stack-prometheus:9090",
+                ],
+            }
+        ],
+        "mlflow": [
+            {
+                "apiGroups": [""],
+                "resources": ["services/proxy"],
+                "verbs": ["get"],
+                "resourceNames": ["mlflow", "mlflow:5000", "http:mlflow:5000"],
+            }
+        ],
     }
     bindings = [b for b in rec.of_type(K8S_ROLE_BINDING) if b.name.startswith("ci-proxy-")]
     assert {b.inputs["subjects"][0]["name"] for b in bindings} == {"mlplatform:model-deployers"}

@@ -9,10 +9,27 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
 from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
-from tests.support.types import AWS_EC2_EIP, AWS_EC2_NAT_GATEWAY, AWS_EC2_ROUTE, AWS_EC2_ROUTE_TABLE_ASSOCIATION, AWS_EC2_SUBNET, AWS_EC2_VPC, AWS_EKS_ADDON, AWS_EKS_CLUSTER, AWS_EKS_NODE_GROUP, AWS_IAM_OPEN_ID_CONNECT_PROVIDER, AWS_IAM_ROLE, AWS_IAM_ROLE_POLICY_ATTACHMENT, AWS_KMS_KEY, AWS_VPC_SECURITY_GROUP_INGRESS_RULE, K8S_PROVIDER, PLATFORM_CLUSTER
+from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
+from tests.support.types import (
+    AWS_EC2_EIP,
+    AWS_EC2_NAT_GATEWAY,
+    AWS_EC2_ROUTE,
+    AWS_EC2_ROUTE_TABLE_ASSOCIATION,
+    AWS_EC2_SUBNET,
+    AWS_EC2_VPC,
+    AWS_EKS_ADDON,
+    AWS_EKS_CLUSTER,
+    AWS_EKS_NODE_GROUP,
+    AWS_IAM_OPEN_ID_CONNECT_PROVIDER,
+    AWS_IAM_ROLE,
+    AWS_IAM_ROLE_POLICY_ATTACHMENT,
+    AWS_KMS_KEY,
+    AWS_VPC_SECURITY_GROUP_INGRESS_RULE,
+    K8S_PROVIDER,
+    PLATFORM_CLUSTER,
+)
 
 TAGS = {"Project": "mlplatform", "Environment": "dev", "ManagedBy": "pulumi"}
 NOT_TAGGABLE = {
@@ -169,7 +186,10 @@ def test_private_only_admits_where_up_runs_from():
     assert "publicAccessCidrs" not in vpc_config
     rule = rec.one(AWS_VPC_SECURITY_GROUP_INGRESS_RULE)
     assert (rule.inputs["cidrIpv4"], rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (
-        "10.100.0.0/24", 443, 443, "tcp"
+        "10.100.0.0/24",
+        443,
+        443,
+        "tcp",
     )
 
 
@@ -288,8 +308,15 @@ def test_system_nodes_wait_for_egress_and_policies(dev):
 
 def test_outputs_carry_egress_and_policy_dependencies():
     """A GPU node group built from these outputs must not launch nodes before egress and node policies exist."""
+
     def program():
-        cluster = Cluster("cluster", ClusterArgs(config=ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]), system_pool=SystemPoolConfig()))
+        cluster = Cluster(
+            "cluster",
+            ClusterArgs(
+                config=ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
+                system_pool=SystemPoolConfig(),
+            ),
+        )
         aws.eks.NodeGroup(
             "consumer",
             cluster_name=cluster.cluster_name,
@@ -338,7 +365,10 @@ def test_provider_is_child_and_waits_for_system_nodes(dev):
 
 def test_region_mismatch_with_provider_fails():
     """A kubeconfig for the wrong region would point at a cluster that does not exist."""
-    args = ClusterArgs(config=ClusterConfig(name="mlp-test", region="eu-west-1", public_access_cidrs=["198.51.100.0/24"]), system_pool=SystemPoolConfig())
+    args = ClusterArgs(
+        config=ClusterConfig(name="mlp-test", region="eu-west-1", public_access_cidrs=["198.51.100.0/24"]),
+        system_pool=SystemPoolConfig(),
+    )
     with pytest.raises(ValueError, match=r"cluster\.region is 'eu-west-1' but the AWS provider deploys to 'us-west-2'"):
         run_program(lambda: Cluster("cluster", args), project="mlplatform", stack="dev")
 
@@ -370,8 +400,11 @@ def test_vpc_cni_addon_enforces_network_policies(dev):
 
 
 def test_vpc_cni_addon_version_is_pinned_from_config():
-    rec = _run(ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"],
-                             vpc_cni_addon_version="v1.20.4-eksbuild.1"))
+    rec = _run(
+        ClusterConfig(
+            name="mlp-test", public_access_cidrs=["198.51.100.0/24"], vpc_cni_addon_version="v1.20.4-eksbuild.1"
+        )
+    )
     addon = next(a for a in rec.of_type(AWS_EKS_ADDON) if a.inputs["addonName"] == "vpc-cni")
     assert addon.inputs["addonVersion"] == "v1.20.4-eksbuild.1"
 

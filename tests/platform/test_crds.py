@@ -10,8 +10,8 @@ import jsonschema
 import pulumi
 import pytest
 
-from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.crds import CRD_KINDS, MlCrds, MlCrdsArgs, crd_manifest
+from mlplatform.tools.offline.engine import Recording, run_program
 from tests.support.types import K8S_CUSTOM_RESOURCE_DEFINITION
 
 GROUP = "ml.example.com"
@@ -284,7 +284,6 @@ def component() -> tuple[Recording, dict[str, bool | None]]:
 
     def record_retain(args: pulumi.ResourceTransformationArgs):
         retained[args.name] = args.opts.retain_on_delete
-        return None
 
     # The recording does not capture retain_on_delete; a transformation on the
     # component sees every child's options.

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from mlplatform import labels
-from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.sizing import platform_sizes
+from mlplatform.tools.offline.engine import Recording, run_program
 from tests.support.types import HELM_RELEASE
 
 RELEASE = HELM_RELEASE
@@ -109,6 +109,11 @@ def test_bottlerocket_with_time_slicing_is_refused():
     from mlplatform.configuration import ConfigError
     from tests.support.helpers import platform_config, run_platform
 
-    with pytest.raises(ConfigError, match=r"mlplatform:nodePools\.gpu\.amiType / mlplatform:devicePlugin\.timeSlicingReplicas"):
-        run_platform(platform_config(nodePools={"gpu": {"amiType": "BOTTLEROCKET_x86_64_NVIDIA"}},
-                                     devicePlugin={"timeSlicingReplicas": 2}))
+    with pytest.raises(
+        ConfigError, match=r"mlplatform:nodePools\.gpu\.amiType / mlplatform:devicePlugin\.timeSlicingReplicas"
+    ):
+        run_platform(
+            platform_config(
+                nodePools={"gpu": {"amiType": "BOTTLEROCKET_x86_64_NVIDIA"}}, devicePlugin={"timeSlicingReplicas": 2}
+            )
+        )

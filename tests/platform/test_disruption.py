@@ -16,8 +16,7 @@ def _mlflow(recording: Recording):
 
 
 def _prometheus_values(recording: Recording) -> dict:
-    release = next(r for r in recording.of_type(HELM_RELEASE)
-                   if r.inputs["chart"] == "kube-prometheus-stack")
+    release = next(r for r in recording.of_type(HELM_RELEASE) if r.inputs["chart"] == "kube-prometheus-stack")
     return release.inputs["values"]["prometheus"]
 
 
@@ -54,4 +53,7 @@ def test_mlflow_scratch_is_bounded(dev_platform):
     pod = _mlflow(dev_platform).inputs["spec"]["template"]["spec"]
     resources = pod["containers"][0]["resources"]
     assert (resources["requests"]["ephemeral-storage"], resources["limits"]["ephemeral-storage"]) == ("1Gi", "6Gi")
-    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v} == {"tmp": "2Gi", "home": "2Gi"}
+    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if "emptyDir" in v} == {
+        "tmp": "2Gi",
+        "home": "2Gi",
+    }

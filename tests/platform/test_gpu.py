@@ -9,7 +9,6 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from mlplatform import labels
-from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.cluster_config import GpuPoolConfig, ScalingConfig
 from mlplatform.platform.gpu import (
@@ -20,6 +19,7 @@ from mlplatform.platform.gpu import (
     node_template_tags,
 )
 from mlplatform.platform.sizing import platform_sizes
+from mlplatform.tools.offline.engine import Recording, run_program
 from tests.support.types import (
     AWS_AUTOSCALING_TAG,
     AWS_EKS_NODE_GROUP,

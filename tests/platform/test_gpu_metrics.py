@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mlplatform import labels
-from mlplatform.tools.offline.engine import Recording
 from mlplatform.platform.gpu_metrics import COUNTERS, IMAGE
+from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
 from tests.support.relabeling import relabel
 from tests.support.types import HELM_RELEASE, K8S_CONFIG_MAP, K8S_DAEMON_SET, K8S_POD_MONITOR
@@ -101,8 +101,7 @@ def test_off_by_config():
 
 
 def _exporter_args(recording) -> list[str]:
-    daemon_set = next(d for d in recording.of_type(K8S_DAEMON_SET)
-                      if d.inputs["metadata"]["name"] == "dcgm-exporter")
+    daemon_set = next(d for d in recording.of_type(K8S_DAEMON_SET) if d.inputs["metadata"]["name"] == "dcgm-exporter")
     return daemon_set.inputs["spec"]["template"]["spec"]["containers"][0]["args"]
 
 

@@ -31,13 +31,18 @@ ACCEPTED_IN_TRUST_POLICIES = {
 }
 # (resource name, issue, detail) accepted elsewhere, and why.
 ACCEPTED: dict[tuple[str, str, str], str] = {
-    ("autoscaler-policy", "RESOURCE_STAR", "['eks:DescribeNodegroup']"):
-        "read-only; the cluster-autoscaler describes the node groups for scale-from-zero templates, whose ARNs "
-        "carry a suffix EKS generates",
-    ("autoscaler-policy", "RESOURCE_STAR",
-     "['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup']"):
-        "limited by a Condition on the `k8s.io/cluster-autoscaler/<cluster>: owned` tag, as upstream's policy "
-        "is; Auto Scaling group ARNs carry a generated id",
+    (
+        "autoscaler-policy",
+        "RESOURCE_STAR",
+        "['eks:DescribeNodegroup']",
+    ): "read-only; the cluster-autoscaler describes the node groups for scale-from-zero templates, whose ARNs "
+    "carry a suffix EKS generates",
+    (
+        "autoscaler-policy",
+        "RESOURCE_STAR",
+        "['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup']",
+    ): "limited by a Condition on the `k8s.io/cluster-autoscaler/<cluster>: owned` tag, as upstream's policy "
+    "is; Auto Scaling group ARNs carry a generated id",
 }
 
 

@@ -8,11 +8,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.sizing import platform_sizes
+from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
 from tests.support.types import (
     HELM_RELEASE,
     K8S_NAMESPACE,
@@ -182,8 +182,13 @@ def test_every_control_plane_container_is_sized(default):
     values = _values(recording, "mesh-control-plane")
     dev = platform_sizes("dev")
     assert values["proxy"]["resources"] == dev.linkerd_proxy.linkerd()
-    for key in ("destinationResources", "identityResources", "heartbeatResources", "proxyInjectorResources",
-                "spValidatorResources"):
+    for key in (
+        "destinationResources",
+        "identityResources",
+        "heartbeatResources",
+        "proxyInjectorResources",
+        "spValidatorResources",
+    ):
         assert values[key] == dev.linkerd_controller.linkerd(), key
     assert values["policyController"]["resources"] == dev.linkerd_controller.linkerd()
 

@@ -13,11 +13,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import platform_sizes
+from mlplatform.tools.offline.engine import Recording, run_program
 from tests.support.relabeling import relabel
 from tests.support.types import HELM_RELEASE, K8S_CONFIG_MAP, K8S_DAEMON_SET, K8S_POD_MONITOR, K8S_PROMETHEUS_RULE
 

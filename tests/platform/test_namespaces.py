@@ -6,9 +6,9 @@ import pulumi
 import pytest
 
 from mlplatform import labels
-from mlplatform.tools.offline.engine import Recording, RecordedResource, run_program
 from mlplatform.platform.config import NamespacesConfig, TeamConfig
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from mlplatform.tools.offline.engine import RecordedResource, Recording, run_program
 from tests.support.types import K8S_NAMESPACE, K8S_RESOURCE_QUOTA
 
 NAMESPACE = K8S_NAMESPACE

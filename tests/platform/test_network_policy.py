@@ -10,7 +10,7 @@ import pytest
 
 from mlplatform.tools.offline.engine import Recording
 from tests.support.helpers import platform_config, run_platform
-from tests.support.network_policy import NETWORK_POLICY, Address, Policies, Pod
+from tests.support.network_policy import NETWORK_POLICY, Address, Pod, Policies
 from tests.support.types import K8S_NAMESPACE, K8S_NETWORK_POLICY
 
 NAMESPACE = K8S_NAMESPACE
@@ -198,8 +198,11 @@ def test_team_services_may_call_models_through_the_proxy(aws_mode):
 
 
 def _policy(recording, namespace: str, name: str) -> dict:
-    return next(p.inputs["spec"] for p in recording.of_type(K8S_NETWORK_POLICY)
-                if p.inputs["metadata"]["name"] == name and p.inputs["metadata"]["namespace"] == namespace)
+    return next(
+        p.inputs["spec"]
+        for p in recording.of_type(K8S_NETWORK_POLICY)
+        if p.inputs["metadata"]["name"] == name and p.inputs["metadata"]["namespace"] == namespace
+    )
 
 
 def test_api_server_proxy_reaches_prometheus_and_mlflow(dev_platform):
@@ -208,6 +211,9 @@ def test_api_server_proxy_reaches_prometheus_and_mlflow(dev_platform):
     prometheus = _policy(dev_platform, "monitoring", "allow-prometheus")
     mlflow = _policy(dev_platform, "mlflow", "allow-mlflow")
     for spec, port in ((prometheus, 9090), (mlflow, 5000)):
-        admitted = [rule for rule in spec["ingress"]
-                    if any(peer.get("ipBlock", {}).get("cidr") == "10.0.0.0/16" for peer in rule["from"])]
+        admitted = [
+            rule
+            for rule in spec["ingress"]
+            if any(peer.get("ipBlock", {}).get("cidr") == "10.0.0.0/16" for peer in rule["from"])
+        ]
         assert admitted and port in [p["port"] for p in admitted[0]["ports"]]

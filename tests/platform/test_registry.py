@@ -217,9 +217,7 @@ def test_bucket_is_versioned_and_encrypted(aws_dev):
     """Versioning recovers overwritten models; server-side encryption protects them at rest."""
     versioning = aws_dev.one(AWS_S3_BUCKET_VERSIONING).inputs
     assert versioning["versioningConfiguration"]["status"] == "Enabled"
-    encryption = aws_dev.one(
-        AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION
-    ).inputs
+    encryption = aws_dev.one(AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION).inputs
     (rule,) = encryption["rules"]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mlplatform.platform.registry_config import MlflowConfig
-from tests.platform.test_registry import DEPLOYMENT, FULL_IMAGE, _container, _env, _infra, _run
+from tests.platform.test_registry import DEPLOYMENT, FULL_IMAGE, _env, _infra, _run
 from tests.support.servers import free_port, wait_until_ready
 
 MOUNT = "/etc/mlflow/backend"
@@ -67,7 +67,12 @@ def _run_wrapper(deployment: dict[str, Any], tmp_path: Path, uri_file: Path) -> 
     command = _server(deployment)["command"]
     environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", URI_FILE_ENV: str(uri_file)}
     return subprocess.run(
-        [*command, "--host", "0.0.0.0", "--port", "5000"], env=environment, capture_output=True, text=True, timeout=30, check=False
+        [*command, "--host", "0.0.0.0", "--port", "5000"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 

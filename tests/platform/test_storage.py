@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import Recording, RecordedResource
 from mlplatform.platform.storage import ebs_key_policy
+from mlplatform.tools.offline.engine import RecordedResource, Recording
 from tests.support.helpers import platform_config, run_platform
 from tests.support.types import (
     AWS_EC2_SECURITY_GROUP,
@@ -204,7 +204,9 @@ def test_without_efs_there_is_no_read_write_many_class():
     """`storage.efs: false` creates no file system, driver or class, and says so in the outputs."""
     recording = run_platform(platform_config(storage={"efs": False, "readWriteOnceClass": "ebs"}))
     assert recording.of_type(FILE_SYSTEM) == [] and recording.of_type(MOUNT_TARGET) == []
-    assert [a.inputs["addonName"] for a in recording.of_type(ADDON) if "csi" in a.inputs["addonName"]] == ["aws-ebs-csi-driver"]
+    assert [a.inputs["addonName"] for a in recording.of_type(ADDON) if "csi" in a.inputs["addonName"]] == [
+        "aws-ebs-csi-driver"
+    ]
     assert [c.metadata["name"] for c in recording.of_type(STORAGE_CLASS)] == ["ebs"]
     assert recording.stack_outputs["storageClasses"] == {"readWriteOnce": "ebs", "readWriteMany": None}
 
@@ -271,9 +273,19 @@ def test_existing_mode_without_classes_offers_no_read_write_many():
             "are both 'fast'",
             id="one-name-for-two-classes",
         ),
-        pytest.param({"cluster": {"gpuNodes": True}}, "cluster.gpuNodes describes an existing cluster", id="gpu-nodes-on-aws"),
-        pytest.param({"storage": {"readWriteOnceClass": "GP3"}}, "mlplatform:storage.readWriteOnceClass = 'GP3'", id="bad-class-name"),
-        pytest.param({"storage": {"ebsCsiAddonVersion": "latest"}}, "mlplatform:storage.ebsCsiAddonVersion = 'latest'", id="floating-addon-version"),
+        pytest.param(
+            {"cluster": {"gpuNodes": True}}, "cluster.gpuNodes describes an existing cluster", id="gpu-nodes-on-aws"
+        ),
+        pytest.param(
+            {"storage": {"readWriteOnceClass": "GP3"}},
+            "mlplatform:storage.readWriteOnceClass = 'GP3'",
+            id="bad-class-name",
+        ),
+        pytest.param(
+            {"storage": {"ebsCsiAddonVersion": "latest"}},
+            "mlplatform:storage.ebsCsiAddonVersion = 'latest'",
+            id="floating-addon-version",
+        ),
     ],
 )
 def test_bad_storage_config_stops_before_any_resource(overrides, fragment):

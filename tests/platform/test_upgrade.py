@@ -11,7 +11,7 @@ from tests.support.types import AWS_EKS_CLUSTER, AWS_EKS_NODE_GROUP
 
 def test_one_minor_bump_changes_only_the_cluster_and_its_node_groups():
     """What `pulumi preview` would show for 1.33 -> 1.34 on the prod stack: three in-place version updates."""
-    report = diff_stack(ROOT, "prod", overrides=[parse_assignment("cluster.kubernetesVersion=\"1.34\"", stack="prod")])
+    report = diff_stack(ROOT, "prod", overrides=[parse_assignment('cluster.kubernetesVersion="1.34"', stack="prod")])
     assert report.added == [] and report.removed == []
     changed = sorted((c.type, c.name) for c in report.changed)
     assert changed == [

@@ -83,14 +83,15 @@ def test_split_weights_give_the_same_verdict_in_both_places(weights: list[int]) 
         config_accepts = True
     except ValueError:
         config_accepts = False
-    split = Resource(K8S_TRAFFIC_SPLIT, {"spec": {"backends": [
-        {"service": f"v{i}", "weight": w} for i, w in enumerate(weights)]}})
+    split = Resource(
+        K8S_TRAFFIC_SPLIT, {"spec": {"backends": [{"service": f"v{i}", "weight": w} for i, w in enumerate(weights)]}}
+    )
     assert (traffic.check_weights_sum(split) == []) == config_accepts
     assert traffic.TOTAL == TOTAL_WEIGHT
 
 
 def test_the_pack_knows_the_gpu_taint_and_pool_the_platform_declares() -> None:
-    assert workloads.GPU_TAINT_KEY == labels.GPU_TAINT["key"]
+    assert labels.GPU_TAINT["key"] == workloads.GPU_TAINT_KEY
     assert labels.GPU_TAINT["effect"] == "NoSchedule"
     assert workloads.GPU_RESOURCE == labels.GPU_RESOURCE
     assert dict([workloads.GPU_POOL_LABEL]) == dict(labels.GPU_NODE_SELECTOR)
@@ -131,7 +132,10 @@ def test_rendered_example_stacks_pass_the_pack() -> None:
     config = json.loads((ROOT / "policy" / "policy-config.json").read_text())
     advisories = set()
     for project, stack in (
-        ("stacks/model", "fraud-detector-prod"), ("stacks/model", "fraud-detector-dev"), (".", "dev"), (".", "prod")
+        ("stacks/model", "fraud-detector-prod"),
+        ("stacks/model", "fraud-detector-dev"),
+        (".", "dev"),
+        (".", "prod"),
     ):
         found = evaluate(rendered_resources(project, stack), config)
         mandatory = {name: v for name, v in found.items() if not BY_NAME[name].advisory}

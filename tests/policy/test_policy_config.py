@@ -17,15 +17,21 @@ BASE = json.loads((ROOT / "policy" / "policy-config.json").read_text())
 
 def _state(weights: dict[str, int], stable: str | None = "v1") -> dict:
     resources = [
-        {"urn": "urn:pulumi:fixture::policy-fixture::pulumi:pulumi:Stack::policy-fixture-fixture",
-         "type": PULUMI_STACK},
-        {"urn": SPLIT, "type": K8S_TRAFFIC_SPLIT,
-         "inputs": traffic_split(weights), "outputs": {}},
+        {
+            "urn": "urn:pulumi:fixture::policy-fixture::pulumi:pulumi:Stack::policy-fixture-fixture",
+            "type": PULUMI_STACK,
+        },
+        {"urn": SPLIT, "type": K8S_TRAFFIC_SPLIT, "inputs": traffic_split(weights), "outputs": {}},
     ]
     if stable:
-        resources.append({"urn": "urn:pulumi:fixture::policy-fixture::kubernetes:ml.example.com/v1alpha1:"
-                                 "InferenceService::record", "type": custom_resource("ml.example.com/v1alpha1", "InferenceService"),
-                          "inputs": {"metadata": {"namespace": "team-fraud"}, "spec": {"stable": {"version": stable}}}})
+        resources.append(
+            {
+                "urn": "urn:pulumi:fixture::policy-fixture::kubernetes:ml.example.com/v1alpha1:"
+                "InferenceService::record",
+                "type": custom_resource("ml.example.com/v1alpha1", "InferenceService"),
+                "inputs": {"metadata": {"namespace": "team-fraud"}, "spec": {"stable": {"version": stable}}},
+            }
+        )
     return {"version": 3, "deployment": {"resources": resources}}
 
 
@@ -48,7 +54,8 @@ def test_a_stack_without_state_gets_no_old_weights(tmp_path: Path) -> None:
     written = json.loads(out.read_text())
     assert written["canary-weight-step"]["splits"] == {}
     assert {k: v for k, v in written.items() if k != "canary-weight-step"} == {
-        k: v for k, v in BASE.items() if k != "canary-weight-step"}
+        k: v for k, v in BASE.items() if k != "canary-weight-step"
+    }
 
 
 def test_an_unreadable_state_file_fails_naming_it(tmp_path: Path, capsys) -> None:

@@ -58,13 +58,28 @@ def test_a_stack_that_follows_every_rule_passes() -> None:
         gpu_job(),
         *split_services("web-api", "web-v1", "web-v2"),
         traffic_split({"web-v1": 75, "web-v2": 25}, apex="web-api"),
-        service("internal", type="LoadBalancer",
-                ) | {"metadata": {"name": "internal", "namespace": "team-fraud", "annotations": {
-                    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}}},
+        service(
+            "internal",
+            type="LoadBalancer",
+        )
+        | {
+            "metadata": {
+                "name": "internal",
+                "namespace": "team-fraud",
+                "annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+            }
+        },
     ]
-    aws = [*bucket_stack(), rds(), security_group("10.0.0.0/16"),
-           Resource(AWS_IAM_ROLE, {"assumeRolePolicy": trust("system:serviceaccount:team-fraud:train")},
-                    "urn:pulumi:s::p::aws:iam/role:Role::train")]
+    aws = [
+        *bucket_stack(),
+        rds(),
+        security_group("10.0.0.0/16"),
+        Resource(
+            AWS_IAM_ROLE,
+            {"assumeRolePolicy": trust("system:serviceaccount:team-fraud:train")},
+            "urn:pulumi:s::p::aws:iam/role:Role::train",
+        ),
+    ]
     assert evaluate(k8s_resources(objects) + aws, PACK_CONFIG) == {}
 
 
@@ -92,8 +107,7 @@ def test_the_step_rule_reads_the_old_weights_and_lets_rollbacks_through(old, new
 
 
 def test_without_a_recorded_stable_the_heaviest_old_backend_is_the_stable() -> None:
-    resources = k8s_resources([*split_services("web", "web-v1", "web-v2"), traffic_split({"web-v1": 100,
-                                                                                          "web-v2": 0})])
+    resources = k8s_resources([*split_services("web", "web-v1", "web-v2"), traffic_split({"web-v1": 100, "web-v2": 0})])
     config = pack_config({"canary-weight-step": {"splits": {SPLIT_URN: {"weights": {"web-v1": 60, "web-v2": 40}}}}})
     assert "canary-weight-step" not in evaluate(resources, config)
 
@@ -117,9 +131,14 @@ def test_the_listed_daemonset_may_run_privileged() -> None:
 def test_the_step_rule_reads_config_numbers_as_the_engine_sends_them() -> None:
     """Policy config reaches the pack as JSON numbers, i.e. floats (25.0): the verdict and the
     message must not change."""
-    resources = k8s_resources([*split_services("web", "web-v1", "web-v2"),
-                               traffic_split({"web-v1": 40, "web-v2": 60})])
-    config = pack_config({"canary-weight-step": {"maxStepPercent": 25.0, "splits": {
-        SPLIT_URN: {"weights": {"web-v1": 90.0, "web-v2": 10.0}, "stable": "web-v1"}}}})
+    resources = k8s_resources([*split_services("web", "web-v1", "web-v2"), traffic_split({"web-v1": 40, "web-v2": 60})])
+    config = pack_config(
+        {
+            "canary-weight-step": {
+                "maxStepPercent": 25.0,
+                "splits": {SPLIT_URN: {"weights": {"web-v1": 90.0, "web-v2": 10.0}, "stable": "web-v1"}},
+            }
+        }
+    )
     (violation,) = evaluate(resources, config)["canary-weight-step"]
     assert "from 10 to 60: +50 points" in violation.message and "maxStepPercent 25" in violation.message

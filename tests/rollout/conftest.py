@@ -68,10 +68,17 @@ def seed_status(path: Path, weight: int = 10, version: str = "v6", started: str 
     """A rollout status whose step started long ago: the dwell has passed."""
     import json
 
-    path.write_text(json.dumps({
-        "phase": "Progressing", "canaryVersion": version, "weight": weight, "stepStartedAt": started,
-        "failedChecks": failed,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "phase": "Progressing",
+                "canaryVersion": version,
+                "weight": weight,
+                "stepStartedAt": started,
+                "failedChecks": failed,
+            }
+        )
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +94,10 @@ def status_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
 def git(directory: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=directory, capture_output=True, text=True, check=True,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
@@ -103,5 +113,3 @@ def repo(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(project, "config", "user.name", "t")
     git(project, "config", "user.email", "t@t")
     return origin
-
-

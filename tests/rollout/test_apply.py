@@ -24,7 +24,10 @@ CLOSED = "http://127.0.0.1:9"
 def _git(directory: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=directory, capture_output=True, text=True, check=True,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
@@ -133,7 +136,9 @@ def test_outside_git_apply_is_refused(project: Path, stack_file: Path):
 def test_git_flags_need_apply(project: Path):
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["rollout", "abort", STACK, "--project-dir", str(project), "--reason", "x", "--git-push", "b"])
+    args = parser.parse_args(
+        ["rollout", "abort", STACK, "--project-dir", str(project), "--reason", "x", "--git-push", "b"]
+    )
     assert cli.run(args, stream=io.StringIO()) == 2
 
 
@@ -142,7 +147,10 @@ def test_pr_without_gh_prints_the_compare_url(project: Path, stack_file: Path, r
     _git(project, "remote", "set-url", "origin", str(repo))
     where = apply.publish(stack_file, apply.Publish(push_branch="rb", open_pr=False), "t")
     assert where == "pushed to origin rb"
-    assert apply._compare_url("git@github.com:acme/ml.git", "main", "rb") == "https://github.com/acme/ml/compare/main...rb?expand=1"
+    assert (
+        apply._compare_url("git@github.com:acme/ml.git", "main", "rb")
+        == "https://github.com/acme/ml/compare/main...rb?expand=1"
+    )
 
 
 def test_automation_api_conflict_becomes_state_locked(monkeypatch, tmp_path: Path):

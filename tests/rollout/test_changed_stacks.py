@@ -78,10 +78,27 @@ def repo(tmp_path: Path) -> Path:
         (["stacks/model/Pulumi.gone.yaml"], []),
         (["./Pulumi.dev.yaml", "stacks/model/Pulumi.fraud-detector-dev.yaml"], [DEV, M_DEV]),
     ],
-    ids=["model-stack-file", "platform-stack-file", "import-inside-a-function", "model-entry", "model-project",
-         "relative-import", "platform-entry", "platform-project", "shared-module", "shared-through-submodules",
-         "dependencies", "policy-pack", "tools-wing-previews-nothing", "new-tools-module-previews-nothing", "package-data-fails-safe", "deleted-module-fails-safe",
-         "no-program-reads-it", "deleted-stack", "two-files"],
+    ids=[
+        "model-stack-file",
+        "platform-stack-file",
+        "import-inside-a-function",
+        "model-entry",
+        "model-project",
+        "relative-import",
+        "platform-entry",
+        "platform-project",
+        "shared-module",
+        "shared-through-submodules",
+        "dependencies",
+        "policy-pack",
+        "tools-wing-previews-nothing",
+        "new-tools-module-previews-nothing",
+        "package-data-fails-safe",
+        "deleted-module-fails-safe",
+        "no-program-reads-it",
+        "deleted-stack",
+        "two-files",
+    ],
 )
 def test_paths_map_to_stacks(repo: Path, paths: list[str], expected: list[Stack]) -> None:
     """Each kind of change previews the stacks that run it; package files no program reaches preview all."""
@@ -128,8 +145,12 @@ def test_runs_as_a_script_without_the_project_installed(repo: Path, tmp_path: Pa
     it must run from a bare interpreter with only the standard library (-I: no site-packages)."""
     script = ROOT / "mlplatform" / "tools" / "ci" / "changed_stacks.py"
     done = subprocess.run(
-        [sys.executable, "-I", str(script), "--root", str(repo)], input="mlplatform/security.py\n",
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        [sys.executable, "-I", str(script), "--root", str(repo)],
+        input="mlplatform/security.py\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["include"]) == 4

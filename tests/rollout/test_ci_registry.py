@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.tools.ci import check_registry
-from mlplatform.tools.ci import move_aliases
-from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.ci import check_registry, move_aliases
 from mlplatform.tools.rollout.registry import CHALLENGER, CHAMPION, BelowThreshold, MetricCheck, RegistryVersion
+from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, with_weight, without_canary
 
 MODEL_DIR = "stacks/model"
@@ -33,8 +32,14 @@ class FakeRegistry:
         stage = "production" if environment == "prod" else "staging"
         accuracy, f1 = self.metrics[version]
         floor = {"production": (0.90, 0.85), "staging": (0.85, 0.80)}[stage]
-        result = RegistryVersion(name, version, "run", {"accuracy": accuracy, "f1": f1}, stage,
-                                 [MetricCheck("accuracy", accuracy, floor[0]), MetricCheck("f1", f1, floor[1])])
+        result = RegistryVersion(
+            name,
+            version,
+            "run",
+            {"accuracy": accuracy, "f1": f1},
+            stage,
+            [MetricCheck("accuracy", accuracy, floor[0]), MetricCheck("f1", f1, floor[1])],
+        )
         if not result.passed:
             raise BelowThreshold(result)
         return result
@@ -63,7 +68,8 @@ def test_only_uris_new_at_head_are_checked():
 def test_a_new_stack_file_has_every_uri_new():
     found = check_registry.new_model_uris("f.yaml", None, STACK_TEXT)
     assert [(f.key, f.model_uri) for f in found] == [
-        ("mlmodel:stable", "models:/fraud_detector/5"), ("mlmodel:canary", "models:/fraud_detector/6")
+        ("mlmodel:stable", "models:/fraud_detector/5"),
+        ("mlmodel:canary", "models:/fraud_detector/6"),
     ]
 
 
@@ -84,8 +90,9 @@ def test_below_threshold_and_unregistered_uris_fail():
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True
+    )
 
 
 def test_collect_reads_the_diff_against_the_base(tmp_path):
@@ -104,7 +111,9 @@ def test_collect_reads_the_diff_against_the_base(tmp_path):
     _git(tmp_path, "add", ".")
     _git(tmp_path, "commit", "-q", "-m", "hand edit")
     assert check_registry.collect(tmp_path, "main") == [
-        check_registry.NewModelUri(f"{MODEL_DIR}/Pulumi.{STACK}.yaml", "mlmodel:canary", "models:/fraud_detector/8", "dev")
+        check_registry.NewModelUri(
+            f"{MODEL_DIR}/Pulumi.{STACK}.yaml", "mlmodel:canary", "models:/fraud_detector/8", "dev"
+        )
     ]
 
 
@@ -154,7 +163,10 @@ def test_gate_and_aliases_against_mlflow(tracking_uri, tmp_path):  # noqa: F811 
 
     text = STACK_TEXT.replace("fraud_detector/5", "fraud_detector/1").replace("fraud_detector/6", "fraud_detector/2")
     move_aliases.apply(move_aliases.plan(_config(tmp_path, text)), registry)
-    assert (registry.alias_version("fraud_detector", CHAMPION), registry.alias_version("fraud_detector", CHALLENGER)) == ("1", "2")
+    assert (
+        registry.alias_version("fraud_detector", CHAMPION),
+        registry.alias_version("fraud_detector", CHALLENGER),
+    ) == ("1", "2")
     move_aliases.apply(move_aliases.plan(_config(tmp_path, with_weight(0, text))), registry)
     assert registry.alias_version("fraud_detector", CHALLENGER) is None
 

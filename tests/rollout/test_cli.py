@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from mlplatform.tools.rollout import cli, commands, rules
+from mlplatform.tools.rollout import cli, rules
 from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
 
@@ -53,7 +53,11 @@ def test_abort_writes_weight_zero(project: Path, stack_file: Path) -> None:
     """Rollback needs no metrics: abort always works and records the reason."""
     code, out = _run(project, "abort", "--reason", "customer complaints")
     assert code == 0 and _events(out)[-1] == {
-        "event": "aborted", "previous": 10, "weight": 0, "reason": "customer complaints", "written": True,
+        "event": "aborted",
+        "previous": 10,
+        "weight": 0,
+        "reason": "customer complaints",
+        "written": True,
     }
     assert stackfile.load(stack_file).config.canary.weight == 0
 
@@ -68,12 +72,23 @@ def test_next_after_abort_is_refused(project: Path, stack_file: Path) -> None:
 def test_start_with_image_and_model_uri(project: Path, stack_file: Path) -> None:
     """`start` without the registry takes the image and model URI as given, at the first step."""
     stack_file.write_text(without_canary())
-    code, out = _run(project, "start", "--version", "v7", "--image", "ghcr.io/example/fd:2.0.0",
-                     "--model-uri", "models:/fraud_detector/7")
+    code, out = _run(
+        project,
+        "start",
+        "--version",
+        "v7",
+        "--image",
+        "ghcr.io/example/fd:2.0.0",
+        "--model-uri",
+        "models:/fraud_detector/7",
+    )
     assert code == 0, out
     canary = stackfile.load(stack_file).config.canary
     assert (canary.version, canary.image, canary.model_uri, canary.weight) == (
-        "v7", "ghcr.io/example/fd:2.0.0", "models:/fraud_detector/7", 10,
+        "v7",
+        "ghcr.io/example/fd:2.0.0",
+        "models:/fraud_detector/7",
+        10,
     )
 
 
@@ -120,8 +135,9 @@ def test_commit_records_the_edit_in_git(project: Path, stack_file: Path) -> None
     subprocess.run(["git", "add", "other.txt"], cwd=project, check=True)
     code, _ = _run(project, "abort", "--reason", "p99 900ms", "--commit")
     assert code == 0
-    log = subprocess.run(["git", "log", "-1", "--format=%B", "--name-only"], cwd=project,
-                         capture_output=True, text=True, check=True).stdout
+    log = subprocess.run(
+        ["git", "log", "-1", "--format=%B", "--name-only"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
     assert "abort canary v6 (10% -> 0%)" in log and "reason: p99 900ms" in log
     assert log.strip().endswith(stack_file.name)
     assert "other.txt" not in log

@@ -14,18 +14,25 @@ from pathlib import Path
 import pytest
 
 from mlplatform.tools.rollout import cli, context, lock
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
-from tests.support.helpers import ROOT
+from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
+from tests.support.helpers import ROOT
 
 PAIRS = 20
 
 
 def _healthy(config) -> GateVerdict:
     return GateVerdict(
-        healthy=True, namespace="mlserve-test", deployment=config.version_object_name(config.canary.version),
-        interval="20s", requests=500, success_rate=1.0, p99_latency_ms=20, accuracy=None, stable_success_rate=None,
+        healthy=True,
+        namespace="mlserve-test",
+        deployment=config.version_object_name(config.canary.version),
+        interval="20s",
+        requests=500,
+        success_rate=1.0,
+        p99_latency_ms=20,
+        accuracy=None,
+        stable_success_rate=None,
         thresholds=Thresholds(20, 0.99, 500, None, False),
     )
 
@@ -62,7 +69,9 @@ def _git_repo(project: Path) -> None:
     _git(project, "commit", "-q", "-m", "init")
 
 
-def test_concurrent_next_pairs_take_exactly_one_step(project: Path, stack_file: Path, status_file: Path, monkeypatch) -> None:
+def test_concurrent_next_pairs_take_exactly_one_step(
+    project: Path, stack_file: Path, status_file: Path, monkeypatch
+) -> None:
     """20 times, two `next --commit` race on a canary at 10%: each time exactly one steps to 25
     and commits; the other waits, sees the file changed and exits 5 (busy), never with a git error.
 
@@ -117,8 +126,9 @@ def test_a_held_lock_makes_the_second_command_exit_busy(project: Path, stack_fil
     with "in progress" and the holder, before reading Prometheus or writing anything."""
     with lock.exclusive(stack_file, command="watch", timeout=0):
         stream = io.StringIO()
-        code = cli.run(_args(project, "next", "--lock-timeout", "0.2", "--prometheus-url", "http://127.0.0.1:9"),
-                       stream=stream)
+        code = cli.run(
+            _args(project, "next", "--lock-timeout", "0.2", "--prometheus-url", "http://127.0.0.1:9"), stream=stream
+        )
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert code == 5
     assert [e["event"] for e in events] == ["waiting", "error"]
@@ -182,11 +192,16 @@ def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> Non
     import sys
 
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from mlplatform.tools.rollout import lock\n"
-         f"with lock.exclusive(Path({str(stack_file)!r}), command='promote', timeout=0):\n"
-         "    print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from mlplatform.tools.rollout import lock\n"
+            f"with lock.exclusive(Path({str(stack_file)!r}), command='promote', timeout=0):\n"
+            "    print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -201,11 +216,11 @@ def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> Non
     assert cli.run(_args(project, "abort", "--reason", "x", "--lock-timeout", "0"), stream=io.StringIO()) == 0
 
 
-def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, stack_file, status_file, monkeypatch) -> None:
+def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(
+    project, stack_file, status_file, monkeypatch
+) -> None:
     """A `next` from another shell between two checks must not let watch skip the new step's dwell."""
-    from mlplatform.tools.rollout import commands
-
-    from mlplatform.tools.rollout import state
+    from mlplatform.tools.rollout import commands, state
 
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     start = 1_800_000_000.0
@@ -218,8 +233,18 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(project, st
             stack_file.write_text(STACK_TEXT.replace("weight: 10", "weight: 25"))
 
     stream = io.StringIO()
-    args = _args(project, "watch", "--interval", "5", "--dwell-seconds", "10", "--max-checks", "4",
-                 "--prometheus-url", "http://127.0.0.1:9")
+    args = _args(
+        project,
+        "watch",
+        "--interval",
+        "5",
+        "--dwell-seconds",
+        "10",
+        "--max-checks",
+        "4",
+        "--prometheus-url",
+        "http://127.0.0.1:9",
+    )
     ctx = context.Context(path=stack_file, out=context.Output(True, stream), args=args, now=lambda: now[0])
     assert commands.watch(ctx, sleep=sleep) == 0
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -258,11 +283,28 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
             prometheus.release.clear()
             stack_file.write_text(STACK_TEXT)
             seed_status(status_file)
-            argv = [sys.executable, "-m", "mlplatform.tools.rollout", "next", STACK, "--project-dir", str(project),
-                    "--json", "--prometheus-url", prometheus.url, "--from", "10"]
+            argv = [
+                sys.executable,
+                "-m",
+                "mlplatform.tools.rollout",
+                "next",
+                STACK,
+                "--project-dir",
+                str(project),
+                "--json",
+                "--prometheus-url",
+                prometheus.url,
+                "--from",
+                "10",
+            ]
             processes = [
-                subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+                subprocess.Popen(
+                    argv,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )
                 for _ in range(2)
             ]
             outputs: list[list[dict]] = [[], []]

@@ -21,14 +21,17 @@ DWELLS = STACK_TEXT + "    dwellMinutes: [15m, 10m, 30s, 30s, 30s]\n"
 
 def _unhealthy(config) -> GateVerdict:
     verdict = _healthy(config)
-    return GateVerdict(**{**verdict.__dict__, "healthy": False, "outcome": "fail", "success_rate": 0.5, "reasons": ["success 50%"]})
+    return GateVerdict(
+        **{**verdict.__dict__, "healthy": False, "outcome": "fail", "success_rate": 0.5, "reasons": ["success 50%"]}
+    )
 
 
 def _ctx(project: Path, now: list[float], *argv: str) -> tuple[context.Context, io.StringIO]:
     stream = io.StringIO()
     args = _args(project, *argv, "--prometheus-url", "http://127.0.0.1:9")
-    return context.Context(path=stackfile.stack_path(STACK, project), out=context.Output(True, stream), args=args,
-                           now=lambda: now[0]), stream
+    return context.Context(
+        path=stackfile.stack_path(STACK, project), out=context.Output(True, stream), args=args, now=lambda: now[0]
+    ), stream
 
 
 def _events(stream: io.StringIO) -> list[dict]:
@@ -107,8 +110,9 @@ def test_a_15_minute_dwell_completes_across_runs_shorter_than_it(project, stack_
     assert weights == [10, 10, 25]
 
 
-def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(project, stack_file, status_file,
-                                                                         monkeypatch):
+def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(
+    project, stack_file, status_file, monkeypatch
+):
     """failureThreshold 2, one failed check per run: the second run aborts. A fresh status each run
     (the old behaviour) would never reach 2."""
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _unhealthy(config))

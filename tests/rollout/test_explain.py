@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from mlplatform.tools.rollout import cli
 from tests.rollout.conftest import STACK
 from tests.support.fake_prometheus_http import HttpPrometheus
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 STEP_START = T0 + timedelta(hours=1)
 
 
@@ -24,8 +24,10 @@ def _served(canary_errors: int) -> HttpPrometheus:
     """Stable alone for an hour of 20 s intervals, then 15 intervals of both; the canary with `canary_errors`."""
     fake = FakePrometheus(T0, 20)
     for k in range(180 + 15):
-        for deployment, errors, requests in (("fraud-detector-v6", canary_errors, 100 if k >= 180 else 0),
-                                             ("fraud-detector-v5", 1, 900)):
+        for deployment, errors, requests in (
+            ("fraud-detector-v6", canary_errors, 100 if k >= 180 else 0),
+            ("fraud-detector-v5", 1, 900),
+        ):
             row = np.zeros(len(LE_LABELS), dtype=int)
             row[LE_LABELS.index("50")] = requests
             fake.version(deployment).add(requests, errors if requests else 0, row)
@@ -42,8 +44,20 @@ def bad_canary():
 def _explain(project: Path, url: str, *extra: str) -> tuple[int, str]:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["rollout", "explain", STACK, "--project-dir", str(project), "--prometheus-url", url,
-                              "--since", STEP_START.isoformat(), *extra])
+    args = parser.parse_args(
+        [
+            "rollout",
+            "explain",
+            STACK,
+            "--project-dir",
+            str(project),
+            "--prometheus-url",
+            url,
+            "--since",
+            STEP_START.isoformat(),
+            *extra,
+        ]
+    )
     stream = io.StringIO()
     return cli.run(args, stream=stream), stream.getvalue()
 
@@ -71,12 +85,12 @@ def test_explain_at_an_earlier_time_replays_that_verdict(project: Path, bad_cana
 
 def test_explain_json_is_the_verdict_record(project: Path, bad_canary: str) -> None:
     """--json prints the record `watch` stores: queries, window, samples, statistics, thresholds, outcome."""
-    code, text = _explain(project, bad_canary, "--at", "2026-03-01T01:05:00Z", "--json")
+    _, text = _explain(project, bad_canary, "--at", "2026-03-01T01:05:00Z", "--json")
     record = json.loads(text)["verdict"]
     assert record["outcome"] == "fail"
     assert record["samples"] == {"canaryRequests": 1500.0, "stableRequests": 13500.0}
     assert record["comparisons"]["errorRate"]["eValue"] >= record["comparisons"]["errorRate"]["threshold"]
-    assert record["queries"]["canary.errors"].startswith("sum(increase(response_total{namespace=\"mlserve-test\"")
+    assert record["queries"]["canary.errors"].startswith('sum(increase(response_total{namespace="mlserve-test"')
     assert record["thresholds"]["confidence"] == 0.99
 
 

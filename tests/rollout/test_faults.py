@@ -17,8 +17,8 @@ import pytest
 
 from mlplatform.tools.rollout import cli
 from mlplatform.tools.stackfile import editor as stackfile
-from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.support.helpers import ROOT
 
 VERB_ARGS = {
     "status": [],
@@ -66,7 +66,6 @@ def test_malformed_yaml_is_exit_2_with_position(project: Path, stack_file: Path,
     assert code == 2, events
     assert events[-1]["event"] == "error"
 
-
     assert re.search(re.escape(str(stack_file)) + pattern, events[-1]["error"]), events[-1]["error"]
     assert stack_file.read_text() == text
 
@@ -79,7 +78,9 @@ def test_malformed_yaml_is_exit_2_with_position(project: Path, stack_file: Path,
         ("  mlplatform:environment: dev\n", "mlplatform:environment"),
     ],
 )
-def test_a_key_of_a_foreign_namespace_is_exit_2(project: Path, stack_file: Path, verb: str, line: str, named: str) -> None:
+def test_a_key_of_a_foreign_namespace_is_exit_2(
+    project: Path, stack_file: Path, verb: str, line: str, named: str
+) -> None:
     """The same namespace check as `pulumi up` and `render`: a misspelt `mlmodl:` key would be
     ignored by the program (and the canary deleted), so no verb acts on such a file."""
     text = STACK_TEXT.replace("  mlmodel:analysis:\n", line + "  mlmodel:analysis:\n")
@@ -116,8 +117,21 @@ def test_no_traceback_from_the_real_entry_point(project: Path, stack_file: Path)
     """As a user runs it: one line on stdout, nothing on stderr, exit 2."""
     stack_file.write_text("config:\n\tmlmodel:environment: dev\n")
     done = subprocess.run(
-        [sys.executable, "-m", "mlplatform.tools.rollout", "abort", STACK, "--project-dir", str(project), "--reason", "x"],
-        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "mlplatform.tools.rollout",
+            "abort",
+            STACK,
+            "--project-dir",
+            str(project),
+            "--reason",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 2
     assert done.stderr == "" and "Traceback" not in done.stdout
@@ -153,8 +167,13 @@ def test_usage_errors_exit_2_in_every_verb(project: Path, argv: list[str], needl
 
 @pytest.mark.parametrize(
     ("failing", "error"),
-    [("write", errno.ENOSPC), ("write", errno.EROFS), ("mkstemp", errno.EACCES), ("mkstemp", errno.EROFS),
-     ("replace", errno.EACCES)],
+    [
+        ("write", errno.ENOSPC),
+        ("write", errno.EROFS),
+        ("mkstemp", errno.EACCES),
+        ("mkstemp", errno.EROFS),
+        ("replace", errno.EACCES),
+    ],
     ids=["disk-full", "read-only-at-write", "permission-denied", "read-only-file-system", "rename-denied"],
 )
 def test_write_faults_exit_4_and_leave_no_trace(
@@ -210,7 +229,6 @@ def test_read_permission_denied_exits_4(project: Path, stack_file: Path, monkeyp
     code, events = _run(project, "status")
     assert code == 4
     assert events[-1]["error"] == f"{stack_file}: cannot read the stack file: Permission denied"
-
 
 
 def test_read_only_stack_file_is_not_replaced(project: Path, stack_file: Path, monkeypatch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from mlplatform.tools.rollout.gate import PrometheusClient, PrometheusError, Que
 from tests.support.fake_prometheus_http import HttpPrometheus
 
 NS, DEP, STABLE = "ml-serving", "fraud-detector-v6", "fraud-detector-v5"
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HISTORY = 60  # one-minute intervals of stable alone before the step
 HEALTHY = (100, 0, "50")  # requests, errors, latency bucket per interval
 STABLE_TRAFFIC = (900, 2, "50")
@@ -41,8 +41,14 @@ def _fake(canary=HEALTHY, stable=STABLE_TRAFFIC, intervals: int = 5, accuracy: f
 def _verdict(fake: FakePrometheus, intervals: int = 5, weight: int = 10, **analysis) -> gate.GateVerdict:
     since = T0 + timedelta(minutes=HISTORY)
     return evaluate(
-        fake, AnalysisConfig(**{"interval": "1m", **analysis}), namespace=NS, deployment=DEP,
-        stable_deployment=STABLE, since=since, at=since + timedelta(minutes=intervals), canary_weight=weight,
+        fake,
+        AnalysisConfig(**{"interval": "1m", **analysis}),
+        namespace=NS,
+        deployment=DEP,
+        stable_deployment=STABLE,
+        since=since,
+        at=since + timedelta(minutes=intervals),
+        canary_weight=weight,
     )
 
 
@@ -82,8 +88,9 @@ def test_a_canary_worse_than_stable_fails_decisively() -> None:
     """5% errors against stable's 0.2%, above the 99% floor's tolerance too: rejected, named, at once."""
     verdict = _verdict(_fake(canary=(100, 5, "50")))
     assert verdict.outcome == gate.FAIL and verdict.decisive
-    assert any(re.search(r"canary's error rate is worse than stable's by more than 10% .* e-value", r)
-               for r in verdict.reasons), verdict.reasons
+    assert any(
+        re.search(r"canary's error rate is worse than stable's by more than 10% .* e-value", r) for r in verdict.reasons
+    ), verdict.reasons
 
 
 def test_a_slower_canary_fails_on_latency_alone() -> None:
@@ -177,8 +184,14 @@ def test_the_http_client_reads_what_the_fake_answers() -> None:
     try:
         since = T0 + timedelta(minutes=HISTORY)
         verdict = evaluate(
-            PrometheusClient(server.url), AnalysisConfig(interval="1m"), namespace=NS, deployment=DEP,
-            stable_deployment=STABLE, since=since, at=since + timedelta(minutes=5), canary_weight=10,
+            PrometheusClient(server.url),
+            AnalysisConfig(interval="1m"),
+            namespace=NS,
+            deployment=DEP,
+            stable_deployment=STABLE,
+            since=since,
+            at=since + timedelta(minutes=5),
+            canary_weight=10,
         )
     finally:
         server.close()
@@ -193,7 +206,9 @@ def test_unreachable_prometheus_is_a_clear_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = PrometheusClient(f"http://127.0.0.1:{port}", timeout=2, hint="port-forward it")
-    with pytest.raises(PrometheusError, match=rf"cannot reach Prometheus at http://127.0.0.1:{port}: .*; port-forward it$"):
+    with pytest.raises(
+        PrometheusError, match=rf"cannot reach Prometheus at http://127.0.0.1:{port}: .*; port-forward it$"
+    ):
         client.query("up")
 
 
@@ -204,8 +219,13 @@ def test_judge_settings_are_validated_with_key_value_and_range(tmp_path) -> None
     from tests.rollout.conftest import STACK_TEXT
 
     path = tmp_path / "Pulumi.fraud-detector-test.yaml"
-    path.write_text(STACK_TEXT.replace("    failureThreshold: 2\n", "    failureThreshold: 2\n    confidence: 1.5\n"
-                                       "    maxInconclusiveSteps: 0\n    maxErrorRateIncrease: -0.1\n"))
+    path.write_text(
+        STACK_TEXT.replace(
+            "    failureThreshold: 2\n",
+            "    failureThreshold: 2\n    confidence: 1.5\n"
+            "    maxInconclusiveSteps: 0\n    maxErrorRateIncrease: -0.1\n",
+        )
+    )
     with pytest.raises(ConfigError) as caught:
         stackfile.load(path)
     message = str(caught.value)

@@ -19,10 +19,10 @@ import pytest
 
 from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.rollout import cli
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.gate import PrometheusClient, Queries, evaluate
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.integration
 
@@ -98,8 +98,10 @@ def _weight(project: Path) -> int:
 def test_gate_reads_real_linkerd_series(fed) -> None:
     """The PromQL must evaluate over real scraped series to the numbers the proxies produced."""
     verdict = evaluate(
-        PrometheusClient(fed), AnalysisConfig(interval=WINDOW, min_requests=50, min_accuracy=0.9),
-        namespace=NS, deployment="fraud-detector-v60",
+        PrometheusClient(fed),
+        AnalysisConfig(interval=WINDOW, min_requests=50, min_accuracy=0.9),
+        namespace=NS,
+        deployment="fraud-detector-v60",
     )
     assert verdict.healthy, verdict.reasons
     assert verdict.success_rate == pytest.approx(1.0)

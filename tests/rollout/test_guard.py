@@ -14,18 +14,28 @@ from tests.rollout.test_concurrency import _args
 
 def _guard(project: Path, *extra: str) -> tuple[int, list[dict]]:
     stream = io.StringIO()
-    ctx = context.Context(path=stackfile.stack_path(STACK, project), out=context.Output(True, stream),
-                          args=_args(project, "guard", *extra))
+    ctx = context.Context(
+        path=stackfile.stack_path(STACK, project),
+        out=context.Output(True, stream),
+        args=_args(project, "guard", *extra),
+    )
     code = cli.run_context(ctx)
     return code, [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def _aborted(status_file: Path, pr: str | None = "rollout/fraud-detector-test-20270115080000") -> None:
-    status_file.write_text(json.dumps({
-        "phase": "Aborted", "canaryVersion": "v6", "weight": 0, "stepStartedAt": "2027-01-15T08:00:00Z",
-        "failedChecks": 2, "abort": {"reason": "2 consecutive failed checks: success 50%", "at": "2027-01-15T08:00:00Z",
-                                     "pr": pr},
-    }))
+    status_file.write_text(
+        json.dumps(
+            {
+                "phase": "Aborted",
+                "canaryVersion": "v6",
+                "weight": 0,
+                "stepStartedAt": "2027-01-15T08:00:00Z",
+                "failedChecks": 2,
+                "abort": {"reason": "2 consecutive failed checks: success 50%", "at": "2027-01-15T08:00:00Z", "pr": pr},
+            }
+        )
+    )
 
 
 def test_a_file_that_would_bring_back_an_aborted_canary_is_refused(project, stack_file, status_file):

@@ -11,12 +11,20 @@ from hypothesis import strategies as st
 from mlplatform.tools.rollout import gate, judge
 from tests.rollout.test_gate import HEALTHY, STABLE_TRAFFIC, _fake, _verdict
 
-PROPERTY = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _false_alarms(rng: np.random.Generator, *, runs: int, intervals: int, stable_rate: float, share: float,
-                  requests: int, tolerance: float, confidence: float) -> float:
+def _false_alarms(
+    rng: np.random.Generator,
+    *,
+    runs: int,
+    intervals: int,
+    stable_rate: float,
+    share: float,
+    requests: int,
+    tolerance: float,
+    confidence: float,
+) -> float:
     """Share of runs in which the test ever rejects, the canary exactly at the null's edge (ρ = 1 + tolerance):
     the hardest case the bound must hold for."""
     canary_rate = stable_rate * (1.0 + tolerance)
@@ -38,8 +46,16 @@ def _false_alarms(rng: np.random.Generator, *, runs: int, intervals: int, stable
 def test_false_alarm_rate_stays_under_its_bound(stable_rate, share, requests, tolerance) -> None:
     """Checked after every one of 30 intervals, the test rejects a canary at the null's edge in at most
     1 - confidence of the runs (Ville's inequality), on a fixed seed."""
-    rate = _false_alarms(np.random.default_rng(20), runs=600, intervals=30, stable_rate=stable_rate,
-                         share=share, requests=requests, tolerance=tolerance, confidence=0.9)
+    rate = _false_alarms(
+        np.random.default_rng(20),
+        runs=600,
+        intervals=30,
+        stable_rate=stable_rate,
+        share=share,
+        requests=requests,
+        tolerance=tolerance,
+        confidence=0.9,
+    )
     assert rate <= 0.10, rate
 
 
@@ -58,8 +74,10 @@ def verdicts(draw) -> gate.GateVerdict:
     errors = draw(st.integers(0, requests))
     le = draw(st.sampled_from(["5", "50", "200", "1000"]))
     stable = draw(st.sampled_from([STABLE_TRAFFIC, (0, 0, "50"), (30, 1, "50")]))
-    return _verdict(_fake(canary=(requests // 5, errors // 5, le), stable=stable, intervals=5),
-                    weight=draw(st.sampled_from([10, 25, 50, 75, 100])))
+    return _verdict(
+        _fake(canary=(requests // 5, errors // 5, le), stable=stable, intervals=5),
+        weight=draw(st.sampled_from([10, 25, 50, 75, 100])),
+    )
 
 
 @PROPERTY
@@ -75,8 +93,9 @@ def test_not_yet_never_promotes(verdict, failures, dwelled) -> None:
 
 
 @PROPERTY
-@given(outcomes=st.lists(st.sampled_from([gate.NOT_YET, gate.PASS]), min_size=1, max_size=30),
-       maximum=st.integers(1, 12))
+@given(
+    outcomes=st.lists(st.sampled_from([gate.NOT_YET, gate.PASS]), min_size=1, max_size=30), maximum=st.integers(1, 12)
+)
 def test_inconclusive_rolls_back_only_after_the_bound(outcomes, maximum) -> None:
     """Starved of traffic, a step is `not yet` until maxInconclusiveSteps intervals, then a named failure."""
     intervals = len(outcomes)

@@ -42,8 +42,9 @@ class FakeApiServer:
 
             def do_PATCH(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                owner.requests.append(("PATCH", self.path, self.headers.get("Authorization", ""),
-                                       self.headers["Content-Type"]))
+                owner.requests.append(
+                    ("PATCH", self.path, self.headers.get("Authorization", ""), self.headers["Content-Type"])
+                )
                 patch = json.loads(body)
                 owner.record["status"] = _merge(owner.record["status"], patch["status"])
                 self._answer(200, owner.record)
@@ -78,12 +79,18 @@ def api():
 
 def _kubeconfig(tmp_path: Path, server: str, user: dict) -> Path:
     path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-        "clusters": [{"name": "k", "cluster": {"server": server}}],
-        "users": [{"name": "u", "user": user}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "clusters": [{"name": "k", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": user}],
+            }
+        )
+    )
     return path
 
 
@@ -109,8 +116,14 @@ def test_exec_credential_plugin_supplies_the_token(api, tmp_path, monkeypatch):
         "assert json.loads(os.environ['KUBERNETES_EXEC_INFO'])['kind'] == 'ExecCredential'\n"
         "print(json.dumps({'kind': 'ExecCredential', 'status': {'token': 'from-' + os.environ['CLUSTER']}}))\n"
     )
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
-                     "args": [str(plugin)], "env": [{"name": "CLUSTER", "value": "prod"}]}}
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": sys.executable,
+            "args": [str(plugin)],
+            "env": [{"name": "CLUSTER", "value": "prod"}],
+        }
+    }
     client = kube.KubeClient(kube.from_kubeconfig(_kubeconfig(tmp_path, api.url, user)))
     client.get(PATH)
     assert api.requests[-1][2] == "Bearer from-prod"
@@ -132,7 +145,9 @@ def test_an_unreachable_server_is_a_kube_error_naming_it(tmp_path, monkeypatch):
 def test_client_certificate_data_is_read_from_the_kubeconfig(tmp_path):
     import base64
 
-    user = {"client-certificate-data": base64.b64encode(b"CERT").decode(),
-            "client-key-data": base64.b64encode(b"KEY").decode()}
+    user = {
+        "client-certificate-data": base64.b64encode(b"CERT").decode(),
+        "client-key-data": base64.b64encode(b"KEY").decode(),
+    }
     credentials = kube.from_kubeconfig(_kubeconfig(tmp_path, "https://127.0.0.1:6443", user))
     assert (credentials.cert_data, credentials.key_data, credentials.token) == (b"CERT", b"KEY", None)

@@ -15,8 +15,8 @@ from mlplatform.tools.rollout import cli, context
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
 from tests.model.helpers import PLATFORM_OUTPUTS
-from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.support.helpers import ROOT
 
 IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
 # Every output the platform exports (the rollout validates the whole contract), with the facts it uses marked.
@@ -37,9 +37,17 @@ def gate_calls(monkeypatch) -> list[dict]:
     def evaluate(client, analysis, *, namespace, deployment, stable_deployment, **window):
         calls.append({"url": client.url, "hint": client.hint, "namespace": namespace, "deployment": deployment})
         return GateVerdict(
-            healthy=False, namespace=namespace, deployment=deployment, interval="20s", requests=0,
-            success_rate=None, p99_latency_ms=None, accuracy=None, stable_success_rate=None,
-            thresholds=Thresholds(20, 0.99, 500, None, False), reasons=["not enough traffic"],
+            healthy=False,
+            namespace=namespace,
+            deployment=deployment,
+            interval="20s",
+            requests=0,
+            success_rate=None,
+            p99_latency_ms=None,
+            accuracy=None,
+            stable_success_rate=None,
+            thresholds=Thresholds(20, 0.99, 500, None, False),
+            reasons=["not enough traffic"],
         )
 
     monkeypatch.setattr(context, "evaluate", evaluate)
@@ -80,7 +88,9 @@ def test_explicit_values_win_and_skip_the_platform(project, stack_file, gate_cal
     assert code == 1
     (call,) = gate_calls
     assert (call["url"], call["namespace"], call["deployment"]) == (
-        "http://127.0.0.1:19090", "mlserve-test", "fraud-detector-v6",
+        "http://127.0.0.1:19090",
+        "mlserve-test",
+        "fraud-detector-v6",
     )
     assert not [e for e in events if e["event"] == "platform"]
     code, _ = _run(project, "next", "--namespace", "other", "--prometheus-url", "http://127.0.0.1:29090")
@@ -90,7 +100,10 @@ def test_explicit_values_win_and_skip_the_platform(project, stack_file, gate_cal
 @pytest.mark.parametrize(
     ("outputs", "missing"),
     [
-        ({**OUTPUTS, "namespaces": {k: v for k, v in OUTPUTS["namespaces"].items() if k != "serving"}}, "namespaces.serving"),
+        (
+            {**OUTPUTS, "namespaces": {k: v for k, v in OUTPUTS["namespaces"].items() if k != "serving"}},
+            "namespaces.serving",
+        ),
         ({k: v for k, v in OUTPUTS.items() if k != "prometheusUrl"}, "prometheusUrl"),
     ],
 )
@@ -101,9 +114,7 @@ def test_a_missing_output_is_exit_2_naming_the_platform_stack(
     stack_file.write_text(NO_NAMESPACE)
     code, events = _run(project, "next", "--platform-outputs", str(_outputs_file(tmp_path, outputs)))
     assert code == 2 and gate_calls == []
-    assert events[-1]["error"].startswith(
-        f"platform stack 'organization/mlplatform/dev' has no output `{missing}`"
-    )
+    assert events[-1]["error"].startswith(f"platform stack 'organization/mlplatform/dev' has no output `{missing}`")
 
 
 def test_bad_outputs_file_is_exit_2(project, stack_file, tmp_path, gate_calls) -> None:
@@ -155,7 +166,9 @@ def test_no_platform_anywhere_is_a_clear_error(tmp_path, monkeypatch) -> None:
 
 def test_port_forward_hint_is_derived_from_the_url() -> None:
     """The hint names the platform's own service, so it cannot drift from what the platform deploys."""
-    assert port_forward_hint("http://mlflow.mlflow.svc.cluster.local:5000", "MLFLOW_TRACKING_URI", "--tracking-uri") == (
+    assert port_forward_hint(
+        "http://mlflow.mlflow.svc.cluster.local:5000", "MLFLOW_TRACKING_URI", "--tracking-uri"
+    ) == (
         "http://mlflow.mlflow.svc.cluster.local:5000 is in-cluster only; run `kubectl -n mlflow port-forward "
         "svc/mlflow 5000` and pass --tracking-uri http://127.0.0.1:5000 (or set MLFLOW_TRACKING_URI)"
     )
@@ -172,8 +185,9 @@ def test_tracking_uri_precedence(project, stack_file, tmp_path, monkeypatch) -> 
     cli.register(parser.add_subparsers(dest="command"))
 
     def uri(*flags: str) -> str:
-        args = parser.parse_args(["rollout", "promote", STACK, "--project-dir", str(project),
-                                  "--platform-outputs", str(outputs), *flags])
+        args = parser.parse_args(
+            ["rollout", "promote", STACK, "--project-dir", str(project), "--platform-outputs", str(outputs), *flags]
+        )
         ctx = context.Context(path=stack_file, out=context.Output(True, io.StringIO()), args=args)
         return ctx.tracking_uri(ctx.load().config)
 

@@ -46,8 +46,10 @@ def test_a_refused_push_to_main_opens_a_pr_from_a_rollout_branch(
     the PR is asked for, and the workflow learns the branch from $GITHUB_OUTPUT."""
     _git(project, "push", "-q", "origin", "HEAD:main")
     hook = repo / "hooks" / "pre-receive"
-    hook.write_text('#!/bin/sh\nwhile read old new ref; do\n  [ "$ref" = refs/heads/main ] && '
-                    '{ echo "protected branch: main needs a PR" >&2; exit 1; }\ndone\nexit 0\n')
+    hook.write_text(
+        '#!/bin/sh\nwhile read old new ref; do\n  [ "$ref" = refs/heads/main ] && '
+        '{ echo "protected branch: main needs a PR" >&2; exit 1; }\ndone\nexit 0\n'
+    )
     hook.chmod(0o755)
     output = tmp_path_factory.mktemp("runner") / "github-output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))

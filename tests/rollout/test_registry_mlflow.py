@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from mlplatform.tools.rollout import cli, context
-from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from mlplatform.tools.rollout.registry import BelowThreshold, Registry
+from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, with_weight, without_canary
 from tests.support.servers import free_port, wait_until_ready
 
@@ -45,15 +45,32 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     executable = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     log = (workdir / "mlflow.log").open("w")
     process = subprocess.Popen(
-        [executable, "server", "--backend-store-uri", f"sqlite:///{workdir}/mlflow.db",
-         "--default-artifact-root", str(workdir / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            executable,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{workdir}/mlflow.db",
+            "--default-artifact-root",
+            str(workdir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_until_ready(
-            process, f"{uri}/health", name="mlflow server", log_path=workdir / "mlflow.log",
-            timeout=READY_TIMEOUT, interval=0.3,
+            process,
+            f"{uri}/health",
+            name="mlflow server",
+            log_path=workdir / "mlflow.log",
+            timeout=READY_TIMEOUT,
+            interval=0.3,
         )
         _register_versions(uri)
         yield uri
@@ -167,7 +184,14 @@ def test_promote_from_registry_refuses_a_version_below_the_thresholds(tracking_u
 
 def _healthy_verdict() -> GateVerdict:
     return GateVerdict(
-        healthy=True, namespace="mlserve-test", deployment="fraud-detector-v6", interval="20s",
-        requests=500, success_rate=1.0, p99_latency_ms=40, accuracy=None, stable_success_rate=None,
+        healthy=True,
+        namespace="mlserve-test",
+        deployment="fraud-detector-v6",
+        interval="20s",
+        requests=500,
+        success_rate=1.0,
+        p99_latency_ms=40,
+        accuracy=None,
+        stable_success_rate=None,
         thresholds=Thresholds(20, 0.99, 500, None, False),
     )

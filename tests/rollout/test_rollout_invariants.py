@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -31,8 +31,12 @@ from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 # 1,000 sequences a run (the issue's floor); derandomized so CI runs the same ones.
-SEQUENCES = settings(max_examples=1000, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SEQUENCES = settings(
+    max_examples=1000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 VERDICTS = st.sampled_from([gate.PASS, gate.FAIL, gate.NOT_YET, "decisive"])
 VERBS = st.one_of(
     st.tuples(st.just("next"), VERDICTS),
@@ -47,20 +51,25 @@ VERBS = st.one_of(
 SCRATCH = Path(tempfile.mkdtemp(prefix="invariants-")) / f"Pulumi.{STACK}.yaml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _config(text: str):
     SCRATCH.write_text(text)
     return stackfile.load(SCRATCH).config  # validated: a file that is not a valid stack raises
 
 
-@lru_cache(maxsize=None)
+@cache
 def _edited(text: str, key: tuple) -> str | None:
     """The editor's new text for `key` on `text`; None when a rollout rule refuses."""
     SCRATCH.write_text(text)
     verb, *args = key
-    edit = {"start": lambda v: stackfile.start_canary(v, "ghcr.io/example/fraud-detector-serving:2.0.0",
-                                                     f"models:/fraud_detector/{v[1:]}"),
-            "abort": stackfile.abort, "weight": stackfile.set_weight, "promote": stackfile.promote}[verb](*args)
+    edit = {
+        "start": lambda v: stackfile.start_canary(
+            v, "ghcr.io/example/fraud-detector-serving:2.0.0", f"models:/fraud_detector/{v[1:]}"
+        ),
+        "abort": stackfile.abort,
+        "weight": stackfile.set_weight,
+        "promote": stackfile.promote,
+    }[verb](*args)
     try:
         return stackfile.apply_edit(SCRATCH, edit).text
     except rules.Refused:
@@ -69,9 +78,17 @@ def _edited(text: str, key: tuple) -> str | None:
 
 def _verdict(outcome: str) -> gate.GateVerdict:
     return gate.GateVerdict(
-        healthy=outcome == gate.PASS, outcome=gate.FAIL if outcome == "decisive" else outcome,
-        decisive=outcome == "decisive", namespace="ns", deployment="d", interval="1m", requests=100,
-        success_rate=1.0, p99_latency_ms=10, accuracy=None, stable_success_rate=None,
+        healthy=outcome == gate.PASS,
+        outcome=gate.FAIL if outcome == "decisive" else outcome,
+        decisive=outcome == "decisive",
+        namespace="ns",
+        deployment="d",
+        interval="1m",
+        requests=100,
+        success_rate=1.0,
+        p99_latency_ms=10,
+        accuracy=None,
+        stable_success_rate=None,
         thresholds=gate.Thresholds(50, 0.99, 500, None, True),
     )
 

@@ -10,15 +10,16 @@ import pytest
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.rollout import rules
 from mlplatform.tools.stackfile import editor as stackfile
-from tests.support.helpers import ROOT
 from tests.rollout.conftest import STACK, STACK_TEXT, with_weight, without_canary
+from tests.support.helpers import ROOT
 
 IMAGE = "ghcr.io/example/fraud-detector-serving:1.1.0"
 
 
 def _changed_lines(before: str, after: str) -> list[str]:
     return [
-        line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
 
@@ -42,10 +43,17 @@ def test_comments_and_key_order_survive_every_edit(stack_file: Path) -> None:
         "-    weight: 10  # the first step",
         "+    weight: 100  # the first step",
     ]
-    keys = [line.split(":")[0] + ":" + line.split(":")[1] for line in text.splitlines() if line.startswith("  mlmodel:")]
+    keys = [
+        line.split(":")[0] + ":" + line.split(":")[1] for line in text.splitlines() if line.startswith("  mlmodel:")
+    ]
     assert keys == [
-        "  mlmodel:platformStack", "  mlmodel:environment", "  mlmodel:model", "  mlmodel:stable",
-        "  mlmodel:canary", "  mlmodel:allowedClients", "  mlmodel:analysis",
+        "  mlmodel:platformStack",
+        "  mlmodel:environment",
+        "  mlmodel:model",
+        "  mlmodel:stable",
+        "  mlmodel:canary",
+        "  mlmodel:allowedClients",
+        "  mlmodel:analysis",
     ]
 
 
@@ -136,11 +144,18 @@ def test_abort_sets_weight_zero_with_reason(stack_file: Path) -> None:
 
 def test_promote_moves_canary_into_stable(stack_file: Path) -> None:
     """Promotion: stable takes the canary's version, image and model; the canary block goes."""
-    stack_file.write_text(with_weight(100).replace("image: ghcr.io/example/fraud-detector-serving:1.0.0\n    modelUri: models:/fraud_detector/6", f"image: {IMAGE}\n    modelUri: models:/fraud_detector/6"))
+    stack_file.write_text(
+        with_weight(100).replace(
+            "image: ghcr.io/example/fraud-detector-serving:1.0.0\n    modelUri: models:/fraud_detector/6",
+            f"image: {IMAGE}\n    modelUri: models:/fraud_detector/6",
+        )
+    )
     result = stackfile.apply_edit(stack_file, stackfile.promote())
     assert result.after.canary is None
     assert (result.after.stable.version, result.after.stable.image, result.after.stable.model_uri) == (
-        "v6", IMAGE, "models:/fraud_detector/6",
+        "v6",
+        IMAGE,
+        "models:/fraud_detector/6",
     )
     assert "# stable takes whatever the canary does not" in stack_file.read_text()
 

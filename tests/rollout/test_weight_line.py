@@ -38,21 +38,32 @@ CANARY_BLOCK = """\
 
 # name -> (file text, index of the weight line)
 ODD_FILES = {
-    "crlf": ("config:\r\n" + (HEAD + CANARY_BLOCK + "    weight: 10  # step one\r\n" + REST).replace("\n", "\r\n")
-             .replace("\r\r\n", "\r\n")),
-    "document-marker-and-comments": (
-        "# leading comment\n---\nconfig:\n" + HEAD + "\n\n  # about the canary\n" + CANARY_BLOCK
-        + "    # the weight moves\n    weight: 10\n    # after the weight\n\n" + REST + "# trailing\n"
+    "crlf": (
+        "config:\r\n"
+        + (HEAD + CANARY_BLOCK + "    weight: 10  # step one\r\n" + REST)
+        .replace("\n", "\r\n")
+        .replace("\r\r\n", "\r\n")
     ),
-    "four-space-indent": "config:\n" + "\n".join(
-        line.replace("  ", "    ") for line in (HEAD + CANARY_BLOCK + "    weight: 10\n").split("\n")
-    ) + "    mlmodel:allowedClients: [{serviceAccount: api-gateway, namespace: api-gateway}]\n",
+    "document-marker-and-comments": (
+        "# leading comment\n---\nconfig:\n"
+        + HEAD
+        + "\n\n  # about the canary\n"
+        + CANARY_BLOCK
+        + "    # the weight moves\n    weight: 10\n    # after the weight\n\n"
+        + REST
+        + "# trailing\n"
+    ),
+    "four-space-indent": "config:\n"
+    + "\n".join(line.replace("  ", "    ") for line in (HEAD + CANARY_BLOCK + "    weight: 10\n").split("\n"))
+    + "    mlmodel:allowedClients: [{serviceAccount: api-gateway, namespace: api-gateway}]\n",
     "flow-map": (
         "config:\n" + HEAD + '  mlmodel:canary: {version: v6, image: "ghcr.io/example/fraud-detector-serving:1.0.0",'
         " modelUri: 'models:/fraud_detector/6#x', weight: 10}   # flow style\n" + REST
     ),
     "multi-line-flow-map": (
-        "config:\n" + HEAD + "  mlmodel:canary: {\n    version: v6,\n    image: ghcr.io/example/fraud-detector-serving:1.0.0,\n"
+        "config:\n"
+        + HEAD
+        + "  mlmodel:canary: {\n    version: v6,\n    image: ghcr.io/example/fraud-detector-serving:1.0.0,\n"
         "    modelUri: models:/fraud_detector/6,\n    weight: 10,\n  }\n" + REST
     ),
     "value-on-next-line": ("config:\n" + HEAD + CANARY_BLOCK + "    weight:\n      10\n" + REST),
@@ -62,8 +73,11 @@ ODD_FILES = {
 
 def _weight_index(text: str) -> int:
     lines = text.replace("\r\n", "\n").split("\n")
-    return next(i for i, line in enumerate(lines) if line.strip().startswith("10") or "weight\": 10" in line
-                or "weight: 10" in line)
+    return next(
+        i
+        for i, line in enumerate(lines)
+        if line.strip().startswith("10") or 'weight": 10' in line or "weight: 10" in line
+    )
 
 
 def _lines(text: str) -> list[str]:
@@ -75,8 +89,9 @@ def _run(project: Path, *argv: str) -> tuple[int, list[dict]]:
     cli.register(parser.add_subparsers(dest="command"))
     command, *rest = argv
     stream = io.StringIO()
-    code = cli.run(parser.parse_args(["rollout", command, STACK, "--project-dir", str(project), "--json", *rest]),
-                   stream=stream)
+    code = cli.run(
+        parser.parse_args(["rollout", command, STACK, "--project-dir", str(project), "--json", *rest]), stream=stream
+    )
     return code, [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
@@ -121,7 +136,11 @@ def test_second_abort_keeps_the_first_reason(project: Path, stack_file: Path) ->
     code, events = _run(project, "abort", "--reason", "again, from the pager")
     assert code == 0
     assert events[-1] == {
-        "event": "aborted", "previous": 0, "weight": 0, "reason": "p99 900ms", "written": False,
+        "event": "aborted",
+        "previous": 0,
+        "weight": 0,
+        "reason": "p99 900ms",
+        "written": False,
         "alreadyAborted": True,
     }
     assert stack_file.read_text() == first
@@ -130,8 +149,13 @@ def test_second_abort_keeps_the_first_reason(project: Path, stack_file: Path) ->
 
 def test_second_abort_with_commit_is_not_a_git_error(project: Path, stack_file: Path) -> None:
     """Nothing to change means nothing to commit, not git's "nothing to commit" as an error."""
-    for command in (["init", "-q"], ["config", "user.name", "t"], ["config", "user.email", "t@x"], ["add", "."],
-                    ["commit", "-q", "-m", "init"]):
+    for command in (
+        ["init", "-q"],
+        ["config", "user.name", "t"],
+        ["config", "user.email", "t@x"],
+        ["add", "."],
+        ["commit", "-q", "-m", "init"],
+    ):
         subprocess.run(["git", *command], cwd=project, check=True, capture_output=True)
     assert _run(project, "abort", "--reason", "first", "--commit")[0] == 0
     code, events = _run(project, "abort", "--reason", "second", "--commit")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -21,7 +21,7 @@ from bench.judge.fake_prometheus import LE_LABELS, FakePrometheus
 
 def steady(interval_seconds: float, versions: dict[str, tuple[int, int, str]], hours: float = 2.0) -> FakePrometheus:
     """`versions`: deployment -> (requests, errors, latency `le`) per interval, from `hours` ago to an hour ahead."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     fake = FakePrometheus(now - timedelta(hours=hours), interval_seconds)
     for _ in range(int((hours + 1) * 3600 / interval_seconds)):
         for deployment, (requests, errors, le) in versions.items():
@@ -32,7 +32,7 @@ def steady(interval_seconds: float, versions: dict[str, tuple[int, int, str]], h
 
 
 def _at(params: dict[str, list[str]], name: str) -> datetime:
-    return datetime.fromtimestamp(float(params[name][0]), timezone.utc)
+    return datetime.fromtimestamp(float(params[name][0]), UTC)
 
 
 class HttpPrometheus:
@@ -43,7 +43,7 @@ class HttpPrometheus:
         self.fake = fake
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 before_answer()
                 url = urlparse(self.path)
                 body = json.dumps({"status": "success", "data": owner.answer(url.path, parse_qs(url.query))}).encode()
@@ -65,11 +65,13 @@ class HttpPrometheus:
             points = self.fake.query_range(promql, _at(params, "start"), _at(params, "end"), float(params["step"][0]))
             values = [[t, repr(v)] for t, v in sorted(points.items())]
             return {"resultType": "matrix", "result": [{"metric": {}, "values": values}] if values else []}
-        at = _at(params, "time") if "time" in params else datetime.now(timezone.utc)
+        at = _at(params, "time") if "time" in params else datetime.now(UTC)
         if promql.startswith("sum by (le)"):
             buckets = self.fake.query_by(promql, "le", at=at)
-            return {"resultType": "vector",
-                    "result": [{"metric": {"le": le}, "value": [at.timestamp(), repr(v)]} for le, v in buckets.items()]}
+            return {
+                "resultType": "vector",
+                "result": [{"metric": {"le": le}, "value": [at.timestamp(), repr(v)]} for le, v in buckets.items()],
+            }
         value = self.fake.query(promql, at=at)
         result = [] if value is None else [{"metric": {}, "value": [at.timestamp(), repr(value)]}]
         return {"resultType": "vector", "result": result}

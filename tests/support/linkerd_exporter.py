@@ -15,8 +15,33 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 # The Linkerd proxy's response_latency_ms buckets.
-LATENCY_BUCKETS_MS = (1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
-                      1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000)
+LATENCY_BUCKETS_MS = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    10,
+    20,
+    30,
+    40,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    1000,
+    2000,
+    3000,
+    4000,
+    5000,
+    10000,
+    20000,
+    30000,
+    40000,
+    50000,
+)
 TICK_SECONDS = 0.1
 
 
@@ -39,17 +64,18 @@ class LinkerdExporter:
         labels = ("namespace", "deployment", "direction", "classification")
         self.responses = Counter("response_total", "responses", labels, registry=self.registry)
         self.latency = Histogram(
-            "response_latency_ms", "latency", ("namespace", "deployment", "direction"),
-            buckets=LATENCY_BUCKETS_MS, registry=self.registry,
+            "response_latency_ms",
+            "latency",
+            ("namespace", "deployment", "direction"),
+            buckets=LATENCY_BUCKETS_MS,
+            registry=self.registry,
         )
         self.accuracy = Gauge("ml_model_accuracy", "accuracy", ("namespace", "deployment"), registry=self.registry)
         self._traffic: dict[tuple[str, str], Traffic] = {}
         self._carry: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.server: WSGIServer = make_server(
-            "127.0.0.1", 0, make_wsgi_app(self.registry), handler_class=_QuietHandler
-        )
+        self.server: WSGIServer = make_server("127.0.0.1", 0, make_wsgi_app(self.registry), handler_class=_QuietHandler)
         self.port = self.server.server_port
         self._threads = [
             threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True),

@@ -36,7 +36,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _ca_cert(subject_key, subject: str, issuer_key, issuer: str, path_length: int | None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(_name(subject))

@@ -97,14 +97,23 @@ def running_prometheus(scrape_target: str, workdir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = (workdir / "prometheus.log").open("w")
     process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until_ready(
-            process, f"{url}/-/ready", name="prometheus", log_path=workdir / "prometheus.log",
-            timeout=PROMETHEUS_READY_TIMEOUT, interval=0.2,
+            process,
+            f"{url}/-/ready",
+            name="prometheus",
+            log_path=workdir / "prometheus.log",
+            timeout=PROMETHEUS_READY_TIMEOUT,
+            interval=0.2,
         )
         yield url
     finally:

@@ -82,7 +82,9 @@ AWS_S3_BUCKET_LIFECYCLE_CONFIGURATION = "aws:s3/bucketLifecycleConfiguration:Buc
 AWS_S3_BUCKET_OWNERSHIP_CONTROLS = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 AWS_S3_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 AWS_S3_BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+AWS_S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
 AWS_S3_BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 
 # TLS (pulumi-tls).

@@ -28,6 +28,7 @@ from tests.support.wiring_graph import (
 )
 from tests.support.wiring_provided import DEFAULT_STORAGE_CLASS
 
+
 @dataclass
 class Findings:
     checked: int = 0

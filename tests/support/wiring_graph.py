@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlplatform.tools.offline.engine import Recording
+from tests.support.types import HELM_RELEASE
 from tests.support.wiring_provided import (
     ANY_NAMESPACE,
     CHART_INJECTIONS,
@@ -21,7 +22,6 @@ from tests.support.wiring_provided import (
     EKS_PROVIDED,
     Provided,
 )
-from tests.support.types import HELM_RELEASE
 
 CLUSTER_SCOPED = {
     "Namespace", "CustomResourceDefinition", "StorageClass", "PersistentVolume", "ClusterRole",

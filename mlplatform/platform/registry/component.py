@@ -99,9 +99,7 @@ class ModelRegistry(pulumi.ComponentResource):
             # pulumi_aws is loaded only in mode aws: mode existing must run without the AWS plugin.
             from mlplatform.platform.registry import artifacts
 
-            bucket = artifacts.artifact_bucket(
-                name, config, args.tags, parent=self, stateful=self._stateful(config)
-            )
+            bucket = artifacts.artifact_bucket(name, config, args.tags, parent=self, stateful=self._stateful(config))
             self.bucket_name = bucket.bucket
             self.artifact_root = pulumi.Output.concat("s3://", bucket.bucket, f"/{ARTIFACTS_PREFIX}")
             role, role_policy = artifacts.bucket_access_role(
@@ -117,9 +115,7 @@ class ModelRegistry(pulumi.ComponentResource):
             role_arn = role.arn
             waits.append(role_policy)
         else:
-            self.artifact_root = pulumi.Output.from_input(
-                f"s3://{config.artifact_bucket}/{ARTIFACTS_PREFIX}"
-            )
+            self.artifact_root = pulumi.Output.from_input(f"s3://{config.artifact_bucket}/{ARTIFACTS_PREFIX}")
 
         if config.backend == "rds" and args.aws is not None:
             from mlplatform.platform.registry import rds  # needs pulumi_aws: mode aws only, as above

@@ -49,9 +49,7 @@ def database_password(name: str, config: MlflowConfig, parent: pulumi.Resource) 
     # pulumi_random is loaded only here: a stack that brings its password must run without the random plugin.
     from mlplatform.platform.passwords import generated_password
 
-    return generated_password(
-        f"{name}-db-password", length=32, special_characters=PASSWORD_SPECIALS, parent=parent
-    )
+    return generated_password(f"{name}-db-password", length=32, special_characters=PASSWORD_SPECIALS, parent=parent)
 
 
 def in_cluster_backend(

@@ -200,9 +200,7 @@ def server_deployment(
                             volume_mounts=[
                                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
                                 k8s.core.v1.VolumeMountArgs(name="home", mount_path="/home/mlflow"),
-                                k8s.core.v1.VolumeMountArgs(
-                                    name="backend", mount_path=BACKEND_URI_DIR, read_only=True
-                                ),
+                                k8s.core.v1.VolumeMountArgs(name="backend", mount_path=BACKEND_URI_DIR, read_only=True),
                             ],
                         )
                     ],
@@ -227,7 +225,11 @@ def server_deployment(
 
 
 def disruption_budget(
-    name: str, config: MlflowConfig, namespace: pulumi.Input[str], identity: ServerIdentity, *,
+    name: str,
+    config: MlflowConfig,
+    namespace: pulumi.Input[str],
+    identity: ServerIdentity,
+    *,
     parent: pulumi.Resource,
 ) -> k8s.policy.v1.PodDisruptionBudget | None:
     """With more than one replica, a node drain evicts one at a time; with one, a PDB would only block drains."""

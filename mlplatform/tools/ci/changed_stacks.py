@@ -146,8 +146,7 @@ def project_files(root: Path) -> dict[str, set[str]]:
     """For each project, the repository-relative paths of the files its program runs."""
     root = root.resolve()
     return {
-        project: {path.relative_to(root).as_posix() for path in imported_files(root, project)}
-        for project in PROJECTS
+        project: {path.relative_to(root).as_posix() for path in imported_files(root, project)} for project in PROJECTS
     }
 
 

@@ -41,8 +41,11 @@ def model_uris(path: str, text: str | None) -> dict[str, str]:
     if text is None:
         return {}
     config = config_block(Path(path), text)
-    return {key: str(config[key]["modelUri"]) for key in VERSION_KEYS if isinstance(config.get(key), dict)
-            and "modelUri" in config[key]}
+    return {
+        key: str(config[key]["modelUri"])
+        for key in VERSION_KEYS
+        if isinstance(config.get(key), dict) and "modelUri" in config[key]
+    }
 
 
 def environment_of(path: str, text: str) -> str:
@@ -98,7 +101,8 @@ def check(found: list[NewModelUri], registry) -> tuple[int, list[str]]:
             continue
         lines.append(
             f"ok   {where}: meets the {version.stage} thresholds ("
-            + ", ".join(c.describe() for c in version.checks) + ")"
+            + ", ".join(c.describe() for c in version.checks)
+            + ")"
         )
     return code, lines
 

@@ -36,8 +36,11 @@ def stack_inputs(root: Path, project: str, stack: str) -> list[str]:
     files = set(project_files(root)[project])
     files |= {f"{project}/Pulumi.yaml".removeprefix("./"), f"{project}/Pulumi.{stack}.yaml".removeprefix("./")}
     files |= set(DEPENDENCY_FILES)
-    files |= {p.relative_to(root).as_posix() for p in (root / POLICY_PACK).rglob("*")
-              if p.is_file() and "__pycache__" not in p.parts}
+    files |= {
+        p.relative_to(root).as_posix()
+        for p in (root / POLICY_PACK).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     return sorted(files)
 
 
@@ -60,9 +63,11 @@ def decide(root: Path, project: str, stack: str, previewed: str | None, plan: Pa
         return "preview", f"{project}/{stack}: the plan has no inputs fingerprint; previewing again"
     current = fingerprint(root, project, stack)
     if current != previewed.strip():
-        return "preview", (f"{project}/{stack}: the merge commit's inputs differ from the previewed ones "
-                           f"({previewed.strip()[:12]} -> {current[:12]}); previewing again instead of "
-                           "applying the reviewed plan")
+        return "preview", (
+            f"{project}/{stack}: the merge commit's inputs differ from the previewed ones "
+            f"({previewed.strip()[:12]} -> {current[:12]}); previewing again instead of "
+            "applying the reviewed plan"
+        )
     return "plan", f"{project}/{stack}: inputs unchanged since the preview ({current[:12]}); applying its plan"
 
 

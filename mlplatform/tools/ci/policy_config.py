@@ -69,7 +69,9 @@ def stack_policy_config(base: Mapping[str, Any], state: Mapping[str, Any] | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state", help="`pulumi stack export` output; omit for a stack with no state yet")
-    parser.add_argument("--base", default=str(BASE_CONFIG), help="the pack's config (default: policy/policy-config.json)")
+    parser.add_argument(
+        "--base", default=str(BASE_CONFIG), help="the pack's config (default: policy/policy-config.json)"
+    )
     parser.add_argument("--out", required=True, help="where to write the stack's policy config")
     args = parser.parse_args(argv)
     try:

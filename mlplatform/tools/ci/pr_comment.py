@@ -80,21 +80,31 @@ def _from_events(events: list[Mapping[str, Any]]) -> Preview:
         if "resourcePreEvent" in e and e["resourcePreEvent"]["metadata"]["op"] not in ("same", "read")
     ]
     violations = [
-        {"policy": p["policyName"], "level": p["enforcementLevel"], "resource": _short(p.get("resourceUrn", "")),
-         "message": p["message"].strip().splitlines()[-1]}
+        {
+            "policy": p["policyName"],
+            "level": p["enforcementLevel"],
+            "resource": _short(p.get("resourceUrn", "")),
+            "message": p["message"].strip().splitlines()[-1],
+        }
         for p in (e["policyEvent"] for e in events if "policyEvent" in e)
     ]
     errors = _errors([e["diagnosticEvent"] for e in events if "diagnosticEvent" in e])
-    result = summary.get("result") or ("failed" if errors or any(v["level"] == "mandatory" for v in violations)
-                                       else "succeeded")
+    result = summary.get("result") or (
+        "failed" if errors or any(v["level"] == "mandatory" for v in violations) else "succeeded"
+    )
     return Preview(result, dict(summary.get("resourceChanges") or {}), steps, violations, errors)
 
 
 def _from_document(document: Mapping[str, Any]) -> Preview:
     steps = [(s["op"], _short(s["urn"])) for s in document.get("steps") or [] if s.get("op") not in ("same", "read")]
     errors = _errors(document.get("diagnostics") or [])
-    return Preview("failed" if errors else "succeeded", dict(document.get("changeSummary") or {}), steps,
-                   errors=errors, has_policy_results=False)
+    return Preview(
+        "failed" if errors else "succeeded",
+        dict(document.get("changeSummary") or {}),
+        steps,
+        errors=errors,
+        has_policy_results=False,
+    )
 
 
 @dataclass
@@ -145,7 +155,7 @@ def _stack_section(report: StackReport, keep: int) -> list[str]:
     out += ["", *_blast_lines(report.blast, keep), "", *_policy_lines(preview, keep)]
     if report.verdict is not None:
         out += ["", *_verdict_lines(report.verdict)]
-    return out + [""]
+    return [*out, ""]
 
 
 def _blast_lines(blast: Mapping[str, Any] | None, keep: int) -> list[str]:
@@ -153,9 +163,11 @@ def _blast_lines(blast: Mapping[str, Any] | None, keep: int) -> list[str]:
         return ["**Blast radius**: no `mlplatform diff` report for this stack."]
     s = blast.get("summary") or {}
     pods = s.get("podTemplatesChanged", 0)
-    lines = [f"**Blast radius** (`mlplatform diff`): {s.get('changed', 0)} changed, {s.get('added', 0)} added, "
-             f"{s.get('removed', 0)} removed; "
-             + (f"**{pods} pod template(s) change: pods restart**" if pods else "no pod template changes")]
+    lines = [
+        f"**Blast radius** (`mlplatform diff`): {s.get('changed', 0)} changed, {s.get('added', 0)} added, "
+        f"{s.get('removed', 0)} removed; "
+        + (f"**{pods} pod template(s) change: pods restart**" if pods else "no pod template changes")
+    ]
     items = []
     for c in blast.get("changed") or []:
         paths = "; ".join(f"{p['path']} {p.get('before')} -> {p.get('after')}" for p in c.get("paths") or [])
@@ -167,15 +179,22 @@ def _blast_lines(blast: Mapping[str, Any] | None, keep: int) -> list[str]:
 
 def _policy_lines(preview: Preview, keep: int) -> list[str]:
     if not preview.has_policy_results:
-        return ["**Policy**: this preview output carries no policy results (run it with "
-                "PULUMI_ENABLE_STREAMING_JSON_PREVIEW=1)."]
+        return [
+            "**Policy**: this preview output carries no policy results (run it with "
+            "PULUMI_ENABLE_STREAMING_JSON_PREVIEW=1)."
+        ]
     if not preview.violations:
         return ["**Policy**: no violations."]
-    rows = [f"| {v['level']} | `{v['policy']}` | {_cell(v['resource'])} | {_cell(v['message'])} |"
-            for v in sorted(preview.violations, key=lambda v: (v["level"] != "mandatory", v["policy"]))]
+    rows = [
+        f"| {v['level']} | `{v['policy']}` | {_cell(v['resource'])} | {_cell(v['message'])} |"
+        for v in sorted(preview.violations, key=lambda v: (v["level"] != "mandatory", v["policy"]))
+    ]
     head = [f"**Policy**: {_policy_cell(preview)}", "", "| Level | Rule | Resource | Finding |", "|---|---|---|---|"]
-    return head + rows[: max(keep, 5)] + ([f"| | | | ... {len(rows) - max(keep, 5)} more: see the job log |"]
-                                          if len(rows) > max(keep, 5) else [])
+    return (
+        head
+        + rows[: max(keep, 5)]
+        + ([f"| | | | ... {len(rows) - max(keep, 5)} more: see the job log |"] if len(rows) > max(keep, 5) else [])
+    )
 
 
 def _verdict_lines(verdict: Mapping[str, Any]) -> list[str]:
@@ -201,8 +220,9 @@ def render(reports: list[StackReport], log_url: str, title: str = "Pulumi previe
         text = "\n".join([*body, footer, ""])
         if len(text) <= BUDGET:
             return text
-    summary = "\n".join([MARKER, f"## {title}", "", *_table(reports), "",
-                         "Details did not fit in one comment. " + footer, ""])
+    summary = "\n".join(
+        [MARKER, f"## {title}", "", *_table(reports), "", "Details did not fit in one comment. " + footer, ""]
+    )
     return summary[:GITHUB_LIMIT]
 
 
@@ -211,12 +231,14 @@ def load_reports(directory: Path) -> list[StackReport]:
     for path in sorted(directory.glob("*.preview.json")):
         stem = path.name[: -len(".preview.json")]
         extra = {kind: directory / f"{stem}.{kind}.json" for kind in ("diff", "verdict")}
-        reports.append(StackReport(
-            stem.replace("--", "/"),
-            read_preview(path.read_text()),
-            json.loads(extra["diff"].read_text()) if extra["diff"].exists() else None,
-            json.loads(extra["verdict"].read_text()) if extra["verdict"].exists() else None,
-        ))
+        reports.append(
+            StackReport(
+                stem.replace("--", "/"),
+                read_preview(path.read_text()),
+                json.loads(extra["diff"].read_text()) if extra["diff"].exists() else None,
+                json.loads(extra["verdict"].read_text()) if extra["verdict"].exists() else None,
+            )
+        )
     return reports
 
 

@@ -233,13 +233,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-
 def config_as_runtime_values(namespace_config: Mapping[str, Any]) -> dict[str, str]:
     """Pulumi passes config to the program as strings, structured values as JSON."""
-    return {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in namespace_config.items()
-    }
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in namespace_config.items()}
 
 
 async def _resolve_exports() -> dict[str, Any]:
@@ -399,6 +395,7 @@ def run_entry_point(
 
 def _is_placeholder(config: Mapping[str, Any], key_path: str) -> bool:
     """Whether the value at `key_path` (e.g. `mlplatform:cluster.kubeconfig`) is an offline placeholder."""
+
     def find(value: Any, path: str) -> bool:
         if value == placeholder(path):
             return True

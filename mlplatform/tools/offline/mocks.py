@@ -55,8 +55,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 self.stack_references[ref_name] = self.resolve_stack_reference(ref_name)
             if ref_name not in self.stack_references:
                 raise KeyError(
-                    f"no outputs configured for StackReference {ref_name!r}; "
-                    f"known: {sorted(self.stack_references)}"
+                    f"no outputs configured for StackReference {ref_name!r}; known: {sorted(self.stack_references)}"
                 )
             outputs = copy.deepcopy(dict(self.stack_references[ref_name]))
             return ref_name, {"name": ref_name, "outputs": outputs, "secretOutputNames": []}
@@ -70,8 +69,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ.startswith("kubernetes:helm.sh/"):
             name = inputs.get("name") or f"{args.name}-{_short_hash(args.name)}"
             namespace = inputs.get("namespace") or "default"
-            status = {"name": name, "namespace": namespace, "status": "deployed",
-                      "chart": inputs.get("chart"), "version": inputs.get("version")}
+            status = {
+                "name": name,
+                "namespace": namespace,
+                "status": "deployed",
+                "chart": inputs.get("chart"),
+                "version": inputs.get("version"),
+            }
             return f"{namespace}/{name}", {**inputs, "name": name, "status": status}
         metadata = dict(inputs.get("metadata") or {})
         if "name" not in metadata:
@@ -95,7 +99,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ == "aws:ec2/securityGroup:SecurityGroup":
             return {"__id": f"sg-{hexid}", "arn": f"arn:aws:ec2:{region}:{acct}:security-group/sg-{hexid}"}
         if typ.startswith("aws:ec2/"):
-            return {"__id": f"{typ.split(':')[-1].lower()[:5]}-{hexid}"}
+            return {"__id": f"{typ.rsplit(':', maxsplit=1)[-1].lower()[:5]}-{hexid}"}
         if typ == "aws:iam/role:Role":
             return {"name": physical, "arn": f"arn:aws:iam::{acct}:role/{physical}", "uniqueId": f"AROA{hexid.upper()}"}
         if typ == "aws:iam/policy:Policy":
@@ -105,7 +109,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"arn": f"arn:aws:iam::{acct}:oidc-provider/{url}"}
         if typ == "aws:kms/key:Key":
             key_id = "-".join(
-                (_short_hash(name, length=8), _short_hash(name, "k", length=4), "4000", "8000", _short_hash(name, "x", length=12))
+                (
+                    _short_hash(name, length=8),
+                    _short_hash(name, "k", length=4),
+                    "4000",
+                    "8000",
+                    _short_hash(name, "x", length=12),
+                )
             )
             return {"__id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{acct}:key/{key_id}"}
         if typ == "aws:eks/cluster:Cluster":
@@ -114,7 +124,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "name": physical,
                 "arn": f"arn:aws:eks:{region}:{acct}:cluster/{physical}",
                 "endpoint": f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
-                "certificateAuthority": {"data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()},
+                "certificateAuthority": {
+                    "data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()
+                },
                 "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
                 "version": inputs.get("version", "1.33"),
                 "status": "ACTIVE",
@@ -125,18 +137,30 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {
                 "arn": f"arn:aws:eks:{region}:{acct}:nodegroup/{inputs.get('clusterName', 'cluster')}/{group}/{hexid}",
                 "nodeGroupName": group,
-                "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{hexid}"}], "remoteAccessSecurityGroupId": ""}],
+                "resources": [
+                    {"autoscalingGroups": [{"name": f"eks-{group}-{hexid}"}], "remoteAccessSecurityGroupId": ""}
+                ],
                 "status": "ACTIVE",
             }
         if typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
             bucket = inputs.get("bucket") or f"{name}-{_short_hash(name, length=7)}"
-            return {"__id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
-                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com", "region": region}
+            return {
+                "__id": bucket,
+                "bucket": bucket,
+                "arn": f"arn:aws:s3:::{bucket}",
+                "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+                "region": region,
+            }
         if typ == "aws:rds/instance:Instance":
             ident = inputs.get("identifier") or physical
             host = f"{ident}.c{hexid[:10]}.{region}.rds.amazonaws.com"
-            return {"address": host, "endpoint": f"{host}:5432", "port": inputs.get("port", 5432),
-                    "arn": f"arn:aws:rds:{region}:{acct}:db:{ident}", "identifier": ident}
+            return {
+                "address": host,
+                "endpoint": f"{host}:5432",
+                "port": inputs.get("port", 5432),
+                "arn": f"arn:aws:rds:{region}:{acct}:db:{ident}",
+                "identifier": ident,
+            }
         if typ == "aws:rds/subnetGroup:SubnetGroup":
             return {"name": physical, "arn": f"arn:aws:rds:{region}:{acct}:subgrp:{physical}"}
         if typ == "random:index/randomPassword:RandomPassword":
@@ -151,7 +175,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             csr = f"-----BEGIN CERTIFICATE REQUEST-----\nMOCK-{name}\n-----END CERTIFICATE REQUEST-----\n"
             return {"certRequestPem": csr}
         if typ.startswith("aws:"):
-            return {"arn": f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{acct}:{physical}"}
+            return {"arn": f"arn:aws:{typ.split(':')[1].split('/', maxsplit=1)[0]}:{region}:{acct}:{physical}"}
         return {}
 
     # -- provider functions ---------------------------------------------

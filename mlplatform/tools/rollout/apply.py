@@ -182,9 +182,23 @@ def _fallback_pr(directory: Path, publish_to: Publish, title: str, stack: str, r
 def _open_pr(directory: Path, publish_to: Publish, branch: str, title: str) -> str:
     if shutil.which("gh"):
         created = subprocess.run(
-            ["gh", "pr", "create", "--head", branch, "--base", publish_to.base, "--title", title,
-             "--body", "Applied by `mlplatform rollout --apply`: the cluster already runs this edit."],
-            cwd=directory, capture_output=True, text=True, check=False,
+            [
+                "gh",
+                "pr",
+                "create",
+                "--head",
+                branch,
+                "--base",
+                publish_to.base,
+                "--title",
+                title,
+                "--body",
+                "Applied by `mlplatform rollout --apply`: the cluster already runs this edit.",
+            ],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if created.returncode != 0:
             raise PublishFailed(f"pushed to {branch}, but `gh pr create` failed: {_last_lines(created.stderr)}")
@@ -207,9 +221,7 @@ def _compare_url(remote_url: str, base: str, branch: str) -> str:
     return f"{url} (branch {branch}, base {base})"
 
 
-def apply_written(
-    path: Path, previous_text: bytes | str, up: UpFunction, on_output: Callable[[str], None]
-) -> None:
+def apply_written(path: Path, previous_text: bytes | str, up: UpFunction, on_output: Callable[[str], None]) -> None:
     """`up` the stack whose file was just written; on any failure put the file back as it was."""
     try:
         up(path.parent, stackfile.stack_name(path), on_output)

@@ -77,8 +77,8 @@ def _weight(text: str) -> int:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `rollout` and its subcommands to a parser's subcommands."""
+def _parent_parsers() -> tuple[argparse.ArgumentParser, ...]:
+    """The option groups the verbs share: common, gate, writes, applying, mlflow."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("stack", help="model stack, e.g. fraud-detector-prod (file: <project-dir>/Pulumi.<stack>.yaml)")
     common.add_argument(
@@ -86,23 +86,29 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", help="one JSON object per event, for CI")
     common.add_argument(
-        "--lock-timeout", type=_non_negative_float, default=DEFAULT_LOCK_TIMEOUT,
+        "--lock-timeout",
+        type=_non_negative_float,
+        default=DEFAULT_LOCK_TIMEOUT,
         help=f"seconds to wait for another rollout command on the same stack file (default {DEFAULT_LOCK_TIMEOUT:g})",
     )
     common.add_argument(
-        "--status-file", metavar="FILE", default=os.environ.get(STATUS_FILE_ENV) or None,
+        "--status-file",
+        metavar="FILE",
+        default=os.environ.get(STATUS_FILE_ENV) or None,
         help="keep the rollout state (step start, failed checks, last verdict, abort) in this JSON file instead of "
         f"the InferenceService record's status on the cluster (default: ${STATUS_FILE_ENV}, else the cluster)",
     )
     common.add_argument(
-        "--platform-outputs", metavar="FILE",
+        "--platform-outputs",
+        metavar="FILE",
         help="the platform stack's outputs as JSON (`pulumi stack output --json`); default: ask `pulumi`, else "
         "render the platform stack offline",
     )
 
     gate = argparse.ArgumentParser(add_help=False)
     gate.add_argument(
-        "--prometheus-url", default=os.environ.get(PROMETHEUS_URL_ENV) or None,
+        "--prometheus-url",
+        default=os.environ.get(PROMETHEUS_URL_ENV) or None,
         help="Prometheus base URL (default: $PROMETHEUS_URL, else the platform output prometheusUrl, which is "
         "in-cluster: from a laptop, port-forward it)",
     )
@@ -110,7 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--prometheus-timeout", type=_positive(float), default=10.0, help="seconds per query (default 10)"
     )
     gate.add_argument(
-        "--namespace", help="the canary's namespace (default: model.namespace, else the platform output namespaces.serving)"
+        "--namespace",
+        help="the canary's namespace (default: model.namespace, else the platform output namespaces.serving)",
     )
 
     writes = argparse.ArgumentParser(add_help=False)
@@ -118,13 +125,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     applying = argparse.ArgumentParser(add_help=False)
     applying.add_argument(
-        "--apply", action="store_true",
+        "--apply",
+        action="store_true",
         help="run `pulumi up` on this stack (Automation API) after the edit, then commit it; a failed `up` puts "
         "the file back (exit 6)",
     )
     applying.add_argument("--git-push", metavar="BRANCH", help="with --apply: push the commit to this branch")
     applying.add_argument(
-        "--git-pr", action="store_true",
+        "--git-pr",
+        action="store_true",
         help="with --apply and --git-push: open a PR into --git-base (`gh pr create`; without gh, print the URL)",
     )
     applying.add_argument("--git-remote", default="origin", help="remote for --git-push (default origin)")
@@ -135,9 +144,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the platform output mlflowTrackingUri)",
     )
+    return common, gate, writes, applying, mlflow
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `rollout` and its subcommands to a parser's subcommands."""
+    common, gate, writes, applying, mlflow = _parent_parsers()
 
     rollout = subparsers.add_parser(
-        "rollout", help="gated canary steps as edits of a model stack's config", description=__doc__,
+        "rollout",
+        help="gated canary steps as edits of a model stack's config",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = rollout.add_subparsers(dest="rollout_command", required=True)
@@ -150,7 +167,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--image", help="serving image (default with --from-registry: stable's image)")
     p.add_argument("--model-uri", help="model URI, e.g. models:/fraud_detector/6")
     p.add_argument(
-        "--from-registry", action="store_true",
+        "--from-registry",
+        action="store_true",
         help="take the model URI from the MLflow registry after checking the version's metrics (the alias challenger "
         "moves after `up`, in the deploy workflow)",
     )
@@ -161,11 +179,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = verbs.add_parser("next", parents=[common, gate, writes], help="gate, then write the next weight")
     p.add_argument("--dry-run", action="store_true", help="evaluate the gate, write nothing")
     p.add_argument(
-        "--from", dest="from_weight", type=_weight, metavar="WEIGHT",
+        "--from",
+        dest="from_weight",
+        type=_weight,
+        metavar="WEIGHT",
         help="step only if the canary is still at WEIGHT%%; otherwise exit 5 (CI always passes it)",
     )
     p.add_argument(
-        "--skip-dwell", metavar="REASON",
+        "--skip-dwell",
+        metavar="REASON",
         help="step before the current step's dwell has passed; REASON goes into the commit message",
     )
     p.set_defaults(rollout_handler=commands.next_step)
@@ -178,17 +200,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "promote", parents=[common, gate, writes, mlflow], help="at 100%% and healthy: stable becomes the canary"
     )
     p.add_argument(
-        "--from-registry", action="store_true",
+        "--from-registry",
+        action="store_true",
         help="also check the canary's registry version against the thresholds (champion moves after `up`)",
     )
     p.set_defaults(rollout_handler=commands.promote)
 
     p = verbs.add_parser(
-        "watch", parents=[common, gate, writes, applying], help="gate periodically; advance after each dwell; abort on failures"
+        "watch",
+        parents=[common, gate, writes, applying],
+        help="gate periodically; advance after each dwell; abort on failures",
     )
     p.add_argument("--interval", type=_positive(float), default=30.0, help="seconds between checks (default 30)")
     p.add_argument(
-        "--dwell-seconds", type=_non_negative_float,
+        "--dwell-seconds",
+        type=_non_negative_float,
         help="dwell per step in seconds (default: analysis.dwellMinutes of the step)",
     )
     p.add_argument(
@@ -197,13 +223,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.set_defaults(rollout_handler=commands.watch)
 
     p = verbs.add_parser(
-        "guard", parents=[common],
+        "guard",
+        parents=[common],
         help="before `pulumi up`: refuse when the file would bring back a canary the cluster aborted",
     )
     p.add_argument("--namespace", help="the record's namespace (default: model.namespace, else the platform's)")
     p.add_argument("--retry", metavar="REASON", help="bring the aborted canary back on purpose; clears the abort")
     p.set_defaults(rollout_handler=commands.guard)
-    explain.add_arguments(verbs.add_parser("explain", parents=[common, gate], help="the gate's verdict re-derived, and why"))
+    explain.add_arguments(
+        verbs.add_parser("explain", parents=[common, gate], help="the gate's verdict re-derived, and why")
+    )
 
     rollout.set_defaults(handler=run)
     return rollout
@@ -228,7 +257,9 @@ def run_context(ctx: Context) -> int:
         return code
 
     try:
-        if getattr(args, "apply", False) is False and (getattr(args, "git_push", None) or getattr(args, "git_pr", False)):
+        if getattr(args, "apply", False) is False and (
+            getattr(args, "git_push", None) or getattr(args, "git_pr", False)
+        ):
             raise UsageError("--git-push and --git-pr need --apply")
         if getattr(args, "git_pr", False) and not args.git_push:
             raise UsageError("--git-pr needs --git-push BRANCH: the PR's head branch")

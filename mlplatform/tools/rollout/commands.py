@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
@@ -26,8 +26,12 @@ def verdict_lines(verdict: GateVerdict) -> str:
         f"  thresholds: requests >= {t.min_requests}, success >= {t.min_success_rate * 100:.2f}%, "
         f"p99 <= {t.max_p99_latency_ms:.0f}ms"
         + (f", accuracy >= {t.min_accuracy}" if t.min_accuracy is not None else "")
-        + (f", vs stable at {t.confidence:.0%}: errors <= +{t.max_error_rate_increase:.0%}, slow requests <= "
-           f"+{t.max_slow_request_increase:.0%}" if t.compare_with_stable else "")
+        + (
+            f", vs stable at {t.confidence:.0%}: errors <= +{t.max_error_rate_increase:.0%}, slow requests <= "
+            f"+{t.max_slow_request_increase:.0%}"
+            if t.compare_with_stable
+            else ""
+        )
     )
     lines += [f"  - {r}" for r in verdict.reasons]
     lines += [f"  note: {n}" for n in verdict.notes]
@@ -121,7 +125,9 @@ def start(ctx: Context) -> int:
                 "registry",
                 f"registry: {registry_info.name} version {registry_info.version} meets the {registry_info.stage} "
                 "thresholds:\n" + "\n".join(f"  - {c.describe()}" for c in registry_info.checks),
-                name=registry_info.name, version=registry_info.version, stage=registry_info.stage,
+                name=registry_info.name,
+                version=registry_info.version,
+                stage=registry_info.stage,
                 checks=registry_checks(registry_info),
             )
             model_uri = registry_info.model_uri
@@ -140,7 +146,11 @@ def start(ctx: Context) -> int:
         "started",
         f"{'started' if result.written else 'would start'} canary {args.version} ({model_uri}) at "
         f"{config.steps[0]}% in {ctx.path}",
-        version=args.version, modelUri=model_uri, image=image, weight=config.steps[0], written=result.written,
+        version=args.version,
+        modelUri=model_uri,
+        image=image,
+        weight=config.steps[0],
+        written=result.written,
     )
     return EXIT_OK
 
@@ -203,8 +213,12 @@ def next_step(ctx: Context) -> int:
                 "Run again later, or pass --skip-dwell REASON."
             )
             ctx.out.event(
-                "refused", f"refused: {reason}", reason=reason,
-                weight=canary.weight, dwellLeft=left, stepStartedAt=status.step_started_at,
+                "refused",
+                f"refused: {reason}",
+                reason=reason,
+                weight=canary.weight,
+                dwellLeft=left,
+                stepStartedAt=status.step_started_at,
             )
             return EXIT_REFUSED
         verdict = ctx.gate(config)
@@ -214,15 +228,20 @@ def next_step(ctx: Context) -> int:
             status.last_verdict = verdict.to_dict()
             ctx.record(config, status)
             ctx.out.event(
-                "refused", f"refused: canary {canary.version} stays at {canary.weight}%",
-                weight=canary.weight, reasons=verdict.reasons,
+                "refused",
+                f"refused: canary {canary.version} stays at {canary.weight}%",
+                weight=canary.weight,
+                reasons=verdict.reasons,
             )
             return EXIT_REFUSED
         previous, target, written = _step(ctx, config, verdict, skip_reason if left > 0 else None)
     verb = "advanced" if written else "would advance (dry run)"
     ctx.out.event(
-        "advanced", f"{verb}: canary {canary.version} {previous}% -> {target}% in {ctx.path}",
-        previous=previous, weight=target, written=written,
+        "advanced",
+        f"{verb}: canary {canary.version} {previous}% -> {target}% in {ctx.path}",
+        previous=previous,
+        weight=target,
+        written=written,
     )
     return EXIT_OK
 
@@ -235,7 +254,11 @@ def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int
         ctx.out.event(
             "aborted",
             f"canary {canary.version} is already aborted ({earlier}); the file keeps that reason, nothing written",
-            previous=0, weight=0, reason=earlier, written=False, alreadyAborted=True,
+            previous=0,
+            weight=0,
+            reason=earlier,
+            written=False,
+            alreadyAborted=True,
         )
         return EXIT_OK
     result = ctx.edit(
@@ -253,7 +276,10 @@ def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int
         f"{'aborted' if result.written else 'would abort'}: canary {canary.version} "
         f"{canary.weight}% -> 0% ({reason}); stable {current.config.stable.version} takes all traffic "
         "after `pulumi up`",
-        previous=canary.weight, weight=0, reason=reason, written=result.written,
+        previous=canary.weight,
+        weight=0,
+        reason=reason,
+        written=result.written,
     )
     return EXIT_OK
 
@@ -285,7 +311,10 @@ def promote(ctx: Context) -> int:
             ctx.out.event(
                 "registry",
                 f"registry: {info.name} version {info.version} meets the {info.stage} thresholds",
-                name=info.name, version=info.version, stage=info.stage, checks=registry_checks(info),
+                name=info.name,
+                version=info.version,
+                stage=info.stage,
+                checks=registry_checks(info),
             )
         result = ctx.edit(
             stackfile.promote(),
@@ -298,7 +327,9 @@ def promote(ctx: Context) -> int:
         "promoted",
         f"{'promoted' if result.written else 'would promote'}: stable {config.stable.version} -> {canary.version}"
         f" in {ctx.path}",
-        previous=config.stable.version, stable=canary.version, written=result.written,
+        previous=config.stable.version,
+        stable=canary.version,
+        written=result.written,
     )
     return EXIT_OK
 
@@ -312,7 +343,7 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
     status = _current_step(ctx, config)
     threshold = config.analysis.failure_threshold
     dwell = rules.dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
-    step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), timezone.utc)
+    step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), UTC)
     verdict = ctx.gate(config, since=step_started)
     waited = status.step_age(ctx.now())
     # Failed checks carry over between runs (the status keeps them); `gate.act` resets them on a pass
@@ -325,8 +356,14 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
         f"[check {checks}] {canary.version} at {canary.weight}%: {verdict.summary()}; "
         + (f"dwell {waited:.0f}s/{dwell:.0f}s" if verdict.healthy else f"failed {failures}/{threshold}")
         + "".join(f"\n  - {r}" for r in verdict.reasons),
-        check=checks, weight=canary.weight, failures=failures, failureThreshold=threshold,
-        dwelled=waited, dwell=dwell, stepStartedAt=status.step_started_at, gate=verdict.to_dict(),
+        check=checks,
+        weight=canary.weight,
+        failures=failures,
+        failureThreshold=threshold,
+        dwelled=waited,
+        dwell=dwell,
+        stepStartedAt=status.step_started_at,
+        gate=verdict.to_dict(),
     )
     if action == gate.ABORT:
         reason = ("" if verdict.decisive else f"{failures} consecutive failed checks: ") + "; ".join(verdict.reasons)
@@ -337,13 +374,16 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
             status.phase = state.READY
             ctx.record(config, status)
             ctx.out.event(
-                "ready", f"canary {canary.version} dwelled at 100% and is healthy: run `rollout promote`",
+                "ready",
+                f"canary {canary.version} dwelled at 100% and is healthy: run `rollout promote`",
                 weight=canary.weight,
             )
             return EXIT_OK
         # The step is asked for from the weight just judged, under the same lock: `next --from`.
         previous, target, _ = _step(ctx, config, verdict)
-        ctx.out.event("advanced", f"advanced: canary {canary.version} {previous}% -> {target}%", previous=previous, weight=target)
+        ctx.out.event(
+            "advanced", f"advanced: canary {canary.version} {previous}% -> {target}%", previous=previous, weight=target
+        )
         return None
     ctx.record(config, status)
     return None
@@ -393,8 +433,12 @@ def guard(ctx: Context) -> int:
         again = state.new_step(canary.version, canary.weight, ctx.now())
         ctx.record(config, again)
         ctx.out.event(
-            "guard", f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
-            f"it was aborted at {abort.at}: {abort.reason}", ok=True, retry=retry, abort=abort.__dict__,
+            "guard",
+            f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
+            f"it was aborted at {abort.at}: {abort.reason}",
+            ok=True,
+            retry=retry,
+            abort=abort.__dict__,
         )
         return EXIT_OK
     pr = f"; the rollback is in PR branch {abort.pr}: merge it" if abort.pr else "; merge the rollback into main"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,10 @@ class Context:
                 project_dir=self.path.parent,
                 outputs_file=Path(outputs_file) if outputs_file else None,
                 on_source=lambda source: self.out.event(
-                    "platform", f"platform {config.platform_stack}: facts from {source}",
-                    platformStack=config.platform_stack, source=source,
+                    "platform",
+                    f"platform {config.platform_stack}: facts from {source}",
+                    platformStack=config.platform_stack,
+                    source=source,
                 ),
             )
         return self._platform
@@ -113,7 +115,9 @@ class Context:
                 self._store = state.FileStatusStore(Path(status_file))
             else:
                 self._store = state.KubeStatusStore(
-                    kube.KubeClient.discover(), group=self.platform(config).contract().crd_group, namespace=self.namespace(config),
+                    kube.KubeClient.discover(),
+                    group=self.platform(config).contract().crd_group,
+                    namespace=self.namespace(config),
                     name=config.model.name,
                 )
         return self._store
@@ -143,7 +147,8 @@ class Context:
         canary = rules.require_canary(config)
         url = self.prometheus_url(config)
         client = PrometheusClient(
-            url, timeout=self.args.prometheus_timeout,
+            url,
+            timeout=self.args.prometheus_timeout,
             hint=port_forward_hint(url, PROMETHEUS_URL_ENV, "--prometheus-url"),
         )
         return evaluate(
@@ -152,7 +157,8 @@ class Context:
             namespace=self.namespace(config),
             deployment=config.version_object_name(canary.version),
             stable_deployment=config.version_object_name(config.stable.version),
-            since=since or (at or datetime.now(timezone.utc)) - timedelta(seconds=rules.dwell_seconds(config, canary.weight, None)),
+            since=since
+            or (at or datetime.now(UTC)) - timedelta(seconds=rules.dwell_seconds(config, canary.weight, None)),
             at=at,
             canary_weight=canary.weight,
         )
@@ -178,8 +184,10 @@ class Context:
 
         def waiting(holder: str) -> None:
             self.out.event(
-                "waiting", f"waiting for {holder} to finish with {self.path} (up to {self.args.lock_timeout:g}s)",
-                holder=holder, timeout=self.args.lock_timeout,
+                "waiting",
+                f"waiting for {holder} to finish with {self.path} (up to {self.args.lock_timeout:g}s)",
+                holder=holder,
+                timeout=self.args.lock_timeout,
             )
 
         with lock.exclusive(self.path, command=command, timeout=self.args.lock_timeout, on_wait=waiting):
@@ -205,9 +213,7 @@ class Context:
         if self.applies:
             apply.require_clean(self.path)
 
-    def edit(
-        self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None = None
-    ) -> stackfile.EditResult:
+    def edit(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None = None) -> stackfile.EditResult:
         if self.applies:
             return self._edit_and_apply(edit, message, verdict)
         result = stackfile.apply_edit(self.load(), edit, dry_run=self.option("dry_run", False))
@@ -219,7 +225,6 @@ class Context:
                 stackfile.write_atomically(self.path, result.previous_text)
                 raise
         return result
-
 
     def _edit_and_apply(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None) -> stackfile.EditResult:
         """Write, `up`, commit, publish (see `apply`). The file goes back byte for byte when `up` fails."""
@@ -241,8 +246,10 @@ class Context:
             detail = str(err).removesuffix("; the stack file is unchanged")
             raise GitError(f"{detail}; `pulumi up` applied the edit, so the file keeps it: commit it by hand") from None
         target = apply.Publish(
-            push_branch=self.option("git_push"), open_pr=self.option("git_pr", False),
-            remote=self.option("git_remote", "origin"), base=self.option("git_base", "main"),
+            push_branch=self.option("git_push"),
+            open_pr=self.option("git_pr", False),
+            remote=self.option("git_remote", "origin"),
+            base=self.option("git_base", "main"),
         )
         where = apply.publish(self.path, target, message.splitlines()[0], stack)
         self.pr_branch = target.pr_branch
@@ -274,6 +281,4 @@ def _git_commit(path: Path, message: str, verdict: GateVerdict | None) -> None:
             detail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").splitlines()
             if command[1] == "commit":
                 subprocess.run(["git", "reset", "-q", "--", path.name], cwd=directory, capture_output=True, check=False)
-            raise GitError(
-                f"{path}: `git {command[1]}` failed: {' / '.join(detail)}; the stack file is unchanged"
-            )
+            raise GitError(f"{path}: `git {command[1]}` failed: {' / '.join(detail)}; the stack file is unchanged")

@@ -9,7 +9,7 @@ explains, it does not gate.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlplatform.tools.rollout import rules
 from mlplatform.tools.rollout.context import EXIT_OK, Context
@@ -29,13 +29,14 @@ def _time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"not a time: {text!r} (allowed: ISO 8601, e.g. 2026-12-04T17:30:00Z)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", type=_time, help="judge as of this time (ISO 8601, UTC if no zone; default now)")
     parser.add_argument(
-        "--since", type=_time,
+        "--since",
+        type=_time,
         help="the step's start, where the evidence begins (default: the current step's dwell before --at)",
     )
     parser.set_defaults(rollout_handler=run)
@@ -73,8 +74,10 @@ def words(verdict: GateVerdict) -> str:
     ]
     if verdict.stable_deployment:
         stable_n = verdict.stable_requests or 0
-        lines.append(f"  stable {verdict.stable_deployment}: requests {stable_n:.0f}, "
-                     f"success {_pct(verdict.stable_success_rate)}")
+        lines.append(
+            f"  stable {verdict.stable_deployment}: requests {stable_n:.0f}, "
+            f"success {_pct(verdict.stable_success_rate)}"
+        )
     lines += _comparison_lines(verdict)
     lines += [f"  because: {r}" for r in verdict.reasons]
     lines += [f"  note: {n}" for n in verdict.notes]

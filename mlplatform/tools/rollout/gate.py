@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
 
 from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.rollout import judge
@@ -110,12 +110,20 @@ class GateVerdict:
             "decisive": self.decisive,
             "target": f"{self.namespace}/{self.deployment}",
             "stable": self.stable_deployment,
-            "window": {"since": self.since, "end": self.window_end, "checkedAt": self.checked_at,
-                       "interval": self.interval,
-                       "intervals": self.intervals},
+            "window": {
+                "since": self.since,
+                "end": self.window_end,
+                "checkedAt": self.checked_at,
+                "interval": self.interval,
+                "intervals": self.intervals,
+            },
             "samples": {"canaryRequests": self.requests, "stableRequests": self.stable_requests},
-            "measured": {"successRate": self.success_rate, "p99LatencyMs": _finite(self.p99_latency_ms),
-                         "accuracy": self.accuracy, "stableSuccessRate": self.stable_success_rate},
+            "measured": {
+                "successRate": self.success_rate,
+                "p99LatencyMs": _finite(self.p99_latency_ms),
+                "accuracy": self.accuracy,
+                "stableSuccessRate": self.stable_success_rate,
+            },
             "thresholds": asdict(self.thresholds),
             "comparisons": self.comparisons,
             "queries": self.queries,
@@ -210,7 +218,7 @@ class _Reader:
         self.queries[name] = promql
         if not self.window.intervals:
             return []
-        start = datetime.fromtimestamp(self.window.points[0], timezone.utc)
+        start = datetime.fromtimestamp(self.window.points[0], UTC)
         values = self.client.query_range(promql, start, self.window.end, self.window.interval_seconds)
         counts = [0.0] * self.window.intervals
         for t, value in values.items():
@@ -236,8 +244,10 @@ class _Reader:
     def boundary(self, namespace: str, stable: str) -> tuple[str | None, str]:
         """Stable's p99 bucket boundary from the hour before the step; failing that, from the step itself."""
         step_span = self.window.intervals * self.window.interval_seconds
-        for label, at, span in (("the hour before the step", self.window.since, BOUNDARY_LOOKBACK.total_seconds()),
-                                ("the step so far", self.window.end, step_span)):
+        for label, at, span in (
+            ("the hour before the step", self.window.since, BOUNDARY_LOOKBACK.total_seconds()),
+            ("the step so far", self.window.end, step_span),
+        ):
             if span <= 0:
                 continue
             promql = Queries.for_deployment(namespace, stable, promql_range(span)).buckets
@@ -264,13 +274,17 @@ def _guard_rails(t: Thresholds, canary: Evidence, accuracy: float | None, into: 
     """The absolute thresholds, over the whole step (once there is enough traffic to read them)."""
     success = 1.0 - sum(canary.errors) / canary.total
     floor = judge.floor_test(
-        [judge.IntervalCounts(n, e) for n, e in zip(canary.requests, canary.errors)],
-        max_rate=1.0 - t.min_success_rate, confidence=t.confidence,
+        [judge.IntervalCounts(n, e) for n, e in zip(canary.requests, canary.errors, strict=True)],
+        max_rate=1.0 - t.min_success_rate,
+        confidence=t.confidence,
     )
     into.comparisons["successRateFloor"] = {
         "what": f"success rate against the floor {_pct(t.min_success_rate)}",
-        **floor.to_record(), "method": "mixture SPRT of the error rate against the floor's (Wald; Robbins)",
-        "nullRatio": None, "observedRatio": None, "stable": None,
+        **floor.to_record(),
+        "method": "mixture SPRT of the error rate against the floor's (Wald; Robbins)",
+        "nullRatio": None,
+        "observedRatio": None,
+        "stable": None,
     }
     if floor.rejected:
         into.decisive = True
@@ -299,13 +313,15 @@ def _compare(
     if le is None:
         into.notes.append("stable's latency has no finite p99 bucket: latency comparison skipped")
     else:
-        tests.append(("latency", f"share of requests slower than {le}ms", canary.slow, stable.slow,
-                      t.max_slow_request_increase))
+        tests.append(
+            ("latency", f"share of requests slower than {le}ms", canary.slow, stable.slow, t.max_slow_request_increase)
+        )
     for key, what, canary_bad, stable_bad, tolerance in tests:
         result = judge.sequential_test(
-            [judge.IntervalCounts(n, b) for n, b in zip(canary.requests, canary_bad)],
-            [judge.IntervalCounts(n, b) for n, b in zip(stable.requests, stable_bad)],
-            tolerance=tolerance, confidence=t.confidence,
+            [judge.IntervalCounts(n, b) for n, b in zip(canary.requests, canary_bad, strict=True)],
+            [judge.IntervalCounts(n, b) for n, b in zip(stable.requests, stable_bad, strict=True)],
+            tolerance=tolerance,
+            confidence=t.confidence,
         )
         record = {"what": what, **result.to_record(), "eValues": [_finite(e) for e in result.e_values]}
         if key == "latency":
@@ -320,8 +336,15 @@ def _compare(
             )
 
 
-def _judge(t: Thresholds, window: Window, canary: Evidence, stable: Evidence | None,
-           boundary: tuple[str | None, str], accuracy: float | None, canary_weight: int | None) -> _Judgement:
+def _judge(
+    t: Thresholds,
+    window: Window,
+    canary: Evidence,
+    stable: Evidence | None,
+    boundary: tuple[str | None, str],
+    accuracy: float | None,
+    canary_weight: int | None,
+) -> _Judgement:
     j = _Judgement()
     if canary.total < t.min_requests:
         j.waits.append(
@@ -363,7 +386,7 @@ def evaluate(
     """Judge the canary on the whole intervals from `since` (default: one interval) to `at` (default: now).
     Raises PrometheusError, never guesses."""
     t = Thresholds.from_analysis(analysis)
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     step = seconds(analysis.interval)
     window = Window(since=since or at - timedelta(seconds=step), at=at, interval_seconds=step)
     reader = _Reader(client, window, analysis.interval)
@@ -378,15 +401,27 @@ def evaluate(
     j = _judge(t, window, canary, stable, boundary, accuracy, canary_weight)
     outcome = FAIL if j.fails else NOT_YET if j.waits else PASS
     return GateVerdict(
-        healthy=outcome == PASS, outcome=outcome, decisive=j.decisive and outcome == FAIL,
-        namespace=namespace, deployment=deployment, stable_deployment=stable_deployment if compare else None,
-        interval=analysis.interval, since=window.since.isoformat(timespec="seconds"), intervals=window.intervals,
-        requests=canary.total, success_rate=1.0 - sum(canary.errors) / canary.total if canary.total else None,
-        p99_latency_ms=judge.histogram_quantile(0.99, canary.buckets), accuracy=accuracy,
+        healthy=outcome == PASS,
+        outcome=outcome,
+        decisive=j.decisive and outcome == FAIL,
+        namespace=namespace,
+        deployment=deployment,
+        stable_deployment=stable_deployment if compare else None,
+        interval=analysis.interval,
+        since=window.since.isoformat(timespec="seconds"),
+        intervals=window.intervals,
+        requests=canary.total,
+        success_rate=1.0 - sum(canary.errors) / canary.total if canary.total else None,
+        p99_latency_ms=judge.histogram_quantile(0.99, canary.buckets),
+        accuracy=accuracy,
         stable_requests=stable.total if stable else None,
         stable_success_rate=1.0 - sum(stable.errors) / stable.total if stable and stable.total else None,
-        thresholds=t, reasons=j.fails + ([] if j.fails else j.waits), notes=j.notes,
-        comparisons=j.comparisons, queries=reader.queries, window_end=window.end.isoformat(timespec="seconds"),
+        thresholds=t,
+        reasons=j.fails + ([] if j.fails else j.waits),
+        notes=j.notes,
+        comparisons=j.comparisons,
+        queries=reader.queries,
+        window_end=window.end.isoformat(timespec="seconds"),
         checked_at=at.isoformat(timespec="seconds"),
     )
 

@@ -114,7 +114,7 @@ def _mixture(log_lrs: Sequence[Sequence[float]]) -> tuple[float, ...]:
     sums = [0.0] * len(ALTERNATIVES)
     e_values = []
     for row in log_lrs:
-        sums = [a + b for a, b in zip(sums, row)]
+        sums = [a + b for a, b in zip(sums, row, strict=True)]
         top = max(sums)
         # log-sum-exp keeps a decisive e-value from overflowing to inf.
         log_e = top + math.log(sum(math.exp(v - top) for v in sums) / len(sums))
@@ -129,7 +129,7 @@ def sequential_test(
     if len(canary) != len(stable):
         raise ValueError(f"canary has {len(canary)} intervals, stable {len(stable)}")
     rho0 = 1.0 + tolerance
-    rows = [[_log_lr(rho0 * m, rho0, c, s) for m in ALTERNATIVES] for c, s in zip(canary, stable)]
+    rows = [[_log_lr(rho0 * m, rho0, c, s) for m in ALTERNATIVES] for c, s in zip(canary, stable, strict=True)]
     return SequentialResult(
         tolerance=tolerance,
         confidence=confidence,
@@ -155,9 +155,13 @@ def floor_test(counts: Sequence[IntervalCounts], *, max_rate: float, confidence:
             row.append(c.bad * math.log(p / max_rate) + good * math.log((1.0 - p) / (1.0 - max_rate)))
         rows.append(row)
     return SequentialResult(
-        tolerance=0.0, confidence=confidence, e_values=_mixture(rows),
-        canary_requests=sum(c.requests for c in counts), canary_bad=sum(c.bad for c in counts),
-        stable_requests=0.0, stable_bad=0.0,
+        tolerance=0.0,
+        confidence=confidence,
+        e_values=_mixture(rows),
+        canary_requests=sum(c.requests for c in counts),
+        canary_bad=sum(c.bad for c in counts),
+        stable_requests=0.0,
+        stable_bad=0.0,
     )
 
 

@@ -49,7 +49,11 @@ def port_forward_hint(url: str, env_var: str, flag: str) -> str:
     match = _IN_CLUSTER.match(url)
     if match is None:
         return f"pass {flag} or set {env_var} to a URL this machine can reach"
-    service, namespace, port = match.group(1), match.group(2), match.group(3) or ("443" if url.startswith("https") else "80")
+    service, namespace, port = (
+        match.group(1),
+        match.group(2),
+        match.group(3) or ("443" if url.startswith("https") else "80"),
+    )
     return (
         f"{url} is in-cluster only; run `kubectl -n {namespace} port-forward svc/{service} {port}` "
         f"and pass {flag} http://127.0.0.1:{port} (or set {env_var})"
@@ -81,8 +85,12 @@ def _from_pulumi(reference: str, cwd: Path) -> dict[str, Any] | None:
     def run(*args: str) -> subprocess.CompletedProcess[str] | None:
         try:
             return subprocess.run(
-                [pulumi, *args, "--non-interactive"], cwd=cwd, capture_output=True, text=True,
-                timeout=PULUMI_TIMEOUT_SECONDS, check=False,
+                [pulumi, *args, "--non-interactive"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=PULUMI_TIMEOUT_SECONDS,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
@@ -160,7 +168,9 @@ class Platform:
                 f"platform stack '{self.reference}' has no output `{problem.key}`; "
                 "is it up to date with the platform program?"
             )
-        return f"platform stack '{self.reference}': output `{problem.key}` must be {problem.expected}, got {problem.got!r}"
+        return (
+            f"platform stack '{self.reference}': output `{problem.key}` must be {problem.expected}, got {problem.got!r}"
+        )
 
     def serving_namespace(self) -> str:
         return self.contract().namespaces.serving

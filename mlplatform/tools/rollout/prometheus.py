@@ -132,7 +132,7 @@ class PrometheusClient:
     def _get(self, api: str, promql: str, params: dict[str, str]) -> dict:
         endpoint = f"{self.url}/api/v1/{api}?{urllib.parse.urlencode({'query': promql, **params})}"
         try:
-            with urllib.request.urlopen(endpoint, timeout=self.timeout) as response:  # noqa: S310 - URL is the user's
+            with urllib.request.urlopen(endpoint, timeout=self.timeout) as response:
                 body = json.load(response)
         except urllib.error.HTTPError as err:
             detail = _error_detail(err)

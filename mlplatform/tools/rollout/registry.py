@@ -141,8 +141,12 @@ class Registry:
             for metric, threshold in THRESHOLDS[stage].items()
         ]
         result = RegistryVersion(
-            name=name, version=str(model_version.version), run_id=model_version.run_id,
-            metrics=metrics, stage=stage, checks=checks,
+            name=name,
+            version=str(model_version.version),
+            run_id=model_version.run_id,
+            metrics=metrics,
+            stage=stage,
+            checks=checks,
         )
         if not result.passed:
             raise BelowThreshold(result)
@@ -151,7 +155,10 @@ class Registry:
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(
             f"set alias {alias} on {name} version {version}",
-            self._client.set_registered_model_alias, name, alias, version,
+            self._client.set_registered_model_alias,
+            name,
+            alias,
+            version,
         )
 
     def alias_version(self, name: str, alias: str) -> str | None:

@@ -68,9 +68,13 @@ class RolloutStatus:
     def to_status(self) -> dict[str, Any]:
         data = asdict(self)
         return {
-            "phase": self.phase, "canaryVersion": self.canary_version, "weight": self.weight,
-            "stepStartedAt": self.step_started_at, "failedChecks": self.failed_checks,
-            "lastVerdict": data["last_verdict"], "abort": data["abort"],
+            "phase": self.phase,
+            "canaryVersion": self.canary_version,
+            "weight": self.weight,
+            "stepStartedAt": self.step_started_at,
+            "failedChecks": self.failed_checks,
+            "lastVerdict": data["last_verdict"],
+            "abort": data["abort"],
         }
 
     @classmethod
@@ -86,7 +90,8 @@ class RolloutStatus:
             failed_checks=int(status.get("failedChecks") or 0),
             last_verdict=status.get("lastVerdict"),
             abort=Abort(reason=str(abort.get("reason", "")), at=str(abort.get("at", "")), pr=abort.get("pr"))
-            if abort else None,
+            if abort
+            else None,
         )
 
 

@@ -222,9 +222,7 @@ def apply_edit(source: Path | str | StackDocument, edit: Edit, *, dry_run: bool 
     try:
         after = _validate(parse(current.path, text), current.path)
     except (ConfigError, StackFileError) as err:
-        raise StackFileError(
-            current.path, f"the edit would make the stack invalid, nothing written:\n{err}"
-        ) from None
+        raise StackFileError(current.path, f"the edit would make the stack invalid, nothing written:\n{err}") from None
     write = not dry_run and text != current.text
     if write:
         write_atomically(current.path, text)

@@ -137,9 +137,7 @@ def parse(path: Path, text: str, *, round_trip: bool = False) -> dict[str, Any]:
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise StackFileError(
-            path, f"must be a mapping with a `config:` key, but is a {_kind(document)}", 1, 1
-        )
+        raise StackFileError(path, f"must be a mapping with a `config:` key, but is a {_kind(document)}", 1, 1)
     config = document.get("config")
     if config is not None and not isinstance(config, dict):
         raise StackFileError(path, f"`config:` must be a mapping of keys to values, but is a {_kind(config)}")

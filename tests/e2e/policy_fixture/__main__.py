@@ -22,6 +22,10 @@ for obj in json.loads((Path(__file__).parent / "objects.json").read_text()):
         getattr(k8s.core.v1, obj["kind"])(name, metadata=obj["metadata"], spec=obj.get("spec"), opts=opts)
     else:
         k8s.apiextensions.CustomResource(
-            name, api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj.get("spec"),
+            name,
+            api_version=obj["apiVersion"],
+            kind=obj["kind"],
+            metadata=obj["metadata"],
+            spec=obj.get("spec"),
             opts=opts,
         )
