@@ -38,7 +38,7 @@ from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.tools import provide_tools, terminal_progress
 from tests.support.helpers import ROOT
 from tests.support.servers import free_port, wait_until_ready
-from tests.workflows.act import Act, base_env
+from tests.workflows.act import BIN_STAND_INS, JOB_TOKEN, Act, base_env
 from tests.workflows.git_repo import Repository, make_repository, pull_request_event
 
 pytestmark = pytest.mark.e2e
@@ -76,6 +76,7 @@ VARIABLES = {
     "AWS_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/mlplatform-deploy",
     "AWS_DEPLOY_MODELS_ROLE_ARN": "arn:aws:iam::123456789012:role/mlplatform-deploy-models",
     "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+    "EKS_CLUSTER_NAME": "mlplatform-e2e",
 }
 # The preview of a weight step: the split and the rollout record, nothing else.
 # An MLflow server takes over a minute to answer on a loaded 2-core machine.
@@ -160,12 +161,19 @@ def workflow_venv(e2e_tools: dict[str, str]) -> Path:
 
 
 @pytest.fixture
-def act(act_binary: str, pulumi: PulumiCli, workflow_venv: Path, cli_release: str, tmp_path: Path) -> Act:
+def act(
+    act_binary: str, pulumi: PulumiCli, workflow_venv: Path, cli_release: str, control_plane: ControlPlane,
+    tmp_path: Path,
+) -> Act:
     env = base_env(Path(sys.executable).parent, workflow_venv)
     # The engine's environment as the e2e tier sets it (backend, passphrase, plugins on PATH), but the
-    # program is the workspace's: the pulumi stand-in points PYTHONPATH there.
-    env.update({k: v for k, v in pulumi.env().items() if k.startswith("PULUMI_") or k in ("PATH", "KUBECONFIG")})
+    # program is the workspace's: the setup-python stand-in points PYTHONPATH there.
+    env.update({k: v for k, v in pulumi.env().items() if k.startswith("PULUMI_") or k == "PATH"})
     env.pop("PULUMI_PYTHON_CMD")
+    # As on a runner, no KUBECONFIG: the `aws eks update-kubeconfig` stand-in writes the simulated
+    # cluster's to ~/.kube/config, where the rollout tool finds it.
+    env["PATH"] = f"{BIN_STAND_INS}{os.pathsep}{env['PATH']}"
+    env["MLPLATFORM_ACT_KUBECONFIG"] = str(control_plane.admin_kubeconfig)
     return Act(binary=act_binary, env=env, variables={**VARIABLES, "PULUMI_DOWNLOAD_URL": cli_release},
                workdir=tmp_path / "act")  # fmt: skip
 
