@@ -22,6 +22,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,11 +36,13 @@ import pytest
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.engine import PROGRAM_PACKAGES, _pins
 from tests.e2e.pulumi_cli import PulumiCli
+from tests.e2e.test_model_stack_rollout import SERVING, wait_for_requests
 from tests.e2e.tools import provide_tools, terminal_progress
 from tests.support.helpers import ROOT
+from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 from tests.support.servers import free_port, wait_until_ready
-from tests.workflows.act import BIN_STAND_INS, JOB_TOKEN, Act, base_env
-from tests.workflows.git_repo import Repository, make_repository, pull_request_event
+from tests.workflows.act import BIN_STAND_INS, JOB_TOKEN, Act, ActRun, base_env
+from tests.workflows.git_repo import Repository, git, make_repository, pull_request_event
 
 pytestmark = pytest.mark.e2e
 
@@ -352,3 +355,148 @@ def test_a_tampered_pulumi_release_fails_the_install(
     assert run.jobs == {"preview/changed": "success", "preview/preview fraud-detector-dev": "failure"}, run.describe()
     assert "pulumi-v" in run.text and ": FAILED" in run.text, run.describe()
     assert run.pulumi_calls() == []
+
+
+# -- scenarios 2 and 3: a failing canary, rolled back by a scheduled rollout.yml run -----------------------
+
+# The gate's window and the failed checks that abort; the watch's interval comes from the variables below.
+ANALYSIS = """\
+  mlmodel:analysis:
+    interval: 5s
+    minRequests: 20
+    failureThreshold: 2
+"""
+FAILING = Traffic(rps=40, error_ratio=0.5, latency_ms=30)
+# rollout.yml's watch, scaled to the test: a check a second, enough checks per run for the rollback.
+WATCH_VARIABLES = {"ROLLOUT_WATCH_INTERVAL": "1", "ROLLOUT_WATCH_MAX_CHECKS": "20"}
+ROLLED_BACK = {"fraud-detector-v5": 100, "fraud-detector-v6": 0}
+
+
+def _only_this_canary(repository: Repository) -> None:
+    """The example prod stack's canary takes traffic in this repository, and rollout.yml would watch it
+    too (it is not on the simulated cluster): main sets it to 0 first, so the matrix is this test's stack."""
+    prod = repository.clone / MODEL_PROJECT / "Pulumi.fraud-detector-prod.yaml"
+    text = prod.read_text()
+    stepped = re.sub(r"(\n    weight: )\d+", r"\g<1>0", text, count=1)
+    assert stepped != text, "the example prod stack has no canary weight to zero"
+    prod.write_text(stepped)
+    repository.commit("fraud-detector-prod: no canary (the act scenarios watch their own stack)")
+
+
+def _failing_canary_up(
+    repository: Repository, pulumi: PulumiCli, platform_stack: str, exporter: LinkerdExporter, prometheus: str,
+    act: Act,
+) -> Path:
+    """The stack up at 10% with the gate's analysis, its canary failing in Prometheus; act set to read it."""
+    _only_this_canary(repository)
+    exporter.set_traffic(SERVING, "fraud-detector-v6", FAILING)
+    project = repository.clone / MODEL_PROJECT
+    pulumi.stack_init(project, STACK)
+    stack_file = project / f"Pulumi.{STACK}.yaml"
+    config = STACK_CONFIG.format(platform=platform_stack) + ANALYSIS
+    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
+    repository.commit(f"{STACK}: a canary at 10%")
+    repository.push("main")
+    pulumi.up(project, STACK)
+    wait_for_requests(prometheus, "fraud-detector-v6", FAILING.rps * 2, window="5s")
+    act.variables.update(WATCH_VARIABLES, PROMETHEUS_URL=prometheus)
+    return stack_file
+
+
+def _scheduled_watch(act: Act, repository: Repository) -> ActRun:
+    run = act.run("schedule", "rollout.yml", {"schedule": "*/10 * * * *"}, repository.clone)
+    print(f"act rollout.yml (schedule): {run.seconds:.1f}s")
+    assert run.jobs == {"rollout/canaries": "success", f"rollout/watch {STACK}": "failure"}, run.describe()
+    # The job failed because watch refused the canary (exit 1) and rolled it back, not for another reason.
+    assert '"event": "aborted"' in run.text or '"event":"aborted"' in run.text, run.describe()
+    (kube,) = [r for r in run.records if r["action"] == "aws eks update-kubeconfig"]
+    assert kube["cluster"] == VARIABLES["EKS_CLUSTER_NAME"]
+    return run
+
+
+def _record_status(api: ControlPlane) -> dict:
+    record = api.get("/apis/ml.example.com/v1/namespaces/ml-serving/inferenceservices/fraud-detector")
+    return record.get("status", {})
+
+
+def test_a_scheduled_rollback_lands_on_main_and_the_next_deploy_keeps_it(
+    act: Act, repository: Repository, pulumi: PulumiCli, platform_stack: str, control_plane: ControlPlane,
+    exporter: LinkerdExporter, prometheus: str, tracking_uri: str,
+) -> None:
+    """Scenario 2: a scheduled rollout.yml run rolls the failing canary back and pushes the commit to main on
+    origin; deploy.yml's push run for that commit passes the guard and leaves the split at 100/0."""
+    stack_file = _failing_canary_up(repository, pulumi, platform_stack, exporter, prometheus, act)
+    try:
+        before = repository.sha()
+        run = _scheduled_watch(act, repository)
+        assert run.pulumi_calls() == [], "watch applies through the Automation API, not pulumi/actions"
+        assert not [r for r in run.records if r["action"] == "gh"], "the push to main went through: no PR"
+        assert _split(control_plane) == ROLLED_BACK
+        assert _record_status(control_plane)["phase"] == "Aborted"
+        # The rollback is the one new commit on origin's main, on top of what the run checked out.
+        assert git(repository.origin, "rev-parse", "main~1") == before
+        on_main = git(repository.origin, "show", f"main:{MODEL_PROJECT}/{stack_file.name}")
+        assert "    weight: 0  # aborted: 2 consecutive failed checks" in on_main, on_main
+
+        # The push of that commit to main runs deploy.yml, from main as origin has it.
+        git(repository.clone, "fetch", "--quiet", "origin")
+        git(repository.clone, "reset", "--quiet", "--hard", "origin/main")
+        act.variables["MLFLOW_TRACKING_URI"] = tracking_uri
+        deploy = act.run("push", "deploy.yml", push_event(repository, before), repository.clone)
+        print(f"act deploy.yml after the rollback: {deploy.seconds:.1f}s")
+        assert deploy.jobs == {"deploy/changed": "success", f"deploy/up {STACK}": "success"}, deploy.describe()
+        assert deploy.pulumi_calls() == [("up", MODEL_PROJECT, STACK)], deploy.describe()
+        assert _split(control_plane) == ROLLED_BACK
+    finally:
+        exporter.set_traffic(SERVING, "fraud-detector-v6", Traffic(rps=0))
+        _remove_model_stack(repository, pulumi)
+
+
+REFUSE_MAIN = """#!/bin/sh
+# Branch protection: nothing but a PR merge updates main.
+while read -r old new ref; do
+  [ "$ref" = refs/heads/main ] && { echo "GH006: Protected branch update failed for refs/heads/main." >&2; exit 1; }
+done
+exit 0
+"""
+
+
+def test_a_refused_push_opens_the_rollback_pr_and_main_cannot_bring_the_canary_back(
+    act: Act, repository: Repository, pulumi: PulumiCli, platform_stack: str, control_plane: ControlPlane,
+    exporter: LinkerdExporter, prometheus: str,
+) -> None:
+    """Scenario 3: origin refuses pushes to main; the scheduled run rolls back, pushes a rollout/ branch and
+    opens the PR (with the job's token, then test.yml dispatched on the branch for its checks); a deploy.yml
+    run from the old main, which still gives the canary 10%, is refused by the guard, naming the abort."""
+    stack_file = _failing_canary_up(repository, pulumi, platform_stack, exporter, prometheus, act)
+    try:
+        hook = repository.origin / "hooks" / "pre-receive"
+        hook.write_text(REFUSE_MAIN)
+        hook.chmod(0o755)
+        old_main = repository.sha()
+        run = _scheduled_watch(act, repository)
+        assert _split(control_plane) == ROLLED_BACK
+        assert git(repository.origin, "rev-parse", "main") == old_main, "main moved despite the hook"
+        status = _record_status(control_plane)
+        branch = status["abort"]["pr"]
+        assert branch.startswith(f"rollout/{STACK}-"), status
+        on_branch = git(repository.origin, "show", f"{branch}:{MODEL_PROJECT}/{stack_file.name}")
+        assert "    weight: 0  # aborted:" in on_branch, on_branch
+        # No App configured: the job's token opened the PR, and test.yml was dispatched on its branch.
+        calls = [(r["args"][:2], r["token"]) for r in run.records if r["action"] == "gh"]
+        assert calls == [(["pr", "create"], JOB_TOKEN), (["workflow", "run"], JOB_TOKEN)], run.records
+        (dispatch,) = [r["args"] for r in run.records if r["action"] == "gh" and r["args"][:2] == ["workflow", "run"]]
+        assert dispatch == ["workflow", "run", "test.yml", "--ref", branch]
+
+        # Another merge re-runs deploy.yml from the old main, whose file still gives v6 10%: refused by name.
+        before = git(repository.clone, "rev-parse", "HEAD~1")
+        deploy = act.run("push", "deploy.yml", push_event(repository, before), repository.clone)
+        print(f"act deploy.yml from the old main: {deploy.seconds:.1f}s")
+        assert deploy.jobs == {"deploy/changed": "success", f"deploy/up {STACK}": "failure"}, deploy.describe()
+        assert deploy.pulumi_calls() == [], "the guard stops the job before `up`"
+        assert "refused: canary v6 was aborted on the cluster" in deploy.text, deploy.describe()
+        assert branch in deploy.text, deploy.describe()
+        assert _split(control_plane) == ROLLED_BACK
+    finally:
+        exporter.set_traffic(SERVING, "fraud-detector-v6", Traffic(rps=0))
+        _remove_model_stack(repository, pulumi)
