@@ -29,7 +29,6 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY, EXIT_AP
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
 MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 STATUS_FILE_ENV = "ROLLOUT_STATUS_FILE"
-CRD_GROUP_OUTPUT = "crdGroup"
 
 
 class UsageError(Exception):
@@ -112,7 +111,7 @@ class Context:
             if status_file:
                 self._store = state.FileStatusStore(Path(status_file))
             else:
-                group = self.platform(config).value(CRD_GROUP_OUTPUT)
+                group = self.platform(config).contract().crd_group
                 self._store = state.KubeStatusStore(
                     kube.KubeClient.discover(), group=str(group), namespace=self.namespace(config),
                     name=config.model.name,
