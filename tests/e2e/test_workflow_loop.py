@@ -408,10 +408,21 @@ def _scheduled_watch(act: Act, repository: Repository) -> ActRun:
     print(f"act rollout.yml (schedule): {run.seconds:.1f}s")
     assert run.jobs == {"rollout/canaries": "success", f"rollout/watch {STACK}": "failure"}, run.describe()
     # The job failed because watch refused the canary (exit 1) and rolled it back, not for another reason.
-    assert '"event": "aborted"' in run.text or '"event":"aborted"' in run.text, run.describe()
+    assert "aborted" in _watch_events(run), run.describe()
     (kube,) = [r for r in run.records if r["action"] == "aws eks update-kubeconfig"]
     assert kube["cluster"] == VARIABLES["EKS_CLUSTER_NAME"]
     return run
+
+
+def _watch_events(run: ActRun) -> list[str]:
+    """The `event` of each JSON line `rollout watch --json` printed in the run's log."""
+    events = []
+    for entry in run.log:
+        line = str(entry.get("msg", "")).strip()
+        if line.startswith("{") and '"event"' in line:
+            with contextlib.suppress(json.JSONDecodeError):
+                events.append(str(json.loads(line).get("event")))
+    return events
 
 
 def _record_status(api: ControlPlane) -> dict:
