@@ -511,3 +511,68 @@ def test_a_refused_push_opens_the_rollback_pr_and_main_cannot_bring_the_canary_b
     finally:
         exporter.set_traffic(SERVING, "fraud-detector-v6", Traffic(rps=0))
         _remove_model_stack(repository, pulumi)
+
+
+# -- scenario 1: a healthy canary advances across scheduled runs shorter than its dwell ---------------------
+
+HEALTHY = Traffic(rps=40, latency_ms=30)
+# Three steps, each dwelling 15 s; a run watches 3 checks 2 s apart, so no step completes within one run.
+WALK = """\
+  mlmodel:steps: [10, 50, 100]
+  mlmodel:analysis:
+    interval: 5s
+    minRequests: 20
+    dwellMinutes: [15s, 15s, 15s]
+"""
+WALK_VARIABLES = {"ROLLOUT_WATCH_INTERVAL": "2", "ROLLOUT_WATCH_MAX_CHECKS": "3"}
+MAX_RUNS = 12
+
+
+def _weight_on_main(repository: Repository, stack_file: Path) -> int:
+    text = git(repository.origin, "show", f"main:{MODEL_PROJECT}/{stack_file.name}")
+    (weight,) = re.findall(r"\n  mlmodel:canary:\n(?:    .*\n)*?    weight: (\d+)", text)
+    return int(weight)
+
+
+def test_a_healthy_canary_advances_across_scheduled_runs_shorter_than_its_dwell(
+    act: Act, repository: Repository, pulumi: PulumiCli, platform_stack: str, control_plane: ControlPlane,
+    exporter: LinkerdExporter, prometheus: str,
+) -> None:
+    """Scenario 1 (its walk): each scheduled rollout.yml run starts from main as origin has it, as a runner's
+    checkout does; the step's start and its checks carry over in the record's status, so a 15 s dwell completes
+    across runs of ~6 s of checks. The canary reaches 100% on main and on the cluster in at least 3 runs,
+    each advance a commit pushed to main."""
+    _only_this_canary(repository)
+    for deployment in ("fraud-detector-v5", "fraud-detector-v6"):
+        exporter.set_traffic(SERVING, deployment, HEALTHY)
+    project = repository.clone / MODEL_PROJECT
+    pulumi.stack_init(project, STACK)
+    stack_file = project / f"Pulumi.{STACK}.yaml"
+    stack_file.write_text(stack_file.read_text() + "config:\n" + STACK_CONFIG.format(platform=platform_stack) + WALK)
+    repository.commit(f"{STACK}: a canary at 10%")
+    repository.push("main")
+    try:
+        pulumi.up(project, STACK)
+        wait_for_requests(prometheus, "fraud-detector-v6", HEALTHY.rps * 2, window="5s")
+        act.variables.update(WALK_VARIABLES, PROMETHEUS_URL=prometheus)
+        weights = [_weight_on_main(repository, stack_file)]
+        runs = 0
+        while weights[-1] < 100:
+            assert runs < MAX_RUNS, f"still at {weights[-1]}% after {runs} runs: {weights}"
+            git(repository.clone, "fetch", "--quiet", "origin")
+            git(repository.clone, "reset", "--quiet", "--hard", "origin/main")
+            run = act.run("schedule", "rollout.yml", {"schedule": "*/10 * * * *"}, repository.clone)
+            runs += 1
+            print(f"act rollout.yml run {runs}: {run.seconds:.1f}s, events {_watch_events(run)}")
+            assert run.jobs == {"rollout/canaries": "success", f"rollout/watch {STACK}": "success"}, run.describe()
+            assert "aborted" not in _watch_events(run), run.describe()
+            weights.append(_weight_on_main(repository, stack_file))
+        # Every step of the walk, in order, and at least one run that only dwelled (the dwell outlived it).
+        assert sorted(set(weights)) == [10, 50, 100], weights
+        assert runs >= 3 and len(weights) > len(set(weights)), weights
+        assert _split(control_plane) == {"fraud-detector-v5": 0, "fraud-detector-v6": 100}
+        assert _record_status(control_plane)["weight"] == 100
+    finally:
+        for deployment in ("fraud-detector-v5", "fraud-detector-v6"):
+            exporter.set_traffic(SERVING, deployment, Traffic(rps=0))
+        _remove_model_stack(repository, pulumi)
