@@ -155,11 +155,55 @@ def test_a_watch_and_a_deploy_share_the_stacks_concurrency_group(deploy):
     lists = [s["run"] for s in workflow["jobs"]["canaries"]["steps"] if "active_canaries" in str(s.get("run", ""))]
     assert lists == ['python -m mlplatform.tools.ci.active_canaries --root . | tee -a "$GITHUB_OUTPUT"']
     (run,) = [s["run"] for s in watch["steps"] if "rollout watch" in str(s.get("run", ""))]
-    assert "--apply" in run and "--git-push" in run and "--max-checks" in run
-    # AWS credentials come before the step that runs `up`.
+    assert "--apply" in run and "--max-checks" in run
+    # The rollback lands on the branch that deploys; no PR unless the push is refused.
+    assert "--git-push main " in run and "--git-pr" not in run
+    # AWS credentials and the kubeconfig (the rollout state is the record's status) come before `up`.
     steps = watch["steps"]
     aws = steps.index(_uses(watch, CONFIGURE_AWS)[0])
-    assert aws < next(i for i, s in enumerate(steps) if "rollout watch" in str(s.get("run", "")))
+    kube = next(i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in str(s.get("run", "")))
+    watching = next(i for i, s in enumerate(steps) if "rollout watch" in str(s.get("run", "")))
+    assert aws < kube < watching and steps[watching]["id"] == "watch"
+    assert watch["permissions"]["contents"] == "write"
+
+
+def test_a_refused_push_gets_a_pr_with_checks():
+    """Where the push to main is refused, watch outputs `pr_branch`: the PR is opened with the App's token when
+    one is configured, else test.yml is dispatched on the branch, so the PR is never without checks."""
+    workflow = _load("rollout.yml")
+    steps = workflow["jobs"]["watch"]["steps"]
+    (app,) = [s for s in steps if str(s.get("uses", "")).startswith("actions/create-github-app-token@")]
+    assert app["if"] == "vars.ROLLOUT_APP_CLIENT_ID != ''" and app["with"]["permission-pull-requests"] == "write"
+    (watching,) = [s for s in steps if s.get("id") == "watch"]
+    assert watching["env"]["GH_TOKEN"] == "${{ steps.app.outputs.token || github.token }}"
+    (dispatch,) = [s for s in steps if "gh workflow run test.yml" in str(s.get("run", ""))]
+    assert "steps.watch.outputs.pr_branch != ''" in dispatch["if"] and "!cancelled()" in dispatch["if"]
+    assert "steps.app.outputs.token == ''" in dispatch["if"]
+    assert workflow["jobs"]["watch"]["permissions"]["actions"] == "write"
+    assert "workflow_dispatch" in _load("test.yml")["on"]
+
+
+def test_the_watch_scales_through_inputs_and_variables():
+    """Interval and checks per run: today's defaults (60 s, 8), overridable by dispatch inputs or variables."""
+    workflow = _load("rollout.yml")
+    (watching,) = [s for s in workflow["jobs"]["watch"]["steps"] if s.get("id") == "watch"]
+    assert watching["env"]["INTERVAL"] == "${{ inputs.interval || vars.ROLLOUT_WATCH_INTERVAL || '60' }}"
+    assert watching["env"]["MAX_CHECKS"] == "${{ inputs.max-checks || vars.ROLLOUT_WATCH_MAX_CHECKS || '8' }}"
+    assert '--interval "$INTERVAL" --max-checks "$MAX_CHECKS"' in watching["run"]
+
+
+def test_the_guard_runs_before_every_model_up(deploy):
+    """No deploy brings back a canary the cluster aborted: `rollout guard` runs after the kube credentials and
+    before `up`, and its exit 1 fails the job (strict bash)."""
+    steps = deploy["up-models"]["steps"]
+    kube = next(i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in str(s.get("run", "")))
+    guard = next(i for i, s in enumerate(steps) if 'rollout guard "$STACK"' in str(s.get("run", "")))
+    up = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@"))
+    assert kube < guard < up
+    assert steps[guard]["run"] == (
+        'venv/bin/python -m mlplatform.tools.cli rollout guard "$STACK" --project-dir "$PROJECT"'
+    )
+    assert "continue-on-error" not in steps[guard]
 
 
 def test_active_canaries_lists_stacks_with_traffic_on_a_canary(tmp_path):
@@ -208,7 +252,8 @@ def test_aliases_move_after_a_successful_up_in_deploy(deploy):
 def test_pr_ci_runs_the_suite_and_the_registry_gate():
     """test.yml runs `.ci/run` on PRs and pushes, and checks every new modelUri of a PR against thresholds."""
     workflow = _load("test.yml")
-    assert set(workflow["on"]) == {"pull_request", "push"}
+    # workflow_dispatch: rollout.yml's checks for a rollback PR opened with the job's own token.
+    assert set(workflow["on"]) == {"pull_request", "push", "workflow_dispatch"}
     jobs = workflow["jobs"]
     assert any(s.get("run") == ".ci/run" for s in jobs["suite"]["steps"])
     registry = jobs["registry"]

@@ -367,7 +367,12 @@ def _rollout_status() -> dict[str, Schema]:
         "lastVerdict": _free_form("The last gate verdict with its measured values, as the judge recorded it."),
         "abort": _object(
             "Set when the canary was rolled back.",
-            {"reason": _string("Why, with the numbers."), "at": _string("When.", format="date-time")},
+            {
+                "reason": _string("Why, with the numbers."),
+                "at": _string("When.", format="date-time"),
+                # Without it in the schema the API server prunes it, and `rollout guard` cannot name the PR.
+                "pr": _string("The rollback PR's branch, where the push to main was refused."),
+            },
         ),
     }
 

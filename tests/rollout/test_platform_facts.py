@@ -207,3 +207,21 @@ def test_status_prints_the_state_when_the_platform_is_missing(project, stack_fil
     status = events[-1]
     assert status["event"] == "status" and status["weight"] == 10
     assert "platform stack 'organization/mlplatform/dev' has no output `namespaces`" in status["gateError"]
+
+
+def test_the_status_store_is_the_record_of_the_platforms_crd_group(project, stack_file, tmp_path, monkeypatch) -> None:
+    """Without --status-file the rollout state goes to the InferenceService record of the platform's CRD group
+    (its `crdGroup` output), in the serving namespace, named after the model."""
+    from mlplatform.tools import kube
+    from mlplatform.tools.rollout import state
+    from mlplatform.tools.stackfile import editor as stackfile
+
+    monkeypatch.setattr(kube.KubeClient, "discover", classmethod(lambda cls: "the-client"))
+    monkeypatch.delenv("ROLLOUT_STATUS_FILE", raising=False)
+    args = argparse.Namespace(status_file=None, platform_outputs=str(_outputs_file(tmp_path, OUTPUTS)), namespace=None)
+    ctx = context.Context(path=stack_file, out=context.Output(as_json=True, stream=io.StringIO()), args=args)
+    config = stackfile.read(stack_file).config
+    store = ctx.status_store(config)
+    assert isinstance(store, state.KubeStatusStore)
+    assert (store.client, store.group) == ("the-client", OUTPUTS["crdGroup"])
+    assert store.name == config.model.name

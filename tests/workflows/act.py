@@ -35,10 +35,14 @@ STAND_INS = Path(__file__).parent / "actions"
 STAND_IN_OF = {
     "actions/setup-python": "setup-python",
     "aws-actions/configure-aws-credentials": "configure-aws-credentials",
+    "actions/create-github-app-token": "create-github-app-token",
     "pulumi/actions": "pulumi-actions",
 }
 PINNED_USE = re.compile(r"uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) #")
 REPOSITORY = "example-org/mlplatform"
+JOB_TOKEN = "job-token"
+# Stand-ins for the runner's `aws` and `gh` CLIs, first on every job's PATH.
+BIN_STAND_INS = Path(__file__).parent / "bin"
 ACT_TIMEOUT = 30 * 60
 
 
@@ -54,7 +58,7 @@ def pinned_actions(workflows: Path = ROOT / ".github" / "workflows") -> dict[str
 def local_repository_flags() -> list[str]:
     flags = []
     for action, sha in sorted(pinned_actions().items()):
-        if action == "actions/checkout" or action == "actions/setup-go":
+        if action in {"actions/checkout", "actions/setup-go"}:
             continue
         stand_in = STAND_INS / STAND_IN_OF[action]
         assert (stand_in / "action.yml").is_file(), f"no stand-in for {action} in {STAND_INS}"
@@ -103,6 +107,8 @@ class Act:
             self.binary, event, "-W", f".github/workflows/{workflow}", "-e", str(event_file),
             "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode", "--cache-server-addr", "127.0.0.1",
             "--json", "--env", f"GITHUB_REPOSITORY={REPOSITORY}",
+            # `github.token`: the job's token, recognisable in what the gh stand-in records.
+            "--secret", f"GITHUB_TOKEN={JOB_TOKEN}",
             *local_repository_flags(),
             *[flag for name, value in sorted(self.variables.items()) for flag in ("--var", f"{name}={value}")],
         ]  # fmt: skip
@@ -115,7 +121,9 @@ class Act:
             "HOME": str(self.workdir / "home"),
         }
         started = time.monotonic()
-        result = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=ACT_TIMEOUT)
+        result = subprocess.run(
+            argv, cwd=repo, env=env, capture_output=True, text=True, timeout=ACT_TIMEOUT, check=False
+        )
         seconds = time.monotonic() - started
         log = []
         for line in result.stdout.splitlines() + result.stderr.splitlines():

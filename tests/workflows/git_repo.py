@@ -19,7 +19,9 @@ IDENTITY = ("-c", "user.name=workflow-test", "-c", "user.email=workflow-test@exa
 
 
 def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", *IDENTITY, *args], cwd=repo, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["git", *IDENTITY, *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
     if result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} in {repo} exited {result.returncode}: {result.stderr}")
     return result.stdout.strip()
