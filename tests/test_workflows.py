@@ -84,7 +84,11 @@ def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
             continue
         (step,) = steps
         assert re.fullmatch(CONFIGURE_AWS + r"[0-9a-f]{40}", step["uses"]), step["uses"]
-        assert set(step["with"]) == {"role-to-assume", "role-session-name", "aws-region"}, (workflow, name)
+        # role-duration-seconds is optional: the deploy jobs ask for longer sessions (test below).
+        assert set(step["with"]) - {"role-duration-seconds"} == {"role-to-assume", "role-session-name", "aws-region"}, (
+            workflow,
+            name,
+        )
         variable = re.fullmatch(r"\$\{\{ vars\.(\w+) \}\}", step["with"]["role-to-assume"]).group(1)
         found[(workflow, name)] = variable
         assert job["permissions"]["id-token"] == "write", (workflow, name)
@@ -266,3 +270,21 @@ def test_preview_posts_comments_and_never_applies():
     jobs = _load("preview.yml")["jobs"]
     assert _pulumi(jobs["preview"], "preview") and not _pulumi(jobs["preview"], "up")
     assert jobs["preview"]["permissions"]["pull-requests"] == "write"
+
+
+def test_deploy_credentials_last_the_longest_update() -> None:
+    """A first platform `up` outlives GitHub's default one-hour role session. Each deploy job asks for a
+    session no longer than the roles allow (`ci.deploySessionSeconds`'s default) and longer than one hour."""
+    from mlplatform.platform.ci_identity_config import DEPLOY_SESSION_SECONDS
+
+    deploy = _load("deploy.yml")
+    asked = {
+        name: int(step["with"]["role-duration-seconds"])
+        for name, job in deploy["jobs"].items()
+        for step in _uses(job, "aws-actions/configure-aws-credentials")
+        if "role-duration-seconds" in step["with"]
+    }
+    assert set(asked) == {
+        name for name, job in deploy["jobs"].items() if _uses(job, "aws-actions/configure-aws-credentials")
+    }
+    assert all(3600 < seconds <= DEPLOY_SESSION_SECONDS for seconds in asked.values()), asked
