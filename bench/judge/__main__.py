@@ -161,7 +161,7 @@ def write_section(report: Path, section: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.judge", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.judge", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--canaries", type=int, default=200, help="seeded canaries per class (default 200)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report file (default {DEFAULT_OUT})")
     parser.add_argument("--plot", type=Path, default=PLOT, help=f"plot file (default {PLOT})")

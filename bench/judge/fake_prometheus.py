@@ -101,6 +101,7 @@ class FakePrometheus:
         if promql.startswith("avg(ml_model_accuracy"):
             return self.accuracy
         if promql.startswith("sum(increase(response_total"):
+            assert at is not None, "the gate always asks at a time"
             value = self._window(promql, at.timestamp())
             return value or None
         raise AssertionError(f"the fake Prometheus does not know this query: {promql}")
@@ -109,6 +110,7 @@ class FakePrometheus:
         self.calls += 1
         if label != "le" or not promql.startswith("sum by (le) (increase(response_latency_ms_bucket"):
             raise AssertionError(f"the fake Prometheus does not know this query: {promql}")
+        assert at is not None, "the gate always asks at a time"
         rows = self._rows(promql, at.timestamp(), _range(promql))
         if not rows:
             return {}
@@ -133,7 +135,9 @@ class FakePrometheus:
         return first, last
 
     def _totals(self, promql: str, at: float, span: float) -> np.ndarray | None:
-        version = self.versions.get(_DEPLOYMENT.search(promql).group(1))
+        match = _DEPLOYMENT.search(promql)
+        assert match is not None, f"no deployment in {promql}"
+        version = self.versions.get(match.group(1))
         return None if version is None else version.total(*self._indices(at, span))
 
     def _rows(self, promql: str, at: float, span: float) -> list[np.ndarray]:
@@ -156,5 +160,7 @@ class FakePrometheus:
 
 
 def _range(promql: str) -> float:
-    number, unit = _RANGE.search(promql).groups()
+    match = _RANGE.search(promql)
+    assert match is not None, f"no range in {promql}"
+    number, unit = match.groups()
     return int(number) * _UNITS[unit]

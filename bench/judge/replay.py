@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from bench.judge import legacy
 from bench.judge.fake_prometheus import LATENCY_BUCKETS_MS, FakePrometheus
 from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.rollout import gate
+from mlplatform.tools.rollout.prometheus import PrometheusClient
 
 NAMESPACE, CANARY, STABLE = "ml-serving", "fraud-detector-v6", "fraud-detector-v5"
 INTERVAL_SECONDS = 60.0
@@ -131,7 +133,8 @@ def run_judge(truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | N
         weight = steps[index]
         rollout.advance(weight)
         verdict = gate.evaluate(
-            rollout.prometheus,
+            # The fake answers the same three query methods as PrometheusClient (duck-typed).
+            cast(PrometheusClient, rollout.prometheus),
             analysis,
             namespace=NAMESPACE,
             deployment=CANARY,
@@ -142,7 +145,7 @@ def run_judge(truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | N
         )
         if trace is not None:
             trace.append((rollout.k, weight, verdict))
-        dwelled = rollout.now - step_start >= timedelta(minutes=analysis.dwell_minutes[index])
+        dwelled = rollout.now - step_start >= timedelta(seconds=analysis.dwell_seconds(index))
         action, failures = gate.act(verdict, failures, analysis.failure_threshold, dwelled)
         if action == gate.ABORT:
             return Outcome("rolled back", rollout.k, "; ".join(verdict.reasons))
@@ -164,7 +167,7 @@ def run_legacy(truth: Truth, seed: int, analysis: AnalysisConfig) -> Outcome:
         failures = 0 if healthy else failures + 1
         if failures >= analysis.failure_threshold:
             return Outcome("rolled back", rollout.k, "; ".join(reasons))
-        if healthy and dwelled_for >= analysis.dwell_minutes[index]:
+        if healthy and dwelled_for * 60 >= analysis.dwell_seconds(index):  # one interval is a minute
             if index == len(steps) - 1:
                 return Outcome("promoted", rollout.k)
             index, failures, dwelled_for = index + 1, 0, 0
@@ -173,7 +176,7 @@ def run_legacy(truth: Truth, seed: int, analysis: AnalysisConfig) -> Outcome:
 
 def benchmark_analysis(**overrides) -> AnalysisConfig:
     """The defaults of a model stack, checked once a minute (the replay's interval)."""
-    return replace_analysis(AnalysisConfig(interval="1m"), **overrides)
+    return replace_analysis(AnalysisConfig.model_validate({"interval": "1m"}), **overrides)
 
 
 def replace_analysis(analysis: AnalysisConfig, **overrides) -> AnalysisConfig:

@@ -390,10 +390,11 @@ def evaluate(
     step = seconds(analysis.interval)
     window = Window(since=since or at - timedelta(seconds=step), at=at, interval_seconds=step)
     reader = _Reader(client, window, analysis.interval)
-    compare = t.compare_with_stable and stable_deployment is not None
-    boundary = reader.boundary(namespace, stable_deployment) if compare else (None, "")
+    compared = stable_deployment if t.compare_with_stable else None
+    compare = compared is not None
+    boundary = reader.boundary(namespace, compared) if compared is not None else (None, "")
     canary = reader.evidence("canary", namespace, deployment, boundary[0])
-    stable = reader.evidence("stable", namespace, stable_deployment, boundary[0]) if compare else None
+    stable = reader.evidence("stable", namespace, compared, boundary[0]) if compared is not None else None
     accuracy = None
     if t.min_accuracy is not None:
         reader.queries["canary.accuracy"] = Queries.for_deployment(namespace, deployment, "1m").accuracy
