@@ -179,12 +179,18 @@ def _step(
 
 def _current_step(ctx: Context, config: ModelStackConfig) -> state.RolloutStatus:
     """The status of the canary at its weight; a state about anything else starts the step now (and says so)."""
+    return _recorded_step(ctx, config)[0]
+
+
+def _recorded_step(ctx: Context, config: ModelStackConfig) -> tuple[state.RolloutStatus, bool]:
+    """`_current_step`, and whether the step's start was on record (False: it starts now)."""
     canary = rules.require_live_canary(config)
     status = ctx.status_store(config).get()
     if status is None or not status.is_for(canary.version, canary.weight):
         status = state.new_step(canary.version, canary.weight, ctx.now())
         ctx.record(config, status)
-    return status
+        return status, False
+    return status, True
 
 
 def _dwell_left(ctx: Context, config: ModelStackConfig, status: state.RolloutStatus) -> float:
@@ -340,10 +346,12 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
     The judge's evidence starts where the status says the step started, so a scheduled run
     shorter than a dwell neither restarts the sequential test nor the dwell clock."""
     canary = rules.require_live_canary(config)
-    status = _current_step(ctx, config)
+    status, recorded_start = _recorded_step(ctx, config)
     threshold = config.analysis.failure_threshold
     dwell = rules.dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
-    step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), UTC)
+    # A step this status saw begin is judged on its own evidence. One that began before any record
+    # (a first watch, a hand edit) has no known start: the gate's default, the last dwell, stands in.
+    step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), UTC) if recorded_start else None
     verdict = ctx.gate(config, since=step_started)
     waited = status.step_age(ctx.now())
     # Failed checks carry over between runs (the status keeps them); `gate.act` resets them on a pass
