@@ -27,6 +27,27 @@ def test_no_import_circles() -> None:
     assert len(graph.edges) > 60 and graph.edge_count > 100  # the walk read the package, not an empty directory
 
 
+def _part(module: str) -> str:
+    """The unit a reader sees: `mlplatform.<module or package>`, and each part of the tools wing."""
+    parts = module.split(".")
+    return ".".join(parts[:3] if len(parts) >= 3 and parts[1] == "tools" else parts[:2])
+
+
+def test_no_circles_between_packages() -> None:
+    """Coarser too: no two parts of the package (e.g. the tools wing's `rollout` and `stackfile`) import each
+    other, directly or round about, so each part can be read with only what lies below it."""
+    graph = import_graph(PACKAGE)
+    edges: dict[str, set[str]] = {}
+    for module, targets in graph.edges.items():
+        edges.setdefault(_part(module), set()).update(_part(t) for t in targets if _part(t) != _part(module))
+    for target in {t for ts in edges.values() for t in ts}:
+        edges.setdefault(target, set())
+    parts = ImportGraph(edges)
+    print(f"mlplatform parts: {len(edges)} on {max(parts.levels().values()) + 1} levels, {parts.edge_count} edges")
+    assert parts.cycles() == []
+    assert {"mlplatform.tools.rollout", "mlplatform.tools.stackfile", "mlplatform.platform"} <= set(edges)
+
+
 def test_a_lazy_import_counts(tmp_path: Path) -> None:
     """An import inside a function closes a circle as much as one at the top of the module."""
     package = tmp_path / "pkg"

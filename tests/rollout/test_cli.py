@@ -9,8 +9,9 @@ import socket
 import subprocess
 from pathlib import Path
 
-from mlplatform.tools.rollout import cli, rules
+from mlplatform.tools.rollout import cli
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlplatform.tools.rollout import gate, rules
+from mlplatform.tools.rollout import gate
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 # 1,000 sequences a run (the floor); derandomized so CI runs the same ones.

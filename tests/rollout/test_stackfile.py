@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.rollout import rules
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 from tests.rollout.conftest import STACK, STACK_TEXT, with_weight, without_canary
 from tests.support.helpers import ROOT
 

@@ -22,7 +22,7 @@ import os
 
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.kube import KubeError
-from mlplatform.tools.rollout import apply, commands, explain, lock, rules
+from mlplatform.tools.rollout import apply, commands, explain, lock
 from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
     EXIT_BUSY,
@@ -40,6 +40,7 @@ from mlplatform.tools.rollout.context import (
 from mlplatform.tools.rollout.gate import PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 

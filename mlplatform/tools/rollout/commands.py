@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import gate, lock, rules, state
+from mlplatform.tools.rollout import gate, lock, state
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 
 
 def verdict_lines(verdict: GateVerdict) -> str:

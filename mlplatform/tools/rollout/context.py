@@ -21,10 +21,11 @@ from typing import Any
 
 from mlplatform.model.config import ModelStackConfig
 from mlplatform.tools import kube
-from mlplatform.tools.rollout import apply, lock, rules, state
+from mlplatform.tools.rollout import apply, lock, state
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, evaluate
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_IO, EXIT_BUSY, EXIT_APPLY_FAILED = 0, 1, 2, 3, 4, 5, 6
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from mlplatform.tools.rollout import rules
 from mlplatform.tools.rollout.context import EXIT_OK, Context
 from mlplatform.tools.rollout.gate import FAIL, NOT_YET, PASS, GateVerdict
+from mlplatform.tools.stackfile import rules
 
 _HEADLINE = {
     PASS: "PASS: enough traffic, no guard rail crossed, no regression against stable",

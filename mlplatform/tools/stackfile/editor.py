@@ -38,8 +38,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from mlplatform.configuration import ConfigError
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
-from mlplatform.tools.rollout import rules
-from mlplatform.tools.stackfile import weightline
+from mlplatform.tools.stackfile import rules, weightline
 from mlplatform.tools.stackfile.reader import (
     StackFileError,
     StackFileIOError,
