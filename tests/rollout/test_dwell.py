@@ -60,7 +60,7 @@ def test_next_steps_once_the_dwell_has_passed(project, stack_file, status_file, 
     assert stackfile.load(stack_file).config.canary.weight == 25
     recorded = json.loads(status_file.read_text())
     assert (recorded["weight"], recorded["stepStartedAt"], recorded["failedChecks"]) == (25, state.now_iso(T0 + 900), 0)
-    assert recorded["lastVerdict"]["healthy"] is True
+    assert recorded["lastVerdict"]["outcome"] == "pass"
 
 
 def test_skip_dwell_steps_and_puts_the_reason_in_the_commit(project, stack_file, status_file, monkeypatch):
@@ -74,6 +74,9 @@ def test_skip_dwell_steps_and_puts_the_reason_in_the_commit(project, stack_file,
         ["git", "log", "-1", "--format=%B"], cwd=project, capture_output=True, text=True, check=True
     ).stdout
     assert "dwell skipped: hotfix INC-42 verified by hand" in message
+    # The gate's whole record rides along, so the decision can be replayed from `git log`.
+    (record,) = [line for line in message.splitlines() if line.startswith("verdict: ")]
+    assert json.loads(record.removeprefix("verdict: "))["outcome"] == "pass"
 
 
 def test_an_unknown_step_starts_its_dwell_now(project, stack_file, status_file, monkeypatch):

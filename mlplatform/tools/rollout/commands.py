@@ -173,7 +173,7 @@ def _step(
     result = ctx.edit(stackfile.set_weight(target), message, verdict)
     if result.written:
         step = state.new_step(canary.version, target, ctx.now())
-        step.last_verdict = verdict.to_dict()
+        step.last_verdict = verdict.to_record()
         ctx.record(config, step)
     return canary.weight, target, result.written
 
@@ -232,7 +232,7 @@ def next_step(ctx: Context) -> int:
         ctx.out.event("gate", verdict_lines(verdict), gate=verdict.to_dict())
         if not verdict.healthy:
             status.failed_checks += 1
-            status.last_verdict = verdict.to_dict()
+            status.last_verdict = verdict.to_record()
             ctx.record(config, status)
             ctx.out.event(
                 "refused",
@@ -276,7 +276,7 @@ def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int
     if result.written:
         aborted = state.new_step(canary.version, 0, ctx.now(), phase=state.ABORTED)
         aborted.abort = state.Abort(reason=reason, at=aborted.step_started_at, pr=ctx.pr_branch)
-        aborted.last_verdict = verdict.to_dict() if verdict is not None else None
+        aborted.last_verdict = verdict.to_record() if verdict is not None else None
         ctx.record(current.config, aborted, best_effort=True)
     ctx.out.event(
         "aborted",
@@ -358,7 +358,7 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
     # Failed checks carry over between runs (the status keeps them); `gate.act` resets them on a pass
     # and leaves them as they are on "not yet".
     action, status.failed_checks = gate.act(verdict, status.failed_checks, threshold, waited >= dwell)
-    status.last_verdict = verdict.to_dict()
+    status.last_verdict = verdict.to_record()
     failures = status.failed_checks
     ctx.out.event(
         "check",

@@ -269,6 +269,8 @@ def _git_commit(path: Path, message: str, verdict: GateVerdict | None) -> None:
             f"gate: {verdict.summary()}",
             f"target: {verdict.namespace}/{verdict.deployment}",
             *(f"reason: {r}" for r in verdict.reasons),
+            # The whole record, so `git log` replays the decision as `rollout explain --json` would.
+            f"verdict: {json.dumps(verdict.to_record(), sort_keys=True)}",
         ]
     directory = path.parent.resolve()
     commands = (["git", "add", "--", path.name], ["git", "commit", "-q", "-m", "\n".join(body), "--", path.name])
