@@ -72,7 +72,9 @@ assert ipaddress.ip_network(POD_CIDR).subnet_of(ipaddress.ip_network("127.0.0.0/
 
 
 def _node(name: str, *, gpu: bool) -> dict[str, Any]:
-    capacity = {"cpu": "16", "memory": "64Gi", "pods": "110"}
+    # ephemeral-storage: every real kubelet reports its node's scratch disk, and the platform's pods
+    # request some (serving, training and MLflow scratch); without it they would never schedule.
+    capacity = {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "200Gi", "pods": "110"}
     if gpu:
         capacity[labels.GPU_RESOURCE] = str(GPUS_PER_NODE)
     pool_labels = labels.GPU_NODE_LABELS if gpu else labels.SYSTEM_NODE_LABELS

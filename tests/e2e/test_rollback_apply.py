@@ -197,7 +197,7 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     # The cluster records the abort, with its reason, in the record's status.
     record = api.get(f"/apis/ml.example.com/v1/namespaces/{SERVING}/inferenceservices/{MODEL}")
     assert record["status"]["phase"] == "Aborted", record.get("status")
-    assert record["status"]["abort"]["reason"].startswith("2 consecutive failed checks"), record["status"]
+    assert "e-value" in record["status"]["abort"]["reason"], record["status"]  # the judge's decisive statistic
     # No merge, no CLI `up`: the engine's last update was the Automation API's.
     history = json.loads(pulumi.run("stack", "history", "--json", "--stack", STACK, cwd=project).stdout)
     assert len(history) == 2 and history[0]["result"] == "succeeded", history
