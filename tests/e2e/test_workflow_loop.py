@@ -471,7 +471,8 @@ def test_a_scheduled_rollback_lands_on_main_and_the_next_deploy_keeps_it(
         # The rollback is the one new commit on origin's main, on top of what the run checked out.
         assert git(repository.origin, "rev-parse", "main~1") == before
         on_main = git(repository.origin, "show", f"main:{MODEL_PROJECT}/{stack_file.name}")
-        assert "    weight: 0  # aborted: 2 consecutive failed checks" in on_main, on_main
+        # The judge aborts at once on a decisive statistic, and the weight line says why.
+        assert "    weight: 0  # aborted: success rate" in on_main and "e-value" in on_main, on_main
 
         # The push of that commit to main runs deploy.yml, from main as origin has it.
         git(repository.clone, "fetch", "--quiet", "origin")
