@@ -16,35 +16,9 @@ from datetime import datetime
 
 import numpy as np
 
-# The Linkerd proxy's response_latency_ms buckets, as Prometheus prints the `le` labels.
-LATENCY_BUCKETS_MS = (
-    1,
-    2,
-    3,
-    4,
-    5,
-    10,
-    20,
-    30,
-    40,
-    50,
-    100,
-    200,
-    300,
-    400,
-    500,
-    1000,
-    2000,
-    3000,
-    4000,
-    5000,
-    10000,
-    20000,
-    30000,
-    40000,
-    50000,
-)
-LE_LABELS = (*(str(b) for b in LATENCY_BUCKETS_MS), "+Inf")
+from mlplatform.tools.metrics_catalog import LINKERD_LATENCY_BUCKETS_MS
+
+LE_LABELS = (*(str(b) for b in LINKERD_LATENCY_BUCKETS_MS), "+Inf")
 
 _DEPLOYMENT = re.compile(r'deployment="([^"]+)"')
 _RANGE = re.compile(r"\[(\d+)(s|m|h)\]")

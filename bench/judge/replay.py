@@ -21,8 +21,9 @@ from typing import cast
 import numpy as np
 
 from bench.judge import legacy
-from bench.judge.fake_prometheus import LATENCY_BUCKETS_MS, FakePrometheus
+from bench.judge.fake_prometheus import FakePrometheus
 from mlplatform.model.config import AnalysisConfig
+from mlplatform.tools.metrics_catalog import LINKERD_LATENCY_BUCKETS_MS
 from mlplatform.tools.rollout import gate
 from mlplatform.tools.rollout.prometheus import PrometheusClient
 
@@ -77,7 +78,7 @@ def _bucket_probabilities(scale: float) -> np.ndarray:
     def cdf(x: float) -> float:
         return 0.5 * (1.0 + math.erf(math.log(x / (MEDIAN_MS * scale)) / (SIGMA * math.sqrt(2.0))))
 
-    edges = [cdf(b) for b in LATENCY_BUCKETS_MS] + [1.0]
+    edges = [cdf(b) for b in LINKERD_LATENCY_BUCKETS_MS] + [1.0]
     return np.diff([0.0, *edges])
 
 

@@ -43,6 +43,35 @@ MODEL_POD_MONITOR = "model PodMonitor"
 # platform to use: the accuracy gauge the rollout gate reads and the drift score
 # the drift alert reads (both 0..1; docs/platform.md documents their labels).
 MODEL_METRICS = frozenset({"ml_model_accuracy", "ml_model_drift_score"})
+# The Linkerd proxy's `response_latency_ms` bucket bounds (its `le` labels, in ms): what the
+# test exporter serves and the judge's replay simulates.
+LINKERD_LATENCY_BUCKETS_MS = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    10,
+    20,
+    30,
+    40,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    1000,
+    2000,
+    3000,
+    4000,
+    5000,
+    10000,
+    20000,
+    30000,
+    40000,
+    50000,
+)
 
 
 def _histogram(name: str) -> set[str]:

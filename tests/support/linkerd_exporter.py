@@ -14,34 +14,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-# The Linkerd proxy's response_latency_ms buckets.
-LATENCY_BUCKETS_MS = (
-    1,
-    2,
-    3,
-    4,
-    5,
-    10,
-    20,
-    30,
-    40,
-    50,
-    100,
-    200,
-    300,
-    400,
-    500,
-    1000,
-    2000,
-    3000,
-    4000,
-    5000,
-    10000,
-    20000,
-    30000,
-    40000,
-    50000,
-)
+from mlplatform.tools.metrics_catalog import LINKERD_LATENCY_BUCKETS_MS
+
 TICK_SECONDS = 0.1
 
 
@@ -67,7 +41,7 @@ class LinkerdExporter:
             "response_latency_ms",
             "latency",
             ("namespace", "deployment", "direction"),
-            buckets=LATENCY_BUCKETS_MS,
+            buckets=LINKERD_LATENCY_BUCKETS_MS,
             registry=self.registry,
         )
         self.accuracy = Gauge("ml_model_accuracy", "accuracy", ("namespace", "deployment"), registry=self.registry)
