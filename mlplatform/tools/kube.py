@@ -44,11 +44,16 @@ class KubeApiError(KubeError):
 
     def __init__(self, method: str, path: str, status: int, body: str):
         self.status = status
+        self.body = body
         try:
-            detail = json.loads(body).get("message", body)
-        except (json.JSONDecodeError, AttributeError):
-            detail = body
-        super().__init__(f"{method} {path}: {status} {detail}".strip())
+            parsed = json.loads(body)
+        except json.JSONDecodeError:
+            parsed = None
+        # The API server's own refusals are `Status` objects; anything else came from behind it
+        # (a service proxy passes the backend's answer through as it is).
+        self.from_api_server = isinstance(parsed, dict) and parsed.get("kind") == "Status"
+        self.detail = str(parsed.get("message", body)) if isinstance(parsed, dict) else body
+        super().__init__(f"{method} {path}: {status} {self.detail}".strip())
 
 
 @dataclass
@@ -62,6 +67,9 @@ class Credentials:
     cert_data: bytes | None = None
     key_data: bytes | None = None
     source: str = ""
+    impersonate_user: str | None = None
+    """kubeconfig `as` / `as-groups`, as kubectl sends them: `Impersonate-User` / `Impersonate-Group`."""
+    impersonate_groups: tuple[str, ...] = ()
     exec_config: dict[str, Any] | None = field(default=None, repr=False)
 
 
@@ -104,6 +112,8 @@ def from_kubeconfig(path: Path, context: str | None = None) -> Credentials:
         cert_data=_data_or_file(user, "client-certificate", base),
         key_data=_data_or_file(user, "client-key", base),
         source=f"kubeconfig {path} context {name}",
+        impersonate_user=user.get("as"),
+        impersonate_groups=tuple(user.get("as-groups") or ()),
         exec_config=user.get("exec"),
     )
 
@@ -217,6 +227,7 @@ class KubeClient:
             headers["Content-Type"] = content_type
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        headers.update(_impersonation(self.credentials))
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self._ssl(cert, key)) as response:
@@ -234,6 +245,17 @@ class KubeClient:
     def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (RFC 7386): keys given replace, `None` deletes, others stay."""
         return json.loads(self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)[1])
+
+
+def _impersonation(credentials: Credentials) -> dict[str, str]:
+    if not credentials.impersonate_user:
+        return {}
+    groups = credentials.impersonate_groups
+    if len(groups) > 1:
+        # urllib sends one line per header name, and the API server reads each Impersonate-Group
+        # line as one group: a comma-joined value would be one group named "a,b".
+        raise KubeError(f"{credentials.source}: `as-groups` lists {len(groups)} groups; this client sends at most one")
+    return {"Impersonate-User": credentials.impersonate_user, **({"Impersonate-Group": groups[0]} if groups else {})}
 
 
 def custom_object_path(group: str, version: str, namespace: str, plural: str, name: str, status: bool = False) -> str:

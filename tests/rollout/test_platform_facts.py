@@ -14,6 +14,7 @@ import pytest
 from mlplatform.tools.rollout import cli, context
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
+from mlplatform.tools.service_proxy import ServiceProxy
 from tests.model.helpers import PLATFORM_OUTPUTS
 from tests.rollout.conftest import STACK, STACK_TEXT
 from tests.support.helpers import ROOT
@@ -35,7 +36,15 @@ def gate_calls(monkeypatch) -> list[dict]:
     calls: list[dict] = []
 
     def evaluate(client, analysis, *, namespace, deployment, stable_deployment, **window):
-        calls.append({"url": client.url, "hint": client.hint, "namespace": namespace, "deployment": deployment})
+        calls.append(
+            {
+                "url": client.url,
+                "hint": client.hint,
+                "transport": client.transport,
+                "namespace": namespace,
+                "deployment": deployment,
+            }
+        )
         return GateVerdict(
             healthy=False,
             namespace=namespace,
@@ -70,14 +79,37 @@ def _outputs_file(tmp_path: Path, outputs: dict) -> Path:
     return path
 
 
-def test_namespace_and_prometheus_come_from_the_platform(project, stack_file, tmp_path, gate_calls) -> None:
-    """Without model.namespace or flags, the gate queries the platform's serving namespace and Prometheus."""
+def _kubeconfig(tmp_path: Path, monkeypatch) -> None:
+    """A kubeconfig for an API server on 127.0.0.1 that the stubbed gate never dials."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+
+
+def test_namespace_and_prometheus_come_from_the_platform(
+    project, stack_file, tmp_path, gate_calls, monkeypatch
+) -> None:
+    """Without model.namespace or flags, the gate queries the platform's serving namespace, and its
+    Prometheus through the API server's service proxy of the kubeconfig's cluster."""
+    _kubeconfig(tmp_path, monkeypatch)
     stack_file.write_text(NO_NAMESPACE)
     code, events = _run(project, "next", "--platform-outputs", str(_outputs_file(tmp_path, OUTPUTS)))
     assert code == 1  # the stub gate says no traffic
     (call,) = gate_calls
-    assert call["namespace"] == "serving-from-platform" and call["url"] == IN_CLUSTER_PROMETHEUS
-    assert "kubectl -n monitoring port-forward svc/kube-prometheus-stack-prometheus 9090" in call["hint"]
+    assert call["namespace"] == "serving-from-platform"
+    assert call["url"] == (
+        "https://127.0.0.1:6443/api/v1/namespaces/monitoring/services/kube-prometheus-stack-prometheus:9090/proxy"
+    )
+    assert isinstance(call["transport"], ServiceProxy)
     assert events[0]["event"] == "platform" and events[0]["platformStack"] == "organization/mlplatform/dev"
 
 
@@ -128,6 +160,7 @@ def test_bad_outputs_file_is_exit_2(project, stack_file, tmp_path, gate_calls) -
 
 def test_a_logged_in_pulumi_is_asked(project, stack_file, tmp_path, gate_calls, monkeypatch) -> None:
     """With no file, `pulumi stack output --json --stack <platformStack>` answers when pulumi is logged in."""
+    _kubeconfig(tmp_path, monkeypatch)
     stack_file.write_text(NO_NAMESPACE)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -216,7 +249,7 @@ def test_the_status_store_is_the_record_of_the_platforms_crd_group(project, stac
     from mlplatform.tools.rollout import state
     from mlplatform.tools.stackfile import editor as stackfile
 
-    monkeypatch.setattr(kube.KubeClient, "discover", classmethod(lambda cls: "the-client"))
+    monkeypatch.setattr(kube.KubeClient, "discover", classmethod(lambda cls, **_: "the-client"))
     monkeypatch.delenv("ROLLOUT_STATUS_FILE", raising=False)
     args = argparse.Namespace(status_file=None, platform_outputs=str(_outputs_file(tmp_path, OUTPUTS)), namespace=None)
     ctx = context.Context(path=stack_file, out=context.Output(as_json=True, stream=io.StringIO()), args=args)

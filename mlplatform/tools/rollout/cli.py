@@ -110,8 +110,8 @@ def _parent_parsers() -> tuple[argparse.ArgumentParser, ...]:
     gate.add_argument(
         "--prometheus-url",
         default=os.environ.get(PROMETHEUS_URL_ENV) or None,
-        help="Prometheus base URL (default: $PROMETHEUS_URL, else the platform output prometheusUrl, which is "
-        "in-cluster: from a laptop, port-forward it)",
+        help="Prometheus base URL (default: $PROMETHEUS_URL, else the platform output prometheusUrl, reached "
+        "through the Kubernetes API server's service proxy with the kube credentials)",
     )
     gate.add_argument(
         "--prometheus-timeout", type=_positive(float), default=10.0, help="seconds per query (default 10)"
@@ -143,7 +143,8 @@ def _parent_parsers() -> tuple[argparse.ArgumentParser, ...]:
     mlflow = argparse.ArgumentParser(add_help=False)
     mlflow.add_argument(
         "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the platform output mlflowTrackingUri)",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the platform output mlflowTrackingUri, "
+        "reached through the Kubernetes API server's service proxy with the kube credentials)",
     )
     return common, gate, writes, applying, mlflow
 
@@ -264,7 +265,8 @@ def run_context(ctx: Context) -> int:
             raise UsageError("--git-push and --git-pr need --apply")
         if getattr(args, "git_pr", False) and not args.git_push:
             raise UsageError("--git-pr needs --git-push BRANCH: the PR's head branch")
-        return args.rollout_handler(ctx)
+        with ctx.resources:
+            return args.rollout_handler(ctx)
     except rules.Refused as err:
         out.event("refused", f"refused: {err}", reason=str(err))
         return EXIT_REFUSED

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from mlplatform.tools import kube
 from mlplatform.tools.rollout import apply, lock, state
 from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, evaluate
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
+from mlplatform.tools.service_proxy import LoopbackForwarder, ServiceProxy, ServiceRef, Via
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
 
@@ -66,6 +67,9 @@ class Context:
     """Wall-clock seconds: the step start in the status is a timestamp other runs read."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
     _store: state.StatusStore | None = field(default=None, init=False, repr=False)
+    _kube: kube.KubeClient | None = field(default=None, init=False, repr=False)
+    resources: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
+    """What lives as long as the command (the MLflow forwarder); `cli.run_context` closes it."""
     pr_branch: str | None = field(default=None, init=False)
     """Set by an `--apply` edit whose push to the base was refused: the rollback PR's branch."""
     # The file as read under the lock: one read and one validation per locked block,
@@ -101,12 +105,26 @@ class Context:
     def namespace(self, config: ModelStackConfig) -> str:
         return self.option("namespace") or config.serving_namespace(lambda: self.platform(config).serving_namespace())
 
-    def prometheus_url(self, config: ModelStackConfig) -> str:
-        return self.option("prometheus_url") or self.platform(config).prometheus_url()
-
     def tracking_uri(self, config: ModelStackConfig) -> str:
         explicit = self.option("tracking_uri") or os.environ.get(MLFLOW_TRACKING_URI_ENV)
         return explicit or self.platform(config).mlflow_tracking_uri()
+
+    def kube_client(self) -> kube.KubeClient:
+        """The one API server client of this command: the rollout state and the service proxy."""
+        if self._kube is None:
+            self._kube = kube.KubeClient.discover(timeout=self.option("prometheus_timeout", 10.0))
+        return self._kube
+
+    def prometheus(self, config: ModelStackConfig) -> PrometheusClient:
+        """`--prometheus-url`/`$PROMETHEUS_URL` as given; else the platform's Prometheus, through the API
+        server's service proxy when the platform names an in-cluster Service (it does)."""
+        timeout = self.args.prometheus_timeout
+        url = self.option("prometheus_url") or self.platform(config).prometheus_url()
+        service = None if self.option("prometheus_url") else ServiceRef.parse(url)
+        if service is None:
+            return PrometheusClient(url, timeout, hint=port_forward_hint(url, PROMETHEUS_URL_ENV, "--prometheus-url"))
+        via = Via("Prometheus", f"{PROMETHEUS_URL_ENV} (or --prometheus-url)")
+        return PrometheusClient.through(ServiceProxy(self.kube_client(), service, via))
 
     def status_store(self, config: ModelStackConfig) -> state.StatusStore:
         """Where the rollout's state lives: the InferenceService record's status, or `--status-file`."""
@@ -116,7 +134,7 @@ class Context:
                 self._store = state.FileStatusStore(Path(status_file))
             else:
                 self._store = state.KubeStatusStore(
-                    kube.KubeClient.discover(),
+                    self.kube_client(),
                     group=self.platform(config).contract().crd_group,
                     namespace=self.namespace(config),
                     name=config.model.name,
@@ -138,22 +156,23 @@ class Context:
     def registry(self, config: ModelStackConfig):
         from mlplatform.tools.rollout import registry as reg
 
+        explicit = self.option("tracking_uri") or os.environ.get(MLFLOW_TRACKING_URI_ENV)
         uri = self.tracking_uri(config)
-        return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))
+        service = None if explicit else ServiceRef.parse(uri)
+        if service is None:
+            return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))
+        # MLflow's client takes a base URL and nothing else: a loopback forwarder, for this command only.
+        proxy = ServiceProxy(self.kube_client(), service, Via("MLflow", f"{MLFLOW_TRACKING_URI_ENV} (or --tracking-uri)"))
+        forwarder = self.resources.enter_context(LoopbackForwarder(proxy))
+        return reg.Registry(forwarder.url, where=proxy.where, refusal=lambda: forwarder.last_error)
 
     def gate(self, config: ModelStackConfig, since: datetime | None = None, at: datetime | None = None) -> GateVerdict:
         """The verdict on the evidence since `since`; without it, since the current step's dwell began
         (the file does not record when the step started, so the last dwell stands in for it)."""
 
         canary = rules.require_canary(config)
-        url = self.prometheus_url(config)
-        client = PrometheusClient(
-            url,
-            timeout=self.args.prometheus_timeout,
-            hint=port_forward_hint(url, PROMETHEUS_URL_ENV, "--prometheus-url"),
-        )
         return evaluate(
-            client,
+            self.prometheus(config),
             config.analysis,
             namespace=self.namespace(config),
             deployment=config.version_object_name(canary.version),

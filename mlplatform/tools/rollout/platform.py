@@ -20,7 +20,6 @@ needed that the user did not give (`--namespace`, `--prometheus-url`, ...).
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -29,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.platform_contract import ContractError, PlatformContract, Problem
+from mlplatform.tools.service_proxy import ServiceRef
 
 PULUMI_TIMEOUT_SECONDS = 60.0
-# `http://<service>.<namespace>.svc[.cluster.local][:port]`: an in-cluster URL.
-_IN_CLUSTER = re.compile(r"^https?://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.[a-z0-9.-]+)?(?::(\d+))?(?:/.*)?$")
 
 
 class PlatformOutputError(Exception):
@@ -46,17 +44,12 @@ def platform_stack_name(reference: str) -> str:
 
 def port_forward_hint(url: str, env_var: str, flag: str) -> str:
     """How to reach an in-cluster service URL from a laptop, derived from the URL itself."""
-    match = _IN_CLUSTER.match(url)
-    if match is None:
+    service = ServiceRef.parse(url)
+    if service is None:
         return f"pass {flag} or set {env_var} to a URL this machine can reach"
-    service, namespace, port = (
-        match.group(1),
-        match.group(2),
-        match.group(3) or ("443" if url.startswith("https") else "80"),
-    )
     return (
-        f"{url} is in-cluster only; run `kubectl -n {namespace} port-forward svc/{service} {port}` "
-        f"and pass {flag} http://127.0.0.1:{port} (or set {env_var})"
+        f"{url} is in-cluster only; run `kubectl -n {service.namespace} port-forward svc/{service.name} "
+        f"{service.port}` and pass {flag} http://127.0.0.1:{service.port} (or set {env_var})"
     )
 
 

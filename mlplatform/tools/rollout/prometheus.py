@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 
+from mlplatform.tools.service_proxy import ServiceError, Transport
+
 
 class PrometheusError(Exception):
     """Prometheus could not be queried. No verdict, so no change."""
@@ -87,11 +89,18 @@ def promql_range(duration_seconds: float) -> str:
 class PrometheusClient:
     """Instant and range queries against Prometheus' HTTP API, with nothing beyond the standard library."""
 
-    def __init__(self, url: str, timeout: float = 10.0, hint: str = ""):
-        """`hint` ends the "cannot reach" message: how to reach this Prometheus from here."""
+    def __init__(self, url: str, timeout: float = 10.0, hint: str = "", transport: Transport | None = None):
+        """`hint` ends the "cannot reach" message: how to reach this Prometheus from here. `transport`:
+        how to send the GETs when not straight to `url` (the API server's service proxy)."""
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.hint = hint
+        self.transport = transport
+
+    @classmethod
+    def through(cls, transport: Transport) -> PrometheusClient:
+        """Queries sent through `transport`; its `where` names Prometheus in messages."""
+        return cls(transport.where, transport=transport)
 
     def query(self, promql: str, at: datetime | None = None) -> float | None:
         """The single value of `promql`; None when the result is empty or not a number (0/0)."""
@@ -130,6 +139,8 @@ class PrometheusClient:
         return {float(t): float(v) for t, v in points if not math.isnan(float(v))}
 
     def _get(self, api: str, promql: str, params: dict[str, str]) -> dict:
+        if self.transport is not None:
+            return self._through_transport(self.transport, api, {"query": promql, **params})
         endpoint = f"{self.url}/api/v1/{api}?{urllib.parse.urlencode({'query': promql, **params})}"
         try:
             with urllib.request.urlopen(endpoint, timeout=self.timeout) as response:
@@ -143,9 +154,33 @@ class PrometheusClient:
             raise PrometheusError(f"cannot reach Prometheus at {self.url}: {reason}{hint}") from None
         except json.JSONDecodeError:
             raise PrometheusError(f"{self.url} did not answer with Prometheus JSON; is it Prometheus?") from None
-        if body.get("status") != "success":
-            raise PrometheusError(f"Prometheus query failed: {body.get('error', body)}")
-        return body["data"]
+        return _data(body)
+
+
+    def _through_transport(self, transport: Transport, api: str, query: dict[str, str]) -> dict:
+        try:
+            raw = transport.get(f"/api/v1/{api}", query)
+        except ServiceError as err:
+            if err.backend_status is None:
+                raise PrometheusError(str(err)) from None
+            try:
+                detail = json.loads(err.backend_body or "").get("error", err.backend_body)
+            except (json.JSONDecodeError, AttributeError):
+                detail = err.backend_body
+            raise PrometheusError(
+                f"Prometheus at {self.url} refused the query ({err.backend_status}): {detail}"
+            ) from None
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            raise PrometheusError(f"{self.url} did not answer with Prometheus JSON; is it Prometheus?") from None
+        return _data(body)
+
+
+def _data(body: dict) -> dict:
+    if body.get("status") != "success":
+        raise PrometheusError(f"Prometheus query failed: {body.get('error', body)}")
+    return body["data"]
 
 
 def _error_detail(err: urllib.error.HTTPError) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,15 +107,26 @@ def explicit_tracking_uri(flag: str | None) -> str:
 class Registry:
     """A thin wrapper over `mlflow.MlflowClient` that turns its exceptions into RegistryError."""
 
-    def __init__(self, tracking_uri: str, hint: str = ""):
+    def __init__(
+        self,
+        tracking_uri: str,
+        hint: str = "",
+        where: str | None = None,
+        refusal: Callable[[], Exception | None] | None = None,
+    ):
         """`hint` ends the "cannot reach" message: how to reach this MLflow from here. The
-        tracking URI and the hint come from the caller (the platform's outputs), not from here."""
+        tracking URI and the hint come from the caller (the platform's outputs), not from here.
+        `where` names MLflow in messages when `tracking_uri` is a local forwarder; `refusal` is the
+        forwarder's explained refusal (the API server's 403 or 503), which then replaces MLflow's own
+        wording of the failure."""
         try:
             from mlflow import MlflowClient
         except ImportError:
             raise RegistryError("--from-registry needs the `mlflow` package: pip install mlflow") from None
         self.tracking_uri = tracking_uri
+        self.where = where or tracking_uri
         self.hint = hint
+        self.refusal = refusal
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
@@ -122,11 +134,14 @@ class Registry:
 
         try:
             return fn(*args, **kwargs)
-        except MlflowException as err:
-            raise RegistryError(f"MLflow at {self.tracking_uri}: {what}: {err.message}") from None
-        except OSError as err:
+        except (MlflowException, OSError) as err:
+            refused = self.refusal() if self.refusal is not None else None
+            if refused is not None:
+                raise RegistryUnavailable(f"{what}: {refused}") from None
+            if isinstance(err, MlflowException):
+                raise RegistryError(f"MLflow at {self.where}: {what}: {err.message}") from None
             hint = f"; {self.hint}" if self.hint else ""
-            raise RegistryUnavailable(f"cannot reach MLflow at {self.tracking_uri}: {what}: {err}{hint}") from None
+            raise RegistryUnavailable(f"cannot reach MLflow at {self.where}: {what}: {err}{hint}") from None
 
     def check(self, name: str, version: str, environment: str) -> RegistryVersion:
         """The version with its run's metrics checked; raises BelowThreshold when it falls short."""
