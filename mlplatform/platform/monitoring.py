@@ -36,6 +36,9 @@ from mlplatform.scheduling import spread_constraint_values
 # below holds whatever the release is called.
 FULLNAME = "kube-prometheus-stack"
 PROMETHEUS_PORT = 9090
+# The Service the chart names after its Prometheus: the platform's prometheusUrl and the CI's
+# `services/proxy` grant both name it through this constant.
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
 # The labels the operator puts on the pods of Prometheus `<fullname>-prometheus`.
 PROMETHEUS_POD_SELECTOR = {"app.kubernetes.io/name": "prometheus", "prometheus": f"{FULLNAME}-prometheus"}
 LINKERD_POD_MONITOR = "linkerd-proxies"
@@ -267,7 +270,7 @@ class Monitoring(pulumi.ComponentResource):
         # Carrying the release in the Output makes consumers (Linkerd viz) wait
         # until Prometheus is installed.
         self.prometheus_url = pulumi.Output.all(namespace, self.release.id).apply(
-            lambda values: f"http://{FULLNAME}-prometheus.{values[0]}.svc.cluster.local:{PROMETHEUS_PORT}"
+            lambda values: f"http://{PROMETHEUS_SERVICE}.{values[0]}.svc.cluster.local:{PROMETHEUS_PORT}"
         )
 
         # The CRDs come with the chart, so the custom resources wait for it.

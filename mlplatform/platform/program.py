@@ -22,7 +22,7 @@ from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.mesh import LINKERD_NAMESPACE, VIZ_NAMESPACE, ServiceMesh, ServiceMeshArgs
-from mlplatform.platform.monitoring import FULLNAME, PROMETHEUS_PORT, Monitoring, MonitoringArgs
+from mlplatform.platform.monitoring import PROMETHEUS_PORT, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
 from mlplatform.platform.registry import AwsRegistryInfra, ModelRegistry, ModelRegistryArgs
@@ -30,8 +30,6 @@ from mlplatform.platform.registry.server import PORT as MLFLOW_PORT
 from mlplatform.platform.registry.server import SERVICE_NAME as MLFLOW_SERVICE
 from mlplatform.platform.sizing import platform_sizes
 from mlplatform.platform_contract import CiRoles, IrsaIdentity, Namespaces, NoIdentity, PlatformContract, StorageClasses
-
-PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
 
 if TYPE_CHECKING:
     from mlplatform.platform.ci_identity import CiIdentity
