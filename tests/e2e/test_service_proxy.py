@@ -62,7 +62,10 @@ def _service(namespace: str, name: str, port: int) -> dict:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"selector": {"app.kubernetes.io/name": "proxy-e2e-no-pods"}, "ports": [{"name": "http", "port": port}]},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": "proxy-e2e-no-pods"},
+            "ports": [{"name": "http", "port": port}],
+        },
     }
 
 
@@ -90,7 +93,9 @@ def granted(control_plane: ControlPlane) -> Iterator[dict[str, ServiceRef]]:
     for ref in (*refs.values(), other):
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ref.namespace}}
         _create(control_plane, "/api/v1/namespaces", namespace)
-        if _create(control_plane, f"/api/v1/namespaces/{ref.namespace}/services", _service(ref.namespace, ref.name, ref.port)):
+        if _create(
+            control_plane, f"/api/v1/namespaces/{ref.namespace}/services", _service(ref.namespace, ref.name, ref.port)
+        ):
             created.append(f"/api/v1/namespaces/{ref.namespace}/services/{ref.name}")
     for kind, plural in ((K8S_ROLE, "roles"), (K8S_ROLE_BINDING, "rolebindings")):
         for resource in rec.of_type(kind):

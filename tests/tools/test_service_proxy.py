@@ -42,7 +42,10 @@ def test_scheme_default_port_and_path_prefix_are_kept() -> None:
     """An https service is `https:name:port` to the API server; a URL's path is the service's base path."""
     ref = ServiceRef.parse("https://prom.obs.svc/prometheus/")
     assert ref == ServiceRef("obs", "prom", 443, "https", "/prometheus")
-    assert ref.proxy_path("/api/v1/query") == "/api/v1/namespaces/obs/services/https:prom:443/proxy/prometheus/api/v1/query"
+    assert (
+        ref.proxy_path("/api/v1/query")
+        == "/api/v1/namespaces/obs/services/https:prom:443/proxy/prometheus/api/v1/query"
+    )
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9090", "https://prometheus.example.com", "http://prom:9090"])

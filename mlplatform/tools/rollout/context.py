@@ -162,7 +162,9 @@ class Context:
         if service is None:
             return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))
         # MLflow's client takes a base URL and nothing else: a loopback forwarder, for this command only.
-        proxy = ServiceProxy(self.kube_client(), service, Via("MLflow", f"{MLFLOW_TRACKING_URI_ENV} (or --tracking-uri)"))
+        proxy = ServiceProxy(
+            self.kube_client(), service, Via("MLflow", f"{MLFLOW_TRACKING_URI_ENV} (or --tracking-uri)")
+        )
         forwarder = self.resources.enter_context(LoopbackForwarder(proxy))
         return reg.Registry(forwarder.url, where=proxy.where, refusal=lambda: forwarder.last_error)
 

@@ -156,7 +156,6 @@ class PrometheusClient:
             raise PrometheusError(f"{self.url} did not answer with Prometheus JSON; is it Prometheus?") from None
         return _data(body)
 
-
     def _through_transport(self, transport: Transport, api: str, query: dict[str, str]) -> dict:
         try:
             raw = transport.get(f"/api/v1/{api}", query)
