@@ -220,7 +220,7 @@ class LoopbackForwarder:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _relay
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+            def log_message(self, format: str, *args: object) -> None:
                 """Quiet: the tools' own output says what happened."""
 
         return Handler

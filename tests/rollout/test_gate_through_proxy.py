@@ -29,12 +29,16 @@ from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 pytestmark = pytest.mark.integration
 
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
-SERVICE = ServiceRef.parse(PROMETHEUS_URL)
+SERVICE = ServiceRef("monitoring", "kube-prometheus-stack-prometheus", 9090)
 TRAFFIC = {
     "v5": Traffic(rps=40, error_ratio=0.002, latency_ms=40),
     "v70": Traffic(rps=40, latency_ms=40),
     "v71": Traffic(rps=40, error_ratio=0.05, latency_ms=40),
 }
+
+
+def test_the_platform_url_names_this_service() -> None:
+    assert ServiceRef.parse(PROMETHEUS_URL) == SERVICE
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,6 @@ def fed(exporter: LinkerdExporter, prometheus: str) -> str:
 
 @pytest.fixture
 def api_server(fed: str, tmp_path: Path, monkeypatch) -> Iterator[FakeApiServer]:
-    assert SERVICE is not None
     server = FakeApiServer(backends={SERVICE.proxy_path(): fed}).start()
     monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path)))
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
@@ -58,7 +61,6 @@ def api_server(fed: str, tmp_path: Path, monkeypatch) -> Iterator[FakeApiServer]
 
 def test_the_verdict_through_the_proxy_is_the_direct_one(fed, api_server) -> None:
     """Every query of the judge, at one instant, through the proxy path and straight to Prometheus."""
-    assert SERVICE is not None
     at = datetime.now(UTC)
     proxied = PrometheusClient.through(ServiceProxy(kube.KubeClient.discover(), SERVICE, Via("Prometheus", "-")))
     verdicts = [

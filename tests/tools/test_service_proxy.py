@@ -23,24 +23,31 @@ from mlplatform.tools.rollout.prometheus import PrometheusClient, PrometheusErro
 from mlplatform.tools.service_proxy import FAILED_DEPENDENCY, LoopbackForwarder, ServiceProxy, ServiceRef, Via
 from tests.support.fake_apiserver_proxy import USER, FakeApiServer
 
+
+def _ref(url: str) -> ServiceRef:
+    ref = ServiceRef.parse(url)
+    assert ref is not None, url
+    return ref
+
+
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
-PROMETHEUS = ServiceRef.parse(PROMETHEUS_URL)
-MLFLOW = ServiceRef.parse("http://mlflow.mlflow.svc.cluster.local:5000")
+PROMETHEUS = _ref(PROMETHEUS_URL)
+MLFLOW = _ref("http://mlflow.mlflow.svc.cluster.local:5000")
 VIA = Via("Prometheus", "PROMETHEUS_URL (or --prometheus-url)")
 
 
 def test_the_proxy_path_is_built_from_the_platforms_in_cluster_url() -> None:
     """The platform names each service by its in-cluster URL; the proxy path and RBAC's resource name follow."""
-    assert PROMETHEUS == ServiceRef("monitoring", "kube-prometheus-stack-prometheus", 9090)
+    assert ServiceRef("monitoring", "kube-prometheus-stack-prometheus", 9090) == PROMETHEUS
     assert PROMETHEUS.proxy_path("/api/v1/query") == (
         "/api/v1/namespaces/monitoring/services/kube-prometheus-stack-prometheus:9090/proxy/api/v1/query"
     )
-    assert MLFLOW is not None and MLFLOW.segment == "mlflow:5000"
+    assert MLFLOW.segment == "mlflow:5000"
 
 
 def test_scheme_default_port_and_path_prefix_are_kept() -> None:
     """An https service is `https:name:port` to the API server; a URL's path is the service's base path."""
-    ref = ServiceRef.parse("https://prom.obs.svc/prometheus/")
+    ref = _ref("https://prom.obs.svc/prometheus/")
     assert ref == ServiceRef("obs", "prom", 443, "https", "/prometheus")
     assert (
         ref.proxy_path("/api/v1/query")
@@ -68,7 +75,7 @@ class _Backend(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -76,7 +83,6 @@ class _Backend(BaseHTTPRequestHandler):
 def api(tmp_path: Path) -> Iterator[tuple[FakeApiServer, kube.KubeClient]]:
     backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
-    assert PROMETHEUS is not None and MLFLOW is not None
     server = FakeApiServer(
         backends={
             PROMETHEUS.proxy_path(): f"http://127.0.0.1:{backend.server_address[1]}",
