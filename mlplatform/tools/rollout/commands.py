@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from mlplatform import aborted_canary
 from mlplatform.model.config import ModelStackConfig
 from mlplatform.tools.rollout import gate, lock, state
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
@@ -433,26 +434,28 @@ def guard(ctx: Context) -> int:
         ctx.out.event("guard", "ok: no canary takes traffic in the stack file", ok=True)
         return EXIT_OK
     status = ctx.status_store(config).get(missing_ok=True)
-    if status is None or status.phase != state.ABORTED or status.canary_version != canary.version:
+    if status is None or status.phase != state.ABORTED or status.canary_version is None:
         ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
         return EXIT_OK
-    abort = status.abort or state.Abort(reason="(no reason recorded)", at=status.step_started_at)
+    recorded = status.abort or state.Abort(reason="(no reason recorded)", at=status.step_started_at)
+    abort = aborted_canary.Abort(status.canary_version, recorded.reason, recorded.at, recorded.pr)
     retry = ctx.option("retry")
-    if retry:
-        again = state.new_step(canary.version, canary.weight, ctx.now())
-        ctx.record(config, again)
-        ctx.out.event(
-            "guard",
-            f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
-            f"it was aborted at {abort.at}: {abort.reason}",
-            ok=True,
-            retry=retry,
-            abort=abort.__dict__,
-        )
-        return EXIT_OK
-    pr = f"; the rollback is in PR branch {abort.pr}: merge it" if abort.pr else "; merge the rollback into main"
-    raise rules.Refused(
-        f"canary {canary.version} was aborted on the cluster at {abort.at} ({abort.reason}), but "
-        f"{ctx.path} still gives it {canary.weight}%: applying it would bring the canary back{pr}. "
-        "To run it again on purpose: `rollout guard --retry REASON`."
+    refused = aborted_canary.refusal(
+        abort, canary.version, canary.weight, where=str(ctx.path), recorded="on the cluster", retry=retry
     )
+    if refused is not None:
+        raise rules.Refused(refused)
+    if not retry or abort.version != canary.version:
+        ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
+        return EXIT_OK
+    again = state.new_step(canary.version, canary.weight, ctx.now())
+    ctx.record(config, again)
+    ctx.out.event(
+        "guard",
+        f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
+        f"it was aborted at {abort.at}: {abort.reason}",
+        ok=True,
+        retry=retry,
+        abort=recorded.__dict__,
+    )
+    return EXIT_OK
