@@ -258,3 +258,19 @@ def test_the_status_store_is_the_record_of_the_platforms_crd_group(project, stac
     assert isinstance(store, state.KubeStatusStore)
     assert (store.client, store.group) == ("the-client", OUTPUTS["crdGroup"])
     assert store.name == config.model.name
+
+
+def test_without_kube_credentials_status_still_prints_and_names_the_override(
+    project, stack_file, tmp_path, monkeypatch
+) -> None:
+    """The proxy needs the kube credentials: without them the gate is unavailable (exit 3), the rest of
+    `status` is printed, and the message says how to do without the proxy."""
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    code, events = _run(project, "status", "--platform-outputs", str(_outputs_file(tmp_path, OUTPUTS)))
+    assert code == 3
+    (status,) = [e for e in events if e["event"] == "status"]
+    assert "cannot read the kubeconfig" in status["gateError"]
+    assert "through the API server's service proxy" in status["gateError"]
+    assert "set PROMETHEUS_URL (or --prometheus-url)" in status["gateError"]
+    assert status["weight"] == 10

@@ -22,7 +22,7 @@ from typing import Any
 from mlplatform.model.config import ModelStackConfig
 from mlplatform.tools import kube
 from mlplatform.tools.rollout import apply, lock, state
-from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, evaluate
+from mlplatform.tools.rollout.gate import GateVerdict, PrometheusClient, PrometheusError, evaluate
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
 from mlplatform.tools.service_proxy import LoopbackForwarder, ServiceProxy, ServiceRef, Via
 from mlplatform.tools.stackfile import editor as stackfile
@@ -124,7 +124,15 @@ class Context:
         if service is None:
             return PrometheusClient(url, timeout, hint=port_forward_hint(url, PROMETHEUS_URL_ENV, "--prometheus-url"))
         via = Via("Prometheus", f"{PROMETHEUS_URL_ENV} (or --prometheus-url)")
-        return PrometheusClient.through(ServiceProxy(self.kube_client(), service, via))
+        try:
+            client = self.kube_client()
+        except kube.KubeError as err:
+            # No verdict without Prometheus: the gate's own error, so `status` still prints the rest.
+            raise PrometheusError(
+                f"Prometheus at {service.describe()} is read through the API server's service proxy: {err}; "
+                f"or set {via.override} to a URL this machine can reach"
+            ) from None
+        return PrometheusClient.through(ServiceProxy(client, service, via))
 
     def status_store(self, config: ModelStackConfig) -> state.StatusStore:
         """Where the rollout's state lives: the InferenceService record's status, or `--status-file`."""
