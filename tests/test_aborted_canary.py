@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlplatform.aborted_canary import Abort, refusal
+from mlplatform.aborted_canary import RETRY_HINT, Abort, refusal
 
 ABORT = Abort("v6", "2 consecutive failed checks: success 50%", "2027-01-15T08:00:00Z", "rollout/fraud-prod-42")
 
@@ -24,9 +24,8 @@ def test_bringing_back_the_aborted_canary_is_refused_with_its_reason_and_pr() ->
 
 def test_without_a_pr_the_refusal_says_to_merge_the_rollback() -> None:
     message = _refusal(abort=Abort("v6", "r", "t"))
-    assert message is not None and message.endswith(
-        "bring the canary back; merge the rollback into main. To run it again on purpose: `rollout guard --retry REASON`."
-    )
+    assert message is not None
+    assert message.endswith("bring the canary back; merge the rollback into main. " + RETRY_HINT)
 
 
 @pytest.mark.parametrize(
