@@ -16,7 +16,7 @@ from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from mlplatform.tools.rollout.platform import Platform, PlatformOutputError, port_forward_hint
 from mlplatform.tools.service_proxy import ServiceProxy
 from tests.model.helpers import PLATFORM_OUTPUTS
-from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
 from tests.support.helpers import ROOT
 
 IN_CLUSTER_PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
@@ -274,3 +274,24 @@ def test_without_kube_credentials_status_still_prints_and_names_the_override(
     assert "through the API server's service proxy" in status["gateError"]
     assert "set PROMETHEUS_URL (or --prometheus-url)" in status["gateError"]
     assert status["weight"] == 10
+
+
+def test_registry_checks_go_through_the_proxy_and_say_why_it_failed(project, stack_file, tmp_path, monkeypatch) -> None:
+    """Without a tracking URI, `--from-registry` reads MLflow through the API server (a loopback forwarder
+    for MLflow's client); a service without ready pods is named as such, not as MLflow's retry noise."""
+    from tests.support.fake_apiserver_proxy import FakeApiServer
+
+    server = FakeApiServer(backends={"/api/v1/namespaces/mlflow/services/mlflow:5000/proxy": None}).start()
+    try:
+        monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path)))
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        stack_file.write_text(without_canary(NO_NAMESPACE))
+        outputs = _outputs_file(tmp_path, OUTPUTS)
+        code, events = _run(project, "start", "--version", "v7", "--from-registry", "--platform-outputs", str(outputs))
+    finally:
+        server.stop()
+    assert code == 3, events
+    error = events[-1]["error"]
+    assert "MLflow at service mlflow/mlflow port 5000 through the API server's service proxy" in error
+    assert "the service has no ready pods" in error
+    assert any("/services/mlflow:5000/proxy/api/2.0/mlflow/" in r for r in server.requests)
