@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.platform_contract import ContractError, PlatformContract, Problem
+from mlplatform.tools import pulumi_cli
 
 PULUMI_TIMEOUT_SECONDS = 60.0
 # `http://<service>.<namespace>.svc[.cluster.local][:port]`: an in-cluster URL.
@@ -78,7 +78,7 @@ def _from_file(path: Path) -> dict[str, Any]:
 
 def _from_pulumi(reference: str, cwd: Path) -> dict[str, Any] | None:
     """`pulumi stack output --json`, or None when the CLI is absent, not logged in, or fails."""
-    pulumi = shutil.which("pulumi")
+    pulumi = pulumi_cli.find()
     if pulumi is None:
         return None
 
