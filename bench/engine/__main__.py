@@ -34,6 +34,8 @@ STEP = "weight step `up`"
 FLOOR = "floor: one-ConfigMap program `up`"
 KUBECTL = "`kubectl patch` of a copy of the split"
 OLD, NEW = "Automation API", "one CLI `up`"
+UP_ONLY, ABORT = "rollback `up` only: ", "rollback `abort --apply`: "
+MOVED = "rollback start → split 100/0 on the API server: "
 ROLLBACK_BUDGET = 2.5  # seconds after the deciding check, on top of one analysis interval (issue 22)
 
 
@@ -50,9 +52,16 @@ def _verdict(met: bool) -> str:
     return "met" if met else "**not met**"
 
 
+def _ratio(results: Results, numerator: str, denominator: str) -> float:
+    """Median of the per-round ratios."""
+    return _median([a / b for a, b in zip(results.runs[numerator], results.runs[denominator], strict=True)])
+
+
 def markdown(results: Results) -> str:
     runs = results.runs
-    step, floor, kubectl = _median(runs[STEP]), _median(runs[FLOOR]), _median(runs[KUBECTL])
+    to_floor, to_kubectl = _ratio(results, STEP, FLOOR), _ratio(results, STEP, KUBECTL)
+    saved = _paired(results, f"{ABORT}{OLD}", f"{ABORT}{NEW}")
+    moved = _median(runs[f"{MOVED}{NEW}"])
     lines = [
         f"Measured by `python -m bench.engine` (`make bench-e2e`) on {time.strftime('%Y-%m-%d')}, "
         f"{results.rounds} rounds, medians.",
@@ -61,28 +70,26 @@ def markdown(results: Results) -> str:
         "|---|---:|",
         *(f"| {label} | {_median(values):.2f} s |" for label, values in runs.items()),
         "",
-        "| target (issue 22) | measured | |",
+        "| target (issue 22) | measured (paired) | |",
         "|---|---:|---|",
-        f"| weight step `up` ≤ 1.15 × the one-ConfigMap floor | {step / floor:.2f}× "
-        f"| {_verdict(step / floor <= 1.15)} |",
-        f"| weight step `up` ≤ 15 × `kubectl patch` | {step / kubectl:.1f}× | {_verdict(step / kubectl <= 15)} |",
-    ]
-    saved = _paired(results, f"rollback `abort --apply`: {OLD}", f"rollback `abort --apply`: {NEW}")
-    rollback = _median(runs[f"rollback start → split 100/0 on the API server: {NEW}"])
-    lines += [
-        f"| rollback: ≥ 0.8 s saved (paired median, `abort --apply` old − new) | {saved:.2f} s "
-        f"| {_verdict(saved >= 0.8)} |",
-        f"| rollback: deciding check → 100/0 ≤ 1 interval + {ROLLBACK_BUDGET} s (`abort --apply` start → split "
-        f"100/0, the interval excluded) | {rollback:.2f} s | {_verdict(rollback <= ROLLBACK_BUDGET)} |",
+        f"| weight step `up` ≤ 1.15 × the one-ConfigMap floor | {to_floor:.2f}× | {_verdict(to_floor <= 1.15)} |",
+        f"| weight step `up` ≤ 15 × `kubectl patch` | {to_kubectl:.1f}× | {_verdict(to_kubectl <= 15)} |",
+        f"| rollback: ≥ 0.8 s saved (`abort --apply`, old − new) | {saved:.2f} s | {_verdict(saved >= 0.8)} |",
+        f"| rollback: deciding check → 100/0 ≤ 1 interval + {ROLLBACK_BUDGET} s (start of `abort --apply` → split "
+        f"100/0; the interval excluded) | {moved:.2f} s | {_verdict(moved <= ROLLBACK_BUDGET)} |",
         "",
-        "| knob | saving per weight step (paired median, knob off − on) |",
+        "| knob | saving (paired median, knob off − on) |",
         "|---|---:|",
     ]
     for label in runs:
         if label.startswith("knob off: "):
-            lines.append(f"| {label.removeprefix('knob off: ')} | {_paired(results, label, STEP):+.2f} s |")
-    up_saved = _paired(results, f"rollback `up` only: {OLD}", f"rollback `up` only: {NEW}")
-    lines.append(f"| rollback `up` as one CLI run (the `up` alone) | {up_saved:+.2f} s |")
+            lines.append(
+                f"| weight step `up`: {label.removeprefix('knob off: ')} | {_paired(results, label, STEP):+.2f} s |"
+            )
+    for prefix, what in ((UP_ONLY, "the `up` alone"), (ABORT, "`abort --apply`"), (MOVED, "to split 100/0")):
+        lines.append(
+            f"| rollback as one CLI run, {what} | {_paired(results, f'{prefix}{OLD}', f'{prefix}{NEW}'):+.2f} s |"
+        )
     if "openapi_bytes" in results.facts:
         lines += ["", f"The API server's `/openapi/v2` document: {int(results.facts['openapi_bytes']) / 1e6:.1f} MB."]
     return "\n".join(lines) + "\n"
@@ -92,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds (default {ROUNDS})")
     parser.add_argument("--json", type=Path, help="also write the raw per-round seconds here")
+    parser.add_argument("--from-json", type=Path, help="print the table of an earlier run's --json; measure nothing")
     args = parser.parse_args(argv)
+    if args.from_json:
+        raw = json.loads(args.from_json.read_text())
+        print(markdown(Results(raw["rounds"], raw["runs"], raw.get("facts", {}))))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         results = run(Path(tmp), args.rounds)
     if args.json:
