@@ -71,10 +71,11 @@ def cli_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> N
     """`pulumi up` on one stack: one CLI process, run in the stack's project directory with this
     process's environment (backend login, PULUMI_CONFIG_PASSPHRASE, PULUMI_ACCESS_TOKEN).
 
-    Why not the Automation API: around the update it runs five more CLI processes (version,
-    whoami, stack select, config and history reads), about a second added to every rollback.
-    What it gave is kept here: the output streamed line by line (stdout and stderr both), a lock
-    held by another update told apart (`StateLocked`) from any other failure (`UpFailed`)."""
+    Why not the Automation API: around the update it runs five more CLI processes (`version` and
+    `stack select` before it; two `stack output` reads and `stack history` after it), about a second
+    added to every rollback. What it gave is kept here: the output streamed line by line (stdout and
+    stderr both), a lock held by another update told apart (`StateLocked`) from any other failure
+    (`UpFailed`)."""
     pulumi = pulumi_cli.find()
     if pulumi is None:
         raise UpFailed("the `pulumi` CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)")
