@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from mlplatform.model.program import send_registrations
+from tests.support.types import K8S_PROVIDER, STACK_REFERENCE
 
 SENT_WITHIN_SECONDS = 10.0
 NOT_SENT_FOR_SECONDS = 0.5
@@ -27,7 +28,7 @@ class _Mocks(pulumi.runtime.Mocks):
         self.provider_seen = threading.Event()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        if args.typ == "pulumi:providers:kubernetes":
+        if args.typ == K8S_PROVIDER:
             self.provider_seen.set()
         return f"{args.name}-id", args.inputs
 
@@ -75,5 +76,5 @@ def test_the_model_program_sends_the_provider_before_declaring_anything_else(mon
     monkeypatch.setattr(model_program, "send_registrations", spy)
     monkeypatch.setattr(pulumi.CustomResource, "__init__", record)
     run_model(with_canary(10))
-    assert declared_before == [["pulumi:pulumi:StackReference", "pulumi:providers:kubernetes"]], declared_before
+    assert declared_before == [[STACK_REFERENCE, K8S_PROVIDER]], declared_before
     assert len(types) > 2
