@@ -103,9 +103,10 @@ bench: setup
 bench-judge: setup
 	$(PY) -m bench.judge
 
-## bench-e2e: time the real platform and a rollout on the simulated cluster (docs/benchmarks.md, section 5; needs MLPLATFORM_TEST_CHARTS and kubectl)
+## bench-e2e: time the real platform and a rollout on the simulated cluster (docs/benchmarks.md, section 5), then a weight step and a rollback at the engine's floor, paired (bench.engine); needs MLPLATFORM_TEST_CHARTS and kubectl
 bench-e2e: setup deps
 	$(PY) -m bench.simulated
+	$(PY) -m bench.engine
 
 ## docs: build the documentation site (docs/, mkdocs.yml) into site/ with MkDocs Material; nothing is fetched
 docs: setup

@@ -61,10 +61,14 @@ def pinned_image(value: str) -> str:
 
 PinnedImage = Annotated[str, AfterValidator(pinned_image)]
 # A pinned image whose reference must also parse (the model stack's serving and training images).
+# The tag is `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`: the distribution spec's `\w` is ASCII. Spelled out,
+# because pydantic-core's Unicode `\w` under `{0,127}` compiled to a regex of ~0.1 s per model class
+# that holds an image, paid at import on every `pulumi up` (docs/benchmarks.md, "Imports").
 ImageRef = Annotated[
     str,
     Field(
-        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
         description="Container image reference; pin a tag or digest.",
     ),
     AfterValidator(pinned_image),

@@ -12,10 +12,12 @@ inputs, so its pods keep running.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi.runtime.sync_await import _sync_await
 
 from mlplatform import labels
 from mlplatform.configuration import ConfigError
@@ -41,6 +43,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     # The platform's kubeconfig when it created the cluster; otherwise (None) the
     # ambient kubeconfig, as for the platform's own provider.
     provider = k8s.Provider("kubernetes", kubeconfig=platform.kubeconfig)
+    send_registrations()  # the engine starts and configures the provider while the rest is declared
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
     namespace: pulumi.Input[str] = config.serving_namespace(lambda: platform.serving_namespace)
 
@@ -165,6 +168,32 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "trainingJob": training.job_name if training is not None else None,
         "trainingNamespace": config.team if training is not None else None,
     }
+
+
+# Enough for one registration to reach the engine (a few event-loop rounds); a bound, not a wait.
+_SEND_ROUNDS = 50
+
+
+def send_registrations() -> None:
+    """Hand the registrations declared so far to the engine now, rather than when the program ends.
+
+    The SDK sends a RegisterResource RPC from a task of its event loop, and a synchronous program
+    yields to that loop only when it awaits something or ends. Without this, the engine would see
+    the provider only after everything is declared, and start it (process start, CheckConfig,
+    Configure with the API server's whole OpenAPI document) only then. Pumping the loop until it has
+    nothing ready lets the provider's registration leave on its worker thread; the engine then sets
+    the provider up while Python imports and declares the rest. Costs microseconds; waits for nothing.
+    """
+
+    async def settle() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(_SEND_ROUNDS):
+            await asyncio.sleep(0)
+            # `_ready` is the loop's run queue, which the SDK's own _sync_await relies on too.
+            if not getattr(loop, "_ready", None):
+                return
+
+    _sync_await(settle())
 
 
 def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> list[str]:

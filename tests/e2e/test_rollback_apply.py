@@ -2,8 +2,8 @@
 
 A Prometheus serves the canary's failing Linkerd series; `watch --apply` runs
 with a shortened interval. After `analysis.failureThreshold` failed checks it
-writes weight 0, runs `up` on that one stack through the Automation API (the
-`pulumi` CLI on PATH, the test's hermetic backend), commits and pushes to a
+writes weight 0, runs `up` on that one stack (one `pulumi up` of the CLI on
+PATH, the test's hermetic backend), commits and pushes to a
 local bare `origin`. The assertions read the TrafficSplit back from the API
 server and the stack file from Git. The time from the first failed check to the
 API server's split at 100/0 is printed (docs/benchmarks.md).
@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,8 @@ def _git(directory: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, check=True).stdout
 
 
-def _split(api: ControlPlane) -> dict[str, int]:
-    split = api.get(f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits/{MODEL}")
+def _split(api: ControlPlane, model: str = MODEL) -> dict[str, int]:
+    split = api.get(f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits/{model}")
     assert split is not None, "the TrafficSplit is missing"
     return {backend["service"]: backend["weight"] for backend in split["spec"]["backends"]}
 
@@ -58,6 +59,68 @@ def _stack_config(platform_stack: str) -> str:
     config = config.replace("name: fraud-detector\n", f"name: {MODEL}\n")
     config = config.replace("runId: fraud-e2e-r1", "runId: fraud-rollback-r1")
     return config.replace("    minRequests: 20\n", f"    minRequests: 20\n    failureThreshold: {FAILURE_THRESHOLD}\n")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A model stack up at 10%, its project committed in a Git checkout whose `origin` is a bare repo."""
+
+    directory: Path
+    project: Path
+    stack_file: Path
+    origin: Path
+    head: str
+
+
+def _model_stack_in_git(
+    pulumi: PulumiCli, api: ControlPlane, platform_stack: str, tmp_path: Path, model: str, stack: str
+) -> Checkout:
+    project = tmp_path / "repo" / "model"
+    project.mkdir(parents=True)
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
+    pulumi.stack_init(project, stack)
+    stack_file = project / f"Pulumi.{stack}.yaml"
+    config = _stack_config(platform_stack).replace(f"name: {MODEL}\n", f"name: {model}\n")
+    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
+    pulumi.up(project, stack)
+    assert _split(api, model) == {f"{model}-v5": 90, f"{model}-v6": 10}
+    origin = tmp_path / "origin.git"
+    checkout = project.parent
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    _git(checkout, "init", "-q", "-b", "main")
+    _git(checkout, "-c", "user.name=e2e", "-c", "user.email=e2e@local", "commit", "-q", "--allow-empty", "-m", "root")
+    _git(checkout, "add", "model")
+    _git(checkout, "-c", "user.name=e2e", "-c", "user.email=e2e@local", "commit", "-q", "-m", f"{model} at 10%")
+    _git(checkout, "remote", "add", "origin", str(origin))
+    return Checkout(checkout, project, stack_file, origin, _git(checkout, "rev-parse", "HEAD").strip())
+
+
+def _cli_env(pulumi: PulumiCli, e2e_tools: dict[str, str], api: ControlPlane) -> dict[str, str]:
+    """`mlplatform` as CI runs it: the hermetic pulumi env, the CLI on PATH (where `--apply` finds it)."""
+    env = pulumi.env()
+    env["PATH"] = f"{Path(e2e_tools['pulumi']).parent}:{env['PATH']}"
+    # The rollout state goes to the InferenceService record on the API server.
+    env["KUBECONFIG"] = str(api.admin_kubeconfig)
+    env.pop("ROLLOUT_STATUS_FILE", None)
+    env.update(
+        GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@local", GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@local"
+    )
+    return env
+
+
+def _mlplatform(env: dict[str, str]) -> str:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import mlplatform; print(mlplatform.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.stdout.strip() == str(ROOT / "mlplatform" / "__init__.py"), probe
+    executable = shutil.which("mlplatform", path=str(Path(sys.executable).parent))
+    assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
+    return executable
 
 
 def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback told in order; its steps share one cluster
@@ -72,50 +135,15 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     api = control_plane
     exporter.set_traffic(SERVING, f"{MODEL}-v6", FAILING)
 
-    # The model stack, up at 10%, its files committed in a checkout whose origin is a bare repo.
-    project = tmp_path / "repo" / "model"
-    project.mkdir(parents=True)
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    pulumi.stack_init(project, STACK)
-    stack_file = project / f"Pulumi.{STACK}.yaml"
-    stack_file.write_text(stack_file.read_text() + "config:\n" + _stack_config(platform_stack))
-    pulumi.up(project, STACK)
-    assert _split(api) == {f"{MODEL}-v5": 90, f"{MODEL}-v6": 10}
+    made = _model_stack_in_git(pulumi, api, platform_stack, tmp_path, MODEL, STACK)
+    checkout, project, stack_file, origin, head = made.directory, made.project, made.stack_file, made.origin, made.head
     outputs = tmp_path / "platform-outputs.json"
     outputs.write_text(pulumi.run("stack", "output", "--json", "--stack", platform_stack, cwd=project).stdout)
 
-    origin = tmp_path / "origin.git"
-    checkout = project.parent
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    _git(checkout, "init", "-q", "-b", "main")
-    _git(checkout, "-c", "user.name=e2e", "-c", "user.email=e2e@local", "commit", "-q", "--allow-empty", "-m", "root")
-    _git(checkout, "add", "model")
-    _git(checkout, "-c", "user.name=e2e", "-c", "user.email=e2e@local", "commit", "-q", "-m", "fraud-rollback at 10%")
-    _git(checkout, "remote", "add", "origin", str(origin))
-    head = _git(checkout, "rev-parse", "HEAD").strip()
-
     wait_for_requests(prometheus, f"{MODEL}-v6", FAILING.rps * 2, window=WINDOW)
 
-    # `mlplatform` as CI runs it: the hermetic pulumi env (the Automation API finds `pulumi` on PATH).
-    env = pulumi.env()
-    env["PATH"] = f"{Path(e2e_tools['pulumi']).parent}:{env['PATH']}"
-    # The rollout state goes to the InferenceService record on the API server.
-    env["KUBECONFIG"] = str(api.admin_kubeconfig)
-    env.pop("ROLLOUT_STATUS_FILE", None)
-    env.update(
-        GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@local", GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@local"
-    )
-    probe = subprocess.run(
-        [sys.executable, "-c", "import mlplatform; print(mlplatform.__file__)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert probe.stdout.strip() == str(ROOT / "mlplatform" / "__init__.py"), probe
-    executable = shutil.which("mlplatform", path=str(Path(sys.executable).parent))
-    assert executable, "the mlplatform CLI is installed with the project (pip install -e .)"
+    env = _cli_env(pulumi, e2e_tools, api)
+    executable = _mlplatform(env)
     argv = [
         executable,
         "rollout",
@@ -198,8 +226,126 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     record = api.get(f"/apis/ml.example.com/v1/namespaces/{SERVING}/inferenceservices/{MODEL}")
     assert record["status"]["phase"] == "Aborted", record.get("status")
     assert "e-value" in record["status"]["abort"]["reason"], record["status"]  # the judge's decisive statistic
-    # No merge, no CLI `up`: the engine's last update was the Automation API's.
+    # No merge, no second `up`: the engine's last update was the rollback's.
     history = json.loads(pulumi.run("stack", "history", "--json", "--stack", STACK, cwd=project).stdout)
     assert len(history) == 2 and history[0]["result"] == "succeeded", history
 
     pulumi.destroy(project, STACK)
+
+
+APPLY_MODEL = "fraud-apply"
+APPLY_STACK = "fraud-apply-e2e"
+# Wraps the program's interpreter (PULUMI_PYTHON_CMD): the language host's `pip list` runs as it is;
+# the program itself either waits for a file (an `up` that holds the stack's lock while it runs) or
+# crashes (a failed `up`).
+PROGRAM_WRAPPER = """#!/bin/sh
+case "$*" in
+  *pulumi-language-python-exec*)
+    case "{mode}" in
+      hold)
+        touch "{started}"
+        waited=0
+        while [ ! -e "{release}" ] && [ "$waited" -lt 1200 ]; do sleep 0.1; waited=$((waited + 1)); done ;;
+      crash)
+        echo "the program crashed (injected by the e2e test)" >&2
+        exit 3 ;;
+    esac ;;
+esac
+exec "{python}" "$@"
+"""
+
+
+def _wrapped_python(pulumi: PulumiCli, directory: Path, mode: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    wrapper = directory / f"python-{mode}"
+    wrapper.write_text(
+        PROGRAM_WRAPPER.format(
+            mode=mode, started=directory / "started", release=directory / "release", python=pulumi.python
+        )
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _abort_apply(executable: str, project: Path, env: dict[str, str], reason: str) -> subprocess.CompletedProcess[str]:
+    argv = [executable, "rollout", "abort", APPLY_STACK, "--project-dir", str(project), "--json", "--apply"]
+    return subprocess.run(
+        [*argv, "--reason", reason], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+
+
+def _error(done: subprocess.CompletedProcess[str]) -> str:
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return events[-1].get("error", "") if events else done.stderr
+
+
+def test_abort_apply_with_the_real_engine_lock_then_failure_then_success(
+    pulumi: PulumiCli,
+    control_plane: ControlPlane,
+    platform_stack: str,
+    e2e_tools: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """`abort --apply`'s one `pulumi up`: a stack another `up` holds is exit 5, a failed `up` is exit 6,
+    both with the file byte for byte as committed and the split untouched; then it rolls back and commits."""
+    api = control_plane
+    made = _model_stack_in_git(pulumi, api, platform_stack, tmp_path, APPLY_MODEL, APPLY_STACK)
+    committed = made.stack_file.read_bytes()
+    at_ten = {f"{APPLY_MODEL}-v5": 90, f"{APPLY_MODEL}-v6": 10}
+    env = _cli_env(pulumi, e2e_tools, api)
+    executable = _mlplatform(env)
+
+    # 1. A concurrent `up` of the same stack holds its lock while its program runs.
+    held = tmp_path / "held"
+    holder_env = pulumi.env()
+    holder_env["PULUMI_PYTHON_CMD"] = str(_wrapped_python(pulumi, held, "hold"))
+    holder = subprocess.Popen(
+        [pulumi.binary, "--non-interactive", "up", "--yes", "--skip-preview", "--stack", APPLY_STACK],
+        cwd=made.project,
+        env=holder_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (held / "started").exists():
+            assert holder.poll() is None, (
+                f"the holding `up` ended early: {holder.stdout.read() if holder.stdout else ''}"
+            )
+            assert time.monotonic() < deadline, "the holding `up` never started its program"
+            time.sleep(0.1)
+        locked = _abort_apply(executable, made.project, env, "lock test")
+    finally:
+        (held / "release").touch()
+        holder_output, _ = holder.communicate(timeout=TIMEOUT)
+    assert locked.returncode == 5, f"{locked.stdout}\n{locked.stderr}"
+    assert "locked by another update" in _error(locked)
+    assert holder.returncode == 0, holder_output
+    assert made.stack_file.read_bytes() == committed
+    assert _git(made.directory, "rev-parse", "HEAD").strip() == made.head
+    assert _split(api, APPLY_MODEL) == at_ten
+
+    # 2. The program crashes: the `up` fails, the file goes back, nothing is committed.
+    crash_env = dict(env, PULUMI_PYTHON_CMD=str(_wrapped_python(pulumi, tmp_path / "crash", "crash")))
+    failed = _abort_apply(executable, made.project, crash_env, "failure test")
+    assert failed.returncode == 6, f"{failed.stdout}\n{failed.stderr}"
+    assert "back as it was" in _error(failed)
+    assert "the program crashed" in failed.stderr, "the engine's output is streamed to stderr"
+    assert made.stack_file.read_bytes() == committed
+    assert _git(made.directory, "status", "--porcelain") == ""
+    assert _git(made.directory, "rev-parse", "HEAD").strip() == made.head
+    assert _split(api, APPLY_MODEL) == at_ten
+
+    # 3. Nothing in the way: one `up`, the split at 100/0, the edit committed on top.
+    done = _abort_apply(executable, made.project, env, "success test")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert _split(api, APPLY_MODEL) == {f"{APPLY_MODEL}-v5": 100, f"{APPLY_MODEL}-v6": 0}
+    assert "    weight: 0  # aborted: success test" in made.stack_file.read_text()
+    assert _git(made.directory, "rev-parse", "HEAD~1").strip() == made.head
+    assert _git(made.directory, "status", "--porcelain") == ""
+    history = json.loads(pulumi.run("stack", "history", "--json", "--stack", APPLY_STACK, cwd=made.project).stdout)
+    # The setup's, the holder's, the crashed one's and the rollback's: a locked `up` never starts an update.
+    assert [h["result"] for h in history] == ["succeeded", "failed", "succeeded", "succeeded"], history
+
+    pulumi.destroy(made.project, APPLY_STACK)

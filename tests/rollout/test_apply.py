@@ -13,8 +13,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from mlplatform.tools.rollout import apply, cli
 from tests.rollout.conftest import STACK, STACK_TEXT
 
@@ -151,19 +149,3 @@ def test_pr_without_gh_prints_the_compare_url(project: Path, stack_file: Path, r
         apply._compare_url("git@github.com:acme/ml.git", "main", "rb")
         == "https://github.com/acme/ml/compare/main...rb?expand=1"
     )
-
-
-def test_automation_api_conflict_becomes_state_locked(monkeypatch, tmp_path: Path):
-    """The Automation API's ConcurrentUpdateError (a DIY backend's "currently locked by") is StateLocked."""
-    from pulumi import automation as auto
-
-    class LockedStack:
-        def up(self, **kwargs):
-            # How the SDK classifies the CLI's failure: by its text.
-            raise auto.errors.create_command_error(
-                auto.CommandResult(stdout="", stderr="error: the stack is currently locked by 1 lock(s)", code=255)
-            )
-
-    monkeypatch.setattr(auto, "select_stack", lambda **kwargs: LockedStack())
-    with pytest.raises(apply.StateLocked, match="currently locked"):
-        apply.automation_up(tmp_path, "s", print)

@@ -10,6 +10,8 @@ from __future__ import annotations
 # Providers.
 AWS_PROVIDER = "pulumi:providers:aws"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+# The engine's own resource that reads another stack's outputs.
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 # Our components: `mlplatform:<area>:<Name>`.
 MODEL_TRAINING_RUN = "mlplatform:model:TrainingRun"

@@ -3,7 +3,7 @@
 Without `--apply` the tool writes the stack file and `pulumi up` (by hand or
 the deploy workflow) applies it. A rollback cannot wait for a review and a
 merge, so `watch --apply` and `abort --apply` run `up` on that one stack
-through the Pulumi Automation API, then commit the edit and push it (or open a
+(one `pulumi up` process, `cli_up`), then commit the edit and push it (or open a
 PR), so Git says what the cluster runs.
 
 Order, all under the stack file's rollout lock:
@@ -12,7 +12,7 @@ Order, all under the stack file's rollout lock:
 2. the verb's own checks (the gate queries Prometheus: unreachable refuses);
 3. write the edit; run `up` on this stack only;
 4. `up` failed: put the file back byte for byte and exit 6 (a locked Pulumi
-   state, `ConcurrentUpdateError`, is exit 5: the engine changed nothing);
+   state, another update's lock, is exit 5: the engine changed nothing);
 5. `up` succeeded: commit; push to `--git-push BRANCH` (CI: main, the branch
    that deploys, so a following deploy applies what the cluster runs). A
    non-fast-forward push fetches, rebases the one commit and retries, up to
@@ -33,11 +33,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
+from mlplatform.tools import pulumi_cli
 from mlplatform.tools.stackfile import editor as stackfile
 
 PUSH_ATTEMPTS = 5
@@ -57,18 +61,62 @@ class UpFailed(Exception):
     """`pulumi up` failed; the caller puts the stack file back."""
 
 
-def automation_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> None:
-    """`up` on one stack through the Automation API, which runs the `pulumi` CLI on PATH with this
-    process's environment (backend login, PULUMI_CONFIG_PASSPHRASE, PULUMI_ACCESS_TOKEN)."""
-    from pulumi import automation as auto
+# The CLI's words for a stack another update holds, on stderr: the DIY backends' lock file and the
+# Pulumi Cloud's 409. The same texts the Automation API classifies as ConcurrentUpdateError.
+LOCKED_TEXTS = ("the stack is currently locked by", "[409] Conflict: Another update is currently in progress.")
+TAIL_LINES = 40
 
+
+def cli_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> None:
+    """`pulumi up` on one stack: one CLI process, run in the stack's project directory with this
+    process's environment (backend login, PULUMI_CONFIG_PASSPHRASE, PULUMI_ACCESS_TOKEN).
+
+    Why not the Automation API: around the update it runs five more CLI processes (`version` and
+    `stack select` before it; two `stack output` reads and `stack history` after it), about a second
+    added to every rollback. What it gave is kept here: the output streamed line by line (stdout and
+    stderr both), a lock held by another update told apart (`StateLocked`) from any other failure
+    (`UpFailed`)."""
+    pulumi = pulumi_cli.find()
+    if pulumi is None:
+        raise UpFailed("the `pulumi` CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)")
+    argv = [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--color", "never", "--stack", stack]
     try:
-        workspace_stack = auto.select_stack(stack_name=stack, work_dir=str(project_dir))
-        workspace_stack.up(on_output=on_output, color="never")
-    except auto.ConcurrentUpdateError as err:
-        raise StateLocked(_last_lines(str(err))) from None
-    except auto.CommandError as err:
-        raise UpFailed(_last_lines(str(err))) from None
+        process = subprocess.Popen(
+            argv,
+            cwd=project_dir,
+            env=pulumi_cli.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except OSError as err:
+        raise UpFailed(f"cannot run {pulumi}: {err.strerror or err}") from None
+    assert process.stdout is not None and process.stderr is not None
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    stderr_lines: list[str] = []
+    # stderr on its own thread, so neither pipe fills while the other is read.
+    reader = threading.Thread(target=_pump, args=(process.stderr, on_output, tail, stderr_lines), daemon=True)
+    reader.start()
+    _pump(process.stdout, on_output, tail, None)
+    reader.join()
+    code = process.wait()
+    if code == 0:
+        return
+    stderr = "".join(stderr_lines)
+    detail = f"exit code {code}: {_last_lines(''.join(tail))}"
+    if any(text in stderr for text in LOCKED_TEXTS):
+        raise StateLocked(detail)
+    raise UpFailed(detail)
+
+
+def _pump(stream: IO[str], on_output: Callable[[str], None], tail: deque[str], keep: list[str] | None) -> None:
+    for line in stream:
+        on_output(line)
+        tail.append(line)
+        if keep is not None:
+            keep.append(line)
 
 
 def _last_lines(text: str, count: int = 6) -> str:

@@ -128,7 +128,7 @@ def _parent_parsers() -> tuple[argparse.ArgumentParser, ...]:
     applying.add_argument(
         "--apply",
         action="store_true",
-        help="run `pulumi up` on this stack (Automation API) after the edit, then commit it; a failed `up` puts "
+        help="run `pulumi up` on this stack (one CLI run) after the edit, then commit it; a failed `up` puts "
         "the file back (exit 6)",
     )
     applying.add_argument("--git-push", metavar="BRANCH", help="with --apply: push the commit to this branch")
@@ -242,7 +242,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = None) -> int:
     """Run a parsed `rollout` command; every error becomes one line (one event) and an exit code.
-    `up` replaces the Automation API's `pulumi up` for `--apply` (tests)."""
+    `up` replaces `apply.cli_up`, the `pulumi up` of `--apply` (tests)."""
     ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=Output(args.json, stream), args=args)
     if up is not None:
         ctx.up = up

@@ -61,7 +61,7 @@ class Context:
     path: Path
     out: Output
     args: argparse.Namespace
-    up: apply.UpFunction = apply.automation_up
+    up: apply.UpFunction = apply.cli_up
     """How `--apply` runs `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
     now: Any = time.time
     """Wall-clock seconds: the step start in the status is a timestamp other runs read."""

@@ -20,7 +20,6 @@ needed that the user did not give (`--namespace`, `--prometheus-url`, ...).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.platform_contract import ContractError, PlatformContract, Problem
+from mlplatform.tools import pulumi_cli
 from mlplatform.tools.service_proxy import ServiceRef
 
 PULUMI_TIMEOUT_SECONDS = 60.0
@@ -71,7 +71,7 @@ def _from_file(path: Path) -> dict[str, Any]:
 
 def _from_pulumi(reference: str, cwd: Path) -> dict[str, Any] | None:
     """`pulumi stack output --json`, or None when the CLI is absent, not logged in, or fails."""
-    pulumi = shutil.which("pulumi")
+    pulumi = pulumi_cli.find()
     if pulumi is None:
         return None
 
