@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.runtime.sync_await import _sync_await
 
 from mlplatform.configuration import ConfigError
+from mlplatform.model.engine_adapter import resolve_now
 from mlplatform.platform_contract import (
     ContractError,
     IrsaIdentity,
@@ -79,9 +79,9 @@ class PlatformOutputs:
 
     @classmethod
     def from_stack_reference(cls, ref: pulumi.StackReference) -> PlatformOutputs:
-        platform_stack = _sync_await(ref.name.future())
+        platform_stack = resolve_now(ref.name)
         assert platform_stack is not None  # a StackReference's name is its input, known in preview too
-        outputs: dict[str, Any] = dict(_sync_await(ref.outputs.future()) or {})
+        outputs: dict[str, Any] = dict(resolve_now(ref.outputs) or {})
         try:
             contract = PlatformContract.parse(outputs)
         except ContractError as err:

@@ -12,17 +12,16 @@ inputs, so its pods keep running.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime.sync_await import _sync_await
 
 from mlplatform import labels
 from mlplatform.configuration import ConfigError
 from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
+from mlplatform.model.engine_adapter import send_registrations
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
 from mlplatform.model.metrics import ModelMetrics, ModelMetricsArgs
 from mlplatform.model.platform_outputs import PlatformOutputs
@@ -168,32 +167,6 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "trainingJob": training.job_name if training is not None else None,
         "trainingNamespace": config.team if training is not None else None,
     }
-
-
-# Enough for one registration to reach the engine (a few event-loop rounds); a bound, not a wait.
-_SEND_ROUNDS = 50
-
-
-def send_registrations() -> None:
-    """Hand the registrations declared so far to the engine now, rather than when the program ends.
-
-    The SDK sends a RegisterResource RPC from a task of its event loop, and a synchronous program
-    yields to that loop only when it awaits something or ends. Without this, the engine would see
-    the provider only after everything is declared, and start it (process start, CheckConfig,
-    Configure with the API server's whole OpenAPI document) only then. Pumping the loop until it has
-    nothing ready lets the provider's registration leave on its worker thread; the engine then sets
-    the provider up while Python imports and declares the rest. Costs microseconds; waits for nothing.
-    """
-
-    async def settle() -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(_SEND_ROUNDS):
-            await asyncio.sleep(0)
-            # `_ready` is the loop's run queue, which the SDK's own _sync_await relies on too.
-            if not getattr(loop, "_ready", None):
-                return
-
-    _sync_await(settle())
 
 
 def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> list[str]:

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from mlplatform.model.program import send_registrations
+from mlplatform.model.engine_adapter import send_registrations
 from tests.support.types import K8S_PROVIDER, STACK_REFERENCE
 
 SENT_WITHIN_SECONDS = 10.0
