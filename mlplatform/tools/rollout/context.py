@@ -141,9 +141,16 @@ class Context:
         uri = self.tracking_uri(config)
         return reg.Registry(uri, hint=port_forward_hint(uri, MLFLOW_TRACKING_URI_ENV, "--tracking-uri"))
 
-    def gate(self, config: ModelStackConfig, since: datetime | None = None, at: datetime | None = None) -> GateVerdict:
+    def gate(
+        self,
+        config: ModelStackConfig,
+        since: datetime | None = None,
+        at: datetime | None = None,
+        evidence: dict | None = None,
+    ) -> GateVerdict:
         """The verdict on the evidence since `since`; without it, since the current step's dwell began
-        (the file does not record when the step started, so the last dwell stands in for it)."""
+        (the file does not record when the step started, so the last dwell stands in for it).
+        `evidence`: the judge's tests as the canary's previous step left them (the status' judgeEvidence)."""
 
         canary = rules.require_canary(config)
         url = self.prometheus_url(config)
@@ -162,6 +169,7 @@ class Context:
             or (at or datetime.now(UTC)) - timedelta(seconds=rules.dwell_seconds(config, canary.weight, None)),
             at=at,
             canary_weight=canary.weight,
+            evidence=evidence,
         )
 
     # -- one command at a time per stack file ---------------------------------
