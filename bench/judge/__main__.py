@@ -135,7 +135,8 @@ def _targets(results: dict[str, dict]) -> list[str]:
         f"(target <= 1%: {'met' if equal <= 0.01 else 'missed'}).",
         f"- False promotions of a 2x error-rate canary: {_pct(two[1]['promoted'])} at 5000 req/min "
         f"(target <= 1%: {'met' if two[1]['promoted'] <= 0.01 else 'missed'}); {_pct(two[0]['promoted'])} at "
-        "500 req/min, where a 0.2% -> 0.4% change gives the canary about one error per 10 minutes at 10%: "
+        "500 req/min, where a 0.2% -> 0.4% change gives the canary one error more than stable's rate every 10 "
+        "minutes at 10%: "
         "the whole rollout holds too few errors to tell it from noise at 99% confidence (even a test that "
         "knew the truth would not get there before promotion), so the judge lets it through rather than "
         "roll back equal versions.",
@@ -166,7 +167,11 @@ def plot(path: Path) -> None:
         trace: list = []
         outcome = replay.run_judge(truth, 0, analysis, trace)
         xs = [k for k, _, _ in trace]
-        ys = [max(v.comparisons.get("errorRate", {}).get("eValue", 1.0), 1e-3) for _, _, v in trace]
+        ys: list[float] = []
+        for _, _, verdict in trace:
+            # No comparison (stable without traffic at 100%): the test holds where it stood.
+            e_value = verdict.comparisons.get("errorRate", {}).get("eValue", ys[-1] if ys else 1.0)
+            ys.append(max(e_value, 1e-3))
         axis.step(xs, ys, where="post", color=colour, label=f"{name}: {outcome.result} at interval {outcome.intervals}")
         for k, weight, _ in trace:
             if k > 1 and trace[k - 2][1] != weight:
