@@ -176,3 +176,37 @@ def _explain_args(project: Path, url: str, *extra: str) -> tuple[int, str]:
     )
     stream = io.StringIO()
     return cli.run(args, stream=stream), stream.getvalue()
+
+
+def test_explain_without_since_judges_the_step_as_watch_does(project: Path, tmp_path: Path) -> None:
+    """No --since, no --record: the step start and the carried evidence come from the rollout status,
+    so explain's verdict is the one `watch` would reach now."""
+    from mlplatform.tools.rollout import state
+    from mlplatform.tools.rollout.gate import PrometheusClient, evaluate
+    from mlplatform.tools.stackfile import editor as stackfile
+
+    server = _steps_served()
+    try:
+        analysis = stackfile.load(stackfile.stack_path(STACK, project)).config.analysis
+        second_start = STEP_START + timedelta(minutes=5)
+        first = evaluate(
+            PrometheusClient(server.url),
+            analysis,
+            namespace="mlserve-test",
+            deployment="fraud-detector-v6",
+            stable_deployment="fraud-detector-v5",
+            since=STEP_START,
+            at=second_start,
+            canary_weight=10,
+        )
+        status = tmp_path / "status.json"
+        step = state.new_step("v6", 10, second_start.timestamp(), evidence=first.evidence_out)
+        status.write_text(json.dumps(step.to_status()))
+        at = (second_start + timedelta(minutes=5)).isoformat()
+        _, text = _explain_args(project, server.url, "--status-file", str(status), "--at", at, "--json")
+        event = json.loads(text)
+        assert event["verdict"]["window"]["since"] == second_start.isoformat()
+        assert event["verdict"]["comparisons"]["errorRate"]["carriedIntervals"] == 15
+        assert event["source"] == f"step start and carried evidence from status file {status}"
+    finally:
+        server.close()
