@@ -62,7 +62,8 @@ def markdown(results: dict[str, dict], canaries: int, seconds: float) -> str:
         f"interval, at most {replay.MAX_INTERVALS} intervals. Stable: 0.2% errors, log-normal latency with a 150 ms "
         "p99; the request rate is the model's, split by the canary's weight (so 500 req/min is 50 canary requests "
         "per interval at 10%). The judge runs `gate.evaluate` and `gate.act`, the code `watch` runs, against a "
-        "fake Prometheus answering its PromQL (`bench/judge/fake_prometheus.py`); the old gate is the threshold-only "
+        "fake Prometheus answering its PromQL (`bench/judge/fake_prometheus.py`), and carries its tests' evidence "
+        "from one step to the next as the rollout status does; the old gate is the threshold-only "
         "rules of before (`bench/judge/legacy.py`). `python -m bench.judge` regenerates this section.",
         "",
         "Wrong = a promotion of a worse canary or of one with too little traffic to judge, a rollback otherwise. "

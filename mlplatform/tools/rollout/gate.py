@@ -178,12 +178,10 @@ def _judge(t: Thresholds, read: _Read, canary_weight: int | None) -> _Judgement:
     if stable is not None:
         compared = stable.total >= t.min_requests
         _compare(t, canary, stable, read.boundary, read.carried, j, decide=compared)
-        if compared:
-            pass  # the comparisons above decided
-        elif canary_weight == 100:
+        if not compared and canary_weight == 100:
             # At 100% the stable pods get no traffic by design; the guard rails decide alone.
             j.notes.append("the canary takes all traffic: no comparison with stable")
-        else:
+        elif not compared:
             j.waits.append(
                 f"stable has {stable.total:.0f} requests since the step started, need {t.min_requests} to compare"
             )
