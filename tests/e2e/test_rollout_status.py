@@ -101,8 +101,8 @@ def test_status_writes_are_not_drift(
     assert (columns["Phase"], columns["Weight"], columns["Checks"]) == ("Progressing", 10, 0), columns
     assert columns["Step age"], columns
 
-    # The judge's carried evidence survives the API server's pruning (the CRD declares judgeEvidence),
-    # written through the rollout tool's own status store as `watch` writes it at a step.
+    # The judge's carried evidence survives the API server (nothing prunes it), written and read back
+    # through the rollout tool's own status store as `watch` writes it at a step.
     store = state.KubeStatusStore(
         kube.KubeClient(kube.from_kubeconfig(api.admin_kubeconfig)), group=GROUP, namespace=SERVING, name=MODEL
     )
