@@ -125,11 +125,15 @@ class Rollout:
         self.k += 1
 
 
-def run_judge(truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | None = None) -> Outcome:
-    """The rollout as `watch` runs it with the judge: a check at every interval's end."""
+def run_judge(
+    truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | None = None, carry: bool = True
+) -> Outcome:
+    """The rollout as `watch` runs it with the judge: a check at every interval's end, the sequential
+    tests carried from one step to the next as the status carries them (`carry=False`: each step
+    starts its tests afresh, the judge before evidence was carried)."""
     rollout = Rollout(truth, seed)
     steps, index, failures = [10, 25, 50, 75, 100], 0, 0
-    step_start = rollout.now
+    step_start, evidence = rollout.now, None
     while rollout.k < MAX_INTERVALS:
         weight = steps[index]
         rollout.advance(weight)
@@ -143,6 +147,7 @@ def run_judge(truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | N
             since=step_start,
             at=rollout.now,
             canary_weight=weight,
+            evidence=evidence,
         )
         if trace is not None:
             trace.append((rollout.k, weight, verdict))
@@ -154,6 +159,7 @@ def run_judge(truth: Truth, seed: int, analysis: AnalysisConfig, trace: list | N
             if index == len(steps) - 1:
                 return Outcome("promoted", rollout.k)
             index, failures, step_start = index + 1, 0, rollout.now
+            evidence = verdict.evidence_out if carry else None
     return Outcome("undecided", rollout.k)
 
 

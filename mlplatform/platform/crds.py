@@ -365,6 +365,11 @@ def _rollout_status() -> dict[str, Schema]:
         ),
         "failedChecks": _integer("Consecutive failed gate checks at this step.", minimum=0),
         "lastVerdict": _free_form("The last gate verdict with its measured values, as the judge recorded it."),
+        # Declared so that `kubectl explain` and the schema name every field the rollout tool writes
+        # (status keeps unknown fields, so it would survive undeclared too; tested end to end).
+        "judgeEvidence": _free_form(
+            "The judge's sequential tests where the canary's previous step left them (versioned; the judge owns it)."
+        ),
         "abort": _object(
             "Set when the canary was rolled back.",
             {

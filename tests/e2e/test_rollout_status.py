@@ -16,11 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from mlplatform.tools import kube
+from mlplatform.tools.rollout import state
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.test_model_stack_rollout import GROUP, SERVING, STACK_CONFIG, _changes
@@ -97,6 +100,16 @@ def test_status_writes_are_not_drift(
     columns = _table(api)
     assert (columns["Phase"], columns["Weight"], columns["Checks"]) == ("Progressing", 10, 0), columns
     assert columns["Step age"], columns
+
+    # The judge's carried evidence survives the API server (nothing prunes it), written and read back
+    # through the rollout tool's own status store as `watch` writes it at a step.
+    store = state.KubeStatusStore(
+        kube.KubeClient(kube.from_kubeconfig(api.admin_kubeconfig)), group=GROUP, namespace=SERVING, name=MODEL
+    )
+    stepped = state.new_step("v6", 10, time.time(), evidence={"version": 1, "tests": {"errorRate": {"maxEValue": 3}}})
+    store.put(stepped)
+    assert api.get(RECORD)["status"]["judgeEvidence"] == stepped.evidence
+    assert store.get().evidence == stepped.evidence
 
     assert _changes(pulumi.preview(project, STACK)) == {}, "a status write must not be drift"
 

@@ -333,9 +333,11 @@ def test_inference_service_records_the_rollout_state():
     # Every field the rollout tool writes, or the API server prunes it (the PR branch once was).
     from dataclasses import fields
 
-    from mlplatform.tools.rollout.state import Abort
+    from mlplatform.tools.rollout.state import FIELDS, Abort
 
     assert set(status["abort"]["properties"]) == {f.name for f in fields(Abort)} == {"reason", "at", "pr"}
+    assert status["judgeEvidence"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert set(FIELDS) <= set(status), set(FIELDS) - set(status)
 
 
 def test_canary_traffic_weight_is_deprecated_not_removed():

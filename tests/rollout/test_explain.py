@@ -98,3 +98,115 @@ def test_explain_refuses_a_bad_time(project: Path, bad_canary: str, capsys) -> N
     with pytest.raises(SystemExit):
         _explain(project, bad_canary, "--at", "yesterday")
     assert "not a time: 'yesterday' (allowed: ISO 8601" in capsys.readouterr().err
+
+
+def _steps_served() -> HttpPrometheus:
+    """Stable alone for an hour of 20 s intervals, then two steps of 15 intervals; the canary at 2x stable's
+    errors, so the second step's verdict depends on the evidence the first carried in."""
+    fake = FakePrometheus(T0, 20)
+    for k in range(180 + 30):
+        canary = 0 if k < 180 else 100 if k < 195 else 300
+        for deployment, requests, errors in (
+            ("fraud-detector-v6", canary, [0, 1][k % 2] if canary == 100 else [1, 0, 1][k % 3]),
+            ("fraud-detector-v5", 1000 - canary, 1),
+        ):
+            row = np.zeros(len(LE_LABELS), dtype=int)
+            row[LE_LABELS.index("50")] = requests
+            fake.version(deployment).add(requests, errors if requests else 0, row)
+    return HttpPrometheus(fake)
+
+
+def test_explain_replays_a_recorded_verdict_with_the_evidence_it_carried_in(project: Path, tmp_path: Path) -> None:
+    """A verdict of the second step, recorded in the status as watch records it, replays to the same outcome
+    and e-value only because explain carries in what the record says the first step left."""
+    from mlplatform.tools.rollout.gate import PrometheusClient, evaluate
+    from mlplatform.tools.stackfile import editor as stackfile
+
+    server = _steps_served()
+    try:
+        analysis = stackfile.load(stackfile.stack_path(STACK, project)).config.analysis
+        judge = {
+            "namespace": "mlserve-test",
+            "deployment": "fraud-detector-v6",
+            "stable_deployment": "fraud-detector-v5",
+        }
+        client = PrometheusClient(server.url)
+        second_start = STEP_START + timedelta(minutes=5)
+        first = evaluate(client, analysis, **judge, since=STEP_START, at=second_start, canary_weight=10)
+        second = evaluate(
+            client,
+            analysis,
+            **judge,
+            since=second_start,
+            at=second_start + timedelta(minutes=5),
+            canary_weight=25,
+            evidence=first.evidence_out,
+        )
+        alone = evaluate(
+            client, analysis, **judge, since=second_start, at=second_start + timedelta(minutes=5), canary_weight=25
+        )
+        recorded = second.to_record()
+        assert recorded["comparisons"]["errorRate"]["eValue"] != alone.comparisons["errorRate"]["eValue"]
+        status = tmp_path / "status.json"
+        status.write_text(json.dumps({"weight": 25, "lastVerdict": recorded}))
+        code, text = _explain_args(project, server.url, "--record", str(status), "--json")
+        assert code == 0, text
+        event = json.loads(text)
+        assert event["replayed"] is True and event["sameOutcome"] is True
+        assert event["verdict"]["comparisons"] == recorded["comparisons"]
+        _, words = _explain_args(project, server.url, "--record", str(status))
+        assert "(15 carried from earlier steps)" in words and "same outcome" in words
+    finally:
+        server.close()
+
+
+def test_explain_record_must_hold_a_verdict(project: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "message.txt"
+    bogus.write_text("rollout: canary v6 10% -> 25%\n\nno record here\n")
+    code, text = _explain_args(project, "http://127.0.0.1:9", "--record", str(bogus))
+    assert code == 2 and "no verdict record found" in text
+
+
+def _explain_args(project: Path, url: str, *extra: str) -> tuple[int, str]:
+    """`_explain` without its --since (a replay brings its own window)."""
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["rollout", "explain", STACK, "--project-dir", str(project), "--prometheus-url", url, *extra]
+    )
+    stream = io.StringIO()
+    return cli.run(args, stream=stream), stream.getvalue()
+
+
+def test_explain_without_since_judges_the_step_as_watch_does(project: Path, tmp_path: Path) -> None:
+    """No --since, no --record: the step start and the carried evidence come from the rollout status,
+    so explain's verdict is the one `watch` would reach now."""
+    from mlplatform.tools.rollout import state
+    from mlplatform.tools.rollout.gate import PrometheusClient, evaluate
+    from mlplatform.tools.stackfile import editor as stackfile
+
+    server = _steps_served()
+    try:
+        analysis = stackfile.load(stackfile.stack_path(STACK, project)).config.analysis
+        second_start = STEP_START + timedelta(minutes=5)
+        first = evaluate(
+            PrometheusClient(server.url),
+            analysis,
+            namespace="mlserve-test",
+            deployment="fraud-detector-v6",
+            stable_deployment="fraud-detector-v5",
+            since=STEP_START,
+            at=second_start,
+            canary_weight=10,
+        )
+        status = tmp_path / "status.json"
+        step = state.new_step("v6", 10, second_start.timestamp(), evidence=first.evidence_out)
+        status.write_text(json.dumps(step.to_status()))
+        at = (second_start + timedelta(minutes=5)).isoformat()
+        _, text = _explain_args(project, server.url, "--status-file", str(status), "--at", at, "--json")
+        event = json.loads(text)
+        assert event["verdict"]["window"]["since"] == second_start.isoformat()
+        assert event["verdict"]["comparisons"]["errorRate"]["carriedIntervals"] == 15
+        assert event["source"] == f"step start and carried evidence from status file {status}"
+    finally:
+        server.close()

@@ -9,7 +9,14 @@ checks, verdicts drawn at random). After every verb:
   after a passing verdict at 100%;
 - an abort is never undone except by an explicit retry (`start`);
 - the stack file stays a valid model stack (it is re-read and validated) and is
-  byte-identical outside the lines the verb edits.
+  byte-identical outside the lines the verb edits;
+- its preview is a valid program: the real model program renders it with the
+  offline engine (as `mlplatform render` and the PR's preview do), and what it
+  declares routes every weighted backend of the TrafficSplit, with the file's
+  weights, to a Service selecting a declared Deployment that autoscaling keeps
+  at one replica or more.
+Racing verbs (two commands on one file and status at once) are in
+`test_race_properties`.
 The anchors' outages this guards against: Flagger #1898 (a failed promotion
 leaves traffic on a broken primary) and Argo Rollouts #3372 (a superseding
 release moves traffic to a stable that is not up).
@@ -26,6 +33,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlplatform.tools.offline.engine import project_name, read_stack_file
+from mlplatform.tools.render import render_stack
 from mlplatform.tools.rollout import gate
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
@@ -50,12 +59,48 @@ VERBS = st.one_of(
 # costs tens of milliseconds: each distinct (text, edit) runs the real editor once, and
 # repeats reuse its answer, so 1,000 sequences fit in the unit tier's minute.
 SCRATCH = Path(tempfile.mkdtemp(prefix="invariants-")) / f"Pulumi.{STACK}.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_PROJECT = ROOT / "stacks" / "model"
+# The platform stack the model stack references, rendered once for every preview.
+PLATFORM_OUTPUTS: dict[str, dict] = {}
 
 
 @cache
 def _config(text: str):
     SCRATCH.write_text(text)
     return stackfile.load(SCRATCH).config  # validated: a file that is not a valid stack raises
+
+
+@cache
+def _preview(text: str) -> dict[str, tuple[int, int]]:
+    """Render the stack file with the real model program offline; for each TrafficSplit backend with
+    weight, (weight, the least replicas autoscaling keeps behind it). Raises if the program rejects it."""
+    SCRATCH.write_text(text)
+    config, secrets = read_stack_file(SCRATCH, project_name(MODEL_PROJECT))
+    recording = render_stack(
+        MODEL_PROJECT,
+        "fraud-detector-dev",  # the project's own stack file must exist; `config` replaces its contents
+        platform_dir=ROOT,
+        platform_outputs=PLATFORM_OUTPUTS,
+        config=config,
+        secret_keys=secrets,
+    )
+    by_type: dict[str, list[dict]] = {}
+    for resource in recording.resources:
+        by_type.setdefault(resource.type.rsplit(":", 1)[-1], []).append(resource.inputs)
+    (split,) = by_type["TrafficSplit"]
+    services = {s["metadata"]["name"]: s["spec"].get("selector", {}) for s in by_type["Service"]}
+    least = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"] for h in by_type["HorizontalPodAutoscaler"]}
+    backends = {}
+    for backend in split["spec"]["backends"]:
+        selector = services[backend["service"]]  # KeyError: traffic to a Service the program does not declare
+        deployments = [
+            d["metadata"]["name"]
+            for d in by_type["Deployment"]
+            if selector and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        backends[backend["service"]] = (backend["weight"], min((least.get(d, 0) for d in deployments), default=0))
+    return backends
 
 
 @cache
@@ -166,6 +211,9 @@ def _check(path: Path, before: str, verb: str, expected: Expected) -> None:
     assert config.stable.version == expected.stable, "stable changed without a passing promotion at 100%"
     if expected.aborted:
         assert config.canary is not None and config.canary.weight == 0, "an abort was undone without a retry"
+    preview = _preview(after)
+    assert {name: weight for name, (weight, _) in preview.items()} == weights, (preview, weights)
+    assert all(replicas >= 1 for weight, replicas in preview.values() if weight > 0), preview
     removed = _changed_lines(before, after)
     if verb in ("next", "watch", "abort"):
         assert all(line.lstrip().startswith("weight:") for line in removed), removed

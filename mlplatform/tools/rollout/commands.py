@@ -173,7 +173,8 @@ def _step(
         message += f"\n\ndwell skipped: {skip_reason}"
     result = ctx.edit(stackfile.set_weight(target), message, verdict)
     if result.written:
-        step = state.new_step(canary.version, target, ctx.now())
+        # The judge's tests continue into the new step: the status carries where they stand.
+        step = state.new_step(canary.version, target, ctx.now(), evidence=verdict.evidence_out)
         step.last_verdict = verdict.to_record()
         ctx.record(config, step)
     return canary.weight, target, result.written
@@ -354,7 +355,7 @@ def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
     # A step this status saw begin is judged on its own evidence. One that began before any record
     # (a first watch, a hand edit) has no known start: the gate's default, the last dwell, stands in.
     step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), UTC) if recorded_start else None
-    verdict = ctx.gate(config, since=step_started)
+    verdict = ctx.gate(config, since=step_started, evidence=status.evidence if recorded_start else None)
     waited = status.step_age(ctx.now())
     # Failed checks carry over between runs (the status keeps them); `gate.act` resets them on a pass
     # and leaves them as they are on "not yet".

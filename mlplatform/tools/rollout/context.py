@@ -176,9 +176,16 @@ class Context:
         forwarder = self.resources.enter_context(LoopbackForwarder(proxy))
         return reg.Registry(forwarder.url, where=proxy.where, refusal=lambda: forwarder.last_error)
 
-    def gate(self, config: ModelStackConfig, since: datetime | None = None, at: datetime | None = None) -> GateVerdict:
+    def gate(
+        self,
+        config: ModelStackConfig,
+        since: datetime | None = None,
+        at: datetime | None = None,
+        evidence: dict | None = None,
+    ) -> GateVerdict:
         """The verdict on the evidence since `since`; without it, since the current step's dwell began
-        (the file does not record when the step started, so the last dwell stands in for it)."""
+        (the file does not record when the step started, so the last dwell stands in for it).
+        `evidence`: the judge's tests as the canary's previous step left them (the status' judgeEvidence)."""
 
         canary = rules.require_canary(config)
         return evaluate(
@@ -191,6 +198,7 @@ class Context:
             or (at or datetime.now(UTC)) - timedelta(seconds=rules.dwell_seconds(config, canary.weight, None)),
             at=at,
             canary_weight=canary.weight,
+            evidence=evidence,
         )
 
     # -- one command at a time per stack file ---------------------------------

@@ -1,18 +1,33 @@
-"""`rollout explain STACK [--at TIME] [--since TIME]`: the gate's verdict re-derived from Prometheus, and why.
+"""`rollout explain STACK [--at TIME] [--since TIME] [--record FILE]`: the gate's verdict re-derived
+from Prometheus, and why.
 
 Read-only, and no lock: it runs the gate's own code (`Context.gate`) at a chosen
-time over the same Prometheus, so a verdict that `watch` acted on (its record
-names the window) can be checked afterwards. Exit 0 whatever the outcome: it
-explains, it does not gate.
+time over the same Prometheus, so a verdict that `watch` acted on can be checked
+afterwards. A verdict continues the sequential tests of the canary's earlier
+steps, so replaying one needs where they stood when its step began: `--record`
+takes a recorded verdict (the status' lastVerdict, the `verdict:` line of a
+commit message, or this command's --json) and replays it exactly, its window and
+the evidence it carried in (`evidenceIn`). Without --record or --since, the
+current step is judged as `watch` judges it: from the step start and the
+evidence in the rollout status, when the status can be read. Exit 0 whatever the
+outcome: it explains, it does not gate.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from mlplatform.tools.rollout.context import EXIT_OK, Context
+from mlplatform.model.config import ModelStackConfig
+from mlplatform.tools import kube
+from mlplatform.tools.rollout import state
+from mlplatform.tools.rollout.context import EXIT_OK, Context, UsageError
 from mlplatform.tools.rollout.gate import FAIL, NOT_YET, PASS, GateVerdict
+from mlplatform.tools.rollout.platform import PlatformOutputError
 from mlplatform.tools.stackfile import rules
 
 _HEADLINE = {
@@ -37,7 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--since",
         type=_time,
-        help="the step's start, where the evidence begins (default: the current step's dwell before --at)",
+        help="the step's start, where the evidence begins (default: the step start in the rollout status, "
+        "else the current step's dwell before --at); no evidence is carried in from earlier steps",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="replay a recorded verdict exactly (its window and the evidence it carried in): a file holding "
+        "the verdict record, the rollout status, a commit message with a `verdict:` line, or explain's --json; "
+        "- reads stdin",
     )
     parser.set_defaults(rollout_handler=run)
 
@@ -52,7 +75,8 @@ def _comparison_lines(verdict: GateVerdict) -> list[str]:
             counts += f", stable {c['stable']['bad']:.0f}/{c['stable']['requests']:.0f}"
         if c.get("observedRatio") is not None:
             counts += f", canary/stable {c['observedRatio']:.2f} (tolerated up to {c['nullRatio']:.2f})"
-        lines.append(f"    bad/requests over {c['intervals']} intervals: {counts}")
+        carried = f" ({c['carriedIntervals']} carried from earlier steps)" if c.get("carriedIntervals") else ""
+        lines.append(f"    bad/requests over {c['intervals']} intervals{carried}: {counts}")
         e_value = c["eValue"] if isinstance(c["eValue"], str) else f"{c['eValue']:.3g}"
         lines.append(
             f"    e-value {e_value} {'>=' if crossed else '<'} {c['threshold']:g}: "
@@ -78,6 +102,11 @@ def words(verdict: GateVerdict) -> str:
             f"  stable {verdict.stable_deployment}: requests {stable_n:.0f}, "
             f"success {_pct(verdict.stable_success_rate)}"
         )
+    if verdict.evidence_in:
+        lines.append(
+            f"  carried in: the tests continue from earlier steps of this canary (through "
+            f"{verdict.evidence_in.get('through')})"
+        )
     lines += _comparison_lines(verdict)
     lines += [f"  because: {r}" for r in verdict.reasons]
     lines += [f"  note: {n}" for n in verdict.notes]
@@ -88,9 +117,75 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
+def _find_record(data: Any) -> dict | None:
+    """The verdict record inside what a user may hand over: the record itself, a status, explain's --json."""
+    if isinstance(data, dict):
+        if "window" in data and "outcome" in data:
+            return data
+        for key in ("lastVerdict", "verdict"):
+            if key in data:
+                return _find_record(data[key])
+    return None
+
+
+def load_record(source: str) -> dict:
+    """The recorded verdict in `source` (a path, or - for stdin); UsageError names what is wrong."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"--record {source}: cannot read it: {err}") from None
+    candidates = [text] + [line.removeprefix("verdict: ") for line in text.splitlines() if line.startswith("verdict: ")]
+    for candidate in candidates:
+        try:
+            record = _find_record(json.loads(candidate))
+        except json.JSONDecodeError:
+            continue
+        if record is not None:
+            window = record.get("window") or {}
+            if not window.get("since") or not window.get("checkedAt"):
+                raise UsageError(f"--record {source}: the verdict names no window.since/window.checkedAt to replay")
+            return record
+    raise UsageError(
+        f"--record {source}: no verdict record found (allowed: a verdict record, a rollout status with "
+        "lastVerdict, explain's --json, or a commit message with a `verdict: {...}` line)"
+    )
+
+
+def _current_step(ctx: Context, config: ModelStackConfig) -> tuple[datetime | None, dict | None, str]:
+    """The step start and carried evidence from the rollout status, as `watch` would use them."""
+    canary = rules.require_canary(config)
+    try:
+        recorded = ctx.status_store(config).get(missing_ok=True)
+    except (kube.KubeError, PlatformOutputError, OSError) as err:
+        return None, None, f"rollout status unavailable ({err}): judged over the last dwell, nothing carried in"
+    if recorded is None or not recorded.is_for(canary.version, canary.weight):
+        return None, None, "no rollout status for this step: judged over the last dwell, nothing carried in"
+    started = datetime.fromtimestamp(state.parse_iso(recorded.step_started_at), UTC)
+    return started, recorded.evidence, f"step start and carried evidence from {ctx.status_store(config).where}"
+
+
+def _replay(ctx: Context, config: ModelStackConfig) -> tuple[GateVerdict, dict[str, Any]]:
+    if ctx.args.record:
+        if ctx.args.at or ctx.args.since:
+            raise UsageError("--record replays the recorded window: drop --at and --since")
+        record = load_record(ctx.args.record)
+        try:
+            since, at = _time(record["window"]["since"]), _time(record["window"]["checkedAt"])
+        except argparse.ArgumentTypeError as err:
+            raise UsageError(f"--record {ctx.args.record}: {err}") from None
+        verdict = ctx.gate(config, since=since, at=at, evidence=record.get("evidenceIn"))
+        same = verdict.outcome == record.get("outcome")
+        said = f"replayed the recorded verdict: {'same' if same else 'DIFFERENT'} outcome ({record.get('outcome')})"
+        return verdict, {"replayed": True, "sameOutcome": same, "source": said}
+    if ctx.args.since:
+        return ctx.gate(config, since=ctx.args.since, at=ctx.args.at), {"source": "--since: nothing carried in"}
+    since, evidence, source = _current_step(ctx, config)
+    return ctx.gate(config, since=since, at=ctx.args.at, evidence=evidence), {"source": source}
+
+
 def run(ctx: Context) -> int:
     config = ctx.load().config
     rules.require_canary(config)
-    verdict = ctx.gate(config, since=ctx.args.since, at=ctx.args.at)
-    ctx.out.event("explain", words(verdict), verdict=verdict.to_record())
+    verdict, how = _replay(ctx, config)
+    ctx.out.event("explain", words(verdict) + f"\n  ({how['source']})", verdict=verdict.to_record(), **how)
     return EXIT_OK

@@ -20,6 +20,19 @@ intervals). Ville's inequality then bounds the chance that the running maximum
 of the mixture ever reaches 1/α by α, however often it is looked at: the gate
 can check every interval without its false-alarm rate growing with the looks.
 
+The test runs for the whole canary, not one step. A step changes the traffic
+split, which changes θ from one interval to the next but not ρ: the likelihood
+ratio of each interval is conditional on the split the gate chose from what came
+before, so the product over the intervals of every step of the same canary
+version is still a test martingale for ρ = ρ0 (the paper's Theorem 1 needs only
+that each factor's conditional expectation under the null is 1; the varying
+exposure is the same case as its time-varying traffic). `Carried` is that
+product's state where the last step left it: the log likelihood ratio of each
+alternative, the running maximum, the counts. Starting again from 1 at every
+step would also be valid, but it throws the evidence away: a 2x canary at 10%
+of 5000 requests a minute seldom reaches 1/α within one 5-minute dwell, and
+each restart is another chance for a false alarm (up to one α per step).
+
 Latency uses the same test on the requests slower than stable's p99 bucket
 boundary (the smallest `le` of `response_latency_ms_bucket` holding 99% of
 stable's requests before the step started): a canary whose tail moved right
@@ -33,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The alternatives the mixture spreads its weight over, as multiples of ρ0: from a
 # regression just past the tolerance to a version that is plainly broken. Equal
@@ -50,8 +63,54 @@ class IntervalCounts:
 
 
 @dataclass(frozen=True)
+class Carried:
+    """A sequential test's state after some intervals: where the next interval continues from.
+
+    `log_lrs` holds each alternative's log likelihood ratio summed over those intervals
+    (one per ALTERNATIVES), `max_e` the mixture's running maximum. The counts are what
+    the intervals saw, for the record."""
+
+    log_lrs: tuple[float, ...] = ()  # () before any interval: every alternative at 0
+    max_e: float = 1.0
+    intervals: int = 0
+    canary_requests: float = 0.0
+    canary_bad: float = 0.0
+    stable_requests: float = 0.0
+    stable_bad: float = 0.0
+
+    def to_record(self) -> dict:
+        return {
+            "logLikelihoodRatios": list(self.log_lrs),
+            "maxEValue": _finite(self.max_e),
+            "intervals": self.intervals,
+            "canary": {"requests": self.canary_requests, "bad": self.canary_bad},
+            "stable": {"requests": self.stable_requests, "bad": self.stable_bad},
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> Carried:
+        """The state `to_record` wrote; ValueError names what does not fit."""
+        log_lrs = tuple(float(v) for v in record["logLikelihoodRatios"])
+        if len(log_lrs) != len(ALTERNATIVES) or not all(math.isfinite(v) for v in log_lrs):
+            raise ValueError(f"logLikelihoodRatios {list(log_lrs)}: need {len(ALTERNATIVES)} finite numbers")
+        max_e = math.inf if record["maxEValue"] == "inf" else float(record["maxEValue"])
+        if not max_e > 0.0:
+            raise ValueError(f"maxEValue {record['maxEValue']!r}: an e-value is positive")
+        return cls(
+            log_lrs=log_lrs,
+            max_e=max_e,
+            intervals=int(record["intervals"]),
+            canary_requests=float(record["canary"]["requests"]),
+            canary_bad=float(record["canary"]["bad"]),
+            stable_requests=float(record["stable"]["requests"]),
+            stable_bad=float(record["stable"]["bad"]),
+        )
+
+
+@dataclass(frozen=True)
 class SequentialResult:
-    """The e-process of one comparison at every interval since the step started."""
+    """The e-process of one comparison: carried in from earlier steps, then one value per interval of this one.
+    Counts and `intervals` cover the whole test, carried intervals included."""
 
     tolerance: float
     confidence: float
@@ -60,6 +119,8 @@ class SequentialResult:
     canary_bad: float
     stable_requests: float
     stable_bad: float
+    carried_in: Carried = field(default_factory=Carried)
+    carried_out: Carried = field(default_factory=Carried)
 
     @property
     def threshold(self) -> float:
@@ -67,8 +128,9 @@ class SequentialResult:
 
     @property
     def e_value(self) -> float:
-        """The running maximum: once it crossed, the evidence stays (Ville's inequality covers the max)."""
-        return max(self.e_values, default=1.0)
+        """The running maximum since the test began: once it crossed, the evidence stays (Ville's
+        inequality covers the maximum)."""
+        return _running_max(self.carried_in, self.e_values)
 
     @property
     def rejected(self) -> bool:
@@ -87,11 +149,18 @@ class SequentialResult:
             "nullRatio": 1.0 + self.tolerance,
             "eValue": _finite(self.e_value),
             "threshold": self.threshold,
-            "intervals": len(self.e_values),
+            "intervals": self.carried_out.intervals,
+            "carriedIntervals": self.carried_in.intervals,
+            "carriedEValue": _finite(self.carried_in.max_e),
             "canary": {"requests": self.canary_requests, "bad": self.canary_bad},
             "stable": {"requests": self.stable_requests, "bad": self.stable_bad},
             "observedRatio": self.ratio,
         }
+
+
+def _running_max(carried: Carried, e_values: Sequence[float]) -> float:
+    """The largest e-value since the test began (1, its start, while it has seen no interval)."""
+    return max((*e_values, carried.max_e) if carried.intervals else e_values, default=1.0)
 
 
 def _finite(value: float) -> float | str:
@@ -108,10 +177,11 @@ def _log_lr(rho: float, rho0: float, canary: IntervalCounts, stable: IntervalCou
     return canary.bad * math.log(theta / theta0) + stable.bad * math.log((1.0 - theta) / (1.0 - theta0))
 
 
-def _mixture(log_lrs: Sequence[Sequence[float]]) -> tuple[float, ...]:
+def _mixture(log_lrs: Sequence[Sequence[float]], start: Sequence[float]) -> tuple[tuple[float, ...], list[float]]:
     """The equal-weight mixture of likelihood-ratio martingales after each interval, from each
-    alternative's per-interval log likelihood ratios (one row per interval)."""
-    sums = [0.0] * len(ALTERNATIVES)
+    alternative's per-interval log likelihood ratios (one row per interval) continuing `start`;
+    and each alternative's sum after the last row."""
+    sums = list(start) or [0.0] * len(ALTERNATIVES)
     e_values = []
     for row in log_lrs:
         sums = [a + b for a, b in zip(sums, row, strict=True)]
@@ -119,32 +189,64 @@ def _mixture(log_lrs: Sequence[Sequence[float]]) -> tuple[float, ...]:
         # log-sum-exp keeps a decisive e-value from overflowing to inf.
         log_e = top + math.log(sum(math.exp(v - top) for v in sums) / len(sums))
         e_values.append(math.exp(min(log_e, 700.0)))
-    return tuple(e_values)
+    return tuple(e_values), sums
+
+
+def _result(
+    rows: list[list[float]],
+    canary: Sequence[IntervalCounts],
+    stable: Sequence[IntervalCounts],
+    carried: Carried,
+    tolerance: float,
+    confidence: float,
+) -> SequentialResult:
+    e_values, sums = _mixture(rows, carried.log_lrs)
+    out = Carried(
+        log_lrs=tuple(sums),
+        max_e=_running_max(carried, e_values),
+        intervals=carried.intervals + len(rows),
+        canary_requests=carried.canary_requests + sum(c.requests for c in canary),
+        canary_bad=carried.canary_bad + sum(c.bad for c in canary),
+        stable_requests=carried.stable_requests + sum(s.requests for s in stable),
+        stable_bad=carried.stable_bad + sum(s.bad for s in stable),
+    )
+    return SequentialResult(
+        tolerance=tolerance,
+        confidence=confidence,
+        e_values=e_values,
+        canary_requests=out.canary_requests,
+        canary_bad=out.canary_bad,
+        stable_requests=out.stable_requests,
+        stable_bad=out.stable_bad,
+        carried_in=carried,
+        carried_out=out,
+    )
 
 
 def sequential_test(
-    canary: Sequence[IntervalCounts], stable: Sequence[IntervalCounts], *, tolerance: float, confidence: float
+    canary: Sequence[IntervalCounts],
+    stable: Sequence[IntervalCounts],
+    *,
+    tolerance: float,
+    confidence: float,
+    carried: Carried | None = None,
 ) -> SequentialResult:
-    """Canary against stable: the mixture e-value after each interval (one item per interval in each)."""
+    """Canary against stable: the mixture e-value after each interval (one item per interval in each),
+    continuing the same test from `carried` (earlier steps of the same canary) when given."""
     if len(canary) != len(stable):
         raise ValueError(f"canary has {len(canary)} intervals, stable {len(stable)}")
     rho0 = 1.0 + tolerance
     rows = [[_log_lr(rho0 * m, rho0, c, s) for m in ALTERNATIVES] for c, s in zip(canary, stable, strict=True)]
-    return SequentialResult(
-        tolerance=tolerance,
-        confidence=confidence,
-        e_values=_mixture(rows),
-        canary_requests=sum(c.requests for c in canary),
-        canary_bad=sum(c.bad for c in canary),
-        stable_requests=sum(s.requests for s in stable),
-        stable_bad=sum(s.bad for s in stable),
-    )
+    return _result(rows, canary, stable, carried or Carried(), tolerance, confidence)
 
 
-def floor_test(counts: Sequence[IntervalCounts], *, max_rate: float, confidence: float) -> SequentialResult:
+def floor_test(
+    counts: Sequence[IntervalCounts], *, max_rate: float, confidence: float, carried: Carried | None = None
+) -> SequentialResult:
     """One version against a fixed ceiling on its bad-event rate (a guard rail such as minSuccessRate):
     H0 "rate <= max_rate", the binomial mixture SPRT (Wald; Robbins' mixtures) over alternatives whose
-    odds are ALTERNATIVES times the ceiling's, so a few unlucky requests at low traffic do not fail it."""
+    odds are ALTERNATIVES times the ceiling's, so a few unlucky requests at low traffic do not fail it.
+    Continues from `carried` like `sequential_test`: the ceiling holds at every step alike."""
     odds0 = max_rate / (1.0 - max_rate)
     rows = []
     for c in counts:
@@ -154,15 +256,7 @@ def floor_test(counts: Sequence[IntervalCounts], *, max_rate: float, confidence:
             good = c.requests - c.bad
             row.append(c.bad * math.log(p / max_rate) + good * math.log((1.0 - p) / (1.0 - max_rate)))
         rows.append(row)
-    return SequentialResult(
-        tolerance=0.0,
-        confidence=confidence,
-        e_values=_mixture(rows),
-        canary_requests=sum(c.requests for c in counts),
-        canary_bad=sum(c.bad for c in counts),
-        stable_requests=0.0,
-        stable_bad=0.0,
-    )
+    return _result(rows, counts, [IntervalCounts(0.0, 0.0)] * len(counts), carried or Carried(), 0.0, confidence)
 
 
 # -- histograms -----------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 Git says where the canary should be; the cluster records how the rollout is
 going: the phase, the weight the state refers to, when that step started, the
-failed checks so far, the last verdict with its measured values, and an abort
-with its reason. Every scheduled `watch` run resumes from it, so a dwell longer
-than one run completes across runs, and failed checks carry over until the
-weight moves.
+failed checks so far, the last verdict with its measured values, the judge's
+sequential evidence from the canary's earlier steps (`judgeEvidence`), and an
+abort with its reason. Every scheduled `watch` run resumes from it, so a dwell
+longer than one run completes across runs, failed checks carry over until the
+weight moves, and the judge's tests continue across steps of the same canary.
 
 The state is written through the status subresource with a JSON merge patch.
 Pulumi declares the record's `spec` and never reads back `status` into its
@@ -28,7 +29,7 @@ from mlplatform.tools import kube
 
 PROGRESSING, ABORTED, PROMOTED, READY = "Progressing", "Aborted", "Promoted", "Ready"
 # Fields this module owns in the record's status; others (`url`, conditions) are left alone.
-FIELDS = ("phase", "canaryVersion", "weight", "stepStartedAt", "failedChecks", "lastVerdict", "abort")
+FIELDS = ("phase", "canaryVersion", "weight", "stepStartedAt", "failedChecks", "lastVerdict", "judgeEvidence", "abort")
 
 
 def now_iso(now: float) -> str:
@@ -57,6 +58,9 @@ class RolloutStatus:
     failed_checks: int = 0
     last_verdict: dict[str, Any] | None = None
     abort: Abort | None = None
+    evidence: dict[str, Any] | None = None
+    """The judge's sequential tests where the canary's previous step left them (`evidence.CarriedEvidence`,
+    versioned): this step's checks continue them. Stored as the judge wrote it; the judge validates it."""
 
     def is_for(self, version: str, weight: int) -> bool:
         """Whether this state describes the canary `version` at `weight`."""
@@ -74,6 +78,7 @@ class RolloutStatus:
             "stepStartedAt": self.step_started_at,
             "failedChecks": self.failed_checks,
             "lastVerdict": data["last_verdict"],
+            "judgeEvidence": data["evidence"],
             "abort": data["abort"],
         }
 
@@ -89,14 +94,20 @@ class RolloutStatus:
             step_started_at=str(status["stepStartedAt"]),
             failed_checks=int(status.get("failedChecks") or 0),
             last_verdict=status.get("lastVerdict"),
+            evidence=status.get("judgeEvidence"),
             abort=Abort(reason=str(abort.get("reason", "")), at=str(abort.get("at", "")), pr=abort.get("pr"))
             if abort
             else None,
         )
 
 
-def new_step(version: str, weight: int, now: float, phase: str = PROGRESSING) -> RolloutStatus:
-    return RolloutStatus(phase=phase, canary_version=version, weight=weight, step_started_at=now_iso(now))
+def new_step(
+    version: str, weight: int, now: float, phase: str = PROGRESSING, evidence: dict[str, Any] | None = None
+) -> RolloutStatus:
+    """A step starting now; `evidence` carries the judge's tests into it (None: they start afresh)."""
+    return RolloutStatus(
+        phase=phase, canary_version=version, weight=weight, step_started_at=now_iso(now), evidence=evidence
+    )
 
 
 class StatusStore(Protocol):
