@@ -199,7 +199,8 @@ class AnalysisConfig(ConfigModel):
         ge=0.5,
         lt=1,
         description="Confidence of the sequential tests: a canary equal to stable is failed by one of them with "
-        "probability at most 1 - confidence per step, however often the gate checks.",
+        "probability at most 1 - confidence over the canary's whole rollout (the tests carry across its steps), "
+        "however often the gate checks.",
     )
     max_inconclusive_steps: int = Field(
         10,
