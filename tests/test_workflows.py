@@ -145,7 +145,7 @@ def test_one_concurrency_group_per_stack_never_cancelled(deploy):
 
 
 def test_a_watch_and_a_deploy_share_the_stacks_concurrency_group(deploy):
-    """rollout.yml's `watch --apply` runs `up` through the Automation API: it must queue with deploy.yml's
+    """rollout.yml's `watch --apply` runs `up` itself (one `pulumi up` CLI run): it must queue with deploy.yml's
     `up` of the same stack, in the same group, never cancelled; in the `rollout` environment, whose
     branch rule admits main only and which has no reviewers, so a scheduled rollback never waits on
     prod's required reviewers."""
