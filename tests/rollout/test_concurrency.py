@@ -220,7 +220,7 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(
     project, stack_file, status_file, monkeypatch
 ) -> None:
     """A `next` from another shell between two checks must not let watch skip the new step's dwell."""
-    from mlplatform.tools.rollout import commands, state
+    from mlplatform.tools.rollout import state, watch
 
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     start = 1_800_000_000.0
@@ -246,7 +246,7 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(
         "http://127.0.0.1:9",
     )
     ctx = context.Context(path=stack_file, out=context.Output(True, stream), args=args, now=lambda: now[0])
-    assert commands.watch(ctx, sleep=sleep) == 0
+    assert watch.watch(ctx, sleep=sleep) == 0
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     checks = [(e["check"], e["weight"], e["dwelled"]) for e in events if e["event"] == "check"]
     assert checks == [(1, 10, 0), (2, 25, 0), (3, 25, 5), (4, 25, 10)]

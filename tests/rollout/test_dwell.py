@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from mlplatform.tools.rollout import cli, commands, context, state
+from mlplatform.tools.rollout import cli, context, state, watch
 from mlplatform.tools.rollout.gate import GateVerdict
 from mlplatform.tools.stackfile import editor as stackfile
 from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
@@ -107,7 +107,7 @@ def test_a_15_minute_dwell_completes_across_runs_shorter_than_it(project, stack_
     weights = []
     for _ in range(3):
         ctx, _ = _ctx(project, now, "watch", "--interval", "60", "--max-checks", "2")
-        assert commands.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
+        assert watch.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
         weights.append(stackfile.load(stack_file).config.canary.weight)
         now[0] += 10 * 60 - 60
     assert weights == [10, 10, 25]
@@ -121,10 +121,10 @@ def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _unhealthy(config))
     now = [T0]
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 0
+    assert watch.watch(ctx) == 0
     assert json.loads(status_file.read_text())["failedChecks"] == 1
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 1
+    assert watch.watch(ctx) == 1
     assert stackfile.load(stack_file).config.canary.weight == 0
     recorded = json.loads(status_file.read_text())
     assert recorded["phase"] == "Aborted" and "2 consecutive failed checks" in recorded["abort"]["reason"]
@@ -132,7 +132,7 @@ def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(
     seed_status(status_file, failed=1)
     stack_file.write_text(STACK_TEXT.replace("weight: 10", "weight: 25"))
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 0
+    assert watch.watch(ctx) == 0
     assert json.loads(status_file.read_text())["failedChecks"] == 1
 
 
