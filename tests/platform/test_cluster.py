@@ -11,7 +11,8 @@ import pytest
 
 from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
 from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
-from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
+from mlplatform.tools.offline.secrets import contains_secret
 from tests.support.types import (
     AWS_EC2_EIP,
     AWS_EC2_NAT_GATEWAY,

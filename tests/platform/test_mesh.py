@@ -12,7 +12,8 @@ from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.sizing import platform_sizes
-from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
+from mlplatform.tools.offline.secrets import contains_secret
 from tests.support.types import (
     HELM_RELEASE,
     K8S_NAMESPACE,
