@@ -4,9 +4,12 @@ points under the recording mocks of `mlplatform.tools.offline.engine`."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mlplatform.configuration import validate_config
+from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 from mlplatform.tools.offline.engine import Recording, run_entry_point
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +40,14 @@ def platform_config(**overrides: Any) -> dict[str, Any]:
         "namespaces": {"teams": [{"name": "team-a", "gpuRequests": 2, "gpuLimits": 4}]},
     }
     return deep_merge(base, overrides)
+
+
+def validate_platform(values: dict[str, Any], *, stack: str = "dev", secret_keys: Iterable[str] = ()) -> PlatformConfig:
+    """`values` (unqualified `mlplatform:` keys) validated as the platform's entry point validates them, without
+    running it; `secret_keys` are the key paths given as Pulumi secrets."""
+    return validate_config(
+        PlatformConfig, values, stack=stack, namespace=CONFIG_NAMESPACE, secret_keys=set(secret_keys)
+    )
 
 
 def qualify(namespace: str, values: dict[str, Any]) -> dict[str, Any]:
