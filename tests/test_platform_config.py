@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from mlplatform.configuration import ConfigError
+from mlplatform.tools.offline.engine import recording_of
 from tests.support.helpers import platform_config, run_platform, validate_platform
 
 EXISTING_CLUSTER = {"mode": "existing"}
@@ -252,7 +253,7 @@ def test_invalid_config_fails_before_any_resource(overrides, key, allowed):
     assert "stack 'dev'" in message
     assert key in message
     assert allowed in message
-    assert excinfo.value.recording.resources == []
+    assert recording_of(excinfo.value).resources == []
 
 
 def test_every_problem_is_reported_at_once():

@@ -6,12 +6,13 @@ import pytest
 
 from mlplatform.platform.registry_config import LifecycleConfig, MlflowConfig
 from mlplatform.tools.offline.engine import Recording
+from tests.support.helpers import build
 from tests.support.registry_program import FULL_IMAGE, aws_infra, run_registry
 
 
 @pytest.fixture(scope="session")
 def aws_dev() -> Recording:
-    return run_registry(MlflowConfig(image=FULL_IMAGE), aws_infra())
+    return run_registry(build(MlflowConfig, image=FULL_IMAGE), aws_infra())
 
 
 @pytest.fixture(scope="session")
@@ -20,15 +21,16 @@ def aws_prod() -> Recording:
         noncurrent_version_expiration_days=10, transition_to_ia_days=None, abort_incomplete_multipart_days=2,
         expiration_days=400,
     )  # fmt: skip
-    config = MlflowConfig(
-        image=FULL_IMAGE, rds_multi_az=True, deletion_protection=True, replicas=2, lifecycle=lifecycle
+    config = build(
+        MlflowConfig, image=FULL_IMAGE, rds_multi_az=True, deletion_protection=True, replicas=2, lifecycle=lifecycle
     )
     return run_registry(config, aws_infra())
 
 
 @pytest.fixture(scope="session")
 def existing() -> Recording:
-    config = MlflowConfig(
+    config = build(
+        MlflowConfig,
         image=FULL_IMAGE,
         backend="in-cluster",
         postgres_storage_gib=50,

@@ -13,6 +13,7 @@ from mlplatform.platform.cluster import Cluster, ClusterArgs, subnet_cidrs
 from mlplatform.platform.cluster_config import ClusterConfig, ScalingConfig, SystemPoolConfig
 from mlplatform.tools.offline.engine import Recording, run_program
 from mlplatform.tools.offline.secrets import contains_secret
+from tests.support.helpers import build
 from tests.support.types import (
     AWS_EC2_EIP,
     AWS_EC2_NAT_GATEWAY,
@@ -45,8 +46,8 @@ def _run(config: ClusterConfig | None = None, system_pool: SystemPoolConfig | No
         cluster = Cluster(
             "cluster",
             ClusterArgs(
-                config=config or ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
-                system_pool=system_pool or SystemPoolConfig(),
+                config=config or build(ClusterConfig, name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
+                system_pool=system_pool or build(SystemPoolConfig),
                 tags=TAGS,
             ),
         )
@@ -69,7 +70,8 @@ def dev() -> Recording:
 def prod() -> Recording:
     """Three AZs, a NAT gateway per AZ and a public endpoint limited to one CIDR."""
     return _run(
-        ClusterConfig(
+        build(
+            ClusterConfig,
             name="mlp-prod",
             availability_zones=3,
             single_nat_gateway=False,
@@ -105,8 +107,9 @@ def test_subnet_zones_come_from_the_provider(request, fixture, zones):
 
 def test_subnet_cidrs_inside_vpc_and_disjoint(prod):
     """Overlapping or out-of-VPC subnet CIDRs are rejected by AWS at apply time."""
-    vpc = ipaddress.ip_network(prod.one(AWS_EC2_VPC).inputs["cidrBlock"])
-    nets = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in prod.of_type(AWS_EC2_SUBNET)]
+    # IPv4 both: an EKS VPC's primary CIDR block and its subnets' are IPv4.
+    vpc = ipaddress.IPv4Network(prod.one(AWS_EC2_VPC).inputs["cidrBlock"])
+    nets = [ipaddress.IPv4Network(s.inputs["cidrBlock"]) for s in prod.of_type(AWS_EC2_SUBNET)]
     assert len(nets) == 6  # a public and a private subnet per AZ
     assert all(n.subnet_of(vpc) for n in nets)
     assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
@@ -181,7 +184,9 @@ def test_endpoint_public_only_to_named_cidrs_and_private_by_default(dev):
 
 def test_private_only_admits_where_up_runs_from():
     """A private-only endpoint is reachable from the networks the stack names, on 443 only, and nothing else."""
-    rec = _run(ClusterConfig(name="mlp-test", endpoint_public_access=False, private_access_cidrs=["10.100.0.0/24"]))
+    rec = _run(
+        build(ClusterConfig, name="mlp-test", endpoint_public_access=False, private_access_cidrs=["10.100.0.0/24"])
+    )
     vpc_config = rec.one(AWS_EKS_CLUSTER).inputs["vpcConfig"]
     assert vpc_config["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in vpc_config
@@ -314,8 +319,8 @@ def test_outputs_carry_egress_and_policy_dependencies():
         cluster = Cluster(
             "cluster",
             ClusterArgs(
-                config=ClusterConfig(name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
-                system_pool=SystemPoolConfig(),
+                config=build(ClusterConfig, name="mlp-test", public_access_cidrs=["198.51.100.0/24"]),
+                system_pool=build(SystemPoolConfig),
             ),
         )
         aws.eks.NodeGroup(
@@ -367,8 +372,8 @@ def test_provider_is_child_and_waits_for_system_nodes(dev):
 def test_region_mismatch_with_provider_fails():
     """A kubeconfig for the wrong region would point at a cluster that does not exist."""
     args = ClusterArgs(
-        config=ClusterConfig(name="mlp-test", region="eu-west-1", public_access_cidrs=["198.51.100.0/24"]),
-        system_pool=SystemPoolConfig(),
+        config=build(ClusterConfig, name="mlp-test", region="eu-west-1", public_access_cidrs=["198.51.100.0/24"]),
+        system_pool=build(SystemPoolConfig),
     )
     with pytest.raises(ValueError, match=r"cluster\.region is 'eu-west-1' but the AWS provider deploys to 'us-west-2'"):
         run_program(lambda: Cluster("cluster", args), project="mlplatform", stack="dev")
@@ -402,8 +407,11 @@ def test_vpc_cni_addon_enforces_network_policies(dev):
 
 def test_vpc_cni_addon_version_is_pinned_from_config():
     rec = _run(
-        ClusterConfig(
-            name="mlp-test", public_access_cidrs=["198.51.100.0/24"], vpc_cni_addon_version="v1.20.4-eksbuild.1"
+        build(
+            ClusterConfig,
+            name="mlp-test",
+            public_access_cidrs=["198.51.100.0/24"],
+            vpc_cni_addon_version="v1.20.4-eksbuild.1",
         )
     )
     addon = next(a for a in rec.of_type(AWS_EKS_ADDON) if a.inputs["addonName"] == "vpc-cni")

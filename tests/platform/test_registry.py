@@ -9,6 +9,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from mlplatform.platform.registry_config import MlflowConfig
+from tests.support.helpers import build
 from tests.support.registry_program import (
     FULL_IMAGE,
     NAMESPACE,
@@ -187,7 +188,7 @@ def test_in_cluster_postgres_is_non_root_with_its_volume(existing):
 # -- guards ---------------------------------------------------------------------
 def test_rds_needs_aws_infrastructure():
     """RDS cannot be created without the VPC of mode aws; say so instead of failing in AWS."""
-    config = MlflowConfig(image=FULL_IMAGE, backend="rds", artifact_bucket="ml-artifacts")
+    config = build(MlflowConfig, image=FULL_IMAGE, backend="rds", artifact_bucket="ml-artifacts")
     with pytest.raises(ValueError, match=r"backend 'rds' needs cluster\.mode 'aws'"):
         run_registry(config, None)
 
@@ -195,14 +196,14 @@ def test_rds_needs_aws_infrastructure():
 def test_existing_mode_needs_a_bucket():
     """Without a bucket MLflow would have nowhere to put artifacts."""
     with pytest.raises(ValueError, match="artifactBucket is required"):
-        run_registry(MlflowConfig(image=FULL_IMAGE, backend="in-cluster"), None)
+        run_registry(build(MlflowConfig, image=FULL_IMAGE, backend="in-cluster"), None)
 
 
 def test_core_image_is_flagged(monkeypatch):
     """The core MLflow image lacks psycopg2 and boto3; users learn that at preview, not from a crash loop."""
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
-    run_registry(MlflowConfig(image="ghcr.io/mlflow/mlflow:v3.15.1"), aws_infra())
-    run_registry(MlflowConfig(image=FULL_IMAGE), aws_infra())
+    run_registry(build(MlflowConfig, image="ghcr.io/mlflow/mlflow:v3.15.1"), aws_infra())
+    run_registry(build(MlflowConfig, image=FULL_IMAGE), aws_infra())
     assert len(warnings) == 1
     assert "ghcr.io/mlflow/mlflow:v3.15.1-full" in warnings[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 from mlplatform.tools.rollout import cli, context, state, watch
 from mlplatform.tools.rollout.gate import GateVerdict
 from mlplatform.tools.stackfile import editor as stackfile
-from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
+from tests.rollout.conftest import STACK, STACK_TEXT, canary_in, seed_status
 from tests.rollout.test_concurrency import _args, _git_repo, _healthy
 
 T0 = 1_800_000_000.0
@@ -57,7 +57,7 @@ def test_next_steps_once_the_dwell_has_passed(project, stack_file, status_file, 
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, _ = _ctx(project, [T0 + 900], "next")
     assert cli.run_context(ctx) == 0
-    assert stackfile.load(stack_file).config.canary.weight == 25
+    assert canary_in(stack_file).weight == 25
     recorded = json.loads(status_file.read_text())
     assert (recorded["weight"], recorded["stepStartedAt"], recorded["failedChecks"]) == (25, state.now_iso(T0 + 900), 0)
     assert recorded["lastVerdict"]["outcome"] == "pass"
@@ -108,7 +108,7 @@ def test_a_15_minute_dwell_completes_across_runs_shorter_than_it(project, stack_
     for _ in range(3):
         ctx, _ = _ctx(project, now, "watch", "--interval", "60", "--max-checks", "2")
         assert watch.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
-        weights.append(stackfile.load(stack_file).config.canary.weight)
+        weights.append(canary_in(stack_file).weight)
         now[0] += 10 * 60 - 60
     assert weights == [10, 10, 25]
 
@@ -125,7 +125,7 @@ def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(
     assert json.loads(status_file.read_text())["failedChecks"] == 1
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
     assert watch.watch(ctx) == 1
-    assert stackfile.load(stack_file).config.canary.weight == 0
+    assert canary_in(stack_file).weight == 0
     recorded = json.loads(status_file.read_text())
     assert recorded["phase"] == "Aborted" and "2 consecutive failed checks" in recorded["abort"]["reason"]
     # A new step (here: someone moved the weight) starts with no failed checks.

@@ -4,13 +4,18 @@ points under the recording mocks of `mlplatform.tools.offline.engine`."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from mlplatform.configuration import validate_config
 from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
 from mlplatform.tools.offline.engine import Recording, run_entry_point
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +31,20 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def build(model: type[ModelT], **fields: Any) -> ModelT:
+    """`model(**fields)`, validated the same way, in a form type checkers read right: they take only
+    `Field(default=...)` as a default, not the positional `Field(2, ...)` the config models use, so a call
+    of the class that leaves such a field out looks to them like a missing argument."""
+    return model.model_validate(fields)
+
+
+def must_search(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    """`re.search` where the test needs a match: a miss fails naming the pattern, not with None's AttributeError."""
+    match = re.search(pattern, text, flags)
+    assert match is not None, f"no match for {pattern!r} in {text[:200]!r}"
+    return match
 
 
 def platform_config(**overrides: Any) -> dict[str, Any]:

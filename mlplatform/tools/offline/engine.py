@@ -149,6 +149,16 @@ def run_program(
     return recording
 
 
+def recording_of(error: BaseException) -> Recording:
+    """What a run registered before the program raised `error`: `run_program` attaches it to the error."""
+    recording = getattr(error, "recording", None)
+    if not isinstance(recording, Recording):
+        raise TypeError(
+            f"{type(error).__name__} was not raised by a program under run_program: no recording"
+        ) from error
+    return recording
+
+
 class _QuietOnFailure:
     """Hold back the SDK's leftovers while a program runs; show them only if it succeeds.
 
