@@ -39,6 +39,7 @@ from mlplatform.tools.rollout.context import (
 )
 from mlplatform.tools.rollout.gate import PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.rollout.report import registry_checks
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
 
@@ -269,7 +270,7 @@ def run_context(ctx: Context) -> int:
         out.event("refused", f"refused: {err}", reason=str(err))
         return EXIT_REFUSED
     except BelowThreshold as err:
-        out.event("refused", f"refused: {err}", reason=str(err), checks=observe.registry_checks(err.version))
+        out.event("refused", f"refused: {err}", reason=str(err), checks=registry_checks(err.version))
         return EXIT_REFUSED
     except apply.ApplyRefused as err:
         out.event("refused", f"refused: {err}", reason=str(err))

@@ -9,10 +9,11 @@ commit): see `Context.exclusive`. The verbs that only look are in `observe`, the
 from __future__ import annotations
 
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import lock, observe, state
+from mlplatform.tools.rollout import lock, state
 from mlplatform.tools.rollout import registry as reg
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from mlplatform.tools.rollout.gate import GateVerdict
+from mlplatform.tools.rollout.report import registry_checks, verdict_lines
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
 
@@ -40,7 +41,7 @@ def start(ctx: Context) -> int:
                 name=registry_info.name,
                 version=registry_info.version,
                 stage=registry_info.stage,
-                checks=observe.registry_checks(registry_info),
+                checks=registry_checks(registry_info),
             )
             model_uri = registry_info.model_uri
             image = args.image or config.stable.image
@@ -137,7 +138,7 @@ def next_step(ctx: Context) -> int:
             )
             return EXIT_REFUSED
         verdict = ctx.gate(config)
-        ctx.out.event("gate", observe.verdict_lines(verdict), gate=verdict.to_dict())
+        ctx.out.event("gate", verdict_lines(verdict), gate=verdict.to_dict())
         if not verdict.healthy:
             status.failed_checks += 1
             status.last_verdict = verdict.to_record()
@@ -211,7 +212,7 @@ def promote(ctx: Context) -> int:
         config = ctx.load().config
         canary = rules.require_promotable(config)
         verdict = ctx.gate(config)
-        ctx.out.event("gate", observe.verdict_lines(verdict), gate=verdict.to_dict())
+        ctx.out.event("gate", verdict_lines(verdict), gate=verdict.to_dict())
         if not verdict.healthy:
             ctx.out.event("refused", f"refused: canary {canary.version} is not healthy", reasons=verdict.reasons)
             return EXIT_REFUSED
@@ -227,7 +228,7 @@ def promote(ctx: Context) -> int:
                 name=info.name,
                 version=info.version,
                 stage=info.stage,
-                checks=observe.registry_checks(info),
+                checks=registry_checks(info),
             )
         result = ctx.edit(
             stackfile.promote(),

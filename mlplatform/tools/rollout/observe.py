@@ -1,8 +1,7 @@
 """The `rollout` verbs that look before anything moves: `status` and `guard`, and the lines they print.
 
 Neither edits the stack file, so neither takes its lock; `guard --retry` writes only
-the rollout state on the cluster. The gate's and the registry's report lines live
-here too, because every verb that gates or checks the registry prints them the same way.
+the rollout state on the cluster.
 """
 
 from __future__ import annotations
@@ -13,33 +12,10 @@ from mlplatform.model.config import ModelStackConfig
 from mlplatform.tools import kube
 from mlplatform.tools.rollout import state
 from mlplatform.tools.rollout.context import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, Context
-from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
+from mlplatform.tools.rollout.gate import PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
-from mlplatform.tools.rollout.registry import RegistryVersion
+from mlplatform.tools.rollout.report import verdict_lines
 from mlplatform.tools.stackfile import rules
-
-
-def verdict_lines(verdict: GateVerdict) -> str:
-    lines = [f"gate {verdict.namespace}/{verdict.deployment}: {verdict.summary()}"]
-    t = verdict.thresholds
-    lines.append(
-        f"  thresholds: requests >= {t.min_requests}, success >= {t.min_success_rate * 100:.2f}%, "
-        f"p99 <= {t.max_p99_latency_ms:.0f}ms"
-        + (f", accuracy >= {t.min_accuracy}" if t.min_accuracy is not None else "")
-        + (
-            f", vs stable at {t.confidence:.0%}: errors <= +{t.max_error_rate_increase:.0%}, slow requests <= "
-            f"+{t.max_slow_request_increase:.0%}"
-            if t.compare_with_stable
-            else ""
-        )
-    )
-    lines += [f"  - {r}" for r in verdict.reasons]
-    lines += [f"  note: {n}" for n in verdict.notes]
-    return "\n".join(lines)
-
-
-def registry_checks(version: RegistryVersion) -> list[dict[str, Any]]:
-    return [{"metric": c.metric, "actual": c.actual, "threshold": c.threshold} for c in version.checks]
 
 
 def status(ctx: Context) -> int:
