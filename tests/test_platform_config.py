@@ -9,7 +9,7 @@ import pytest
 
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.offline.engine import recording_of
-from tests.support.helpers import platform_config, run_platform, validate_platform
+from tests.support.helpers import existing_cluster_config, platform_config, run_platform, validate_platform
 
 EXISTING_CLUSTER = {"mode": "existing"}
 # Each case: overrides on a valid config, the key path the message must name, and a
@@ -290,14 +290,5 @@ def test_private_only_with_where_up_runs_from_is_accepted():
 
 def test_existing_cluster_mode_accepts_in_cluster_backend():
     """Mode `existing` runs on any conformant cluster with an in-cluster Postgres and a named bucket."""
-    config = validate_platform(
-        platform_config(
-            cluster={"mode": "existing", "context": "kind-ml"},
-            mlflow={
-                "backend": "in-cluster",
-                "artifactBucket": "mlflow-artifacts",
-                "s3EndpointUrl": "http://minio.minio:9000",
-            },
-        )
-    )
+    config = validate_platform(existing_cluster_config())
     assert config.cluster.mode == "existing"

@@ -69,6 +69,20 @@ def validate_platform(values: dict[str, Any], *, stack: str = "dev", secret_keys
     )
 
 
+def existing_cluster_config(**overrides: Any) -> dict[str, Any]:
+    """`platform_config` for mode `existing` (a kind cluster) with an in-cluster MLflow and an S3-compatible store,
+    deep-merged with overrides: the smallest platform that needs no AWS account."""
+    base = platform_config(
+        cluster={"mode": "existing", "context": "kind-ml"},
+        mlflow={
+            "backend": "in-cluster",
+            "artifactBucket": "mlflow-artifacts",
+            "s3EndpointUrl": "http://minio.minio:9000",
+        },
+    )
+    return deep_merge(base, overrides)
+
+
 def qualify(namespace: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{namespace}:{key}": value for key, value in values.items()}
 

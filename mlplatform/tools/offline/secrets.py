@@ -6,6 +6,7 @@ platform outputs, `render`) needs only the SDK's wire format, not a program run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pulumi.runtime import rpc
@@ -13,14 +14,18 @@ from pulumi.runtime import rpc
 REDACTED = "[secret]"
 
 
+def _each(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """`convert` applied to each item of a mapping or a list; any other value as it is."""
+    if isinstance(value, dict):
+        return {k: convert(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [convert(v) for v in value]
+    return value
+
+
 def unwrap_secrets(value: Any) -> Any:
     """The plain value with Pulumi's secret markers removed, at any depth."""
-    value = rpc.unwrap_rpc_secret(value)
-    if isinstance(value, dict):
-        return {k: unwrap_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(v) for v in value]
-    return value
+    return _each(rpc.unwrap_rpc_secret(value), unwrap_secrets)
 
 
 def whole_numbers_as_ints(value: Any) -> Any:
@@ -28,11 +33,7 @@ def whole_numbers_as_ints(value: Any) -> Any:
     of 3 arrives as 3.0; turn whole floats back into ints, at any depth."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, dict):
-        return {k: whole_numbers_as_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [whole_numbers_as_ints(v) for v in value]
-    return value
+    return _each(value, whole_numbers_as_ints)
 
 
 def redact_secrets(value: Any) -> Any:
@@ -46,11 +47,7 @@ def redact_secrets(value: Any) -> Any:
         if isinstance(inner, dict):
             return {k: _redact_all(v) for k, v in inner.items()}
         return REDACTED
-    if isinstance(value, dict):
-        return {k: redact_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_secrets(v) for v in value]
-    return value
+    return _each(value, redact_secrets)
 
 
 def _redact_all(value: Any) -> Any:
