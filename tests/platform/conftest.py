@@ -1,11 +1,14 @@
-"""Fixtures shared by the platform tests: the model registry's three runs, once per test session."""
+"""Fixtures shared by the platform tests, each run once per test session: the cluster component's two runs
+and the model registry's three."""
 
 from __future__ import annotations
 
 import pytest
 
+from mlplatform.platform.cluster_config import ClusterConfig
 from mlplatform.platform.registry_config import LifecycleConfig, MlflowConfig
 from mlplatform.tools.offline.engine import Recording
+from tests.support.cluster_program import run_cluster
 from tests.support.helpers import build
 from tests.support.registry_program import FULL_IMAGE, aws_infra, run_registry
 
@@ -39,3 +42,25 @@ def existing() -> Recording:
         s3_credentials_secret="minio-credentials",
     )
     return run_registry(config, None)
+
+
+@pytest.fixture(scope="session")
+def cluster_dev() -> Recording:
+    """Defaults: two AZs, one NAT gateway, private endpoint only."""
+    return run_cluster()
+
+
+@pytest.fixture(scope="session")
+def cluster_prod() -> Recording:
+    """Three AZs, a NAT gateway per AZ and a public endpoint limited to one CIDR."""
+    return run_cluster(
+        build(
+            ClusterConfig,
+            name="mlp-prod",
+            availability_zones=3,
+            single_nat_gateway=False,
+            endpoint_public_access=True,
+            public_access_cidrs=["203.0.113.0/24"],
+            control_plane_log_types=["api", "audit", "authenticator", "controllerManager", "scheduler"],
+        )
+    )
