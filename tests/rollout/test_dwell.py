@@ -142,3 +142,25 @@ def test_status_shows_the_recorded_state(project, stack_file, status_file):
     cli.run_context(ctx)
     event = _events(stream)[-1]
     assert event["state"]["failedChecks"] == 1 and event["state"]["weight"] == 10
+
+
+def test_a_watch_check_that_advances_records_the_next_step_once(project, stack_file, status_file, monkeypatch):
+    """The advance is the check's one status write: the new step at its weight, its dwell from now, no failed
+    checks carried over from the step it left, and the verdict that moved it. Writing the judged step's status
+    as well would leave the record a step behind the file."""
+    seed_status(status_file, started=state.now_iso(T0), failed=1)
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
+    writes: list[dict] = []
+    put = state.FileStatusStore.put
+
+    def counted_put(store: state.FileStatusStore, status: state.RolloutStatus) -> None:
+        writes.append(status.to_status())
+        put(store, status)
+
+    monkeypatch.setattr(state.FileStatusStore, "put", counted_put)
+    ctx, _ = _ctx(project, [T0 + 3600], "watch", "--dwell-seconds", "60", "--max-checks", "1")
+    assert watch.watch(ctx) == 0
+    assert canary_in(stack_file).weight == 25
+    assert [(w["weight"], w["failedChecks"], w["lastVerdict"]["outcome"]) for w in writes] == [(25, 0, "pass")]
+    recorded = json.loads(status_file.read_text())
+    assert (recorded["weight"], recorded["stepStartedAt"]) == (25, state.now_iso(T0 + 3600))
