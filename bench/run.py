@@ -88,7 +88,7 @@ def machine() -> dict[str, str]:
 # -- 1. program evaluation ------------------------------------------------------------
 def platform_outputs_file(workdir: Path) -> Path:
     """The platform prod stack's outputs, as the model stack's StackReference receives them."""
-    from mlplatform.tools.offline.engine import unwrap_secrets
+    from mlplatform.tools.offline.secrets import unwrap_secrets
     from mlplatform.tools.render import render_stack
 
     outputs = unwrap_secrets(render_stack(ROOT, "prod").stack_outputs)

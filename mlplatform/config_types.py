@@ -118,6 +118,35 @@ def quantity_value(quantity: str) -> Decimal:
     return Decimal(match.group(1)) * _SUFFIX[match.group(2) or ""]
 
 
+Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern)]
+
+
+# Requests and limits per pod: a serving replica's, and each training pod's (with its own defaults).
+class ResourceSpec(ConfigModel):
+    cpu: Quantity = Field(description="CPU quantity.")
+    memory: Quantity = Field(description="Memory quantity.")
+
+
+class Resources(ConfigModel):
+    requests: ResourceSpec = Field(
+        default_factory=lambda: ResourceSpec(cpu="500m", memory="1Gi"), description="Requests."
+    )
+    limits: ResourceSpec = Field(default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        # The API server rejects a pod whose request exceeds its limit, mid-update.
+        for resource in ("cpu", "memory"):
+            request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
+            if quantity_value(request) > quantity_value(limit):
+                raise CrossFieldError(
+                    f"the {resource} request {request} is above its limit {limit}; Kubernetes rejects such a pod",
+                    f"requests.{resource}",
+                    f"limits.{resource}",
+                )
+        return self
+
+
 class ScratchConfig(ConfigModel):
     """Local disk a pod may fill: its `emptyDir` volumes and container writable layers.
 

@@ -8,9 +8,17 @@ only picks the UID its image expects.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import pulumi_kubernetes as k8s
 
-from mlplatform.config_types import ScratchConfig
+
+class ScratchBound(Protocol):
+    """What `scratch_dir` reads of a workload's scratch config (`config_types.ScratchConfig`). A protocol,
+    not that model: the security context stays a ground module that imports no config."""
+
+    @property
+    def empty_dir_size_limit(self) -> str: ...
 
 
 def restricted_pod_security_context(uid: int) -> k8s.core.v1.PodSecurityContextArgs:
@@ -34,7 +42,7 @@ def restricted_container_security_context() -> k8s.core.v1.SecurityContextArgs:
     )
 
 
-def scratch_dir(scratch: ScratchConfig) -> k8s.core.v1.EmptyDirVolumeSourceArgs:
+def scratch_dir(scratch: ScratchBound) -> k8s.core.v1.EmptyDirVolumeSourceArgs:
     """A disk-backed `emptyDir` bounded by the workload's scratch config: with a read-only root
     filesystem these volumes are where a pod writes, so they are what can fill a node."""
     return k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=scratch.empty_dir_size_limit)

@@ -15,6 +15,7 @@ import pytest
 
 from mlplatform.platform.alertmanager import alertmanager_yaml
 from mlplatform.platform.monitoring_config import AlertingConfig
+from tests.support.helpers import build
 from tests.support.prerequisites import require_binary
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def _receiver(config: Path, *labels: str) -> str:
 
 def test_every_receiver_set_routes_by_severity(tmp_path):
     """Critical pages, the rest goes to chat, the chart's Watchdog nowhere."""
-    alerting = AlertingConfig(slack_webhook_url=SLACK, webhook_url=WEBHOOK, pagerduty_routing_key=PAGERDUTY_KEY)
+    alerting = build(AlertingConfig, slack_webhook_url=SLACK, webhook_url=WEBHOOK, pagerduty_routing_key=PAGERDUTY_KEY)
     config = _config_file(tmp_path, alerting)
     assert _receiver(config, "alertname=ModelTrainingFailed", "severity=critical") == "pagerduty"
     assert _receiver(config, "alertname=GpuIdle", "severity=warning") == "chat"
@@ -61,11 +62,11 @@ def test_every_receiver_set_routes_by_severity(tmp_path):
 
 def test_without_pagerduty_critical_alerts_reach_chat(tmp_path):
     """No routing key: critical alerts must still reach a person rather than vanish."""
-    config = _config_file(tmp_path, AlertingConfig(webhook_url=WEBHOOK))
+    config = _config_file(tmp_path, build(AlertingConfig, webhook_url=WEBHOOK))
     assert _receiver(config, "alertname=ModelStableSuccessRateLow", "severity=critical") == "chat"
 
 
 def test_without_receivers_the_config_is_still_valid(tmp_path):
     """A stack with no receivers yet still gets a configuration Alertmanager loads."""
-    config = _config_file(tmp_path, AlertingConfig())
+    config = _config_file(tmp_path, build(AlertingConfig))
     assert _receiver(config, "alertname=ModelTrainingFailed", "severity=critical") == "null"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import run_entry_point
+from mlplatform.tools.offline.engine import recording_of, run_entry_point
 from tests.model.helpers import (
     CANARY,
     MODEL_STACK_DIR,
@@ -344,7 +344,7 @@ def test_mistake_stops_before_any_resource_naming_the_key(case, expected):
     message = str(caught.value)
     for fragment in expected:
         assert fragment in message, message
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []
 
 
 def test_every_class_has_several_cases():

@@ -24,20 +24,12 @@ import pytest
 
 from mlplatform.tools.offline.engine import RecordedResource, Recording, run_entry_point
 from tests.model.helpers import MODEL_STACK_DIR, model_config, run_model, with_canary
-from tests.support.helpers import platform_config, run_platform
+from tests.support.helpers import existing_cluster_config, run_platform
 from tests.support.manifest_validation import KUBERNETES_VERSION, problems
 
 GATEWAY_API_GROUPS = {"gateway.networking.k8s.io"}
 
-PLATFORM_EXISTING = platform_config(
-    cluster={"mode": "existing", "context": "kind-ml"},
-    mlflow={
-        "backend": "in-cluster",
-        "artifactBucket": "mlflow-artifacts",
-        "s3EndpointUrl": "http://minio.minio:9000",
-        "s3CredentialsSecret": "minio-credentials",
-    },
-)
+PLATFORM_EXISTING = existing_cluster_config(mlflow={"s3CredentialsSecret": "minio-credentials"})
 DISTRIBUTED_TRAINING = {
     "runId": "ddp-2024-07-r1",
     "image": "ghcr.io/example/fraud-detector-train:1.5.0",

@@ -16,7 +16,7 @@ from mlplatform.tools import metrics_catalog as catalog
 from mlplatform.tools.offline.engine import Recording, run_entry_point
 from mlplatform.tools.rollout.gate import Queries
 from tests.model.helpers import EXAMPLE_STACK_REFERENCES, MODEL_STACK_DIR, TEAM, run_model, with_canary
-from tests.support.helpers import platform_config, run_platform
+from tests.support.helpers import build, platform_config, run_platform
 
 TRAINING = {
     "runId": "r1",
@@ -111,7 +111,7 @@ def test_every_model_alert_and_gate_query_reads_a_declared_target(full_model, ex
     assert catalog.declared_targets(full_model.resources) == {catalog.MODEL_POD_MONITOR}
     assert "PrometheusRule fraud-detector: alert ModelDriftDetected" in catalog.rule_expressions(full_model.resources)
 
-    analysis = AnalysisConfig(min_accuracy=0.9)
+    analysis = build(AnalysisConfig, min_accuracy=0.9)
     targets = platform_targets | catalog.declared_targets(full_model.resources)
     assert [str(u) for u in catalog.unfed(_gate_queries(analysis), targets)] == []
 
@@ -119,9 +119,9 @@ def test_every_model_alert_and_gate_query_reads_a_declared_target(full_model, ex
 def test_the_gate_without_an_accuracy_gate_needs_only_the_proxies(dev_platform):
     """A stack without `serving.metrics` cannot set minAccuracy (config error), so its gate reads proxies only."""
     targets = catalog.declared_targets(dev_platform.resources)
-    assert catalog.unfed(_gate_queries(AnalysisConfig()), targets) == []
+    assert catalog.unfed(_gate_queries(build(AnalysisConfig)), targets) == []
     # The accuracy query is exactly what the config rule protects against.
-    [missing] = catalog.unfed(_gate_queries(AnalysisConfig(min_accuracy=0.9)), targets)
+    [missing] = catalog.unfed(_gate_queries(build(AnalysisConfig, min_accuracy=0.9)), targets)
     assert (missing.metric, missing.where) == ("ml_model_accuracy", "gate query accuracy")
 
 

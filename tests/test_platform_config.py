@@ -1,20 +1,17 @@
-"""The platform's config is validated before anything is declared, with errors a user can act on."""
+"""The platform's config is validated before anything is declared, with errors a user can act on.
+
+The production rules are in `test_platform_config_prod.py`, the credential scan in
+`test_platform_config_credentials.py`."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from mlplatform.configuration import ConfigError, validate_config
-from mlplatform.platform.config import CONFIG_NAMESPACE, PlatformConfig
-from tests.support.helpers import ROOT, deep_merge, platform_config, run_platform
+from mlplatform.configuration import ConfigError
+from mlplatform.tools.offline.engine import recording_of
+from tests.support.helpers import existing_cluster_config, platform_config, run_platform, validate_platform
 
-
-def _validate(values: dict) -> PlatformConfig:
-    return validate_config(PlatformConfig, values, stack="dev", namespace=CONFIG_NAMESPACE)
-
-
+EXISTING_CLUSTER = {"mode": "existing"}
 # Each case: overrides on a valid config, the key path the message must name, and a
 # fragment saying what is allowed or what is wrong.
 INVALID_CONFIGS = [
@@ -122,28 +119,10 @@ INVALID_CONFIGS = [
         {"mlflow": {"backend": "mysql"}}, "mlplatform:mlflow.backend", "'rds' or 'in-cluster'", id="unknown-backend"
     ),
     pytest.param(
-        {"cluster": {"mode": "existing"}, "mlflow": {"backend": "rds", "artifactBucket": "b-1"}},
-        "mlplatform:",
-        "needs cluster.mode 'aws'",
-        id="rds-without-aws",
-    ),
-    pytest.param(
-        {"cluster": {"mode": "existing"}, "mlflow": {"backend": "in-cluster"}},
-        "mlplatform:",
-        "mlflow.artifactBucket is required",
-        id="existing-without-bucket",
-    ),
-    pytest.param(
         {"mlflow": {"lifecycle": {"transitionToIaDays": 10}}},
         "mlplatform:mlflow.lifecycle.transitionToIaDays",
         "greater than or equal to 30",
         id="ia-too-early",
-    ),
-    pytest.param(
-        {"environment": "prod"},
-        "mlplatform:",
-        "mesh.ha, mlflow.deletionProtection, mlflow.rdsMultiAz",
-        id="prod-without-ha",
     ),
     pytest.param(
         {"namespaces": {"teams": [{"name": "team-a", "gpuRequests": 8, "gpuLimits": 4}]}},
@@ -170,7 +149,99 @@ INVALID_CONFIGS = [
         "greater than or equal to 1",
         id="time-slicing-zero",
     ),
+    # One case per cross-section rule of `PlatformConfig`, each in its own named validator; the key is the
+    # namespace, and the message names the keys involved.
+    pytest.param(
+        {"cluster": EXISTING_CLUSTER, "storage": {"efs": True}},
+        "mlplatform:",
+        "storage.efs only applies to cluster.mode 'aws'",
+        id="existing-efs",
+    ),
+    pytest.param(
+        {
+            "cluster": EXISTING_CLUSTER,
+            "mlflow": {"artifactBucket": "b-1"},
+            "storage": {"ebsCsiAddonVersion": "v1.30.0-eksbuild.1"},
+        },
+        "mlplatform:",
+        "storage.ebsCsiAddonVersion only apply to cluster.mode 'aws' (EKS add-ons)",
+        id="existing-addons",
+    ),
+    pytest.param(
+        {"cluster": EXISTING_CLUSTER, "mlflow": {"backend": "rds", "artifactBucket": "b-1"}},
+        "mlplatform:",
+        "needs cluster.mode 'aws'",
+        id="existing-rds",
+    ),
+    pytest.param(
+        {"cluster": EXISTING_CLUSTER, "mlflow": {"backend": "in-cluster"}},
+        "mlplatform:",
+        "mlflow.artifactBucket is required",
+        id="existing-bucket",
+    ),
+    pytest.param(
+        {"mlflow": {"s3EndpointUrl": "https://minio.example.com"}},
+        "mlplatform:",
+        "mlflow.s3EndpointUrl only apply to cluster.mode 'existing'",
+        id="aws-endpoint",
+    ),
+    pytest.param(
+        {"cluster": {"gpuNodes": True}},
+        "mlplatform:",
+        "cluster.gpuNodes describes an existing cluster",
+        id="aws-gpu-nodes",
+    ),
+    pytest.param(
+        {"storage": {"efs": False, "readWriteManyClass": "shared"}},
+        "mlplatform:",
+        "turn efs on or drop the name",
+        id="aws-rwx-without-efs",
+    ),
+    pytest.param(
+        {"storage": {"readWriteOnceClass": "same", "readWriteManyClass": "same"}},
+        "mlplatform:",
+        "they need two names",
+        id="aws-same-class",
+    ),
+    pytest.param(
+        {"storage": {"efs": False, "efsCsiAddonVersion": "v2.0.0-eksbuild.1"}},
+        "mlplatform:",
+        "efsCsiAddonVersion is set but storage.efs is false",
+        id="aws-efs-addon",
+    ),
+    pytest.param(
+        {"mesh": {"ha": True}, "nodePools": {"system": {"scaling": {"minSize": 2, "desiredSize": 2, "maxSize": 4}}}},
+        "mlplatform:",
+        "nodePools.system.scaling.minSize must be >= 3, got 2",
+        id="aws-ha-small-pool",
+    ),
+    pytest.param(
+        {"environment": "prod"},
+        "mlplatform:",
+        "environment 'prod' requires mesh.ha, mlflow.deletionProtection, mlflow.rdsMultiAz to be true",
+        id="prod",
+    ),
 ]
+
+# Refusals the validator names with the key, and what the user wrote or what is allowed. Each case:
+# config values, the key paths given as Pulumi secrets, and a pattern for the message.
+REFUSED = [
+    # The user sees what they wrote, not just where.
+    pytest.param(
+        platform_config(nodePools={"gpu": {"scaling": {"minSize": 0, "desiredSize": 0, "maxSize": 0}}}),
+        (),
+        r"mlplatform:nodePools\.gpu\.scaling\.maxSize = 0:",
+        id="shows-the-bad-value",
+    ),
+    # No CIDR is a safe guess for who may reach the API; the message says what to write.
+    pytest.param({}, (), "publicAccessCidrs is empty", id="empty-namespace-asks-for-endpoint-cidrs"),
+]
+
+
+@pytest.mark.parametrize(("values", "secret_keys", "pattern"), REFUSED)
+def test_refused_naming_the_key(values, secret_keys, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        validate_platform(values, secret_keys=secret_keys)
 
 
 @pytest.mark.parametrize(("overrides", "key", "allowed"), INVALID_CONFIGS)
@@ -182,57 +253,31 @@ def test_invalid_config_fails_before_any_resource(overrides, key, allowed):
     assert "stack 'dev'" in message
     assert key in message
     assert allowed in message
-    assert excinfo.value.recording.resources == []
-
-
-def test_error_shows_the_bad_value():
-    """The user sees what they wrote, not just where."""
-    with pytest.raises(ConfigError, match=r"mlplatform:nodePools\.gpu\.scaling\.maxSize = 0:"):
-        _validate(platform_config(nodePools={"gpu": {"scaling": {"minSize": 0, "desiredSize": 0, "maxSize": 0}}}))
+    assert recording_of(excinfo.value).resources == []
 
 
 def test_every_problem_is_reported_at_once():
     """Fixing one key at a time through repeated `pulumi preview` runs wastes a reviewer's afternoon."""
     with pytest.raises(ConfigError) as excinfo:
-        _validate(platform_config(cluster={"mode": "gcp"}, crds={"group": "x"}))
+        validate_platform(platform_config(cluster={"mode": "gcp"}, crds={"group": "x"}))
     assert len(excinfo.value.problems) == 2
 
 
 def test_defaults_are_a_valid_dev_platform():
     """Only the public endpoint's CIDRs need naming: the rest is a working dev platform with a GPU pool that
     scales to zero."""
-    config = _validate({"cluster": {"publicAccessCidrs": ["203.0.113.0/24"]}})
+    config = validate_platform({"cluster": {"publicAccessCidrs": ["203.0.113.0/24"]}})
     assert config.cluster.mode == "aws"
     assert config.cluster.endpoint_public_access is True
 
 
-def test_an_empty_namespace_asks_for_the_endpoint_cidrs():
-    """No CIDR is a safe guess for who may reach the API; the message says what to write."""
-    with pytest.raises(ConfigError, match="publicAccessCidrs is empty"):
-        _validate({})
-
-
-@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
-def test_prod_refuses_an_endpoint_open_to_every_address(cidr):
-    """In prod the API answers only the networks named; an open endpoint is a config error there."""
-    with pytest.raises(
-        ConfigError, match=r"mlplatform:cluster\.publicAccessCidrs / mlplatform:environment: .*open to every"
-    ):
-        _validate(
-            _prod(
-                cluster={"publicAccessCidrs": [cidr]},
-                monitoring={"alerting": {"noReceiversReason": "test of the endpoint rule"}},
-            )
-        )
-
-
 def test_dev_may_open_the_endpoint_to_every_address_when_written_out():
-    config = _validate(platform_config(cluster={"publicAccessCidrs": ["0.0.0.0/0"]}))
+    config = validate_platform(platform_config(cluster={"publicAccessCidrs": ["0.0.0.0/0"]}))
     assert config.cluster.public_access_cidrs == ["0.0.0.0/0"]
 
 
 def test_private_only_with_where_up_runs_from_is_accepted():
-    config = _validate(
+    config = validate_platform(
         platform_config(
             cluster={"endpointPublicAccess": False, "publicAccessCidrs": None, "privateAccessCidrs": ["10.100.0.0/24"]}
         )
@@ -243,218 +288,7 @@ def test_private_only_with_where_up_runs_from_is_accepted():
     assert config.mesh.ha is False
 
 
-def test_prod_stack_file_turns_on_ha_multi_az_and_deletion_protection():
-    """`Pulumi.prod.yaml` is valid and carries the production switches the validator insists on."""
-    config = _prod_stack_file()
-    assert config.environment == "prod"
-    assert config.mesh.ha is True
-    assert config.mlflow.rds_multi_az is True
-    assert config.mlflow.deletion_protection is True
-    assert config.cluster.availability_zones >= 3
-    assert config.cluster.single_nat_gateway is False
-    assert config.cluster.public_access_cidrs and not config.cluster.open_to_the_internet()
-
-
-def _prod_stack_file() -> PlatformConfig:
-    from mlplatform.tools.stackfile.reader import read_stack_config
-
-    stack_config = read_stack_config(ROOT / "Pulumi.prod.yaml", CONFIG_NAMESPACE)
-    values = {k.split(":", 1)[1]: v for k, v in stack_config.values.items() if k.startswith("mlplatform:")}
-    secrets = {p.split(":", 1)[1] for p in stack_config.secret_paths}
-    return validate_config(PlatformConfig, values, stack="prod", namespace=CONFIG_NAMESPACE, secret_keys=secrets)
-
-
-def test_prod_stack_file_enables_ci_and_alerting():
-    """The reference production setup has the CI roles the shipped workflows assume and alerts that reach
-    someone, with receivers given as secrets."""
-    config = _prod_stack_file()
-    assert config.ci.enabled is True
-    assert config.ci.github_repository
-    assert config.monitoring.alerting.receivers_configured
-    assert config.monitoring.alerting.no_receivers_reason is None
-
-
-def _prod(**overrides) -> dict:
-    return platform_config(
-        environment="prod",
-        mesh={"ha": True},
-        mlflow={"deletionProtection": True, "rdsMultiAz": True},
-        nodePools={"system": {"scaling": {"minSize": 3, "desiredSize": 3, "maxSize": 6}}},
-        **overrides,
-    )
-
-
-def test_prod_without_a_receiver_is_refused_naming_the_key():
-    """A prod platform whose alerts go to the null receiver pages nobody; config time says which key to set."""
-    with pytest.raises(ConfigError, match=r"mlplatform:monitoring\.alerting / mlplatform:environment: .*no receiver"):
-        _validate(_prod())
-
-
-def test_prod_may_opt_out_of_receivers_with_a_reason():
-    """An explicit, written reason is the only way a prod stack runs without receivers."""
-    config = _validate(
-        _prod(monitoring={"alerting": {"noReceiversReason": "alerts federated to the central Prometheus"}})
-    )
-    assert config.monitoring.alerting.receivers_configured is False
-
-
-def test_opt_out_reason_with_a_receiver_is_refused():
-    """A stale opt-out next to a real receiver would mislead the next reader."""
-    with pytest.raises(ConfigError, match="noReceiversReason"):
-        validate_config(
-            PlatformConfig,
-            _prod(
-                monitoring={
-                    "alerting": {"webhookUrl": "https://hooks.example.com/x", "noReceiversReason": "because reasons"}
-                }
-            ),
-            stack="prod",
-            namespace=CONFIG_NAMESPACE,
-            secret_keys={"monitoring.alerting.webhookUrl"},
-        )
-
-
 def test_existing_cluster_mode_accepts_in_cluster_backend():
     """Mode `existing` runs on any conformant cluster with an in-cluster Postgres and a named bucket."""
-    config = _validate(
-        platform_config(
-            cluster={"mode": "existing", "context": "kind-ml"},
-            mlflow={
-                "backend": "in-cluster",
-                "artifactBucket": "mlflow-artifacts",
-                "s3EndpointUrl": "http://minio.minio:9000",
-            },
-        )
-    )
+    config = validate_platform(existing_cluster_config())
     assert config.cluster.mode == "existing"
-
-
-EXISTING_CLUSTER = {"mode": "existing"}
-# One case per cross-section rule of `PlatformConfig`, each in its own named validator.
-CROSS_SECTION_RULES = [
-    pytest.param(
-        {"cluster": EXISTING_CLUSTER, "storage": {"efs": True}},
-        "storage.efs only applies to cluster.mode 'aws'",
-        id="existing-efs",
-    ),
-    pytest.param(
-        {
-            "cluster": EXISTING_CLUSTER,
-            "mlflow": {"artifactBucket": "b-1"},
-            "storage": {"ebsCsiAddonVersion": "v1.30.0-eksbuild.1"},
-        },
-        "storage.ebsCsiAddonVersion only apply to cluster.mode 'aws' (EKS add-ons)",
-        id="existing-addons",
-    ),
-    pytest.param(
-        {"cluster": EXISTING_CLUSTER, "mlflow": {"backend": "rds", "artifactBucket": "b-1"}},
-        "needs cluster.mode 'aws'",
-        id="existing-rds",
-    ),
-    pytest.param(
-        {"cluster": EXISTING_CLUSTER, "mlflow": {"backend": "in-cluster"}},
-        "mlflow.artifactBucket is required",
-        id="existing-bucket",
-    ),
-    pytest.param(
-        {"mlflow": {"s3EndpointUrl": "https://minio.example.com"}},
-        "mlflow.s3EndpointUrl only apply to cluster.mode 'existing'",
-        id="aws-endpoint",
-    ),
-    pytest.param({"cluster": {"gpuNodes": True}}, "cluster.gpuNodes describes an existing cluster", id="aws-gpu-nodes"),
-    pytest.param(
-        {"storage": {"efs": False, "readWriteManyClass": "shared"}},
-        "turn efs on or drop the name",
-        id="aws-rwx-without-efs",
-    ),
-    pytest.param(
-        {"storage": {"readWriteOnceClass": "same", "readWriteManyClass": "same"}},
-        "they need two names",
-        id="aws-same-class",
-    ),
-    pytest.param(
-        {"storage": {"efs": False, "efsCsiAddonVersion": "v2.0.0-eksbuild.1"}},
-        "efsCsiAddonVersion is set but storage.efs is false",
-        id="aws-efs-addon",
-    ),
-    pytest.param(
-        {"mesh": {"ha": True}, "nodePools": {"system": {"scaling": {"minSize": 2, "desiredSize": 2, "maxSize": 4}}}},
-        "nodePools.system.scaling.minSize must be >= 3, got 2",
-        id="aws-ha-small-pool",
-    ),
-    pytest.param(
-        {"environment": "prod"},
-        "environment 'prod' requires mesh.ha, mlflow.deletionProtection, mlflow.rdsMultiAz to be true",
-        id="prod",
-    ),
-]
-
-
-@pytest.mark.parametrize(("overrides", "message"), CROSS_SECTION_RULES)
-def test_each_cross_section_rule_refuses_its_case(overrides, message):
-    """Each rule that spans sections names the keys involved; a valid config passes them all."""
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        _validate(platform_config(**overrides))
-
-
-AWS_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-EXISTING = {"cluster": {"mode": "existing"}, "mlflow": {"backend": "in-cluster", "artifactBucket": "b-1"}}
-
-
-def test_a_secret_key_pasted_as_a_secret_name_is_refused_without_echoing_it():
-    """`mlflow.s3CredentialsSecret` names a Kubernetes Secret; an access key there is neither a valid name nor
-    something that may sit in plain text in Git. Both are said, and the key itself is never printed."""
-    values = deep_merge(platform_config(**EXISTING), {"mlflow": {"s3CredentialsSecret": AWS_SECRET_KEY}})
-    with pytest.raises(ConfigError) as caught:
-        _validate(values)
-    message = str(caught.value)
-    assert (
-        "mlplatform:mlflow.s3CredentialsSecret = [redacted]: the value looks like an AWS secret access key" in message
-    )
-    assert "pattern" in message  # and it is not a DNS-1123 subdomain
-    assert "wJalr" not in message and "EXAMPLEKEY" not in message
-
-
-@pytest.mark.parametrize("name", ["Mlflow_S3", "s3..creds", "-s3", "a" * 254])
-def test_secret_names_are_dns_subdomains(name):
-    """The API server would refuse these Secret names mid-update; config time refuses them first."""
-    with pytest.raises(ConfigError, match=r"mlplatform:mlflow\.s3CredentialsSecret"):
-        _validate(deep_merge(platform_config(**EXISTING), {"mlflow": {"s3CredentialsSecret": name}}))
-
-
-def test_a_dns_subdomain_secret_name_is_accepted():
-    config = _validate(deep_merge(platform_config(**EXISTING), {"mlflow": {"s3CredentialsSecret": "mlflow-s3.creds"}}))
-    assert config.mlflow.s3_credentials_secret == "mlflow-s3.creds"
-
-
-def test_an_access_key_id_in_any_plain_text_field_is_refused():
-    """Every plain-text field is scanned, not only names: an `AKIA...` id in tags is as public as anywhere."""
-    with pytest.raises(
-        ConfigError, match=r"mlplatform:tags\.owner = \[redacted\]: the value looks like an AWS access key id"
-    ):
-        _validate(platform_config(tags={"owner": "AKIAIOSFODNN7EXAMPLE"}))
-
-
-def test_a_credential_given_as_a_secret_is_not_flagged():
-    """The same text under a Pulumi secret is where it belongs."""
-    config = validate_config(
-        PlatformConfig,
-        platform_config(tags={"owner": "AKIAIOSFODNN7EXAMPLE"}),
-        stack="dev",
-        namespace=CONFIG_NAMESPACE,
-        secret_keys={"tags"},
-    )
-    assert config.tags["owner"].startswith("AKIA")
-
-
-def test_certificates_are_not_mistaken_for_secret_keys():
-    """A PEM certificate's last base64 line can be exactly 40 mixed-case characters; certificates are public."""
-    from mlplatform.credentials import credential_kind
-
-    certificate = (
-        "-----BEGIN CERTIFICATE-----\nMIIB"
-        + "x" * 60
-        + "\nAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd\n-----END CERTIFICATE-----\n"
-    )
-    assert credential_kind(certificate) is None
-    assert credential_kind("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----") == "a private key"

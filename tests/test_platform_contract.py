@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlplatform.platform_contract import ContractError, PlatformContract, Problem, required_outputs
-from mlplatform.tools.offline.engine import unwrap_secrets
+from mlplatform.tools.offline.secrets import unwrap_secrets
 from mlplatform.tools.render import render_stack
 from tests.model.helpers import PLATFORM_OUTPUTS
 from tests.support.helpers import ROOT

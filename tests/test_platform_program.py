@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mlplatform.tools.offline.engine import Recording
-from tests.support.helpers import ROOT, platform_config, run_platform
+from tests.support.helpers import ROOT, existing_cluster_config, platform_config, run_platform
 from tests.support.types import (
     AWS_AUTOSCALING_TAG,
     AWS_EKS_CLUSTER,
@@ -112,16 +112,7 @@ def test_time_slicing_is_advertised_to_the_autoscaler():
 
 def test_existing_cluster_mode_creates_no_aws_resources():
     """Mode `existing` must run on kind, minikube or on-prem: no AWS resource, no AWS credentials needed."""
-    recording = run_platform(
-        platform_config(
-            cluster={"mode": "existing", "context": "kind-ml"},
-            mlflow={
-                "backend": "in-cluster",
-                "artifactBucket": "mlflow-artifacts",
-                "s3EndpointUrl": "http://minio.minio:9000",
-            },
-        )
-    )
+    recording = run_platform(existing_cluster_config())
     assert [r for r in recording.resources if r.type.startswith("aws:")] == []
     provider = recording.one(K8S_PROVIDER)
     assert provider.inputs["context"] == "kind-ml"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.tools import TOOLS_SCRIPT, provide_tools
-from tests.support.helpers import ROOT
+from tests.support.helpers import ROOT, must_search
 from tests.support.prerequisites import DEBIAN_PACKAGES, require_binary
 from tests.support.servers import running_prometheus
 
@@ -82,7 +82,7 @@ def test_e2e_tools_fail_without_go_naming_the_version(tmp_path):
     fake_etcd.chmod(0o755)
     env = {"PATH": path, "MLPLATFORM_E2E_CACHE": str(tmp_path / "cache")}
     message = _failure(lambda: provide_tools(env=env))
-    go_min = re.search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    go_min = must_search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
     assert re.search(rf"Go is needed to build \S+ and is not on PATH; install Go {re.escape(go_min)} or newer", message)
 
 
@@ -100,7 +100,7 @@ def test_go_minimum_matches_the_tools_modules():
     makefile_min = re.search(r"^GO_MIN := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
     assert makefile_min
     modules = (ROOT / "tests" / "e2e" / "go-modules").glob("*/go.mod")
-    go_lines = [re.search(r"^go (\S+)$", mod.read_text(), re.M).group(1) for mod in modules]
+    go_lines = [must_search(r"^go (\S+)$", mod.read_text(), re.M).group(1) for mod in modules]
     assert go_lines
     newest = max(go_lines, key=lambda v: tuple(int(p) for p in v.split(".")))
     assert makefile_min.group(1) == newest

@@ -21,7 +21,7 @@ def test_a_directory_is_served_on_loopback(monkeypatch, tmp_path: Path):
     (tmp_path / "index.yaml").write_text("apiVersion: v1\nentries: {}\n")
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
     with chart_mirror() as url:
-        assert url.startswith("http://127.0.0.1:")
+        assert url is not None and url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{url}/index.yaml", timeout=5) as response:
             assert b"entries" in response.read()
 

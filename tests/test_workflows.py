@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from mlplatform.tools.ci.deploy_matrix import split
-from tests.support.helpers import ROOT
+from tests.support.helpers import ROOT, must_search
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CONFIGURE_AWS = "aws-actions/configure-aws-credentials@"
@@ -89,7 +89,7 @@ def test_each_role_is_assumed_through_oidc_in_its_own_job(deploy):
             workflow,
             name,
         )
-        variable = re.fullmatch(r"\$\{\{ vars\.(\w+) \}\}", step["with"]["role-to-assume"]).group(1)
+        variable = must_search(r"\A\$\{\{ vars\.(\w+) \}\}\Z", step["with"]["role-to-assume"]).group(1)
         found[(workflow, name)] = variable
         assert job["permissions"]["id-token"] == "write", (workflow, name)
         assert job["permissions"]["contents"] == contents.get((workflow, name), "read"), (workflow, name)

@@ -17,6 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from mlplatform.tools.metrics_catalog import LINKERD_LATENCY_BUCKETS_MS
+from mlplatform.tools.rollout.prometheus import PrometheusClient
 
 LE_LABELS = (*(str(b) for b in LINKERD_LATENCY_BUCKETS_MS), "+Inf")
 
@@ -52,13 +53,17 @@ class Version:
         return self._sums[last + 1] - self._sums[first]
 
 
-class FakePrometheus:
+class FakePrometheus(PrometheusClient):
     """Interval k covers (t0 + k·I, t0 + (k+1)·I]; a query at `at` over range R sums the
-    intervals that end inside (at - R, at]."""
+    intervals that end inside (at - R, at].
+
+    A `PrometheusClient` whose three query methods answer from memory, so the gate takes it
+    where it takes the real one; nothing of the HTTP client is used."""
 
     url = "fake://prometheus"
     hint = ""
 
+    # No super().__init__(): there is no server to configure.
     def __init__(self, t0: datetime, interval_seconds: float, accuracy: float | None = None):
         self.t0 = t0.timestamp()
         self.interval = interval_seconds

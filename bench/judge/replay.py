@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import numpy as np
 
@@ -25,7 +24,6 @@ from bench.judge.fake_prometheus import FakePrometheus
 from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.metrics_catalog import LINKERD_LATENCY_BUCKETS_MS
 from mlplatform.tools.rollout import gate
-from mlplatform.tools.rollout.prometheus import PrometheusClient
 
 NAMESPACE, CANARY, STABLE = "ml-serving", "fraud-detector-v6", "fraud-detector-v5"
 INTERVAL_SECONDS = 60.0
@@ -138,8 +136,7 @@ def run_judge(
         weight = steps[index]
         rollout.advance(weight)
         verdict = gate.evaluate(
-            # The fake answers the same three query methods as PrometheusClient (duck-typed).
-            cast(PrometheusClient, rollout.prometheus),
+            rollout.prometheus,
             analysis,
             namespace=NAMESPACE,
             deployment=CANARY,

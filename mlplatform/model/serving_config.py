@@ -3,46 +3,18 @@ budget, probes and metrics endpoint.
 
 Kept apart from `config.py` (which embeds it in `ModelStackConfig`); the rules that
 span sections (the Gateway API's route cap, `analysis.minAccuracy` needing
-`metrics`) live with `ModelStackConfig`. `Resources` is also the training pod's.
+`metrics`) live with `ModelStackConfig`. `Resources` (in `config_types`) is also the training pod's.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import DnsLabel, Duration, ScratchConfig, quantity_value
+from mlplatform.config_types import DnsLabel, Duration, Resources, ScratchConfig
 from mlplatform.configuration import ConfigModel, CrossFieldError
-
-Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
-
-
-# Requests and limits per pod: a serving replica's here, and each training pod's (with its own defaults).
-class ResourceSpec(ConfigModel):
-    cpu: Quantity = Field(description="CPU quantity.")
-    memory: Quantity = Field(description="Memory quantity.")
-
-
-class Resources(ConfigModel):
-    requests: ResourceSpec = Field(
-        default_factory=lambda: ResourceSpec(cpu="500m", memory="1Gi"), description="Requests."
-    )
-    limits: ResourceSpec = Field(default_factory=lambda: ResourceSpec(cpu="2", memory="4Gi"), description="Limits.")
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> Resources:
-        # The API server rejects a pod whose request exceeds its limit, mid-update.
-        for resource in ("cpu", "memory"):
-            request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
-            if quantity_value(request) > quantity_value(limit):
-                raise CrossFieldError(
-                    f"the {resource} request {request} is above its limit {limit}; Kubernetes rejects such a pod",
-                    f"requests.{resource}",
-                    f"limits.{resource}",
-                )
-        return self
 
 
 class ReplicaConfig(ConfigModel):

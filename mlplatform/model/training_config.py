@@ -12,9 +12,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplatform.config_types import ImageRef, ScratchConfig
+from mlplatform.config_types import ImageRef, Resources, ResourceSpec, ScratchConfig
 from mlplatform.configuration import ConfigModel, CrossFieldError
-from mlplatform.model.serving_config import Resources, ResourceSpec
 
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>\S*))?$")
 

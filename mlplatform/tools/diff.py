@@ -24,15 +24,9 @@ from typing import Any
 import yaml
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import (
-    REDACTED,
-    RecordedResource,
-    Recording,
-    diff_recordings,
-    project_name,
-    read_stack_file,
-    redact_secrets,
-)
+from mlplatform.tools.offline.engine import project_name, read_stack_file
+from mlplatform.tools.offline.recording import RecordedResource, Recording, diff_recordings
+from mlplatform.tools.offline.secrets import REDACTED, redact_secrets
 from mlplatform.tools.render import RenderError, render_stack
 from mlplatform.tools.stackfile.reader import stack_file
 

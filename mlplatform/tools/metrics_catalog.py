@@ -116,7 +116,7 @@ CATALOG: Mapping[str, frozenset[str]] = {
 
 
 class RegisteredResource(Protocol):
-    """What the check needs of a registered resource (`mlplatform.tools.offline.engine.RecordedResource` has it)."""
+    """What the check needs of a registered resource (`mlplatform.tools.offline.recording.RecordedResource` has it)."""
 
     type: str
     name: str

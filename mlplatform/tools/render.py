@@ -32,16 +32,10 @@ from typing import Any
 import yaml
 
 from mlplatform.model.platform_outputs import PLATFORM_STACK_KEY
-from mlplatform.tools.offline.engine import (
-    REDACTED,
-    RecordedResource,
-    Recording,
-    RecordingMocks,
-    project_name,
-    redact_secrets,
-    run_entry_point,
-    unwrap_secrets,
-)
+from mlplatform.tools.offline.engine import project_name, run_entry_point
+from mlplatform.tools.offline.mocks import RecordingMocks
+from mlplatform.tools.offline.recording import RecordedResource, Recording
+from mlplatform.tools.offline.secrets import REDACTED, redact_secrets, unwrap_secrets
 from mlplatform.tools.stackfile.reader import stack_file as stack_file_path
 from mlplatform.tools.stackfile.reader import stack_files
 

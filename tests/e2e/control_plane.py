@@ -321,9 +321,17 @@ class ControlPlane:
                 return None
             raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()}") from error
 
-    def get(self, path: str) -> dict[str, Any] | None:
+    def find(self, path: str) -> dict[str, Any] | None:
+        """The object at `path`, or None when there is none (404)."""
         return self.request("GET", path)
 
+    def get(self, path: str) -> dict[str, Any]:
+        """The object at `path`, which must exist: a 404 fails naming the path."""
+        found = self.find(path)
+        if found is None:
+            raise AssertionError(f"GET {path}: 404, expected the object to exist")
+        return found
+
     def items(self, path: str) -> list[dict[str, Any]]:
-        listing = self.get(path)
+        listing = self.find(path)
         return listing["items"] if listing else []

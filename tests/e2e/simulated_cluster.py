@@ -68,7 +68,7 @@ READY_TIMEOUT = 90.0
 NODE_LEASE_SECONDS = 40
 
 assert all(ipaddress.ip_address(ip).is_loopback for ip in NODE_IPS.values())
-assert ipaddress.ip_network(POD_CIDR).subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+assert ipaddress.IPv4Network(POD_CIDR).subnet_of(ipaddress.IPv4Network("127.0.0.0/8"))
 
 
 def _node(name: str, *, gpu: bool) -> dict[str, Any]:

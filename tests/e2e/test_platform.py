@@ -172,7 +172,7 @@ def test_team_quota_refuses_a_pod_over_it(platform: PlatformStack, control_plane
         api.request("POST", "/api/v1/namespaces/team-fraud/pods", pod)
     message = str(refused.value)
     assert " 403 " in message and f"exceeded quota: {quota['metadata']['name']}" in message, message
-    assert api.get("/api/v1/namespaces/team-fraud/pods/greedy") is None
+    assert api.find("/api/v1/namespaces/team-fraud/pods/greedy") is None
 
 
 def test_webhooks_are_the_charts_with_their_failure_policies(

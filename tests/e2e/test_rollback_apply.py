@@ -167,11 +167,12 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
         BRANCH,
     ]
     watch = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert watch.stdout is not None and watch.stderr is not None  # both are pipes
+    stdout, stderr_pipe = watch.stdout, watch.stderr
     events: queue.Queue[tuple[float, dict]] = queue.Queue()
 
     def read() -> None:
-        assert watch.stdout is not None
-        for line in watch.stdout:
+        for line in stdout:
             if line.startswith("{"):
                 events.put((time.monotonic(), json.loads(line)))
 
@@ -179,7 +180,8 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     reader.start()
 
     # Poll the API server while watch runs: when does the split read 100/0?
-    first_failure = rolled_back = None
+    first_failure: float | None = None
+    rolled_back: float | None = None
     seen: list[dict] = []
     deadline = time.monotonic() + TIMEOUT
     while rolled_back is None:
@@ -192,14 +194,14 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
         if first_failure is not None and _split(api) == {f"{MODEL}-v5": 100, f"{MODEL}-v6": 0}:
             rolled_back = time.monotonic()
         elif watch.poll() is not None and events.empty() and not reader.is_alive():
-            pytest.fail(f"watch exited {watch.returncode} before the rollback:\n{seen}\n{watch.stderr.read()}")
+            pytest.fail(f"watch exited {watch.returncode} before the rollback:\n{seen}\n{stderr_pipe.read()}")
         time.sleep(0.1)
 
     code = watch.wait(timeout=120)
     reader.join(timeout=10)
     while not events.empty():
         seen.append(events.get()[1])
-    stderr = watch.stderr.read() if watch.stderr else ""
+    stderr = stderr_pipe.read()
     assert code == 1, f"watch aborts with 'refused' (1), got {code}:\n{seen}\n{stderr}"
     kinds = [e["event"] for e in seen]
     checks = [e for e in seen if e["event"] == "check"]
@@ -208,6 +210,7 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     assert [(c["failures"], c["gate"]["decisive"]) for c in checks] == [(1, True)], checks
     assert kinds.index("applying") < kinds.index("applied") < kinds.index("published") < kinds.index("aborted"), kinds
 
+    assert first_failure is not None  # the loop ends only once the split rolled back after a failed check
     latency = rolled_back - first_failure
     print(
         f"\nrollback latency: {latency:.1f}s from the first failed check to the API server's split at 100/0 "

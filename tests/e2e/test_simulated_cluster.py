@@ -62,17 +62,17 @@ def test_a_service_created_after_its_ready_pods_still_gets_its_endpoints_object(
             f"/api/v1/namespaces/{NAMESPACE}/services",
             {"metadata": {"name": "server"}, "spec": {"selector": LABELS, "ports": [{"port": 8080}]}},
         )
-        _wait_for(lambda: api.get(f"/api/v1/namespaces/{NAMESPACE}/endpoints/server") is not None, "its Endpoints")
+        _wait_for(lambda: api.find(f"/api/v1/namespaces/{NAMESPACE}/endpoints/server") is not None, "its Endpoints")
         # Empty: the pod's loopback address is one the API server does not accept there.
         assert not api.get(f"/api/v1/namespaces/{NAMESPACE}/endpoints/server").get("subsets")
         api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/server")
-        _wait_for(lambda: api.get(f"/api/v1/namespaces/{NAMESPACE}/endpoints/server") is None, "its Endpoints to go")
+        _wait_for(lambda: api.find(f"/api/v1/namespaces/{NAMESPACE}/endpoints/server") is None, "its Endpoints to go")
     finally:
         for path in (
             f"/api/v1/namespaces/{NAMESPACE}/services/server",
             f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/server",
         ):
-            if api.get(path) is not None:
+            if api.find(path) is not None:
                 api.request("DELETE", path)
         _wait_for(
             lambda: not api.items(f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Dsim-check"),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _pytest.capture import CaptureManager  # pytest does not export the plugin class it registers
 
 from tests.support.helpers import ROOT
 
@@ -33,7 +34,7 @@ def _to_stderr(line: str) -> None:
 def terminal_progress(config: pytest.Config) -> Callable[[str], None]:
     """Writes a line to the terminal now, with pytest's capture suspended for it (as `--setup-show` does)."""
     capture = config.pluginmanager.getplugin("capturemanager")
-    if capture is None:  # -p no:capture: nothing to get past
+    if not isinstance(capture, CaptureManager):  # -p no:capture: nothing to get past
         return _to_stderr
 
     def show(line: str) -> None:

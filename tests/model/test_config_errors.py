@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from mlplatform.configuration import ConfigError
+from mlplatform.tools.offline.engine import recording_of
 from tests.model.helpers import CANARY, STABLE, model_config, run_model, with_canary
 
 
@@ -125,4 +126,4 @@ def test_invalid_config_fails_early_naming_the_key(values, expected):
     assert "stack 'fraud-detector-prod'" in message
     for fragment in expected:
         assert fragment in message
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.tools.offline.engine import Recording, RecordingDiff, diff_recordings
+from mlplatform.tools.offline.recording import Recording, RecordingDiff, diff_recordings
 from tests.model.helpers import (
     DEPLOYMENT,
     HPA,

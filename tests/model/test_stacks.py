@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import Recording, run_entry_point
+from mlplatform.tools.offline.engine import Recording, recording_of, run_entry_point
 from tests.model.helpers import (
     DEPLOYMENT,
     EXAMPLE_STACK_REFERENCES,
@@ -103,7 +103,7 @@ def test_a_traffic_api_the_platform_lacks_fails_before_anything_is_declared():
     expected = r"mlmodel:trafficApi = 'smi': platform stack 'acme/mlplatform/dev' offers only \['gateway'\]"
     with pytest.raises(ConfigError, match=expected) as caught:
         run_model(model_config(trafficApi="smi"), platform={"trafficSplitApis": ["gateway"]})
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []
 
 
 def test_gateway_api_works_on_a_platform_without_smi():

@@ -15,7 +15,7 @@ from mlplatform import labels
 from mlplatform.configuration import ConfigError
 from mlplatform.model.identity import dataset_read_policy
 from mlplatform.model.platform_outputs import REQUIRED
-from mlplatform.tools.offline.engine import RecordedResource, Recording, run_entry_point
+from mlplatform.tools.offline.engine import RecordedResource, Recording, recording_of, run_entry_point
 from tests.model.helpers import (
     MODEL_STACK_DIR,
     OIDC_PROVIDER_ARN,
@@ -192,7 +192,9 @@ def _without(key: str) -> dict[str, Any]:
     return {k: v for k, v in PLATFORM_OUTPUTS.items() if k != key}
 
 
-REFUSED: list[tuple[str, dict[str, Any], dict[str, Any] | None, tuple[str, ...]]] = [
+# Each case: id, model config, the platform's outputs (a dict: overrides of the defaults; a key: the defaults
+# without that output; None: the defaults), and what the message says.
+REFUSED: list[tuple[str, dict[str, Any], dict[str, Any] | str | None, tuple[str, ...]]] = [
     (
         "unknown-team",
         model_config(team="team-ads", training=_training()),
@@ -263,7 +265,7 @@ def test_what_the_platform_lacks_is_refused_before_any_resource(values, platform
     assert "stack 'fraud-detector-dev'" in message
     for fragment in expected:
         assert fragment in message
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []
 
 
 def test_every_missing_output_is_named_at_once():
@@ -280,7 +282,7 @@ def test_every_missing_output_is_named_at_once():
     assert len(caught.value.problems) == len(missing)
     for key in missing:
         assert f"has no output '{key}'" in str(caught.value)
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []
 
 
 @pytest.mark.parametrize(
@@ -303,7 +305,7 @@ def test_training_config_errors_name_the_key(values, fragment):
     with pytest.raises(ConfigError) as caught:
         run_model(values)
     assert "mlmodel:" in str(caught.value) and fragment in str(caught.value)
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []
 
 
 def test_without_irsa_the_model_stack_never_loads_the_aws_provider():

@@ -21,6 +21,7 @@ from mlplatform.model.training import (
 from mlplatform.model.training_config import TrainingConfig, hyperparameter_env_name
 from mlplatform.platform.crds import crd_manifest
 from mlplatform.tools.offline.engine import RecordedResource, Recording, run_program
+from tests.support.helpers import build
 from tests.support.types import K8S_JOB, K8S_PERSISTENT_VOLUME_CLAIM, K8S_SERVICE, MODEL_TRAINING_RUN, custom_resource
 
 JOB = K8S_JOB
@@ -402,6 +403,6 @@ def test_scratch_request_above_limit_is_refused() -> None:
     from mlplatform.config_types import ScratchConfig
 
     with pytest.raises(ValidationError, match="ephemeralStorageRequest 8Gi is above ephemeralStorageLimit 4Gi"):
-        ScratchConfig(ephemeral_storage_request="8Gi", ephemeral_storage_limit="4Gi")
+        build(ScratchConfig, ephemeral_storage_request="8Gi", ephemeral_storage_limit="4Gi")
     with pytest.raises(ValidationError, match="emptyDirSizeLimit 5Gi is above ephemeralStorageLimit 4Gi"):
-        ScratchConfig(empty_dir_size_limit="5Gi")
+        build(ScratchConfig, empty_dir_size_limit="5Gi")

@@ -14,8 +14,8 @@ import yaml
 from mlplatform.configuration import ConfigError
 from mlplatform.platform.alertmanager import alertmanager_config
 from mlplatform.platform.monitoring_config import AlertingConfig
-from mlplatform.tools.offline.engine import Recording, run_entry_point
-from tests.support.helpers import ROOT, platform_config, qualify, run_platform
+from mlplatform.tools.offline.engine import Recording, recording_of, run_entry_point
+from tests.support.helpers import ROOT, build, platform_config, qualify, run_platform
 from tests.support.types import HELM_RELEASE, K8S_SECRET, RANDOM_PASSWORD
 
 SECRET = K8S_SECRET
@@ -84,14 +84,14 @@ def test_critical_pages_and_the_rest_goes_to_chat(alerting):
 
 def test_critical_goes_to_chat_without_pagerduty():
     """Without a routing key nothing pages, but critical alerts still reach a person."""
-    config = alertmanager_config(AlertingConfig(slack_webhook_url=SLACK))
+    config = alertmanager_config(build(AlertingConfig, slack_webhook_url=SLACK))
     assert [r["name"] for r in config["receivers"]] == ["null", "chat"]
     assert _routed(config, {"alertname": "ModelTrainingFailed", "severity": "critical"}) == "chat"
 
 
 def test_without_receivers_alerts_stay_in_alertmanager():
     """No receiver configured: a valid config whose routes end in the null receiver (docs/platform.md says so)."""
-    config = alertmanager_config(AlertingConfig())
+    config = alertmanager_config(build(AlertingConfig))
     assert config["receivers"] == [{"name": "null"}]
     assert config["route"]["receiver"] == "null"
 
@@ -123,7 +123,7 @@ def test_a_receiver_in_plain_text_stops_before_any_resource(key):
     message = str(caught.value)
     assert f"mlplatform:monitoring.alerting.{key} must be a Pulumi secret" in message
     assert ALERTING[key] not in message
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []
 
 
 def test_receiver_fields_are_marked_secret():

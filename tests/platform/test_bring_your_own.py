@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import Recording
+from mlplatform.tools.offline.engine import Recording, recording_of
 from tests.support.helpers import ROOT, deep_merge, platform_config, run_platform
 from tests.support.linkerd_pki import Pki, make_pki, private_key_pem
 from tests.support.types import (
@@ -295,4 +295,4 @@ def test_mistake_stops_before_any_resource(values, secret_keys, fragments, never
         # A PEM's base64 body, or the whole value when it is one line.
         telling = "".join(lines[1:-1]) if len(lines) > 2 else never_shown
         assert telling[:40] not in message.replace("\n", ""), message
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []

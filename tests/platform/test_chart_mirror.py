@@ -16,7 +16,7 @@ from mlplatform.configuration import ConfigError
 from mlplatform.platform.chart_mirror import CHART_MIRROR_ENV
 from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.tools.cli import main
-from mlplatform.tools.offline.engine import Recording
+from mlplatform.tools.offline.engine import Recording, recording_of
 from tests.support.helpers import ROOT, platform_config, run_platform
 from tests.support.types import HELM_RELEASE
 
@@ -102,7 +102,7 @@ def test_invalid_config_key_fails_before_any_resource(url):
     message = str(excinfo.value)
     assert f"mlplatform:chartMirror = '{url}'" in message
     assert "http:// or https:// URL" in message
-    assert excinfo.value.recording.resources == []
+    assert recording_of(excinfo.value).resources == []
 
 
 def test_invalid_environment_variable_fails_before_any_resource(monkeypatch):
@@ -113,7 +113,7 @@ def test_invalid_environment_variable_fails_before_any_resource(monkeypatch):
     message = str(excinfo.value)
     assert f"{CHART_MIRROR_ENV} = 'charts.internal.example'" in message
     assert "mlplatform:chartMirror, when set, takes precedence" in message
-    assert excinfo.value.recording.resources == []
+    assert recording_of(excinfo.value).resources == []
 
 
 def test_invalid_environment_variable_fails_even_when_the_key_wins(monkeypatch):

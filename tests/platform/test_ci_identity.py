@@ -11,7 +11,7 @@ import json
 import pytest
 
 from mlplatform.configuration import ConfigError
-from mlplatform.tools.offline.engine import Recording
+from mlplatform.tools.offline.engine import Recording, recording_of
 from tests.support.helpers import platform_config, run_platform
 from tests.support.types import (
     AWS_EKS_ACCESS_ENTRY,
@@ -214,7 +214,7 @@ def test_bad_ci_config_fails_before_any_resource(overrides, key, allowed):
         run_platform(platform_config(**overrides))
     message = str(excinfo.value)
     assert key in message and allowed in message, message
-    assert excinfo.value.recording.resources == []
+    assert recording_of(excinfo.value).resources == []
 
 
 def test_public_endpoint_needs_no_runner_label():

@@ -20,6 +20,7 @@ from mlplatform.platform.gpu import (
 )
 from mlplatform.platform.sizing import platform_sizes
 from mlplatform.tools.offline.engine import Recording, run_program
+from tests.support.helpers import build
 from tests.support.types import (
     AWS_AUTOSCALING_TAG,
     AWS_EKS_NODE_GROUP,
@@ -45,7 +46,7 @@ def _pool(config: GpuPoolConfig | None = None) -> Recording:
                 cluster_name="mlp-test",
                 node_role_arn="arn:aws:iam::123456789012:role/nodes",
                 subnet_ids=["subnet-a", "subnet-b"],
-                config=config or GpuPoolConfig(),
+                config=config or build(GpuPoolConfig),
                 kubernetes_version="1.33",
                 tags=TAGS,
             ),
@@ -93,7 +94,7 @@ def test_default_ami_is_al2023_nvidia(pool):
 
 def test_bottlerocket_nvidia_when_configured():
     """Bottlerocket is the supported alternative with the NVIDIA driver built in."""
-    rec = _pool(GpuPoolConfig(ami_type="BOTTLEROCKET_x86_64_NVIDIA"))
+    rec = _pool(build(GpuPoolConfig, ami_type="BOTTLEROCKET_x86_64_NVIDIA"))
     assert _node_group(rec).inputs["amiType"] == "BOTTLEROCKET_x86_64_NVIDIA"
 
 
@@ -117,7 +118,8 @@ def test_scales_from_zero(pool):
 def test_pool_settings_from_config():
     """Instance types, capacity type, disk and Kubernetes version are the operator's to set."""
     rec = _pool(
-        GpuPoolConfig(
+        build(
+            GpuPoolConfig,
             instance_types=["g6.xlarge"],
             capacity_type="SPOT",
             disk_size_gib=300,
@@ -161,7 +163,7 @@ def test_asg_tags_describe_labels_taint_and_gpus(pool):
 
 def test_asg_gpu_resource_follows_gpus_per_node():
     """Advertising the wrong GPU count makes the autoscaler over- or under-provision."""
-    rec = _pool(GpuPoolConfig(instance_types=["g5.12xlarge"], gpus_per_node=4))
+    rec = _pool(build(GpuPoolConfig, instance_types=["g5.12xlarge"], gpus_per_node=4))
     tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in rec.of_type(AWS_AUTOSCALING_TAG)}
     assert tags[f"{TEMPLATE}/resources/nvidia.com/gpu"] == "4"
 

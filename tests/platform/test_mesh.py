@@ -12,7 +12,9 @@ from mlplatform.platform.charts_config import ChartsConfig
 from mlplatform.platform.config import MeshConfig
 from mlplatform.platform.mesh import ServiceMesh, ServiceMeshArgs
 from mlplatform.platform.sizing import platform_sizes
-from mlplatform.tools.offline.engine import Recording, contains_secret, run_program
+from mlplatform.tools.offline.engine import Recording, run_program
+from mlplatform.tools.offline.secrets import contains_secret
+from tests.support.helpers import build
 from tests.support.types import (
     HELM_RELEASE,
     K8S_NAMESPACE,
@@ -84,7 +86,7 @@ def test_trust_anchor_is_a_long_lived_root_ca(default):
     recording, _ = default
     anchor = recording.one(SELF_SIGNED, "mesh-trust-anchor").inputs
     assert anchor["isCaCertificate"] is True
-    assert anchor["validityPeriodHours"] == MeshConfig().trust_anchor_validity_hours
+    assert anchor["validityPeriodHours"] == build(MeshConfig).trust_anchor_validity_hours
     assert anchor["subject"]["commonName"] == "root.linkerd.cluster.local"
     assert {"cert_signing", "crl_signing"} <= set(anchor["allowedUses"])
 
@@ -101,7 +103,7 @@ def test_issuer_is_signed_by_the_trust_anchor(default):
     assert issuer["certRequestPem"] == csr.outputs["certRequestPem"]
     assert csr.inputs["subject"]["commonName"] == "identity.linkerd.cluster.local"
     assert issuer["isCaCertificate"] is True
-    assert issuer["validityPeriodHours"] == MeshConfig().issuer_validity_hours
+    assert issuer["validityPeriodHours"] == build(MeshConfig).issuer_validity_hours
     assert 0 < issuer["earlyRenewalHours"] < issuer["validityPeriodHours"]
 
 

@@ -18,6 +18,7 @@ from mlplatform.platform.monitoring import Monitoring, MonitoringArgs
 from mlplatform.platform.monitoring_config import MonitoringConfig
 from mlplatform.platform.sizing import platform_sizes
 from mlplatform.tools.offline.engine import Recording, run_program
+from tests.support.helpers import build
 from tests.support.relabeling import relabel
 from tests.support.types import HELM_RELEASE, K8S_CONFIG_MAP, K8S_DAEMON_SET, K8S_POD_MONITOR, K8S_PROMETHEUS_RULE
 
@@ -25,7 +26,7 @@ RELEASE = HELM_RELEASE
 POD_MONITOR = K8S_POD_MONITOR
 LINKERD_MONITOR = "monitoring-linkerd-proxies"
 PROMETHEUS_RULE = K8S_PROMETHEUS_RULE
-CONFIG = MonitoringConfig(retention="30d", storage_size_gib=100, replicas=2, grafana=False)
+CONFIG = build(MonitoringConfig, retention="30d", storage_size_gib=100, replicas=2, grafana=False)
 SERVING_POD_LABELS = {
     "__meta_kubernetes_pod_label_app_kubernetes_io_component": "model-server",
     "__meta_kubernetes_pod_label_app_kubernetes_io_name": "fraud-detector",
@@ -245,7 +246,7 @@ def test_no_gpu_idle_alert_without_the_exporter():
             "monitoring",
             MonitoringArgs(
                 chart=ChartsConfig().kube_prometheus_stack,
-                config=MonitoringConfig(gpu_metrics=False),
+                config=build(MonitoringConfig, gpu_metrics=False),
                 namespace="monitoring",
                 sizes=platform_sizes("dev"),
             ),

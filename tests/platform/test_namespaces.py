@@ -9,6 +9,7 @@ from mlplatform import labels
 from mlplatform.platform.config import NamespacesConfig, TeamConfig
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.tools.offline.engine import RecordedResource, Recording, run_program
+from tests.support.helpers import build
 from tests.support.types import K8S_NAMESPACE, K8S_RESOURCE_QUOTA
 
 NAMESPACE = K8S_NAMESPACE
@@ -103,7 +104,7 @@ def test_no_teams_means_no_quotas():
     """A platform without teams still exports an (empty) team list for the model stacks."""
 
     def program():
-        namespaces = PlatformNamespaces("namespaces", PlatformNamespacesArgs(config=NamespacesConfig()))
+        namespaces = PlatformNamespaces("namespaces", PlatformNamespacesArgs(config=build(NamespacesConfig)))
         pulumi.export("teams", namespaces.teams)
 
     recording = run_program(program, project="mlplatform", stack="dev")

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from mlplatform.platform.registry_config import MlflowConfig
-from tests.platform.test_registry import DEPLOYMENT, FULL_IMAGE, _env, _infra, _run
+from mlplatform.tools.offline.engine import Recording
+from tests.support.registry_program import env_of
 from tests.support.servers import free_port, wait_until_ready
+from tests.support.types import K8S_DEPLOYMENT
 
 MOUNT = "/etc/mlflow/backend"
 URI_FILE_ENV = "MLFLOW_BACKEND_STORE_URI_FILE"
@@ -29,8 +30,8 @@ READY_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
-def deployment() -> dict[str, Any]:
-    return _run(MlflowConfig(image=FULL_IMAGE), _infra()).one(DEPLOYMENT).inputs
+def deployment(aws_dev: Recording) -> dict[str, Any]:
+    return aws_dev.one(K8S_DEPLOYMENT).inputs
 
 
 def _server(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def _server(deployment: dict[str, Any]) -> dict[str, Any]:
 def test_backend_uri_is_a_mounted_file_not_an_env_var(deployment):
     """Neither the pod spec nor `kubectl describe pod` shows the URI or a reference to it as env."""
     container = _server(deployment)
-    env = _env(container)
+    env = env_of(container)
     assert "MLFLOW_BACKEND_STORE_URI" not in env
     assert not [e for e in container["env"] if "valueFrom" in e], container["env"]
     assert "postgresql" not in json.dumps(deployment)

@@ -14,7 +14,7 @@ import pytest
 
 from mlplatform.configuration import ConfigError
 from mlplatform.platform.storage import ebs_key_policy
-from mlplatform.tools.offline.engine import RecordedResource, Recording
+from mlplatform.tools.offline.engine import RecordedResource, Recording, recording_of
 from tests.support.helpers import platform_config, run_platform
 from tests.support.types import (
     AWS_EC2_SECURITY_GROUP,
@@ -293,4 +293,4 @@ def test_bad_storage_config_stops_before_any_resource(overrides, fragment):
     with pytest.raises(ConfigError) as caught:
         run_platform(values)
     assert fragment in str(caught.value)
-    assert caught.value.recording.resources == []
+    assert recording_of(caught.value).resources == []

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.model.config import CanaryConfig
+from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
+
 # Written out here (not copied from stacks/model) so the tests do not move when
 # the real stack files are edited; comments and key order are what is under test.
 STACK_TEXT = """\
@@ -37,6 +41,11 @@ config:
     failureThreshold: 2
 """
 STACK = "fraud-detector-test"
+
+
+def canary_in(path: Path) -> CanaryConfig:
+    """The canary of the stack file at `path`, read as the rollout reads it; one must be there (at any weight)."""
+    return rules.require_canary(stackfile.load(path).config)
 
 
 def without_canary(text: str = STACK_TEXT) -> str:

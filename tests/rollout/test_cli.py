@@ -12,7 +12,7 @@ from pathlib import Path
 from mlplatform.tools.rollout import cli
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
-from tests.rollout.conftest import STACK, STACK_TEXT, without_canary
+from tests.rollout.conftest import STACK, STACK_TEXT, canary_in, without_canary
 
 
 def _closed_port_url() -> str:
@@ -60,7 +60,7 @@ def test_abort_writes_weight_zero(project: Path, stack_file: Path) -> None:
         "reason": "customer complaints",
         "written": True,
     }
-    assert stackfile.load(stack_file).config.canary.weight == 0
+    assert canary_in(stack_file).weight == 0
 
 
 def test_next_after_abort_is_refused(project: Path, stack_file: Path) -> None:
@@ -84,7 +84,7 @@ def test_start_with_image_and_model_uri(project: Path, stack_file: Path) -> None
         "models:/fraud_detector/7",
     )
     assert code == 0, out
-    canary = stackfile.load(stack_file).config.canary
+    canary = canary_in(stack_file)
     assert (canary.version, canary.image, canary.model_uri, canary.weight) == (
         "v7",
         "ghcr.io/example/fd:2.0.0",

@@ -15,8 +15,7 @@ import pytest
 
 from mlplatform.tools.rollout import cli, context, lock
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
-from mlplatform.tools.stackfile import editor as stackfile
-from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
+from tests.rollout.conftest import STACK, STACK_TEXT, canary_in, seed_status
 from tests.support.helpers import ROOT
 
 PAIRS = 20
@@ -109,7 +108,7 @@ def test_concurrent_next_pairs_take_exactly_one_step(
         (loser_events,) = [events for code, events in results if code == 5]
         assert loser_events[-1]["event"] == "error" and "in progress" in loser_events[-1]["error"]
         assert "changed while this command waited" in loser_events[-1]["error"]
-        assert stackfile.load(stack_file).config.canary.weight == 25, pair
+        assert canary_in(stack_file).weight == 25, pair
         assert int(_git(project, "rev-list", "--count", "HEAD")) == commits + 1, pair
         assert _git(project, "log", "--format=%s", "-1").strip() == f"rollout({STACK}): canary v6 10% -> 25%"
         # The next pair starts from 10% again, its dwell long passed.
@@ -157,7 +156,7 @@ def test_abort_waits_and_acts_on_the_latest_file(project: Path, stack_file: Path
     assert code == 0, events
     assert [e["event"] for e in events] == ["waiting", "aborted"]
     assert events[-1]["previous"] == 25
-    assert stackfile.load(stack_file).config.canary.weight == 0
+    assert canary_in(stack_file).weight == 0
 
 
 def test_lock_lives_in_the_git_directory(project: Path, stack_file: Path) -> None:
@@ -204,7 +203,7 @@ def test_the_lock_holds_across_processes(project: Path, stack_file: Path) -> Non
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         stream = io.StringIO()
         code = cli.run(_args(project, "abort", "--reason", "x", "--lock-timeout", "0.3"), stream=stream)
     finally:
@@ -220,7 +219,7 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(
     project, stack_file, status_file, monkeypatch
 ) -> None:
     """A `next` from another shell between two checks must not let watch skip the new step's dwell."""
-    from mlplatform.tools.rollout import commands, state
+    from mlplatform.tools.rollout import state, watch
 
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     start = 1_800_000_000.0
@@ -246,13 +245,13 @@ def test_watch_restarts_the_dwell_when_someone_else_moves_the_weight(
         "http://127.0.0.1:9",
     )
     ctx = context.Context(path=stack_file, out=context.Output(True, stream), args=args, now=lambda: now[0])
-    assert commands.watch(ctx, sleep=sleep) == 0
+    assert watch.watch(ctx, sleep=sleep) == 0
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     checks = [(e["check"], e["weight"], e["dwelled"]) for e in events if e["event"] == "check"]
     assert checks == [(1, 10, 0), (2, 25, 0), (3, 25, 5), (4, 25, 10)]
     (advanced,) = [e for e in events if e["event"] == "advanced"]
     assert (advanced["previous"], advanced["weight"]) == (25, 50)
-    assert stackfile.load(stack_file).config.canary.weight == 50
+    assert canary_in(stack_file).weight == 50
 
 
 class _HeldPrometheus:
@@ -310,6 +309,7 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
             outputs: list[list[dict]] = [[], []]
 
             def read(process: subprocess.Popen[str], output: list[dict]) -> None:
+                assert process.stdout is not None  # a pipe
                 for line in process.stdout:
                     event = json.loads(line)
                     output.append(event)
@@ -325,8 +325,8 @@ def test_concurrent_next_processes_take_one_step(project: Path, stack_file: Path
             codes = sorted(process.wait(timeout=120) for process in processes)
             for reader in readers:
                 reader.join()
-            assert codes == [0, 5], (pair, outputs, [p.stderr.read() for p in processes])
-            assert stackfile.load(stack_file).config.canary.weight == 25
+            assert codes == [0, 5], (pair, outputs, [p.stderr.read() if p.stderr else "" for p in processes])
+            assert canary_in(stack_file).weight == 25
             (loser,) = [events for events in outputs if events[-1]["event"] == "error"]
             assert "is at 25%, not at --from 10%" in loser[-1]["error"], loser
     finally:

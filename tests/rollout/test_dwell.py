@@ -8,10 +8,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from mlplatform.tools.rollout import cli, commands, context, state
+from mlplatform.tools.rollout import cli, context, state, watch
 from mlplatform.tools.rollout.gate import GateVerdict
 from mlplatform.tools.stackfile import editor as stackfile
-from tests.rollout.conftest import STACK, STACK_TEXT, seed_status
+from tests.rollout.conftest import STACK, STACK_TEXT, canary_in, seed_status
 from tests.rollout.test_concurrency import _args, _git_repo, _healthy
 
 T0 = 1_800_000_000.0
@@ -57,7 +57,7 @@ def test_next_steps_once_the_dwell_has_passed(project, stack_file, status_file, 
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
     ctx, _ = _ctx(project, [T0 + 900], "next")
     assert cli.run_context(ctx) == 0
-    assert stackfile.load(stack_file).config.canary.weight == 25
+    assert canary_in(stack_file).weight == 25
     recorded = json.loads(status_file.read_text())
     assert (recorded["weight"], recorded["stepStartedAt"], recorded["failedChecks"]) == (25, state.now_iso(T0 + 900), 0)
     assert recorded["lastVerdict"]["outcome"] == "pass"
@@ -107,8 +107,8 @@ def test_a_15_minute_dwell_completes_across_runs_shorter_than_it(project, stack_
     weights = []
     for _ in range(3):
         ctx, _ = _ctx(project, now, "watch", "--interval", "60", "--max-checks", "2")
-        assert commands.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
-        weights.append(stackfile.load(stack_file).config.canary.weight)
+        assert watch.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
+        weights.append(canary_in(stack_file).weight)
         now[0] += 10 * 60 - 60
     assert weights == [10, 10, 25]
 
@@ -121,18 +121,18 @@ def test_failed_checks_carry_over_between_runs_and_a_new_step_resets_them(
     monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _unhealthy(config))
     now = [T0]
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 0
+    assert watch.watch(ctx) == 0
     assert json.loads(status_file.read_text())["failedChecks"] == 1
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 1
-    assert stackfile.load(stack_file).config.canary.weight == 0
+    assert watch.watch(ctx) == 1
+    assert canary_in(stack_file).weight == 0
     recorded = json.loads(status_file.read_text())
     assert recorded["phase"] == "Aborted" and "2 consecutive failed checks" in recorded["abort"]["reason"]
     # A new step (here: someone moved the weight) starts with no failed checks.
     seed_status(status_file, failed=1)
     stack_file.write_text(STACK_TEXT.replace("weight: 10", "weight: 25"))
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 0
+    assert watch.watch(ctx) == 0
     assert json.loads(status_file.read_text())["failedChecks"] == 1
 
 
@@ -142,3 +142,25 @@ def test_status_shows_the_recorded_state(project, stack_file, status_file):
     cli.run_context(ctx)
     event = _events(stream)[-1]
     assert event["state"]["failedChecks"] == 1 and event["state"]["weight"] == 10
+
+
+def test_a_watch_check_that_advances_records_the_next_step_once(project, stack_file, status_file, monkeypatch):
+    """The advance is the check's one status write: the new step at its weight, its dwell from now, no failed
+    checks carried over from the step it left, and the verdict that moved it. Writing the judged step's status
+    as well would leave the record a step behind the file."""
+    seed_status(status_file, started=state.now_iso(T0), failed=1)
+    monkeypatch.setattr(context.Context, "gate", lambda self, config, **window: _healthy(config))
+    writes: list[dict] = []
+    put = state.FileStatusStore.put
+
+    def counted_put(store: state.FileStatusStore, status: state.RolloutStatus) -> None:
+        writes.append(status.to_status())
+        put(store, status)
+
+    monkeypatch.setattr(state.FileStatusStore, "put", counted_put)
+    ctx, _ = _ctx(project, [T0 + 3600], "watch", "--dwell-seconds", "60", "--max-checks", "1")
+    assert watch.watch(ctx) == 0
+    assert canary_in(stack_file).weight == 25
+    assert [(w["weight"], w["failedChecks"], w["lastVerdict"]["outcome"]) for w in writes] == [(25, 0, "pass")]
+    recorded = json.loads(status_file.read_text())
+    assert (recorded["weight"], recorded["stepStartedAt"]) == (25, state.now_iso(T0 + 3600))

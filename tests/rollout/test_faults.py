@@ -152,7 +152,7 @@ def test_no_traceback_from_the_real_entry_point(project: Path, stack_file: Path)
 )
 def test_usage_errors_exit_2_in_every_verb(project: Path, argv: list[str], needle: str, capsys) -> None:
     """Argument errors are exit 2, whether argparse or the command finds them."""
-    code: int | None
+    code: int | str | None  # SystemExit.code
     try:
         code = cli.main(["rollout", *argv, "--project-dir", str(project)])
     except SystemExit as exit_:

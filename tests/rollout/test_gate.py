@@ -15,6 +15,7 @@ from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.rollout import gate
 from mlplatform.tools.rollout.gate import PrometheusClient, PrometheusError, Queries, evaluate
 from tests.support.fake_prometheus_http import HttpPrometheus
+from tests.support.helpers import build
 
 NS, DEP, STABLE = "ml-serving", "fraud-detector-v6", "fraud-detector-v5"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -185,7 +186,7 @@ def test_the_http_client_reads_what_the_fake_answers() -> None:
         since = T0 + timedelta(minutes=HISTORY)
         verdict = evaluate(
             PrometheusClient(server.url),
-            AnalysisConfig(interval="1m"),
+            build(AnalysisConfig, interval="1m"),
             namespace=NS,
             deployment=DEP,
             stable_deployment=STABLE,

@@ -21,7 +21,9 @@ from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.rollout import cli
 from mlplatform.tools.rollout.gate import PrometheusClient, Queries, evaluate
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 from tests.rollout.conftest import STACK, STACK_TEXT
+from tests.support.helpers import build
 from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.integration
@@ -93,21 +95,22 @@ def _run(prometheus: str, project: Path, *args: str) -> tuple[int, list[dict]]:
 
 
 def _weight(project: Path) -> int:
-    config = stackfile.load(project / f"Pulumi.{STACK}.yaml").config
-    return config.canary.weight
+    return rules.require_canary(stackfile.load(project / f"Pulumi.{STACK}.yaml").config).weight
 
 
 def test_gate_reads_real_linkerd_series(fed) -> None:
     """The PromQL must evaluate over real scraped series to the numbers the proxies produced."""
     verdict = evaluate(
         PrometheusClient(fed),
-        AnalysisConfig(interval=WINDOW, min_requests=50, min_accuracy=0.9),
+        build(AnalysisConfig, interval=WINDOW, min_requests=50, min_accuracy=0.9),
         namespace=NS,
         deployment="fraud-detector-v60",
     )
     assert verdict.healthy, verdict.reasons
     assert verdict.success_rate == pytest.approx(1.0)
-    assert 20 <= verdict.p99_latency_ms <= 30  # inside the (20, 30] bucket the observations fell in
+    assert (
+        verdict.p99_latency_ms is not None and 20 <= verdict.p99_latency_ms <= 30
+    )  # inside the (20, 30] bucket the observations fell in
     assert verdict.accuracy == pytest.approx(0.93)
 
 

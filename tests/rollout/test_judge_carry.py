@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bench.judge.fake_prometheus import FakePrometheus
 from mlplatform.model.config import AnalysisConfig
-from mlplatform.tools.rollout import commands, context, judge
+from mlplatform.tools.rollout import context, judge, watch
 from mlplatform.tools.rollout.evidence import EVIDENCE_VERSION, CarriedEvidence
 from mlplatform.tools.rollout.gate import GateVerdict, evaluate
 from mlplatform.tools.stackfile import editor as stackfile
@@ -213,14 +213,14 @@ def test_watch_stores_the_evidence_at_a_step_and_the_next_run_resumes_it(
     monkeypatch.setattr(context.Context, "gate", gate)
     now = [T0]
     ctx, _ = _ctx(project, now, "watch", "--interval", "60", "--max-checks", "2")
-    assert commands.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
+    assert watch.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
     assert stackfile.load(stack_file).config.canary.weight == 25
     assert json.loads(status_file.read_text())["judgeEvidence"] == carried_out
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 0
+    assert watch.watch(ctx) == 0
     assert seen[-1] == carried_out, seen
     # A weight moved by hand is another step: its evidence is not carried.
     stack_file.write_text(stack_file.read_text().replace("weight: 25", "weight: 50"))
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
-    assert commands.watch(ctx) == 0
+    assert watch.watch(ctx) == 0
     assert seen[-1] is None

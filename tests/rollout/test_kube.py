@@ -8,6 +8,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ class FakeApiServer:
                 owner.record["status"] = _merge(owner.record["status"], patch["status"])
                 self._answer(200, owner.record)
 
-            def log_message(self, *args) -> None:
+            def log_message(self, format: str, *args: Any) -> None:  # `format`: the base class's name
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

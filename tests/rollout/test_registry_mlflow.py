@@ -23,7 +23,7 @@ from mlplatform.tools.rollout import cli, context
 from mlplatform.tools.rollout.gate import GateVerdict, Thresholds
 from mlplatform.tools.rollout.registry import BelowThreshold, Registry
 from mlplatform.tools.stackfile import editor as stackfile
-from tests.rollout.conftest import STACK, with_weight, without_canary
+from tests.rollout.conftest import STACK, canary_in, with_weight, without_canary
 from tests.support.servers import free_port, wait_until_ready
 
 pytestmark = pytest.mark.integration
@@ -124,7 +124,7 @@ def test_staging_thresholds_pass_and_the_aliases_stay(tracking_uri, tmp_path) ->
     aliases = _aliases(tracking_uri)
     code, events = _run(project, "start", "--version", "v2", "--from-registry", "--tracking-uri", tracking_uri)
     assert code == 0, events
-    canary = stackfile.load(project / f"Pulumi.{STACK}.yaml").config.canary
+    canary = canary_in(project / f"Pulumi.{STACK}.yaml")
     assert (canary.model_uri, canary.weight) == (f"models:/{MODEL}/2", 10)
     assert _aliases(tracking_uri) == aliases
 

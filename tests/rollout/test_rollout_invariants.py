@@ -169,9 +169,8 @@ def _act(path: Path, verb: str, arg: str, expected: Expected) -> None:
             _apply(path, "abort", arg)
             expected.aborted = True
         return
-    canary = config.canary
     try:
-        rules.require_live_canary(config)
+        canary = rules.require_live_canary(config)
     except rules.Refused:
         return  # the commands refuse: no live canary
     verdict = _verdict(arg)

@@ -99,7 +99,7 @@ def test_no_temp_files_are_left_behind(stack_file: Path) -> None:
 def test_dry_run_writes_nothing(stack_file: Path) -> None:
     """`next --dry-run` must leave the file as it was while reporting the new config."""
     result = stackfile.apply_edit(stack_file, stackfile.set_weight(25), dry_run=True)
-    assert result.after.canary.weight == 25 and not result.written
+    assert rules.require_canary(result.after).weight == 25 and not result.written
     assert stack_file.read_text() == STACK_TEXT
 
 
@@ -107,7 +107,7 @@ def test_start_inserts_canary_after_stable_at_first_step(stack_file: Path) -> No
     """A new canary lands next to stable, at the first step, with the rest untouched."""
     stack_file.write_text(without_canary())
     result = stackfile.apply_edit(stack_file, stackfile.start_canary("v6", IMAGE, "models:/fraud_detector/6"))
-    assert result.after.canary.weight == 10
+    assert rules.require_canary(result.after).weight == 10
     assert _changed_lines(without_canary(), stack_file.read_text()) == [
         "+  mlmodel:canary:",
         "+    version: v6",
@@ -135,7 +135,7 @@ def test_start_refuses_the_stable_version(stack_file: Path) -> None:
 def test_abort_sets_weight_zero_with_reason(stack_file: Path) -> None:
     """Rollback is weight 0, and the file says why for whoever reads it next."""
     result = stackfile.apply_edit(stack_file, stackfile.abort("p99 900ms"))
-    assert result.after.canary.weight == 0
+    assert rules.require_canary(result.after).weight == 0
     assert _changed_lines(STACK_TEXT, stack_file.read_text()) == [
         "-    weight: 10  # the first step",
         "+    weight: 0  # aborted: p99 900ms",

@@ -12,6 +12,7 @@ import pytest
 
 from mlplatform.tools.rollout import cli
 from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import rules
 from tests.rollout.conftest import STACK, STACK_TEXT
 
 REST = """\
@@ -105,7 +106,7 @@ def test_only_the_weight_line_changes(stack_file: Path, name: str, edit, weight:
     stack_file.write_bytes(before.encode())
     result = stackfile.apply_edit(stack_file, edit)
     after = stack_file.read_bytes().decode()
-    assert result.after.canary.weight == weight
+    assert rules.require_canary(result.after).weight == weight
     old, new = _lines(before), _lines(after)
     assert len(old) == len(new)
     changed = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]

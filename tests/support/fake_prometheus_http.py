@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -38,7 +39,7 @@ def _at(params: dict[str, list[str]], name: str) -> datetime:
 class HttpPrometheus:
     """Serves `fake` on 127.0.0.1; `before_answer` runs first on every request (e.g. to hold it)."""
 
-    def __init__(self, fake: FakePrometheus, before_answer: Callable[[], None] = lambda: None):
+    def __init__(self, fake: FakePrometheus, before_answer: Callable[[], object] = lambda: None):
         owner = self
         self.fake = fake
 
@@ -52,7 +53,7 @@ class HttpPrometheus:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args) -> None:
+            def log_message(self, format: str, *args: Any) -> None:  # `format`: the base class's name
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

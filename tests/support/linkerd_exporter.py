@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -28,7 +29,8 @@ class Traffic:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args) -> None:  # scrapes every second would flood the test log
+    # Scrapes every second would flood the test log. `format` is the base class's parameter name.
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -81,7 +81,7 @@ def problems(manifest: dict[str, Any]) -> list[str]:
     except kubernetes_validate.SchemaNotFoundError:
         pass  # not a built-in kind: a custom resource
 
-    key = (manifest.get("apiVersion"), manifest.get("kind"))
+    key = (manifest.get("apiVersion", ""), manifest.get("kind", ""))
     schema = custom_schemas().get(key)
     if schema is None:
         return [f"no schema for {key[1]} {key[0]}: write one in tests/schemas/ from its upstream CRD"]

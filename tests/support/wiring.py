@@ -292,7 +292,9 @@ def _monitor_namespaces(monitor: dict[str, Any]) -> set[str] | None:
     selector = monitor["spec"].get("namespaceSelector") or {}
     if selector.get("any"):
         return None
-    return set(selector.get("matchNames") or [namespace_of(monitor)])
+    own = namespace_of(monitor)
+    assert own is not None, "a ServiceMonitor or PodMonitor is namespaced"
+    return set(selector.get("matchNames") or [own])
 
 
 def _monitored_pods(graph: Graph, monitor: dict[str, Any]) -> list[PodTemplate]:

@@ -22,7 +22,7 @@ import os
 
 from mlplatform.configuration import ConfigError
 from mlplatform.tools.kube import KubeError
-from mlplatform.tools.rollout import apply, commands, explain, lock
+from mlplatform.tools.rollout import apply, commands, explain, lock, observe, watch
 from mlplatform.tools.rollout.context import (
     EXIT_APPLY_FAILED,
     EXIT_BUSY,
@@ -39,6 +39,7 @@ from mlplatform.tools.rollout.context import (
 )
 from mlplatform.tools.rollout.gate import PrometheusError
 from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.rollout.report import registry_checks
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
 
@@ -162,7 +163,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     verbs = rollout.add_subparsers(dest="rollout_command", required=True)
 
     p = verbs.add_parser("status", parents=[common, gate], help="stable, canary, weight, next step, live gate")
-    p.set_defaults(rollout_handler=commands.status)
+    p.set_defaults(rollout_handler=observe.status)
 
     p = verbs.add_parser("start", parents=[common, writes, mlflow], help="put a new canary at the first step")
     p.add_argument("--version", required=True, help="version label, e.g. v6 (names the Deployment <model>-v6)")
@@ -222,7 +223,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--max-checks", type=_positive(int), help="stop after this many checks (default: until done or aborted)"
     )
-    p.set_defaults(rollout_handler=commands.watch)
+    p.set_defaults(rollout_handler=watch.watch)
 
     p = verbs.add_parser(
         "guard",
@@ -231,7 +232,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--namespace", help="the record's namespace (default: model.namespace, else the platform's)")
     p.add_argument("--retry", metavar="REASON", help="bring the aborted canary back on purpose; clears the abort")
-    p.set_defaults(rollout_handler=commands.guard)
+    p.set_defaults(rollout_handler=observe.guard)
     explain.add_arguments(
         verbs.add_parser("explain", parents=[common, gate], help="the gate's verdict re-derived, and why")
     )
@@ -271,7 +272,7 @@ def run_context(ctx: Context) -> int:
         out.event("refused", f"refused: {err}", reason=str(err))
         return EXIT_REFUSED
     except BelowThreshold as err:
-        out.event("refused", f"refused: {err}", reason=str(err), checks=commands.registry_checks(err.version))
+        out.event("refused", f"refused: {err}", reason=str(err), checks=registry_checks(err.version))
         return EXIT_REFUSED
     except apply.ApplyRefused as err:
         out.event("refused", f"refused: {err}", reason=str(err))

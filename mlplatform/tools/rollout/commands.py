@@ -1,112 +1,25 @@
-"""The `rollout` verbs. Each returns an exit code (see `context`) and raises for errors.
+"""The `rollout` verbs that move a canary: `start`, `next`, `abort` and `promote`, and the step they share with `watch`.
 
-Every verb that writes holds the stack file's lock from its first read to its
-last write (and the commit): see `Context.exclusive`.
+Each returns an exit code (see `context`) and raises for errors. Every verb that
+writes holds the stack file's lock from its first read to its last write (and the
+commit): see `Context.exclusive`. The verbs that only look are in `observe`, the
+`watch` loop in `watch`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-
-from mlplatform import aborted_canary
 from mlplatform.model.config import ModelStackConfig
-from mlplatform.tools.rollout import gate, lock, state
-from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Context, UsageError
-from mlplatform.tools.rollout.gate import GateVerdict, PrometheusError
-from mlplatform.tools.rollout.platform import PlatformOutputError
+from mlplatform.tools.rollout import lock, state
+from mlplatform.tools.rollout import registry as reg
+from mlplatform.tools.rollout.context import EXIT_OK, EXIT_REFUSED, Context, UsageError
+from mlplatform.tools.rollout.gate import GateVerdict
+from mlplatform.tools.rollout.report import registry_checks, verdict_lines
 from mlplatform.tools.stackfile import editor as stackfile
 from mlplatform.tools.stackfile import rules
 
 
-def verdict_lines(verdict: GateVerdict) -> str:
-    lines = [f"gate {verdict.namespace}/{verdict.deployment}: {verdict.summary()}"]
-    t = verdict.thresholds
-    lines.append(
-        f"  thresholds: requests >= {t.min_requests}, success >= {t.min_success_rate * 100:.2f}%, "
-        f"p99 <= {t.max_p99_latency_ms:.0f}ms"
-        + (f", accuracy >= {t.min_accuracy}" if t.min_accuracy is not None else "")
-        + (
-            f", vs stable at {t.confidence:.0%}: errors <= +{t.max_error_rate_increase:.0%}, slow requests <= "
-            f"+{t.max_slow_request_increase:.0%}"
-            if t.compare_with_stable
-            else ""
-        )
-    )
-    lines += [f"  - {r}" for r in verdict.reasons]
-    lines += [f"  note: {n}" for n in verdict.notes]
-    return "\n".join(lines)
-
-
 def _title(ctx: Context) -> str:
     return f"rollout({stackfile.stack_name(ctx.path)})"
-
-
-def status(ctx: Context) -> int:
-    """The state always; the live gate when a canary takes traffic. Exit 3 if Prometheus cannot be
-    queried, 2 if the platform's outputs do not say where it is; the state is printed either way."""
-    stack = ctx.load()
-    config = stack.config
-    canary = config.canary
-    data: dict[str, Any] = {
-        "stack": stack.stack,
-        "stable": config.stable.model_dump(by_alias=True),
-        "canary": canary.model_dump(by_alias=True) if canary else None,
-        "weight": config.canary_weight,
-        "nextStep": config.next_step(),
-        "steps": config.steps,
-    }
-    lines = [
-        f"stack   {stack.stack} ({stack.path})",
-        f"stable  {config.stable.version}  {config.stable.model_uri}  {config.stable.image}",
-    ]
-    if canary is None:
-        lines.append("canary  none (stable takes all traffic)")
-    else:
-        lines.append(f"canary  {canary.version}  {canary.model_uri}  {canary.image}")
-        lines.append(f"weight  {canary.weight}%  steps {config.steps}  next {config.next_step() or '-'}")
-    code = EXIT_OK
-    _recorded_state(ctx, config, data, lines)
-    if canary is not None and canary.weight > 0:
-        try:
-            verdict = ctx.gate(config)
-            data["gate"] = verdict.to_dict()
-            lines.append(verdict_lines(verdict))
-        except (PrometheusError, PlatformOutputError) as err:
-            data["gateError"] = str(err)
-            lines.append(f"gate    unavailable: {err}")
-            code = EXIT_UNAVAILABLE if isinstance(err, PrometheusError) else EXIT_USAGE
-    ctx.out.event("status", "\n".join(lines), **data)
-    return code
-
-
-def _recorded_state(ctx: Context, config: ModelStackConfig, data: dict[str, Any], lines: list[str]) -> None:
-    """The rollout state on the cluster, for `status`: shown when it can be read, named when it cannot."""
-    from mlplatform.tools import kube
-    from mlplatform.tools.rollout.platform import PlatformOutputError as MissingOutput
-
-    try:
-        recorded = ctx.status_store(config).get(missing_ok=True)
-    except (kube.KubeError, MissingOutput, OSError) as err:
-        data["stateError"] = str(err)
-        lines.append(f"state   unavailable: {err}")
-        return
-    data["state"] = recorded.to_status() if recorded else None
-    if recorded is None:
-        lines.append("state   none recorded")
-        return
-    age = recorded.step_age(ctx.now())
-    lines.append(
-        f"state   {recorded.phase}: {recorded.canary_version} at {recorded.weight}% for {age:.0f}s "
-        f"(since {recorded.step_started_at}), {recorded.failed_checks} failed checks"
-        + (f"; aborted: {recorded.abort.reason}" if recorded.abort else "")
-    )
-
-
-def registry_checks(version) -> list[dict[str, Any]]:
-    return [{"metric": c.metric, "actual": c.actual, "threshold": c.threshold} for c in version.checks]
 
 
 def start(ctx: Context) -> int:
@@ -119,8 +32,6 @@ def start(ctx: Context) -> int:
         config = ctx.load().config
         rules.require_no_live_canary(config)
         if args.from_registry:
-            from mlplatform.tools.rollout import registry as reg
-
             number = args.registry_version or reg.registry_version(args.version)
             registry_info = ctx.registry(config).check(config.model.registry_name, number, config.environment)
             ctx.out.event(
@@ -161,7 +72,7 @@ class WeightMoved(lock.RolloutBusy):
     """`next --from W`: the canary is no longer at W. Someone else stepped it; exit 5, nothing written."""
 
 
-def _step(
+def advance(
     ctx: Context, config: ModelStackConfig, verdict: GateVerdict, skip_reason: str | None = None
 ) -> tuple[int, int, bool]:
     """Write the next step after a healthy verdict, and start its dwell in the status: (previous, target, written)."""
@@ -180,13 +91,10 @@ def _step(
     return canary.weight, target, result.written
 
 
-def _current_step(ctx: Context, config: ModelStackConfig) -> state.RolloutStatus:
-    """The status of the canary at its weight; a state about anything else starts the step now (and says so)."""
-    return _recorded_step(ctx, config)[0]
-
-
-def _recorded_step(ctx: Context, config: ModelStackConfig) -> tuple[state.RolloutStatus, bool]:
-    """`_current_step`, and whether the step's start was on record (False: it starts now)."""
+def recorded_step(ctx: Context, config: ModelStackConfig) -> tuple[state.RolloutStatus, bool]:
+    """The status of the canary at its weight, and whether the step's start was on record. A state about
+    anything else starts the step now and is recorded at once, so the dwell runs from here even when the
+    gate that follows cannot be queried."""
     canary = rules.require_live_canary(config)
     status = ctx.status_store(config).get()
     if status is None or not status.is_for(canary.version, canary.weight):
@@ -213,7 +121,7 @@ def next_step(ctx: Context) -> int:
             )
         if config.next_step() is None:
             raise rules.Refused(f"canary {canary.version} is at 100%: run `rollout promote`")
-        status = _current_step(ctx, config)
+        status, _ = recorded_step(ctx, config)
         left = _dwell_left(ctx, config, status)
         if left > 0 and not skip_reason:
             reason = (
@@ -243,7 +151,7 @@ def next_step(ctx: Context) -> int:
                 reasons=verdict.reasons,
             )
             return EXIT_REFUSED
-        previous, target, written = _step(ctx, config, verdict, skip_reason if left > 0 else None)
+        previous, target, written = advance(ctx, config, verdict, skip_reason if left > 0 else None)
     verb = "advanced" if written else "would advance (dry run)"
     ctx.out.event(
         "advanced",
@@ -255,7 +163,7 @@ def next_step(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int:
+def abort_locked(ctx: Context, reason: str, verdict: GateVerdict | None) -> int:
     current = ctx.load()
     canary = rules.require_canary(current.config)
     earlier = stackfile.abort_reason(current)
@@ -297,7 +205,7 @@ def abort(ctx: Context) -> int:
     # A rollback acts on the file as it is when the lock is free, whatever moved meanwhile.
     with ctx.exclusive(require_unchanged=False):
         ctx.require_clean_for_apply()
-        return _abort_locked(ctx, ctx.args.reason, None)
+        return abort_locked(ctx, ctx.args.reason, None)
 
 
 def promote(ctx: Context) -> int:
@@ -311,8 +219,6 @@ def promote(ctx: Context) -> int:
             return EXIT_REFUSED
         if ctx.args.from_registry:
             # Check only: `champion` moves after `up`, in the deploy workflow (move_aliases).
-            from mlplatform.tools.rollout import registry as reg
-
             parsed = reg.parse_model_uri(canary.model_uri)
             if parsed is None:
                 raise rules.Refused(f"canary model URI {canary.model_uri} is not models:/<name>/<version>")
@@ -339,124 +245,5 @@ def promote(ctx: Context) -> int:
         previous=config.stable.version,
         stable=canary.version,
         written=result.written,
-    )
-    return EXIT_OK
-
-
-def _check(ctx: Context, config: ModelStackConfig, checks: int) -> int | None:
-    """One check of `watch`, resumed from the status: an exit code when watch is done, else None.
-
-    The judge's evidence starts where the status says the step started, so a scheduled run
-    shorter than a dwell neither restarts the sequential test nor the dwell clock."""
-    canary = rules.require_live_canary(config)
-    status, recorded_start = _recorded_step(ctx, config)
-    threshold = config.analysis.failure_threshold
-    dwell = rules.dwell_seconds(config, canary.weight, ctx.option("dwell_seconds"))
-    # A step this status saw begin is judged on its own evidence. One that began before any record
-    # (a first watch, a hand edit) has no known start: the gate's default, the last dwell, stands in.
-    step_started = datetime.fromtimestamp(state.parse_iso(status.step_started_at), UTC) if recorded_start else None
-    verdict = ctx.gate(config, since=step_started, evidence=status.evidence if recorded_start else None)
-    waited = status.step_age(ctx.now())
-    # Failed checks carry over between runs (the status keeps them); `gate.act` resets them on a pass
-    # and leaves them as they are on "not yet".
-    action, status.failed_checks = gate.act(verdict, status.failed_checks, threshold, waited >= dwell)
-    status.last_verdict = verdict.to_record()
-    failures = status.failed_checks
-    ctx.out.event(
-        "check",
-        f"[check {checks}] {canary.version} at {canary.weight}%: {verdict.summary()}; "
-        + (f"dwell {waited:.0f}s/{dwell:.0f}s" if verdict.healthy else f"failed {failures}/{threshold}")
-        + "".join(f"\n  - {r}" for r in verdict.reasons),
-        check=checks,
-        weight=canary.weight,
-        failures=failures,
-        failureThreshold=threshold,
-        dwelled=waited,
-        dwell=dwell,
-        stepStartedAt=status.step_started_at,
-        gate=verdict.to_dict(),
-    )
-    if action == gate.ABORT:
-        reason = ("" if verdict.decisive else f"{failures} consecutive failed checks: ") + "; ".join(verdict.reasons)
-        _abort_locked(ctx, reason, verdict)
-        return EXIT_REFUSED
-    if action == gate.ADVANCE:
-        if config.next_step() is None:
-            status.phase = state.READY
-            ctx.record(config, status)
-            ctx.out.event(
-                "ready",
-                f"canary {canary.version} dwelled at 100% and is healthy: run `rollout promote`",
-                weight=canary.weight,
-            )
-            return EXIT_OK
-        # The step is asked for from the weight just judged, under the same lock: `next --from`.
-        previous, target, _ = _step(ctx, config, verdict)
-        ctx.out.event(
-            "advanced", f"advanced: canary {canary.version} {previous}% -> {target}%", previous=previous, weight=target
-        )
-        return None
-    ctx.record(config, status)
-    return None
-
-
-def watch(ctx: Context, sleep: Callable[[float], None] = time.sleep) -> int:
-    """Gate every --interval seconds; advance after the step's dwell; abort after N failed checks in a row.
-
-    The dwell and the failed checks are counted in the rollout status on the cluster (`state`), so a
-    scheduled run shorter than a dwell resumes where the last one stopped. Each check holds the lock
-    only while it reads, gates and writes, so an `abort` from another shell is never locked out for long.
-    """
-    args = ctx.args
-    checks = 0
-    while True:
-        with ctx.exclusive(require_unchanged=False):
-            # With --apply: before the gate, so a dirty file refuses before anything is queried or written.
-            ctx.require_clean_for_apply()
-            checks += 1
-            done = _check(ctx, ctx.load().config, checks)
-            if done is not None:
-                return done
-        if args.max_checks is not None and checks >= args.max_checks:
-            ctx.out.event("stopped", f"stopped after {checks} checks (--max-checks)", checks=checks)
-            return EXIT_OK
-        sleep(args.interval)
-
-
-def guard(ctx: Context) -> int:
-    """Before any `pulumi up` of the stack (deploy.yml, a laptop): refuse to bring back an aborted canary.
-
-    The stack file says the canary takes traffic, but the cluster's record says that very canary was
-    aborted: main has not caught up with the rollback (its PR is open), and an `up` would undo it.
-    `--retry REASON` is the deliberate way back: it clears the abort in the record and passes."""
-    config = ctx.load().config
-    canary = config.canary
-    if canary is None or canary.weight == 0:
-        ctx.out.event("guard", "ok: no canary takes traffic in the stack file", ok=True)
-        return EXIT_OK
-    status = ctx.status_store(config).get(missing_ok=True)
-    if status is None or status.phase != state.ABORTED or status.canary_version is None:
-        ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
-        return EXIT_OK
-    recorded = status.abort or state.Abort(reason="(no reason recorded)", at=status.step_started_at)
-    abort = aborted_canary.Abort(status.canary_version, recorded.reason, recorded.at, recorded.pr)
-    retry = ctx.option("retry")
-    refused = aborted_canary.refusal(
-        abort, canary.version, canary.weight, where=str(ctx.path), recorded="on the cluster", retry=retry
-    )
-    if refused is not None:
-        raise rules.Refused(refused)
-    if not retry or abort.version != canary.version:
-        ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
-        return EXIT_OK
-    again = state.new_step(canary.version, canary.weight, ctx.now())
-    ctx.record(config, again)
-    ctx.out.event(
-        "guard",
-        f"ok: retrying canary {canary.version} at {canary.weight}% on purpose ({retry}); "
-        f"it was aborted at {abort.at}: {abort.reason}",
-        ok=True,
-        retry=retry,
-        abort=recorded.__dict__,
     )
     return EXIT_OK

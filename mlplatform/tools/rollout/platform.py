@@ -105,7 +105,7 @@ def _from_render(reference: str, project_dir: Path, platform_dir: Path | None) -
     # Imported here: rendering loads the Pulumi SDK and the platform program, which
     # the commands that never need the platform should not pay for.
     from mlplatform.configuration import ConfigError
-    from mlplatform.tools.offline.engine import unwrap_secrets
+    from mlplatform.tools.offline.secrets import unwrap_secrets
     from mlplatform.tools.render import RenderError, find_platform_dir, render_stack
 
     directory = platform_dir or find_platform_dir(project_dir.resolve())
