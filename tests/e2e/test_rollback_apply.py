@@ -2,8 +2,8 @@
 
 A Prometheus serves the canary's failing Linkerd series; `watch --apply` runs
 with a shortened interval. On the judge's decisive failing check (or after
-`analysis.failureThreshold` guard-rail failures) it writes weight 0, runs `up` on that one stack (one `pulumi up` of the CLI on
-PATH, the test's hermetic backend), commits and pushes to a
+`analysis.failureThreshold` guard-rail failures) it writes weight 0, runs `up`
+on that one stack (one `pulumi up` of the CLI on PATH, the test's hermetic backend), commits and pushes to a
 local bare `origin`. The assertions read the TrafficSplit back from the API
 server and the stack file from Git. The time from the first failed check to the
 API server's split at 100/0 is printed (docs/benchmarks.md).

@@ -109,7 +109,8 @@ def test_status_writes_are_not_drift(
     stepped = state.new_step("v6", 10, time.time(), evidence={"version": 1, "tests": {"errorRate": {"maxEValue": 3}}})
     store.put(stepped)
     assert api.get(RECORD)["status"]["judgeEvidence"] == stepped.evidence
-    assert store.get().evidence == stepped.evidence
+    read_back = store.get()
+    assert read_back is not None and read_back.evidence == stepped.evidence
 
     assert _changes(pulumi.preview(project, STACK)) == {}, "a status write must not be drift"
 

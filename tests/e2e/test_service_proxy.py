@@ -29,7 +29,7 @@ import pytest
 
 from mlplatform.platform_contract import PlatformContract
 from mlplatform.tools import kube
-from mlplatform.tools.offline.engine import unwrap_secrets
+from mlplatform.tools.offline.secrets import unwrap_secrets
 from mlplatform.tools.rollout.prometheus import PrometheusClient, PrometheusError
 from mlplatform.tools.service_proxy import ServiceProxy, ServiceRef, Via
 from tests.e2e.control_plane import ControlPlane

@@ -32,8 +32,8 @@ class _Mocks(pulumi.runtime.Mocks):
             self.provider_seen.set()
         return f"{args.name}-id", args.inputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return {}, None
 
 
 @pytest.mark.parametrize("send", [True, False], ids=["sent", "not-sent"])

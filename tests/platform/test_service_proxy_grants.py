@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from mlplatform.platform_contract import PlatformContract
-from mlplatform.tools.offline.engine import Recording, unwrap_secrets
+from mlplatform.tools.offline.recording import Recording
+from mlplatform.tools.offline.secrets import unwrap_secrets
 from mlplatform.tools.service_proxy import ServiceRef
 from tests.platform.test_ci_identity import CI
 from tests.support.helpers import platform_config, run_platform

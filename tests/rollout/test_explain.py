@@ -7,6 +7,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_explain_replays_a_recorded_verdict_with_the_evidence_it_carried_in(proj
     server = _steps_served()
     try:
         analysis = stackfile.load(stackfile.stack_path(STACK, project)).config.analysis
-        judge = {
+        judge: dict[str, Any] = {
             "namespace": "mlserve-test",
             "deployment": "fraud-detector-v6",
             "stable_deployment": "fraud-detector-v5",

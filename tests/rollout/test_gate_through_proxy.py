@@ -24,6 +24,7 @@ from mlplatform.tools.service_proxy import ServiceProxy, ServiceRef, Via
 from tests.model.helpers import PLATFORM_OUTPUTS
 from tests.rollout.test_gate_prometheus import NS, WINDOW, _project, _run, _wait_for_requests, _weight
 from tests.support.fake_apiserver_proxy import FakeApiServer
+from tests.support.helpers import build
 from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def test_the_verdict_through_the_proxy_is_the_direct_one(fed, api_server) -> Non
     verdicts = [
         evaluate(
             client,
-            AnalysisConfig(interval=WINDOW, min_requests=50),
+            build(AnalysisConfig, interval=WINDOW, min_requests=50),
             namespace=NS,
             deployment=f"fraud-detector-{version}",
             stable_deployment="fraud-detector-v5",

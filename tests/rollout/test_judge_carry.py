@@ -16,7 +16,7 @@ from mlplatform.model.config import AnalysisConfig
 from mlplatform.tools.rollout import context, judge, watch
 from mlplatform.tools.rollout.evidence import EVIDENCE_VERSION, CarriedEvidence
 from mlplatform.tools.rollout.gate import GateVerdict, evaluate
-from mlplatform.tools.stackfile import editor as stackfile
+from tests.rollout.conftest import canary_in
 from tests.rollout.test_dwell import DWELLS, T0, _ctx
 from tests.rollout.test_gate import DEP, HISTORY, NS, STABLE, _buckets
 from tests.rollout.test_gate import T0 as GATE_T0
@@ -138,6 +138,7 @@ def test_the_second_step_continues_the_first_steps_test() -> None:
     whole = judge.sequential_test(canary, stable, tolerance=0.1, confidence=0.99)
     assert error_rate["eValue"] == pytest.approx(whole.e_value)
     assert second.to_record()["evidenceIn"] == evidence
+    assert second.evidence_out is not None
     assert second.evidence_out["tests"]["errorRate"]["intervals"] == 10
     assert second.evidence_out["tests"]["successRateFloor"]["intervals"] == 10
 
@@ -170,7 +171,9 @@ def test_evidence_that_does_not_fit_is_not_used_and_the_verdict_says_why(change,
     """A record about another canary, overlapping this step, in another format or under other settings
     would break the test's guarantee: the tests restart at this step (valid, only slower), with a note."""
     fake = _two_steps()
-    evidence = {**_step(fake, 0).evidence_out, **change}
+    first_out = _step(fake, 0).evidence_out
+    assert first_out is not None
+    evidence = {**first_out, **change}
     second = _step(fake, 5, evidence=evidence, **analysis)
     assert second.comparisons["errorRate"]["carriedIntervals"] == 0 and second.evidence_in is None
     (note,) = [n for n in second.notes if n.startswith("carried evidence not used")]
@@ -214,7 +217,7 @@ def test_watch_stores_the_evidence_at_a_step_and_the_next_run_resumes_it(
     now = [T0]
     ctx, _ = _ctx(project, now, "watch", "--interval", "60", "--max-checks", "2")
     assert watch.watch(ctx, sleep=lambda s: now.__setitem__(0, now[0] + s)) == 0
-    assert stackfile.load(stack_file).config.canary.weight == 25
+    assert canary_in(stack_file).weight == 25
     assert json.loads(status_file.read_text())["judgeEvidence"] == carried_out
     ctx, _ = _ctx(project, now, "watch", "--max-checks", "1")
     assert watch.watch(ctx) == 0
