@@ -33,7 +33,8 @@ def _uses(job: dict, prefix: str) -> list[dict]:
 
 
 def _pulumi(job: dict, command: str) -> list[dict]:
-    return [s for s in _uses(job, "pulumi/actions@") if s["with"]["command"] == command]
+    """The job's `pulumi COMMAND` steps: the guarded local action (policy pack and plan, always)."""
+    return [s for s in _uses(job, "./.github/actions/pulumi-guarded") if s["with"]["command"] == command]
 
 
 def _all_jobs() -> list[tuple[str, str, dict]]:
@@ -202,8 +203,8 @@ def test_the_guard_runs_before_every_model_up(deploy):
     steps = deploy["up-models"]["steps"]
     kube = next(i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in str(s.get("run", "")))
     guard = next(i for i, s in enumerate(steps) if 'rollout guard "$STACK"' in str(s.get("run", "")))
-    up = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@"))
-    assert kube < guard < up
+    first_pulumi = next(i for i, s in enumerate(steps) if "reviewed" in str(s.get("id", "")))
+    assert kube < guard < first_pulumi
     assert steps[guard]["run"] == (
         'venv/bin/python -m mlplatform.tools.cli rollout guard "$STACK" --project-dir "$PROJECT"'
     )
@@ -266,10 +267,58 @@ def test_pr_ci_runs_the_suite_and_the_registry_gate():
     assert runs == ['venv/bin/python -m mlplatform.tools.ci.check_registry --base "origin/$BASE_REF"']
 
 
-def test_preview_posts_comments_and_never_applies():
+def test_preview_runs_the_pack_saves_the_plan_and_posts_one_comment():
+    """The preview job previews (never applies) through the guarded action, uploads `preview-<head>-<stack>`
+    even after a failed preview; the comment job alone writes to the PR, after every preview, with
+    nothing but `pull-requests: write`, and edits the comment it finds rather than adding one."""
     jobs = _load("preview.yml")["jobs"]
     assert _pulumi(jobs["preview"], "preview") and not _pulumi(jobs["preview"], "up")
-    assert jobs["preview"]["permissions"]["pull-requests"] == "write"
+    assert "pull-requests" not in jobs["preview"]["permissions"]
+    (upload,) = _uses(jobs["preview"], "actions/upload-artifact@")
+    assert upload["with"]["name"] == "preview-${{ github.event.pull_request.head.sha }}-${{ matrix.stack }}"
+    assert "!cancelled()" in upload["if"] and upload["with"]["if-no-files-found"] == "error"
+    comment = jobs["comment"]
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert set(comment["needs"]) == {"changed", "preview"} and "!cancelled()" in comment["if"]
+    assert "secrets." not in str(comment) and not _uses(comment, CONFIGURE_AWS)
+    (download,) = _uses(comment, "actions/download-artifact@")
+    assert download["with"]["pattern"] == "preview-${{ github.event.pull_request.head.sha }}-*"
+    (post,) = [s["run"] for s in comment["steps"] if "pr_comment build" in str(s.get("run", ""))]
+    assert "pr_comment existing-comment" in post and "--method PATCH" in post
+
+
+def test_the_guarded_action_always_runs_the_pack_and_a_plan():
+    """Every pulumi call a workflow makes has the policy pack with the stack's config (old weights from its
+    state), and a plan: saved by preview, required by up; a failed preview fails after naming each rule."""
+    action = (ROOT / ".github" / "actions" / "pulumi-guarded" / "action.yml").read_text()
+    assert action.count("\n            pulumi preview ") == 1 and action.count("\n            pulumi up ") == 1
+    assert '--policy-pack "$GITHUB_WORKSPACE/policy" --policy-pack-config "$OUT/$name.policy.json"' in action
+    assert "policy_config --state" in action and "pulumi stack export" in action
+    assert '--save-plan "$OUT/$name.plan.json"' in action and '--plan "$PLAN"' in action
+    assert "plan_gate fingerprint" in action and "pr_comment annotate" in action
+
+
+def test_deploy_applies_the_reviewed_plan_or_previews_again(deploy):
+    """Each up job: find the merging PR's preview artifact, `plan_gate decide`, preview again only for
+    mode=preview, then `up --plan` with what decide chose; after the guard in the model job."""
+    for name in ("up-platform", "up-models"):
+        job = deploy[name]
+        steps = job["steps"]
+        ids = [s.get("id") for s in steps]
+        reviewed, decide = ids.index("reviewed"), ids.index("decide")
+        (download,) = _uses(job, "actions/download-artifact@")
+        assert reviewed < steps.index(download) < decide
+        assert download["if"] == "steps.reviewed.outputs.run-id != ''"
+        assert download["with"]["run-id"] == "${{ steps.reviewed.outputs.run-id }}"
+        assert "plan_gate decide" in steps[decide]["run"]
+        (again,) = _pulumi(job, "preview")
+        (up,) = _pulumi(job, "up")
+        assert again["if"] == "steps.decide.outputs.mode == 'preview'"
+        assert decide < steps.index(again) < steps.index(up)
+        assert up["with"]["plan"] == "${{ steps.decide.outputs.plan }}" and "if" not in up
+        assert job["permissions"] == {
+            "id-token": "write", "contents": "read", "pull-requests": "read", "actions": "read"
+        }  # fmt: skip
 
 
 def test_deploy_credentials_last_the_longest_update() -> None:
