@@ -83,7 +83,8 @@ class ActRun:
     @property
     def jobs(self) -> dict[str, str]:
         """Each job that ran, by its display name (`preview fraud-detector-act`), and its result."""
-        return {entry["job"]: entry["jobResult"] for entry in self.log if "jobResult" in entry}
+        # act pads the names of jobs that run side by side to one width.
+        return {entry["job"].strip(): entry["jobResult"] for entry in self.log if "jobResult" in entry}
 
     def pulumi_calls(self, *, automation: bool = False) -> list[tuple[str, str, str]]:
         """(command, --cwd, --stack) of each `preview` and `up` the workflow's steps ran with the installed CLI
@@ -101,7 +102,11 @@ class ActRun:
 
     def describe(self) -> str:
         lines = [str(entry.get("msg", "")).rstrip() for entry in self.log if entry.get("msg")]
-        return f"act exited {self.returncode} after {self.seconds:.0f}s; jobs: {self.jobs}\n" + "\n".join(lines[-80:])
+        failed = [str(e.get("msg", "")).rstrip() for e in self.log if "::error" in str(e.get("msg", ""))]
+        return (
+            f"act exited {self.returncode} after {self.seconds:.0f}s; jobs: {self.jobs}\nerrors: {failed[:20]}\n"
+            + "\n".join(lines[-80:])
+        )
 
 
 @dataclass
@@ -161,6 +166,8 @@ class Act:
                 entry = {"msg": line}
             log.append(entry if isinstance(entry, dict) else {"msg": line})
         lines = records.read_text().splitlines()
+        # The whole log, kept beside the records: `describe()` shows only its end.
+        (self.workdir / f"act-{self.runs}-{workflow}.log").write_text(result.stdout + result.stderr)
         return ActRun(
             returncode=result.returncode, seconds=seconds, log=log,
             records=[json.loads(line) for line in lines if line.strip()],

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.control_plane import ControlPlane
-from tests.e2e.engine import POLICY_PACKAGES, PROGRAM_PACKAGES, _pins
+from tests.e2e.engine import POLICY_PACKAGES, _pins
 from tests.e2e.policy_pack import python_with_policy_pack
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.tools import provide_tools, terminal_progress
@@ -56,15 +56,15 @@ def _pin(requirements: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def workflow_venv(e2e_tools: dict[str, str]) -> Path:
-    """The `./venv` the workflows' `make setup` would build, less the provider packages whose plugins the
-    e2e tier does not build (the engine wants a plugin for each one installed): the programs' packages, the
-    policy pack's (`make setup-runtime` installs policy/requirements.txt), ruamel.yaml (the stack file
-    editor) and mlflow (the registry client of the alias step), at their pins; kept in the tools' cache,
-    keyed by the pins."""
+    """The `./venv` the workflows' `make setup` builds: requirements.txt's pins (the providers' packages
+    included: `mlplatform diff` renders the platform offline with them), the policy pack's, and mlflow (the
+    registry client of the alias step); kept in the tools' cache, keyed by the pins. The engine runs the
+    programs and the pack with the e2e tier's interpreter instead (`act` below), which holds no provider
+    package whose plugin the tier does not build."""
+    runtime = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
     pins = [
-        *_pins(PROGRAM_PACKAGES),
+        *runtime,
         *_pins(POLICY_PACKAGES, ROOT / "policy" / "requirements.txt"),
-        _pin("requirements.txt", "ruamel.yaml"),
         _pin("requirements-dev.txt", "mlflow"),
     ]
     venv = Path(e2e_tools["CACHE"]) / f"workflow-python-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:12]}"
@@ -91,10 +91,10 @@ def act(
     # The engine's environment as the e2e tier sets it (backend, passphrase, plugins on PATH), but the
     # program is the workspace's: the setup-python stand-in points PYTHONPATH there.
     env.update({k: v for k, v in pulumi.env().items() if k.startswith("PULUMI_") or k == "PATH"})
-    # Programs and the policy pack run with the workflow's ./venv interpreter; the wrapper bridges the
-    # tier's language host to the CLI's way of starting a pack (policy_pack.py), reading the pack from
-    # the job's checkout ($GITHUB_WORKSPACE/policy).
-    env["PULUMI_PYTHON_CMD"] = str(python_with_policy_pack(workflow_venv / "bin" / "python", tmp_path))
+    # Programs and the policy pack run with the tier's program interpreter (the programs' and the pack's
+    # packages); the wrapper bridges the tier's language host to the CLI's way of starting a pack
+    # (policy_pack.py), reading the pack from the job's checkout ($GITHUB_WORKSPACE/policy).
+    env["PULUMI_PYTHON_CMD"] = str(python_with_policy_pack(pulumi.python, tmp_path))
     # As on a runner, no KUBECONFIG: the `aws eks update-kubeconfig` stand-in writes the simulated
     # cluster's to ~/.kube/config, where the rollout tool finds it.
     env["PATH"] = f"{BIN_STAND_INS}{os.pathsep}{env['PATH']}"

@@ -16,6 +16,7 @@ from typing import Any
 from mlplatform.tools.ci.pr_comment import Preview, read_preview
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
+from tests.support.helpers import ROOT
 from tests.support.model_stack import model_stack_config
 from tests.workflows.act import REPOSITORY, Act, ActRun
 from tests.workflows.git_repo import Repository, git
@@ -40,7 +41,10 @@ RECORD = f"/apis/ml.example.com/v1/namespaces/{SERVING}/inferenceservices/fraud-
 
 
 def model_stack_up(repository: Repository, pulumi: PulumiCli, platform_stack: str, extra: str = "") -> Path:
-    """The model stack at 10%, its file committed on main and pushed, up on the simulated cluster."""
+    """The model stack at 10%, its file committed on main and pushed, up on the simulated cluster. The
+    simulated platform's stack file goes to the repository's root with it, as a real repository holds the
+    platform stack its model stacks reference: `mlplatform diff` (the PR's blast radius) renders it offline."""
+    shutil.copy(ROOT / "tests" / "e2e" / "platform" / "Pulumi.sim.yaml", repository.clone / "Pulumi.sim.yaml")
     project = repository.clone / MODEL_PROJECT
     pulumi.stack_init(project, STACK)
     stack_file = project / f"Pulumi.{STACK}.yaml"
@@ -77,11 +81,14 @@ def set_weight(stack_file: Path, old: str, new: str) -> None:
 
 def split(api: ControlPlane) -> dict[str, int]:
     found = api.get(f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits/fraud-detector")
+    assert found is not None, "the TrafficSplit exists"
     return {backend["service"]: backend["weight"] for backend in found["spec"]["backends"]}
 
 
 def record_status(api: ControlPlane) -> dict:
-    return api.get(RECORD).get("status", {})
+    record = api.get(RECORD)
+    assert record is not None, "the InferenceService record exists"
+    return record.get("status", {})
 
 
 def _repo() -> dict[str, Any]:
