@@ -4,7 +4,7 @@ Parsed as YAML and checked as data: deploy order (platform before models), OIDC
 (`id-token: write` only where a role is assumed, never an AWS key), no secret in
 any `env` but the Pulumi token, one concurrency group per stack, environments,
 and the test workflow's `.ci/run` and registry gate. The hardening rules are in
-tests/test_workflow_hardening.py; tests/e2e/test_workflow_loop.py runs the files
+tests/test_workflow_hardening.py; tests/e2e/workflow_loop/ runs the files
 with act (harness: tests/workflows/).
 """
 

@@ -27,7 +27,7 @@ from tests.e2e.workflow_loop.loop import (
 )
 from tests.e2e.workflow_loop.test_preview import PREVIEW_JOBS, preview_pr
 from tests.workflows.act import Act, ActRun
-from tests.workflows.git_repo import Repository
+from tests.workflows.git_repo import Repository, git
 
 pytestmark = pytest.mark.e2e
 
@@ -116,5 +116,42 @@ def test_deploy_of_an_aborted_canary_leaves_the_split_at_100_0(
         assert [r for r in run.records if r["action"] == "download-artifact"] == []
         assert split(control_plane) == {"fraud-detector-v5": 100, "fraud-detector-v6": 0}
         assert _aliases(tracking_uri) == {"champion": "5"}
+    finally:
+        remove_model_stack(repository, pulumi)
+
+
+def test_a_merge_whose_inputs_moved_since_the_preview_previews_again(
+    act: Act,
+    repository: Repository,
+    pulumi: PulumiCli,
+    platform_stack: str,
+    control_plane: ControlPlane,
+    tracking_uri: str,
+) -> None:
+    """plan_gate's stale case: after the PR's preview, another change to a module the model program imports
+    lands on main; the merge commit's inputs differ from the previewed ones, so deploy.yml does not apply the
+    reviewed plan: it previews again with the pack, names both fingerprints in the job summary, and applies
+    the new plan."""
+    stack_file = model_stack_up(repository, pulumi, platform_stack)
+    try:
+        repository.branch("step-25")
+        set_weight(stack_file, "10", "25")
+        repository.commit(f"{STACK}: 10% -> 25%")
+        preview = preview_pr(act, repository, "step-25", number=5)
+        assert preview.jobs == PREVIEW_JOBS, preview.describe()
+        # Meanwhile on main: another PR touched the model program's config module.
+        git(repository.clone, "checkout", "--quiet", "main")
+        module = repository.clone / "mlplatform" / "model" / "config.py"
+        module.write_text(module.read_text() + "\n# A change the step's preview never saw.\n")
+        repository.commit("model: a comment in the config module")
+        repository.push("main")
+        before, _head = merge(act, repository, "step-25", 5)
+
+        run = deploy(act, repository, before, tracking_uri)
+        assert run.jobs == DEPLOY_JOBS, run.describe()
+        assert run.pulumi_calls() == [("preview", MODEL_PROJECT, STACK), ("up", MODEL_PROJECT, STACK)], run.describe()
+        assert "the merge commit's inputs differ from the previewed ones" in run.text, run.describe()
+        assert applied_plan(run).endswith(f"/repreview/mlmodel--{STACK}.plan.json"), run.describe()
+        assert split(control_plane) == {"fraud-detector-v5": 75, "fraud-detector-v6": 25}
     finally:
         remove_model_stack(repository, pulumi)
