@@ -43,8 +43,11 @@ RECORD = f"/apis/ml.example.com/v1/namespaces/{SERVING}/inferenceservices/fraud-
 def model_stack_up(repository: Repository, pulumi: PulumiCli, platform_stack: str, extra: str = "") -> Path:
     """The model stack at 10%, its file committed on main and pushed, up on the simulated cluster. The
     simulated platform's stack file goes to the repository's root with it, as a real repository holds the
-    platform stack its model stacks reference: `mlplatform diff` (the PR's blast radius) renders it offline."""
+    platform stack its model stacks reference: `mlplatform diff` (the PR's blast radius) renders it offline;
+    it is never deployed here (no push event's diff holds it)."""
     shutil.copy(ROOT / "tests" / "e2e" / "platform" / "Pulumi.sim.yaml", repository.clone / "Pulumi.sim.yaml")
+    # A commit of its own, before the model stack's: the stack's commit changes the model stack alone.
+    repository.commit("the simulated platform's stack file")
     project = repository.clone / MODEL_PROJECT
     pulumi.stack_init(project, STACK)
     stack_file = project / f"Pulumi.{STACK}.yaml"
