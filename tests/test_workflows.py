@@ -203,7 +203,7 @@ def test_the_guard_runs_before_every_model_up(deploy):
     steps = deploy["up-models"]["steps"]
     kube = next(i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in str(s.get("run", "")))
     guard = next(i for i, s in enumerate(steps) if 'rollout guard "$STACK"' in str(s.get("run", "")))
-    first_pulumi = next(i for i, s in enumerate(steps) if "reviewed" in str(s.get("id", "")))
+    first_pulumi = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("./.github/actions/r"))
     assert kube < guard < first_pulumi
     assert steps[guard]["run"] == (
         'venv/bin/python -m mlplatform.tools.cli rollout guard "$STACK" --project-dir "$PROJECT"'
@@ -299,26 +299,33 @@ def test_the_guarded_action_always_runs_the_pack_and_a_plan():
 
 
 def test_deploy_applies_the_reviewed_plan_or_previews_again(deploy):
-    """Each up job: find the merging PR's preview artifact, `plan_gate decide`, preview again only for
-    mode=preview, then `up --plan` with what decide chose; after the guard in the model job."""
+    """Each up job: the reviewed-plan action (the merging PR's preview artifact, `plan_gate decide`), a new
+    preview only for mode=preview, then `up --plan` with what decide chose; after the guard in the model job."""
+    action = _load_action("reviewed-plan")
+    steps_of_action = action["runs"]["steps"]
+    (download,) = [s for s in steps_of_action if str(s.get("uses", "")).startswith("actions/download-artifact@")]
+    assert download["if"] == "steps.find.outputs.run-id != ''"
+    assert download["with"]["run-id"] == "${{ steps.find.outputs.run-id }}"
+    assert [s.get("id") for s in steps_of_action] == ["find", None, "decide"]
+    assert "plan_gate decide" in steps_of_action[2]["run"]
     for name in ("up-platform", "up-models"):
         job = deploy[name]
         steps = job["steps"]
-        ids = [s.get("id") for s in steps]
-        reviewed, decide = ids.index("reviewed"), ids.index("decide")
-        (download,) = _uses(job, "actions/download-artifact@")
-        assert reviewed < steps.index(download) < decide
-        assert download["if"] == "steps.reviewed.outputs.run-id != ''"
-        assert download["with"]["run-id"] == "${{ steps.reviewed.outputs.run-id }}"
-        assert "plan_gate decide" in steps[decide]["run"]
+        (decide,) = _uses(job, "./.github/actions/reviewed-plan")
+        assert decide["id"] == "decide" and decide["with"]["token"] == "${{ github.token }}"
         (again,) = _pulumi(job, "preview")
         (up,) = _pulumi(job, "up")
         assert again["if"] == "steps.decide.outputs.mode == 'preview'"
-        assert decide < steps.index(again) < steps.index(up)
+        assert again["with"]["out-dir"] == decide["with"]["repreview-dir"]
+        assert steps.index(decide) < steps.index(again) < steps.index(up)
         assert up["with"]["plan"] == "${{ steps.decide.outputs.plan }}" and "if" not in up
         assert job["permissions"] == {
             "id-token": "write", "contents": "read", "pull-requests": "read", "actions": "read"
         }  # fmt: skip
+
+
+def _load_action(name: str) -> dict[str, Any]:
+    return YAML(typ="safe").load((ROOT / ".github" / "actions" / name / "action.yml").read_text())
 
 
 def test_deploy_credentials_last_the_longest_update() -> None:

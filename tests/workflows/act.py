@@ -51,10 +51,11 @@ BIN_STAND_INS = Path(__file__).parent / "bin"
 ACT_TIMEOUT = 30 * 60
 
 
-def pinned_actions(workflows: Path = ROOT / ".github" / "workflows") -> dict[str, str]:
-    """`owner/repo` -> the commit every workflow pins it to (tests/test_workflow_hardening.py holds one per action)."""
+def pinned_actions(github: Path = ROOT / ".github") -> dict[str, str]:
+    """`owner/repo` -> the commit every workflow and local action pins it to (tests/test_workflow_hardening.py
+    holds one per action)."""
     pins = {}
-    for path in sorted(workflows.glob("*.yml")):
+    for path in sorted([*github.glob("workflows/*.yml"), *github.glob("actions/*/action.yml")]):
         for match in PINNED_USE.finditer(path.read_text()):
             pins[match["action"]] = match["sha"]
     return pins
