@@ -1,7 +1,10 @@
-"""Scenarios 2 and 3 of issue 18, run with act: a failing canary rolled back by a scheduled rollout.yml run.
+"""The CI loop never undoes a rollback: scenarios 2 and 3 of issue 18, run with act (tests/workflows/).
 
-The rollback lands on main and the next deploy.yml keeps it (2); where branch protection refuses the
-push, the rollback PR is opened with checks and a deploy from the old main is refused by the guard (3).
+A failing canary is rolled back by a scheduled rollout.yml run. The rollback lands on main and the
+next deploy.yml keeps it (2); where branch protection refuses the push, the rollback PR is opened with
+checks and a deploy from the old main is refused by the guard (3). The other workflow scenarios
+(preview.yml with the policy pack and the PR comment, deploy.yml's reviewed plans, the healthy walk
+and its promotion) are in tests/e2e/workflow_loop/; the fixtures in tests/e2e/workflow_fixtures.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The fixtures of the workflow-loop scenarios: act, the repository under test, and its services.
+"""The fixtures of the workflow scenarios (tests/e2e/test_workflow_loop.py, tests/e2e/workflow_loop/):
+act, the repository under test, and its services; tests/e2e/conftest.py registers them.
 
 - `act`: the harness (tests/workflows/act.py), its environment the e2e engine's (backend,
   passphrase, plugins on PATH) with the runner's stand-ins first on PATH (`aws`, `gh`), the
