@@ -103,7 +103,7 @@ class ActRun:
 
     def describe(self) -> str:
         lines = [str(entry.get("msg", "")).rstrip() for entry in self.log if entry.get("msg")]
-        failed = [str(e.get("msg", "")).rstrip() for e in self.log if "::error" in str(e.get("msg", ""))]
+        failed = [str(e["msg"]).strip() for e in self.log if str(e.get("msg", "")).lstrip().startswith("::error")]
         return (
             f"act exited {self.returncode} after {self.seconds:.0f}s; jobs: {self.jobs}\nerrors: {failed[:20]}\n"
             + "\n".join(lines[-80:])
