@@ -65,6 +65,23 @@ def test_against_another_config_file_with_json_output(tmp_path, capsys):
     assert report["summary"] == {"changed": 2, "added": 0, "removed": 0, "podTemplatesChanged": 0}
 
 
+def test_base_reads_a_prs_blast_radius_from_the_base_file_to_the_stack_file(tmp_path, capsys):
+    """preview.yml's blast radius: `--base` is the base branch's stack file (before), the stack's own file is
+    the PR's (after), so the comment reads base -> PR."""
+    document = yaml.safe_load((MODEL_DIR / f"Pulumi.{PROD}.yaml").read_text())
+    current = document["config"]["mlmodel:canary"]["weight"]
+    document["config"]["mlmodel:canary"]["weight"] = 5
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(document))
+    assert main(["diff", str(MODEL_DIR), PROD, "--base", str(base), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["edit"] == [f"--base {base}"]
+    (split,) = [c for c in report["changed"] if c["type"] == TRAFFIC_SPLIT]
+    assert [(p["path"], p["before"], p["after"]) for p in split["paths"]][1] == ("spec.backends[1].weight", 5, current)
+    assert main(["diff", str(MODEL_DIR), PROD, "--base", str(base), "--set", "canary.weight=1"]) == 2
+    assert "--base compares that file with the stack file" in capsys.readouterr().err
+
+
 # -- errors -----------------------------------------------------------------------
 def test_misspelt_set_key_is_a_config_error_with_exit_code_2(capsys):
     """A typo in --set must be named like a typo in the stack file, not crash with a traceback."""

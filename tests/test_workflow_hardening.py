@@ -5,7 +5,7 @@
 - every third-party action is pinned to a full commit SHA, with its version in a
   comment, and one action is pinned to one commit everywhere;
 - the Pulumi CLI comes from the checksum-verifying local action, never from
-  `curl | sh`, and pulumi/actions is given that CLI's version so it downloads nothing;
+  `curl | sh`, and every job that runs pulumi installs it before its first pulumi step;
 - the Pulumi token never reaches a job that a fork's pull request runs;
 - test.yml runs on a stock hosted runner: Go at the Makefile's GO_MIN, the Debian
   packages from `make deps`, the charts from upstream;
@@ -30,6 +30,7 @@ PINNED = re.compile(
     r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+\.\d+\.\d+)\b"
 )
 PULUMI_CLI = "./.github/actions/pulumi-cli"
+GUARDED = "./.github/actions/pulumi-guarded"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def test_every_third_party_action_is_pinned_to_a_commit_with_its_version():
             match = PINNED.match(line)
             assert match, f"{path.name}:{number}: not pinned to a commit SHA with a version comment: {line.strip()}"
             pins.setdefault(match["action"], set()).add((match["sha"], match["version"]))
-    assert {"actions/checkout", "actions/setup-python", "pulumi/actions"} <= set(pins), sorted(pins)
+    assert {"actions/checkout", "actions/setup-python", "actions/upload-artifact"} <= set(pins), sorted(pins)
     for action, versions in pins.items():
         assert len(versions) == 1, f"{action} is pinned to more than one commit: {sorted(versions)}"
 
@@ -102,27 +103,26 @@ def test_the_pin_check_refuses_a_tag_and_a_bare_sha():
     assert PINNED.match("      - uses: actions/checkout@" + "a" * 40 + " # v4.1.1")
 
 
-def test_the_pulumi_cli_is_installed_checksum_verified_before_pulumi_actions():
-    """No `curl | sh`; every job that runs pulumi installs the pinned CLI first, and pulumi/actions is handed its
-    version, so the action finds it on PATH and downloads nothing unverified."""
+def test_the_pulumi_cli_is_installed_checksum_verified_before_any_pulumi_step():
+    """No `curl | sh`, and no pulumi/actions (which would download a CLI it does not check): every job that runs
+    pulumi (the guarded local action, or `rollout watch`'s Automation API) installs the pinned CLI first."""
     action = (LOCAL_ACTIONS / "pulumi-cli" / "action.yml").read_text()
     assert "sha256sum --check --strict" in action
     jobs_with_pulumi = 0
     for path in _workflow_files():
         assert not re.search(r"curl[^\n]*\|\s*(ba)?sh", path.read_text()), path.name
+        assert "pulumi/actions@" not in path.read_text(), path.name
         for name, job in _load(path)["jobs"].items():
             steps = job.get("steps", [])
             uses = [str(step.get("uses", "")).split("@")[0] for step in steps]
-            runs_pulumi = "pulumi/actions" in uses or any("rollout watch" in str(s.get("run", "")) for s in steps)
+            runs_pulumi = [
+                i for i, s in enumerate(steps) if uses[i] == GUARDED or "rollout watch" in str(s.get("run", ""))
+            ]
             if not runs_pulumi:
                 assert PULUMI_CLI not in uses, (path.name, name)
                 continue
             jobs_with_pulumi += 1
-            install = uses.index(PULUMI_CLI)
-            for index, step in enumerate(steps):
-                if uses[index] == "pulumi/actions":
-                    assert index > install, (path.name, name)
-                    assert step["with"]["pulumi-version"] == "${{ steps." + steps[install]["id"] + ".outputs.version }}"
+            assert uses.index(PULUMI_CLI) < runs_pulumi[0], (path.name, name)
     assert jobs_with_pulumi == 4  # preview, up-platform, up-models, watch
 
 

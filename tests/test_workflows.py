@@ -4,7 +4,7 @@ Parsed as YAML and checked as data: deploy order (platform before models), OIDC
 (`id-token: write` only where a role is assumed, never an AWS key), no secret in
 any `env` but the Pulumi token, one concurrency group per stack, environments,
 and the test workflow's `.ci/run` and registry gate. The hardening rules are in
-tests/test_workflow_hardening.py; tests/e2e/test_workflow_loop.py runs the files
+tests/test_workflow_hardening.py; tests/e2e/workflow_loop/ runs the files
 with act (harness: tests/workflows/).
 """
 
@@ -33,7 +33,8 @@ def _uses(job: dict, prefix: str) -> list[dict]:
 
 
 def _pulumi(job: dict, command: str) -> list[dict]:
-    return [s for s in _uses(job, "pulumi/actions@") if s["with"]["command"] == command]
+    """The job's `pulumi COMMAND` steps: the guarded local action (policy pack and plan, always)."""
+    return [s for s in _uses(job, "./.github/actions/pulumi-guarded") if s["with"]["command"] == command]
 
 
 def _all_jobs() -> list[tuple[str, str, dict]]:
@@ -202,8 +203,8 @@ def test_the_guard_runs_before_every_model_up(deploy):
     steps = deploy["up-models"]["steps"]
     kube = next(i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in str(s.get("run", "")))
     guard = next(i for i, s in enumerate(steps) if 'rollout guard "$STACK"' in str(s.get("run", "")))
-    up = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@"))
-    assert kube < guard < up
+    first_pulumi = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("./.github/actions/r"))
+    assert kube < guard < first_pulumi
     assert steps[guard]["run"] == (
         'venv/bin/python -m mlplatform.tools.cli rollout guard "$STACK" --project-dir "$PROJECT"'
     )
@@ -266,10 +267,65 @@ def test_pr_ci_runs_the_suite_and_the_registry_gate():
     assert runs == ['venv/bin/python -m mlplatform.tools.ci.check_registry --base "origin/$BASE_REF"']
 
 
-def test_preview_posts_comments_and_never_applies():
+def test_preview_runs_the_pack_saves_the_plan_and_posts_one_comment():
+    """The preview job previews (never applies) through the guarded action, uploads `preview-<head>-<stack>`
+    even after a failed preview; the comment job alone writes to the PR, after every preview, with
+    nothing but `pull-requests: write`, and edits the comment it finds rather than adding one."""
     jobs = _load("preview.yml")["jobs"]
     assert _pulumi(jobs["preview"], "preview") and not _pulumi(jobs["preview"], "up")
-    assert jobs["preview"]["permissions"]["pull-requests"] == "write"
+    assert "pull-requests" not in jobs["preview"]["permissions"]
+    (upload,) = _uses(jobs["preview"], "actions/upload-artifact@")
+    assert upload["with"]["name"] == "preview-${{ github.event.pull_request.head.sha }}-${{ matrix.stack }}"
+    assert "!cancelled()" in upload["if"] and upload["with"]["if-no-files-found"] == "error"
+    comment = jobs["comment"]
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert set(comment["needs"]) == {"changed", "preview"} and "!cancelled()" in comment["if"]
+    assert "secrets." not in str(comment) and not _uses(comment, CONFIGURE_AWS)
+    (download,) = _uses(comment, "actions/download-artifact@")
+    assert download["with"]["pattern"] == "preview-${{ github.event.pull_request.head.sha }}-*"
+    (post,) = [s["run"] for s in comment["steps"] if "pr_comment build" in str(s.get("run", ""))]
+    assert "pr_comment existing-comment" in post and "--method PATCH" in post
+
+
+def test_the_guarded_action_always_runs_the_pack_and_a_plan():
+    """Every pulumi call a workflow makes has the policy pack with the stack's config (old weights from its
+    state), and a plan: saved by preview, required by up; a failed preview fails after naming each rule."""
+    action = (ROOT / ".github" / "actions" / "pulumi-guarded" / "action.yml").read_text()
+    assert action.count("\n            pulumi preview ") == 1 and action.count("\n            pulumi up ") == 1
+    assert '--policy-pack "$GITHUB_WORKSPACE/policy" --policy-pack-config "$OUT/$name.policy.json"' in action
+    assert "policy_config --state" in action and "pulumi stack export" in action
+    assert '--save-plan "$OUT/$name.plan.json"' in action and '--plan "$PLAN"' in action
+    assert "plan_gate fingerprint" in action and "pr_comment annotate" in action
+
+
+def test_deploy_applies_the_reviewed_plan_or_previews_again(deploy):
+    """Each up job: the reviewed-plan action (the merging PR's preview artifact, `plan_gate decide`), a new
+    preview only for mode=preview, then `up --plan` with what decide chose; after the guard in the model job."""
+    action = _load_action("reviewed-plan")
+    steps_of_action = action["runs"]["steps"]
+    (download,) = [s for s in steps_of_action if str(s.get("uses", "")).startswith("actions/download-artifact@")]
+    assert download["if"] == "steps.find.outputs.run-id != ''"
+    assert download["with"]["run-id"] == "${{ steps.find.outputs.run-id }}"
+    assert [s.get("id") for s in steps_of_action] == ["find", None, "decide"]
+    assert "plan_gate decide" in steps_of_action[2]["run"]
+    for name in ("up-platform", "up-models"):
+        job = deploy[name]
+        steps = job["steps"]
+        (decide,) = _uses(job, "./.github/actions/reviewed-plan")
+        assert decide["id"] == "decide" and decide["with"]["token"] == "${{ github.token }}"
+        (again,) = _pulumi(job, "preview")
+        (up,) = _pulumi(job, "up")
+        assert again["if"] == "steps.decide.outputs.mode == 'preview'"
+        assert again["with"]["out-dir"] == decide["with"]["repreview-dir"]
+        assert steps.index(decide) < steps.index(again) < steps.index(up)
+        assert up["with"]["plan"] == "${{ steps.decide.outputs.plan }}" and "if" not in up
+        assert job["permissions"] == {
+            "id-token": "write", "contents": "read", "pull-requests": "read", "actions": "read"
+        }  # fmt: skip
+
+
+def _load_action(name: str) -> dict[str, Any]:
+    return YAML(typ="safe").load((ROOT / ".github" / "actions" / name / "action.yml").read_text())
 
 
 def test_deploy_credentials_last_the_longest_update() -> None:

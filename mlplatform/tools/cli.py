@@ -38,8 +38,12 @@ def _diff(args: argparse.Namespace) -> int:
 
     from mlplatform.tools.diff import Override, diff_stack, format_report, parse_assignment
 
-    if not (args.set or args.unset or args.against):
-        raise ConfigError(args.stack, ["nothing to compare: give --set KEY=VALUE, --unset KEY or --against FILE"])
+    if not (args.set or args.unset or args.against or args.base):
+        raise ConfigError(
+            args.stack, ["nothing to compare: give --set KEY=VALUE, --unset KEY, --against FILE or --base FILE"]
+        )
+    if args.base and (args.set or args.unset or args.against):
+        raise ConfigError(args.stack, ["--base compares that file with the stack file: no --set, --unset or --against"])
     overrides = [parse_assignment(text, stack=args.stack) for text in args.set]
     overrides += [Override(key, remove=True) for key in args.unset]
     report = diff_stack(
@@ -48,6 +52,7 @@ def _diff(args: argparse.Namespace) -> int:
         overrides=overrides,
         against=Path(args.against) if args.against else None,
         platform_dir=Path(args.platform_dir) if args.platform_dir else None,
+        base=Path(args.base) if args.base else None,
     )
     print(json.dumps(report.to_json(), indent=2, default=str) if args.json else format_report(report))
     return 0
@@ -92,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--unset", action="append", default=[], metavar="KEY", help="remove a config key, e.g. canary")
     diff.add_argument("--against", metavar="FILE", help="compare with this config file (a Pulumi.<stack>.yaml)")
+    diff.add_argument(
+        "--base",
+        metavar="FILE",
+        help="compare this config file (before; e.g. the PR base's stack file) with the stack file (after)",
+    )
     diff.add_argument("--json", action="store_true", help="print the report as JSON")
     diff.add_argument(
         "--platform-dir", help="platform project answering StackReferences (default: found above project_dir)"

@@ -295,12 +295,17 @@ def diff_stack(
     overrides: Sequence[Override] = (),
     against: Path | None = None,
     platform_dir: Path | None = None,
+    base: Path | None = None,
 ) -> DiffReport:
     """Run `stack` with its stack file and with the edited config, and compare.
 
     The edited config is `against` (another stack file) if given, else the stack's own
     file; `overrides` apply on top. StackReferences resolve as `mlplatform render` does.
+    With `base` (another stack file, e.g. the PR's base branch's), that file is the before
+    and the stack's own file the after: a PR's blast radius, read base -> PR.
     """
+    if base is not None:
+        return _diff_from_base(Path(project_dir).resolve(), stack, Path(base), platform_dir)
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
         raise RenderError(f"{project_dir} has no Pulumi.yaml: not a Pulumi project")
@@ -324,6 +329,25 @@ def diff_stack(
     before = render_stack(project_dir, stack, platform_dir=platform_dir, platform_outputs=platform_outputs)
     edit = ([f"--against {against}"] if against is not None else []) + [str(o) for o in overrides]
     return compare(before, after, edit=edit)
+
+
+def _diff_from_base(project_dir: Path, stack: str, base: Path, platform_dir: Path | None) -> DiffReport:
+    if not (project_dir / "Pulumi.yaml").is_file():
+        raise RenderError(f"{project_dir} has no Pulumi.yaml: not a Pulumi project")
+    if not base.is_file():
+        raise RenderError(f"--base {base}: no such config file")
+    config, secret_keys = read_stack_file(base, project_name(project_dir))
+    platform_outputs: dict[str, dict[str, Any]] = {}
+    after = render_stack(project_dir, stack, platform_dir=platform_dir, platform_outputs=platform_outputs)
+    before = render_stack(
+        project_dir,
+        stack,
+        platform_dir=platform_dir,
+        config=config,
+        secret_keys=secret_keys,
+        platform_outputs=platform_outputs,
+    )
+    return compare(before, after, edit=[f"--base {base}"])
 
 
 def _flow(value: Any) -> str:

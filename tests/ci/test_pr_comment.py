@@ -116,3 +116,32 @@ def test_build_reads_a_directory_of_stack_outputs(tmp_path: Path) -> None:
     text = out.read_text()
     assert "### `mlmodel/churn-plan`" in text and "**Canary gate**: **hold**; reason: dwell" in text
     assert main(["build", "--dir", str(tmp_path / "empty"), "--out", str(out)]) == 2
+
+
+def test_the_judges_record_as_the_rollout_stores_it_is_shown() -> None:
+    """The record `rollout` keeps in the InferenceService status (GateVerdict.to_record): outcome, when, the
+    measured values that are known, and the reasons."""
+    record = {
+        "outcome": "pass",
+        "window": {"since": "2026-12-04T20:00:00Z", "checkedAt": "2026-12-04T20:05:00Z"},
+        "measured": {"successRate": 0.999, "p99LatencyMs": 31.0, "accuracy": None},
+        "reasons": ["success rate 0.999 within bounds", "p99 31 ms under 500 ms"],
+    }
+    comment = render([StackReport("mlmodel/x", read_preview(STEP.read_text()), verdict=record)], LOG)
+    assert (
+        "**Canary gate**: **pass**; checked at 2026-12-04T20:05:00Z; statistic: successRate 0.999, "
+        "p99LatencyMs 31.0; reason: success rate 0.999 within bounds; p99 31 ms under 500 ms"
+    ) in comment
+
+
+def test_annotate_names_each_violation_and_fails_a_failed_preview(capsys) -> None:
+    """The job log's view: one `::error::` per mandatory violation naming its rule, exit 1; a clean preview
+    prints its counts and exits 0; a missing file is an error, never a pass."""
+    jump = RECORDED / "mlmodel--churn-plan-jump.preview.json"
+    assert main(["annotate", str(jump)]) == 1
+    out = capsys.readouterr().out
+    assert "::error title=policy canary-weight-step (mandatory)::TrafficSplit churn-split: " in out
+    assert "from 10 to 60" in out
+    assert main(["annotate", str(STEP)]) == 0
+    assert "preview succeeded: 2 to update; policy: 0 mandatory, 0 advisory" in capsys.readouterr().out
+    assert main(["annotate", str(RECORDED / "missing.preview.json")]) == 1

@@ -31,6 +31,14 @@ from tests.e2e.platform_stack import STACK, PlatformStack, assert_nothing_left, 
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.simulated_cluster import start_simulated_cluster
 from tests.e2e.tools import provide_tools, terminal_progress
+from tests.e2e.workflow_fixtures import (  # noqa: F401 - registered here, for every workflow scenario
+    act,
+    act_binary,
+    cli_release,
+    repository,
+    tracking_uri,
+    workflow_venv,
+)
 from tests.support.chart_mirror import chart_mirror, uses_upstream
 
 

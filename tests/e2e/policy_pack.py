@@ -37,7 +37,8 @@ def python_with_policy_pack(python: Path, workdir: Path) -> Path:
         '# The v3.79 language host starts a policy pack as `python "" <engine>` (policy_pack.py says why).\n'
         'if [[ $# -ge 1 && -z "$1" ]]; then\n'
         "  shift\n"
-        f'  exec {python} "${{MLPLATFORM_E2E_POLICY_PACK:?the policy pack directory}}" "$@"\n'
+        # Under act the pack is the job's checkout's (tests/e2e/workflow_loop/).
+        f'  exec {python} "${{MLPLATFORM_E2E_POLICY_PACK:-${{GITHUB_WORKSPACE:?the pack directory}}/policy}}" "$@"\n'
         "fi\n"
         f'exec {python} "$@"\n'
     )

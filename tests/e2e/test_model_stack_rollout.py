@@ -33,6 +33,7 @@ from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli, Step
 from tests.support.helpers import ROOT
 from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.model_stack import model_stack_config
 
 pytestmark = pytest.mark.e2e
 
@@ -46,30 +47,12 @@ WINDOW = "10s"
 HEALTHY = Traffic(rps=40, latency_ms=30)
 DATA_TIMEOUT = 60.0
 
-# The stack file as a platform engineer writes it, canary at the first step.
-STACK_CONFIG = """\
-  mlmodel:platformStack: {platform}
-  mlmodel:environment: dev
-  mlmodel:model:
-    name: fraud-detector
-    registeredModel: fraud_detector
-  mlmodel:team: team-fraud
-  mlmodel:serving:
-    replicas:
-      min: 1
-      max: 3
-  mlmodel:stable:
-    version: v5
-    image: ghcr.io/mlflow/mlflow:v3.15.1-full
-    modelUri: models:/fraud_detector/5
-  mlmodel:canary:
-    version: v6
-    image: ghcr.io/mlflow/mlflow:v3.15.1-full
-    modelUri: models:/fraud_detector/6
-    weight: 10
-  mlmodel:allowedClients:
-    - serviceAccount: api-gateway
-      namespace: api-gateway
+# The stack file as a platform engineer writes it, canary at the first step: a template
+# (`{platform}`, `{window}`) other tests format too.
+STACK_CONFIG = model_stack_config(
+    "{platform}",
+    max_replicas=3,
+    extra="""\
   mlmodel:analysis:
     interval: {window}
     minRequests: 20
@@ -82,7 +65,8 @@ STACK_CONFIG = """\
     dataSource:
       type: s3
       path: s3://example-fraud-data/2024-06/
-"""
+""",
+)
 
 
 # -- helpers -----------------------------------------------------------------

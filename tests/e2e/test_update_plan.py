@@ -32,37 +32,13 @@ from tests.e2e.control_plane import ControlPlane
 from tests.e2e.policy_pack import preview_with_pack, record_events, record_text
 from tests.e2e.pulumi_cli import COMMAND_TIMEOUT, PulumiCli
 from tests.support.helpers import ROOT
+from tests.support.model_stack import model_stack_config
 
 pytestmark = pytest.mark.e2e
 
 STACK = "churn-plan"
 MODEL = "churn"
 SERVING = "ml-serving"
-CONFIG = """\
-config:
-  mlmodel:platformStack: {platform}
-  mlmodel:environment: dev
-  mlmodel:model:
-    name: churn
-    registeredModel: churn
-  mlmodel:team: team-fraud
-  mlmodel:serving:
-    replicas:
-      min: 1
-      max: 2
-  mlmodel:stable:
-    version: v1
-    image: ghcr.io/mlflow/mlflow:v3.15.1-full
-    modelUri: models:/churn/1
-  mlmodel:canary:
-    version: v2
-    image: ghcr.io/mlflow/mlflow:v3.15.1-full
-    modelUri: models:/churn/2
-    weight: 10
-  mlmodel:allowedClients:
-    - serviceAccount: api-gateway
-      namespace: api-gateway
-"""
 
 
 def _split(api: ControlPlane) -> dict[str, int]:
@@ -107,7 +83,8 @@ def test_a_weight_steps_plan_holds_the_step_and_refuses_anything_else(
         shutil.copy(ROOT / "stacks" / "model" / name, project / name)
     pulumi.stack_init(project, STACK)
     stack_file = project / f"Pulumi.{STACK}.yaml"
-    stack_file.write_text(stack_file.read_text() + CONFIG.format(platform=platform_stack))
+    config = model_stack_config(platform_stack, model=MODEL, registered_model=MODEL, stable=1, canary=2, max_replicas=2)
+    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
     pulumi.up(project, STACK)
     try:
         _steps(pulumi, control_plane, project, stack_file, tmp_path)

@@ -13,7 +13,10 @@ What act is given, and why:
   and the webhook payload GitHub would give.
 
 act ignores `concurrency:`, `environment:` and `permissions:` and has no OIDC
-token; tests/test_workflows.py checks those as data instead.
+token; tests/test_workflows.py checks those as data instead. The GitHub API the
+workflows call through `gh` (PRs, artifacts, comments) and the artifact actions are
+answered from a directory per test (github_state.py); the Pulumi CLI the workflows
+install records each call (pulumi_release.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.helpers import ROOT
+from tests.workflows.github_state import GitHubState
 
 STAND_INS = Path(__file__).parent / "actions"
 # The stand-in for each third-party action the workflows pin; setup-go only runs in test.yml's suite,
@@ -36,7 +40,8 @@ STAND_IN_OF = {
     "actions/setup-python": "setup-python",
     "aws-actions/configure-aws-credentials": "configure-aws-credentials",
     "actions/create-github-app-token": "create-github-app-token",
-    "pulumi/actions": "pulumi-actions",
+    "actions/upload-artifact": "upload-artifact",
+    "actions/download-artifact": "download-artifact",
 }
 PINNED_USE = re.compile(r"uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) #")
 REPOSITORY = "example-org/mlplatform"
@@ -46,10 +51,11 @@ BIN_STAND_INS = Path(__file__).parent / "bin"
 ACT_TIMEOUT = 30 * 60
 
 
-def pinned_actions(workflows: Path = ROOT / ".github" / "workflows") -> dict[str, str]:
-    """`owner/repo` -> the commit every workflow pins it to (tests/test_workflow_hardening.py holds one per action)."""
+def pinned_actions(github: Path = ROOT / ".github") -> dict[str, str]:
+    """`owner/repo` -> the commit every workflow and local action pins it to (tests/test_workflow_hardening.py
+    holds one per action)."""
     pins = {}
-    for path in sorted(workflows.glob("*.yml")):
+    for path in sorted([*github.glob("workflows/*.yml"), *github.glob("actions/*/action.yml")]):
         for match in PINNED_USE.finditer(path.read_text()):
             pins[match["action"]] = match["sha"]
     return pins
@@ -78,14 +84,30 @@ class ActRun:
     @property
     def jobs(self) -> dict[str, str]:
         """Each job that ran, by its display name (`preview fraud-detector-act`), and its result."""
-        return {entry["job"]: entry["jobResult"] for entry in self.log if "jobResult" in entry}
+        # act pads the names of jobs that run side by side to one width.
+        return {entry["job"].strip(): entry["jobResult"] for entry in self.log if "jobResult" in entry}
 
-    def pulumi_calls(self) -> list[tuple[str, str, str]]:
-        return [(r["command"], r["project"], r["stack"]) for r in self.records if r["action"] == "pulumi"]
+    def pulumi_calls(self, *, automation: bool = False) -> list[tuple[str, str, str]]:
+        """(command, --cwd, --stack) of each `preview` and `up` the workflow's steps ran with the installed CLI
+        (tests/workflows/pulumi_release.py records them); `automation`: also the Automation API's, which
+        `rollout watch --apply` drives (it passes `--exec-kind`)."""
+        return [
+            (r["command"], r["cwd"], r["stack"])
+            for r in self.records
+            if r["action"] == "pulumi" and r["command"] in ("preview", "up") and (automation or not r["automation"])
+        ]
+
+    def pulumi_argv(self, command: str) -> list[list[str]]:
+        """The whole command line of each workflow-step `pulumi COMMAND` call."""
+        return [r["argv"] for r in self.records if r["action"] == "pulumi" and r["command"] == command]
 
     def describe(self) -> str:
         lines = [str(entry.get("msg", "")).rstrip() for entry in self.log if entry.get("msg")]
-        return f"act exited {self.returncode} after {self.seconds:.0f}s; jobs: {self.jobs}\n" + "\n".join(lines[-80:])
+        failed = [str(e["msg"]).strip() for e in self.log if str(e.get("msg", "")).lstrip().startswith("::error")]
+        return (
+            f"act exited {self.returncode} after {self.seconds:.0f}s; jobs: {self.jobs}\nerrors: {failed[:20]}\n"
+            + "\n".join(lines[-80:])
+        )
 
 
 @dataclass
@@ -95,6 +117,12 @@ class Act:
     """The environment every job sees (act passes its own through, in host mode)."""
     variables: dict[str, str]
     workdir: Path
+    runs: int = 0
+
+    @property
+    def github(self) -> GitHubState:
+        """What the gh and artifact stand-ins read and write: PRs, artifacts, comments."""
+        return GitHubState(self.workdir / "github")
 
     def run(self, event: str, workflow: str, payload: dict[str, Any], repo: Path) -> ActRun:
         """`act EVENT -W .github/workflows/WORKFLOW` in the clone `repo`, with `payload` as the event."""
@@ -103,6 +131,8 @@ class Act:
         event_file.write_text(json.dumps(payload))
         records = self.workdir / f"records-{time.monotonic_ns()}.jsonl"
         records.touch()
+        self.runs += 1
+        self.github.root.mkdir(parents=True, exist_ok=True)
         argv = [
             self.binary, event, "-W", f".github/workflows/{workflow}", "-e", str(event_file),
             "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode", "--cache-server-addr", "127.0.0.1",
@@ -116,6 +146,10 @@ class Act:
             **self.env,
             "ACT_DISABLE_VERSION_CHECK": "1",
             "MLPLATFORM_ACT_RECORD": str(records),
+            # One id per act run: artifacts are kept per run, as GitHub keeps them (upload/download stand-ins).
+            "MLPLATFORM_ACT_RUN": str(self.runs),
+            "MLPLATFORM_ACT_ARTIFACTS": str(self.workdir / "artifacts"),
+            "MLPLATFORM_ACT_GITHUB": str(self.github.root),
             # act keeps its action cache and host workspaces under XDG_CACHE_HOME: one per test.
             "XDG_CACHE_HOME": str(self.workdir / "cache"),
             "HOME": str(self.workdir / "home"),
@@ -133,6 +167,8 @@ class Act:
                 entry = {"msg": line}
             log.append(entry if isinstance(entry, dict) else {"msg": line})
         lines = records.read_text().splitlines()
+        # The whole log, kept beside the records: `describe()` shows only its end.
+        (self.workdir / f"act-{self.runs}-{workflow}.log").write_text(result.stdout + result.stderr)
         return ActRun(
             returncode=result.returncode, seconds=seconds, log=log,
             records=[json.loads(line) for line in lines if line.strip()],

@@ -198,15 +198,21 @@ def _policy_lines(preview: Preview, keep: int) -> list[str]:
 
 
 def _verdict_lines(verdict: Mapping[str, Any]) -> list[str]:
+    """The judge's record as `rollout` stores it in the InferenceService status (`outcome`, `measured`,
+    `reasons`, `window.checkedAt`), or the short form (`statistic`, `reason`)."""
     outcome = verdict.get("outcome") or verdict.get("verdict") or "unknown"
-    statistic = verdict.get("statistic")
+    statistic = verdict.get("statistic", verdict.get("measured"))
     if isinstance(statistic, Mapping):
-        statistic = ", ".join(f"{k} {v}" for k, v in statistic.items())
+        statistic = ", ".join(f"{k} {v}" for k, v in statistic.items() if v is not None)
+    reasons = verdict.get("reasons") or ([verdict["reason"]] if verdict.get("reason") else [])
     parts = [f"**Canary gate**: **{_cell(outcome)}**"]
-    if statistic is not None:
+    checked = (verdict.get("window") or {}).get("checkedAt")
+    if checked:
+        parts.append(f"checked at {_cell(checked)}")
+    if statistic:
         parts.append(f"statistic: {_cell(statistic)}")
-    if verdict.get("reason"):
-        parts.append(f"reason: {_cell(verdict['reason'])}")
+    if reasons:
+        parts.append(f"reason: {_cell('; '.join(str(r) for r in reasons))}")
     return ["; ".join(parts)]
 
 
@@ -242,6 +248,24 @@ def load_reports(directory: Path) -> list[StackReport]:
     return reports
 
 
+def annotate(path: Path) -> int:
+    """The job log's view of a preview: each violation (`::error::` for mandatory, `::warning::` for
+    advisory) naming its rule and resource, each engine error, and the counts. Exit 1 when it failed."""
+    try:
+        preview = read_preview(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"::error::{path}: no preview output to read ({error})")
+        return 1
+    for v in preview.violations:
+        kind = "error" if v["level"] == "mandatory" else "warning"
+        print(f"::{kind} title=policy {v['policy']} ({v['level']})::{v['resource']}: {v['message']}")
+    for error in preview.errors:
+        print(f"::error title=preview::{error}")
+    counts = ", ".join(f"{n} to {op}" for op, n in preview.counts.items() if op != "same" and n) or "no changes"
+    print(f"{path.name}: preview {preview.result}: {counts}; policy: {_policy_cell(preview)}")
+    return 1 if preview.result == "failed" else 0
+
+
 def existing_comment(comments: list[Mapping[str, Any]]) -> int | None:
     """The id of the earlier comment carrying the marker (`gh api .../issues/N/comments`)."""
     return next((c["id"] for c in comments if str(c.get("body", "")).startswith(MARKER)), None)
@@ -256,7 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--out", required=True)
     find = commands.add_parser("existing-comment", help="print the id of the comment to edit, from JSON on stdin")
     find.add_argument("--comments", default="-", help="`gh api --paginate .../comments` output (default: stdin)")
+    annotate_ = commands.add_parser(
+        "annotate", help="one GitHub error annotation per violation and error of a preview; exit 1 if it failed"
+    )
+    annotate_.add_argument("preview", help="a <project>--<stack>.preview.json")
     args = parser.parse_args(argv)
+    if args.command == "annotate":
+        return annotate(Path(args.preview))
     if args.command == "existing-comment":
         text = sys.stdin.read() if args.comments == "-" else Path(args.comments).read_text()
         # `gh api --paginate` concatenates one JSON array per page.
