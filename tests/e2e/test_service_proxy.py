@@ -72,7 +72,7 @@ def _service(namespace: str, name: str, port: int) -> dict:
 def _wait_for_endpoints(api: ControlPlane, refs: list[ServiceRef]) -> None:
     deadline = time.monotonic() + ENDPOINTS_TIMEOUT
     for ref in refs:
-        while api.get(f"/api/v1/namespaces/{ref.namespace}/endpoints/{ref.name}") is None:
+        while api.find(f"/api/v1/namespaces/{ref.namespace}/endpoints/{ref.name}") is None:
             assert time.monotonic() < deadline, f"no Endpoints object for {ref.describe()} after {ENDPOINTS_TIMEOUT}s"
             time.sleep(0.2)
 
