@@ -41,6 +41,14 @@ VIEW_POLICY = "AmazonEKSViewPolicy"
 # The Kubernetes group the deploy-models access entry maps to; RoleBindings in the
 # model namespaces give it the custom resources that AmazonEKSEditPolicy lacks.
 MODEL_DEPLOYERS_GROUP = "mlplatform:model-deployers"
+# The group the preview access entry maps to. AmazonEKSViewPolicy is evaluated by EKS's own
+# authorizer and covers no custom resource (an `aggregate-to-view` ClusterRole does not extend it),
+# so the preview role reads the InferenceService records (the canary judge's verdict in the PR
+# comment, the model program's aborted-canary check) through RoleBindings to this group.
+PREVIEWERS_GROUP = "mlplatform:previewers"
+# Read-only: the records' spec and status; nothing else of the ML CRD group.
+RECORD_READ_VERBS = ["get", "list", "watch"]
+RECORD_RESOURCES = ["inferenceservices"]
 # Custom resources a model stack declares (records, traffic, mesh policy, monitoring).
 MODEL_STACK_API_GROUPS = (
     "split.smi-spec.io",
@@ -187,7 +195,7 @@ class CiIdentity(pulumi.ComponentResource):
 
         preview = role("preview", [cfg.pull_request_subject()], f"pulumi preview from {cfg.github_repository} PRs")
         managed(preview, "preview", "job-function/ViewOnlyAccess")
-        access(preview, "preview", VIEW_POLICY, None)
+        preview_entry = access(preview, "preview", VIEW_POLICY, None, [PREVIEWERS_GROUP])
 
         deploy_subjects = cfg.deploy_subjects()
         deploy = role(
@@ -242,6 +250,31 @@ class CiIdentity(pulumi.ComponentResource):
                     )
                 ],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
+            )
+
+        records_role = k8s.rbac.v1.ClusterRole(
+            f"{name}-model-record-readers",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-model-record-readers", labels=labels.k8s_labels("ci")),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[args.crd_group], resources=RECORD_RESOURCES, verbs=RECORD_READ_VERBS
+                )
+            ],
+            opts=child,
+        )
+        for namespace in args.model_namespaces:
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-model-record-readers-{namespace}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name="mlplatform-model-record-readers", namespace=namespace, labels=labels.k8s_labels("ci")
+                ),
+                role_ref=k8s.rbac.v1.RoleRefArgs(
+                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=records_role.metadata.name
+                ),
+                subjects=[
+                    k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=PREVIEWERS_GROUP)
+                ],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, preview_entry]),
             )
 
         for namespace, service, port in args.service_proxies:
