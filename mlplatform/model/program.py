@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.configuration import ConfigError
+from mlplatform.images import mirrored
 from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
@@ -38,6 +39,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     problems = platform_problems(config, platform)
     if problems:
         raise ConfigError(pulumi.get_stack(), problems)
+    config = through_image_registry(config, platform.image_registry)
     # The platform's kubeconfig when it created the cluster; otherwise (None) the
     # ambient kubeconfig, as for the platform's own provider.
     provider = k8s.Provider("kubernetes", kubeconfig=platform.kubeconfig)
@@ -165,6 +167,23 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         "trainingJob": training.job_name if training is not None else None,
         "trainingNamespace": config.team if training is not None else None,
     }
+
+
+def through_image_registry(config: ModelStackConfig, registry: str | None) -> ModelStackConfig:
+    """`config` with its serving and training images pulled through the platform's image registry.
+
+    The stack file keeps the upstream names people release under; the mirror is a
+    property of the platform the stack runs on, so it is applied here, once."""
+    if registry is None:
+        return config
+    update: dict[str, Any] = {
+        "stable": config.stable.model_copy(update={"image": mirrored(config.stable.image, registry)})
+    }
+    if config.canary is not None:
+        update["canary"] = config.canary.model_copy(update={"image": mirrored(config.canary.image, registry)})
+    if config.training is not None:
+        update["training"] = config.training.model_copy(update={"image": mirrored(config.training.image, registry)})
+    return config.model_copy(update=update)
 
 
 def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> list[str]:

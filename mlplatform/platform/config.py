@@ -18,6 +18,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlplatform.config_types import DnsLabel
 from mlplatform.configuration import ConfigModel, CrossFieldError
+from mlplatform.images import REGISTRY_PREFIX, REGISTRY_RULE
 from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
 from mlplatform.platform.ci_identity_config import CiConfig, check_reachable
 from mlplatform.platform.cluster_config import ClusterConfig, NodePoolsConfig
@@ -109,6 +110,13 @@ class PlatformConfig(ConfigModel):
         "pinned versions; replaces the repository of every release. Unset: the environment variable "
         "`MLPLATFORM_CHART_MIRROR`, if set, else each chart's own `repo`.",
     )
+    image_registry: str | None = Field(
+        None,
+        description="An image registry prefix (host[:port][/path], no scheme) that every image of the platform and "
+        "its model stacks is pulled through, as `<prefix>/<upstream registry>/<repository>:<tag>`: our own pods' "
+        "images and each chart's. Unset: the environment variable `MLPLATFORM_IMAGE_REGISTRY`, if set, else each "
+        "image's own registry. Model stacks read it from the platform's output `imageRegistry`.",
+    )
     mesh: MeshConfig = Field(default_factory=MeshConfig.defaults, description="Linkerd.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig.defaults, description="Prometheus.")
     mlflow: MlflowConfig = Field(
@@ -134,6 +142,13 @@ class PlatformConfig(ConfigModel):
     def _mirror_url(cls, value: str | None) -> str | None:
         if value is not None and not MIRROR_URL.match(value):
             raise ValueError(MIRROR_RULE)
+        return value
+
+    @field_validator("image_registry")
+    @classmethod
+    def _registry_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY_PREFIX.match(value):
+            raise ValueError(REGISTRY_RULE)
         return value
 
     def storage_class_names(self) -> StorageClassNames:

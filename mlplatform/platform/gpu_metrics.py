@@ -25,6 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
+from mlplatform.images import mirrored
 
 NAME = "dcgm-exporter"
 # 4.5.3-4.8.2 is DCGM 4.5.3 with exporter 4.8.2 (May 2026); the image emits
@@ -79,6 +80,8 @@ class GpuMetricsArgs:
     time_slicing_replicas: int = 1
     """Pods sharing each GPU (`devicePlugin.timeSlicingReplicas`); above 1 the device plugin advertises
     virtual GPUs (`<uuid>::<n>`), which the exporter maps to pods only with `--kubernetes-virtual-gpus`."""
+    image_registry: str | None = None
+    """`mlplatform:imageRegistry`: the exporter image is pulled through it; None: from nvcr.io."""
 
 
 def exporter_args(time_slicing_replicas: int) -> list[str]:
@@ -122,7 +125,7 @@ class GpuMetrics(pulumi.ComponentResource):
         health = k8s.core.v1.HTTPGetActionArgs(path="/health", port=PORT_NAME)
         container = k8s.core.v1.ContainerArgs(
             name="exporter",
-            image=IMAGE,
+            image=mirrored(IMAGE, args.image_registry),
             args=exporter_args(args.time_slicing_replicas),
             env=[
                 # Labels each GPU's series with the pod holding it (pod-resources socket).

@@ -102,6 +102,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
                 oidc_provider_url=cluster.oidc_provider_url,
                 tags=tags,
                 size=sizes.cluster_autoscaler,
+                image_registry=config.image_registry,
             ),
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[gpu_pool]),
         )
@@ -146,6 +147,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
                 chart=config.charts.nvidia_device_plugin,
                 time_slicing_replicas=config.device_plugin.time_slicing_replicas,
                 size=sizes.device_plugin,
+                image_registry=config.image_registry,
             ),
             opts=k8s_opts,
         )
@@ -161,6 +163,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             sizes=sizes,
             storage_class=read_write_once,
             time_slicing_replicas=config.device_plugin.time_slicing_replicas,
+            image_registry=config.image_registry,
         ),
         opts=k8s_opts,
     )
@@ -175,6 +178,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             smi_chart=config.charts.linkerd_smi,
             prometheus_url=monitoring.prometheus_url,
             sizes=sizes,
+            image_registry=config.image_registry,
         ),
         opts=k8s_opts,
     )
@@ -197,6 +201,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             tags=tags,
             storage_class=read_write_once,
             wait_for=[mesh],
+            image_registry=config.image_registry,
         ),
         opts=k8s_opts,
     )
@@ -281,4 +286,5 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             if ci is not None
             else None
         ),
+        image_registry=config.image_registry,
     )
