@@ -63,6 +63,10 @@ CHART_IMAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "linkerd-crds": (),
     "nvidia-device-plugin": (("image.repository", "nvcr.io/nvidia/k8s-device-plugin"),),
     "cluster-autoscaler": (("image.repository", "registry.k8s.io/autoscaling/cluster-autoscaler"),),
+    "metrics-server": (
+        ("image.repository", "registry.k8s.io/metrics-server/metrics-server"),
+        ("addonResizer.image.repository", "registry.k8s.io/autoscaling/addon-resizer"),
+    ),
 }
 
 

@@ -171,6 +171,11 @@ class PlatformConfig(ConfigModel):
         return self.cluster.gpu_nodes
 
     @property
+    def installs_metrics_server(self) -> bool:
+        """Whether the program installs the metrics-server chart: mode existing, unless the cluster serves it."""
+        return self.cluster.mode == "existing" and self.cluster.metrics_api != "served"
+
+    @property
     def helm_device_plugin(self) -> bool:
         """Whether the program installs NVIDIA's device plugin chart. Bottlerocket's NVIDIA variants run the
         device plugin as a host service of their own; a second one from Helm would advertise the same GPUs
@@ -266,6 +271,13 @@ class PlatformConfig(ConfigModel):
                 f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
                 "its own bucket through its IRSA role",
                 *ignored,
+                "cluster.mode",
+            )
+        if self.cluster.metrics_api is not None:
+            raise CrossFieldError(
+                f"cluster.metricsApi ({self.cluster.metrics_api!r}) describes an existing cluster; in mode 'aws' "
+                "the EKS metrics-server add-on serves metrics.k8s.io (pin it with cluster.metricsServerAddonVersion)",
+                "cluster.metricsApi",
                 "cluster.mode",
             )
         if self.cluster.gpu_nodes:
