@@ -31,6 +31,14 @@ NAME = "dcgm-exporter"
 # 4.5.3-4.8.2 is DCGM 4.5.3 with exporter 4.8.2 (May 2026); the image emits
 # the node name in the `Hostname` label, which later releases rename, so the
 # PodMonitor sets a `node` label of its own and the alerts use that.
+#
+# Pinned by tag, not digest: no digest of this exact tag could be verified offline. The
+# stored docs and code corpora (searched 2026-12-04) publish none for
+# `4.5.3-4.8.2-ubuntu22.04`; they show only third-party digests of the `-distroless`
+# variant, two different ones (a Dockerfile's 60d3b00a..., a private mirror's e9030b4f...),
+# and one report that the `-ubuntu22.04` variant was not published for 4.x. Before
+# production, resolve the digest against nvcr.io (`crane digest <image>`), confirm the tag
+# exists, and pin `<image>@sha256:...` here; a digest copied from a third party is not a pin.
 IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04"
 PORT = 9400
 PORT_NAME = "metrics"
