@@ -24,7 +24,7 @@ from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
 from mlplatform.model.metrics import ModelMetrics, ModelMetricsArgs
-from mlplatform.model.platform_outputs import PlatformOutputs
+from mlplatform.model.platform_outputs import PLATFORM_STACK_KEY, PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
 from mlplatform.model.records import ModelRecords, ModelRecordsArgs
 from mlplatform.model.serving import ModelServing, ModelServingArgs
@@ -193,7 +193,7 @@ def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> li
     nodes, or a ReadWriteMany claim without a class to bind it, would otherwise
     be accepted and then sit Pending forever.
     """
-    where = f"platform stack '{platform.platform_stack}'"
+    where = f"the platform stack ({PLATFORM_STACK_KEY} = '{platform.platform_stack}')"
     problems: list[str] = []
     if config.traffic_api not in platform.traffic_split_apis:
         problems.append(

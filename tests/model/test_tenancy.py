@@ -197,13 +197,18 @@ REFUSED: list[tuple[str, dict[str, Any], dict[str, Any] | None, tuple[str, ...]]
         "unknown-team",
         model_config(team="team-ads", training=_training()),
         None,
-        ("mlmodel:team = 'team-ads'", f"platform stack '{PLATFORM_STACK}'", "namespaces.teams", "'team-fraud'"),
+        (
+            "mlmodel:team = 'team-ads'",
+            f"(mlmodel:platformStack = '{PLATFORM_STACK}')",
+            "namespaces.teams",
+            "'team-fraud'",
+        ),
     ),
     (
         "gpu-training-without-gpu-pool",
         _with_training(),
         {"gpuPoolEnabled": False},
-        ("mlmodel:training.gpus = 2", f"platform stack '{PLATFORM_STACK}'", "gpuPoolEnabled is false"),
+        ("mlmodel:training.gpus = 2", f"(mlmodel:platformStack = '{PLATFORM_STACK}')", "gpuPoolEnabled is false"),
     ),
     (
         "gpu-serving-without-gpu-pool",
