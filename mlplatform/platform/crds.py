@@ -411,12 +411,14 @@ def _kinds() -> dict[str, _KindSpec]:
                     "completionTime": _string("When training finished.", format="date-time"),
                 }
             ),
+            # No Phase column: nothing writes a ModelTraining's status.phase (the training Job
+            # carries the run's state, and no controller copies it here), so it would always
+            # be blank. The Job column names where to look: `kubectl get job <name>`.
             columns=(
-                _PHASE,
                 _column("Model", ".spec.modelName"),
                 _column("Version", ".status.modelVersion"),
                 _column("Framework", ".spec.framework"),
-                _column("Job", ".status.jobName", priority=1),
+                _column("Job", ".status.jobName"),
                 _AGE,
             ),
         ),
