@@ -13,7 +13,7 @@ from mlplatform.platform.metrics_api import API_SERVICE
 from mlplatform.tools.offline.engine import run_entry_point
 from mlplatform.tools.offline.mocks import RecordingMocks
 from tests.support.helpers import ROOT, deep_merge, platform_config, qualify, run_platform
-from tests.support.types import HELM_RELEASE
+from tests.support.types import HELM_RELEASE, K8S_API_SERVICE
 
 UPSTREAM_REPO = "https://kubernetes-sigs.github.io/metrics-server"
 
@@ -55,7 +55,7 @@ def test_a_cluster_that_serves_the_api_gets_a_read_not_a_second_metrics_server()
     config = qualify("mlplatform", _existing(cluster={"metricsApi": "served"}))
     recording = run_entry_point(ROOT, stack="dev", config=config, mocks=mocks)
     assert [r for r in recording.of_type(HELM_RELEASE) if r.inputs["chart"] == "metrics-server"] == []
-    assert ("kubernetes:apiregistration.k8s.io/v1:APIService", API_SERVICE) in mocks.reads
+    assert (K8S_API_SERVICE, API_SERVICE) in mocks.reads
 
 
 def test_mode_aws_leaves_it_to_the_eks_add_on():
