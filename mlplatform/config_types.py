@@ -35,17 +35,17 @@ DnsSubdomain = Annotated[
 PositiveInt = Annotated[int, Field(ge=1)]
 Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
 
-_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
+DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
 # The tag is whatever follows the last colon after the last slash (a colon before a
 # slash is a registry port: `registry:5000/team/image`).
-_TAG = re.compile(r":([\w][\w.-]{0,127})$")
+TAG = re.compile(r":([\w][\w.-]{0,127})$")
 
 
 def pinned_image(value: str) -> str:
     """An image reference that names one build: a tag other than `latest`, or a digest."""
-    if _DIGEST.search(value):
+    if DIGEST.search(value):
         return value
-    tag = _TAG.search(value.rsplit("/", 1)[-1])
+    tag = TAG.search(value.rsplit("/", 1)[-1])
     if tag is None:
         raise ValueError(
             "the image has no tag, so every pull may get a different build; pin a tag "

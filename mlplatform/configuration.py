@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Self, TypeVar, get_args, get_origin
+from collections.abc import Iterable, Mapping
+from typing import Any, Self, TypeVar
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict
 from pydantic_core import ErrorDetails
 
 from mlplatform import pem
+from mlplatform.config_paths import allowed_keys, is_secret_field, key_path
+from mlplatform.config_secrets import SECRET as SECRET
+from mlplatform.config_secrets import SECRET_PLACEHOLDER_PREFIX as SECRET_PLACEHOLDER_PREFIX
+from mlplatform.config_secrets import SECRET_UNLESS_PATH as SECRET_UNLESS_PATH
+from mlplatform.config_secrets import is_secret_placeholder as is_secret_placeholder
+from mlplatform.config_secrets import plaintext_credentials, unsecured_secrets
 from mlplatform.credentials import credential_kind
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -35,20 +40,6 @@ PROJECT_NAMESPACES = {
     "mlplatform": "the platform project (Pulumi.<stack>.yaml at the top)",
     "mlmodel": "the model-stack project (stacks/model)",
 }
-
-# `Field(json_schema_extra=SECRET)`: the value is a credential and must be set as a
-# Pulumi secret. SECRET_UNLESS_PATH: same, unless the value is a one-line file path
-# (a kubeconfig given by path holds nothing secret; its contents may hold a token).
-SECRET: JsonDict = {"secret": True}
-SECRET_UNLESS_PATH: JsonDict = {"secret": "unless-path"}
-# What an offline run (`mlplatform render`, `diff`) sees in place of a `secure:` value it
-# cannot decrypt: `[secret:<key path>]` (see mlplatform.tools.stackfile.reader). Validators that
-# inspect a secret's content skip it; `pulumi up` always hands them the real value.
-SECRET_PLACEHOLDER_PREFIX = "[secret:"
-
-
-def is_secret_placeholder(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(SECRET_PLACEHOLDER_PREFIX) and value.endswith("]")
 
 
 class ConfigModel(BaseModel):
@@ -221,93 +212,6 @@ def foreign_namespace_problems(keys: Iterable[str], namespace: str) -> list[str]
     return problems
 
 
-def unsecured_secrets(config: BaseModel, secret_keys: Iterable[str], *, namespace: str) -> list[str]:
-    """One problem per set value of a SECRET field whose key path is not a Pulumi secret.
-
-    A path is covered by a secret at it or above it: `pulumi config set --secret cluster`
-    covers `cluster.kubeconfig`, and so does `--secret --path cluster.kubeconfig`."""
-    covered = set(secret_keys)
-    problems = []
-    for path, value, marker in _marked_secret_values(config, ""):
-        if marker == SECRET_UNLESS_PATH["secret"] and _is_file_path(value):
-            continue
-        if any(path == c or path.startswith((f"{c}.", f"{c}[")) for c in covered):
-            continue
-        problems.append(
-            f"{namespace}:{path} must be a Pulumi secret; set it with: pulumi config set --secret --path '{path}' ..."
-        )
-    return problems
-
-
-def _marked_secret_values(value: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
-    if isinstance(value, BaseModel):
-        for name, field in type(value).model_fields.items():
-            child = getattr(value, name)
-            if child is None:
-                continue
-            child_path = f"{path}.{field.alias or name}" if path else (field.alias or name)
-            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-            if extra.get("secret"):
-                yield child_path, child, extra["secret"]
-            else:
-                yield from _marked_secret_values(child, child_path)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from _marked_secret_values(item, f"{path}[{index}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _marked_secret_values(item, f"{path}.{key}")
-
-
-def plaintext_credentials(
-    model: type[BaseModel], values: Any, secret_keys: Iterable[str], *, namespace: str
-) -> list[str]:
-    """One problem per plain-text value (not a Pulumi secret, in a field not marked SECRET)
-    that looks like a credential. The value is never shown, only what it looks like."""
-    covered = set(secret_keys)
-    problems = []
-    for loc, value in _string_leaves(values, ()):
-        path = key_path("", loc).removeprefix(":")
-        if any(path == c or path.startswith((f"{c}.", f"{c}[")) for c in covered):
-            continue
-        if _is_secret_field(model, loc) or is_secret_placeholder(value):
-            continue  # a secret field in plain text is reported by `unsecured_secrets`
-        kind = credential_kind(value)
-        if kind is not None:
-            problems.append(
-                f"{namespace}:{path} = [redacted]: the value looks like {kind}, and this key is plain text in a "
-                "stack file that Git keeps forever; put credentials only in secret keys (or a Kubernetes "
-                "Secret the key names), and rotate this one"
-            )
-    return problems
-
-
-def _string_leaves(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
-    if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _string_leaves(item, (*loc, key))
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from _string_leaves(item, (*loc, index))
-
-
-def _is_file_path(value: Any) -> bool:
-    return isinstance(value, str) and "\n" not in value and not value.lstrip().startswith(("{", "apiVersion"))
-
-
-def key_path(namespace: str, loc: tuple[Any, ...]) -> str:
-    """`("nodePools", "gpu", "minSize")` -> `mlplatform:nodePools.gpu.minSize`."""
-    if not loc:
-        return f"{namespace}:"
-    head, *rest = loc
-    path = f"{namespace}:{head}"
-    for part in rest:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 def _describe(
     model: type[BaseModel],
     error: ErrorDetails,
@@ -321,7 +225,7 @@ def _describe(
     if kind == "missing":
         return f"{where} is required but not set"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
+        allowed = allowed_keys(model, loc[:-1])
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"{where} is not a known key{hint}"
     message = error["msg"]
@@ -345,7 +249,7 @@ def _describe(
             # A cross-field rule: its message names the keys involved, and the whole
             # object as "the value" would only bury them.
             return f"{where.rstrip(':') if not loc else where}: {message}"
-    hidden = _is_secret(loc, secret_keys) or _is_secret_field(model, loc)
+    hidden = _is_secret(loc, secret_keys) or is_secret_field(model, loc)
     shown = "[secret]" if hidden else _show(error.get("input"))
     return f"{where} = {shown}: {message}"
 
@@ -372,15 +276,6 @@ def _is_secret(loc: tuple[Any, ...], secret_keys: Iterable[str]) -> bool:
     return any(path == s or path.startswith((f"{s}.", f"{s}[")) for s in secret_keys)
 
 
-def _is_secret_field(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
-    """Whether `loc` is (or is inside) a field marked SECRET: its value is never shown, even
-    when it was set in plain text by mistake (that mistake is reported on its own)."""
-    return any(
-        field is not None and isinstance(field.json_schema_extra, dict) and bool(field.json_schema_extra.get("secret"))
-        for field, _type in _walk(model, loc)
-    )
-
-
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     if "-----BEGIN " in text:
@@ -389,57 +284,3 @@ def _show(value: Any) -> str:
     if credential_kind(text) is not None:
         return "[redacted]"  # reported on its own by `plaintext_credentials`
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The camelCase keys accepted at `loc` inside `model`, for 'unknown key' errors."""
-    steps = list(_walk(model, loc))
-    if len(steps) < len(loc):
-        return []
-    current = steps[-1][1] if steps else model
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(f.alias or n for n, f in current.model_fields.items())
-    return []
-
-
-def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> Iterator[tuple[Any, Any]]:
-    """Follows `loc` down from `model`: for each part, the field it names (None for a list
-    index) and the type it leads to. Stops early where `loc` leaves the models."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            current = _element_type(current)
-            yield None, current
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return
-        field = _field_by_alias(current, part)
-        if field is None:
-            return
-        current = _element_type(field.annotation) if _is_container(field.annotation) else field.annotation
-        current = _unwrap_optional(current)
-        yield field, current
-
-
-def _field_by_alias(model: type[BaseModel], key: str):
-    for name, field in model.model_fields.items():
-        if key in (name, field.alias):
-            return field
-    return None
-
-
-def _is_container(tp: Any) -> bool:
-    return get_origin(_unwrap_optional(tp)) in (list, tuple, dict)
-
-
-def _element_type(tp: Any) -> Any:
-    tp = _unwrap_optional(tp)
-    args = get_args(tp)
-    return _unwrap_optional(args[-1]) if args else tp
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if get_origin(tp) is not None and len(args) == 1 and get_origin(tp) not in (list, tuple, dict):
-        return args[0]
-    return tp

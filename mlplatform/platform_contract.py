@@ -120,6 +120,9 @@ class PlatformContract(_Contract):
     traffic_split_apis: list[str]
     crd_group: NonEmpty
     ci_roles: CiRoles | None = Field(None, description="None when CI is off.")
+    image_registry: str | None = Field(
+        None, description="The prefix every image is pulled through (`mlplatform:imageRegistry`); None: upstream."
+    )
 
     @classmethod
     def parse(cls, outputs: Mapping[str, Any]) -> PlatformContract:

@@ -38,7 +38,11 @@ def test_the_keys_consumers_rely_on() -> None:
 
 def test_a_parsed_contract_exports_what_it_read() -> None:
     """Parsing and exporting are inverse: the producer and the consumers use the same names at every depth."""
-    assert PlatformContract.parse(PLATFORM_OUTPUTS).exported() == {**PLATFORM_OUTPUTS, "ciRoles": None}
+    assert PlatformContract.parse(PLATFORM_OUTPUTS).exported() == {
+        **PLATFORM_OUTPUTS,
+        "ciRoles": None,
+        "imageRegistry": None,
+    }
 
 
 @pytest.mark.parametrize(

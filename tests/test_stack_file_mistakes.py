@@ -262,7 +262,8 @@ def test_rule_needing_the_platform_outputs_exits_2_without_traceback(tmp_path):
     assert code == 2
     assert stderr.startswith("error: invalid configuration for stack 'bad' (1 problem):")
     assert (
-        "mlmodel:trafficApi = 'smi': platform stack 'organization/mlplatform/nosmi' offers only ['gateway']" in stderr
+        "mlmodel:trafficApi = 'smi': the platform stack (mlmodel:platformStack = 'organization/mlplatform/nosmi') "
+        "offers only ['gateway']" in stderr
     )
     assert len(stderr.splitlines()) == 2 and "Traceback" not in stderr
     assert not (tmp_path / "out").exists()

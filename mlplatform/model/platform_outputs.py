@@ -71,6 +71,8 @@ class PlatformOutputs:
     prometheus_url: pulumi.Output[str]
     traffic_split_apis: tuple[str, ...]
     crd_group: str
+    image_registry: str | None = None
+    """The platform's `mlplatform:imageRegistry`: this stack's images are pulled through it too."""
 
     @property
     def crd_api_version(self) -> str:
@@ -106,6 +108,7 @@ class PlatformOutputs:
             prometheus_url=ref.require_output(key("prometheus_url")),
             traffic_split_apis=tuple(contract.traffic_split_apis),
             crd_group=contract.crd_group,
+            image_registry=contract.image_registry,
         )
 
 

@@ -19,12 +19,13 @@ import pulumi_kubernetes as k8s
 
 from mlplatform import labels
 from mlplatform.configuration import ConfigError
+from mlplatform.images import mirrored
 from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.model.engine_adapter import send_registrations
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
 from mlplatform.model.metrics import ModelMetrics, ModelMetricsArgs
-from mlplatform.model.platform_outputs import PlatformOutputs
+from mlplatform.model.platform_outputs import PLATFORM_STACK_KEY, PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
 from mlplatform.model.records import ModelRecords, ModelRecordsArgs
 from mlplatform.model.serving import ModelServing, ModelServingArgs
@@ -39,6 +40,7 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     problems = platform_problems(config, platform)
     if problems:
         raise ConfigError(pulumi.get_stack(), problems)
+    config = through_image_registry(config, platform.image_registry)
     # The platform's kubeconfig when it created the cluster; otherwise (None) the
     # ambient kubeconfig, as for the platform's own provider.
     provider = k8s.Provider("kubernetes", kubeconfig=platform.kubeconfig)
@@ -169,6 +171,23 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     }
 
 
+def through_image_registry(config: ModelStackConfig, registry: str | None) -> ModelStackConfig:
+    """`config` with its serving and training images pulled through the platform's image registry.
+
+    The stack file keeps the upstream names people release under; the mirror is a
+    property of the platform the stack runs on, so it is applied here, once."""
+    if registry is None:
+        return config
+    update: dict[str, Any] = {
+        "stable": config.stable.model_copy(update={"image": mirrored(config.stable.image, registry)})
+    }
+    if config.canary is not None:
+        update["canary"] = config.canary.model_copy(update={"image": mirrored(config.canary.image, registry)})
+    if config.training is not None:
+        update["training"] = config.training.model_copy(update={"image": mirrored(config.training.image, registry)})
+    return config.model_copy(update=update)
+
+
 def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> list[str]:
     """What this stack asks of the platform that the platform stack does not offer.
 
@@ -176,7 +195,7 @@ def platform_problems(config: ModelStackConfig, platform: PlatformOutputs) -> li
     nodes, or a ReadWriteMany claim without a class to bind it, would otherwise
     be accepted and then sit Pending forever.
     """
-    where = f"platform stack '{platform.platform_stack}'"
+    where = f"the platform stack ({PLATFORM_STACK_KEY} = '{platform.platform_stack}')"
     problems: list[str] = []
     if config.traffic_api not in platform.traffic_split_apis:
         problems.append(

@@ -42,3 +42,5 @@ class ChartsConfig(ConfigModel):
     kube_prometheus_stack: ChartConfig = _chart("https://prometheus-community.github.io/helm-charts", "88.5.3")
     nvidia_device_plugin: ChartConfig = _chart("https://nvidia.github.io/k8s-device-plugin", "0.20.0")
     cluster_autoscaler: ChartConfig = _chart("https://kubernetes.github.io/autoscaler", "9.50.1")
+    # Mode existing with cluster.metricsApi `install` only; mode aws uses the EKS add-on.
+    metrics_server: ChartConfig = _chart("https://kubernetes-sigs.github.io/metrics-server", "3.13.1")

@@ -9,9 +9,7 @@ tainted pool declared in `gpu.py`.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -19,7 +17,14 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
+from mlplatform.platform.cluster_access import (
+    declare_api_access_and_addons,
+    kubeconfig_document,
+    oidc_issuer,
+    service_role,
+)
 from mlplatform.platform.cluster_config import ClusterConfig, SystemPoolConfig
+from mlplatform.platform.cluster_network import az_name, subnet_cidrs
 
 # Managed policies by name; the ARN's partition is resolved at run time so
 # GovCloud regions (allowed by ClusterConfig.region) get `aws-us-gov` ARNs.
@@ -30,89 +35,6 @@ NODE_POLICIES = (
     "AmazonEC2ContainerRegistryReadOnly",
     "AmazonSSMManagedInstanceCore",
 )
-
-
-def subnet_cidrs(vpc_cidr: str, az_count: int) -> tuple[list[str], list[str]]:
-    """Private and public subnet CIDRs, one of each per AZ.
-
-    The VPC is cut into eighths: the first four hold one large private subnet per
-    AZ (the VPC CNI gives every pod an address from these), the fifth is cut into
-    small public subnets that only hold NAT gateways and load balancers, and the
-    rest is left free. Each subnet's CIDR depends only on its AZ index, so
-    raising `availabilityZones` adds subnets without renumbering (and so
-    replacing) existing ones.
-    """
-    if not 1 <= az_count <= 4:
-        raise ValueError(f"availabilityZones must be between 1 and 4, got {az_count}")
-    vpc = ipaddress.ip_network(vpc_cidr, strict=True)
-    eighths = list(vpc.subnets(prefixlen_diff=3))
-    private = [str(eighths[i]) for i in range(az_count)]
-    public_block = list(eighths[4].subnets(prefixlen_diff=3))
-    public = [str(public_block[i]) for i in range(az_count)]
-    return private, public
-
-
-def _zone(names: Sequence[str], index: int, wanted: int) -> str:
-    if len(names) < wanted:
-        raise ValueError(
-            f"cluster.availabilityZones is {wanted} but the region has only {len(names)} available AZs: {list(names)}"
-        )
-    return names[index]
-
-
-def _kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str, provider_region: str) -> str:
-    if provider_region != region:
-        raise ValueError(
-            f"cluster.region is {region!r} but the AWS provider deploys to {provider_region!r}; "
-            "set aws:region to the same region"
-        )
-    user = f"{cluster_name}-aws"
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
-            ],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        # Short-lived tokens from the caller's AWS identity: no
-                        # long-lived credential is ever written into the kubeconfig.
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": [
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                cluster_name,
-                                "--region",
-                                region,
-                                "--output",
-                                "json",
-                            ],
-                        }
-                    },
-                }
-            ],
-        },
-        indent=2,
-    )
-
-
-def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
-    """The cluster's OIDC issuer URL, which IRSA trusts. EKS gives every cluster one; the SDK types it optional."""
-    oidcs = identities[0].oidcs if identities else None
-    issuer = oidcs[0].issuer if oidcs else None
-    if not issuer:
-        raise ValueError(
-            f"EKS returned the cluster without an OIDC issuer (identities: {identities!r}); IRSA needs one"
-        )
-    return issuer
 
 
 @dataclass
@@ -174,7 +96,7 @@ class Cluster(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         for i in range(az_count):
-            zone = zones.apply(lambda names, i=i: _zone(names, i, az_count))
+            zone = zones.apply(lambda names, i=i: az_name(names, i, az_count))
             public_subnets.append(
                 aws.ec2.Subnet(
                     f"{name}-public-{i}",
@@ -254,7 +176,7 @@ class Cluster(pulumi.ComponentResource):
             egress += [route, assoc]
 
         # -- control plane -------------------------------------------------
-        cluster_role, cluster_attachments = _service_role(
+        cluster_role, cluster_attachments = service_role(
             f"{name}-cluster",
             service="eks.amazonaws.com",
             actions=["sts:AssumeRole", "sts:TagSession"],
@@ -299,9 +221,9 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_attachments),
         )
 
-        _declare_api_access_and_addons(name, eks, cfg, tags, child)
+        declare_api_access_and_addons(name, eks, cfg, tags, child)
 
-        issuer = eks.identities.apply(_oidc_issuer)
+        issuer = eks.identities.apply(oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=issuer,
@@ -311,7 +233,7 @@ class Cluster(pulumi.ComponentResource):
         )
 
         # -- nodes ---------------------------------------------------------
-        node_role, node_attachments = _service_role(
+        node_role, node_attachments = service_role(
             f"{name}-node",
             service="ec2.amazonaws.com",
             actions="sts:AssumeRole",
@@ -353,7 +275,7 @@ class Cluster(pulumi.ComponentResource):
         provider_region = aws.get_region_output(opts=invoke).region
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(eks.name, eks.endpoint, eks.certificate_authority.data, provider_region).apply(
-                lambda a: _kubeconfig(a[0], a[1], a[2], cfg.region, a[3])
+                lambda a: kubeconfig_document(a[0], a[1], a[2], cfg.region, a[3])
             )
         )
         self.provider = k8s.Provider(
@@ -395,89 +317,3 @@ class Cluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
-
-
-def _service_role(
-    prefix: str,
-    *,
-    service: str,
-    actions: str | list[str],
-    managed_policies: Sequence[str],
-    partition: pulumi.Input[str],
-    tags: dict[str, str],
-    opts: pulumi.ResourceOptions,
-) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
-    """A role that the AWS `service` assumes, with AWS-managed policies attached by name.
-
-    Resources are named `<prefix>-role` and `<prefix>-<policy>`.
-    """
-    role = aws.iam.Role(
-        f"{prefix}-role",
-        assume_role_policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
-            }
-        ),
-        tags=tags,
-        opts=opts,
-    )
-    attachments = [
-        aws.iam.RolePolicyAttachment(
-            f"{prefix}-{policy}",
-            role=role.name,
-            policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", policy),
-            opts=opts,
-        )
-        for policy in managed_policies
-    ]
-    return role, attachments
-
-
-def _declare_api_access_and_addons(
-    name: str, eks: aws.eks.Cluster, cfg: ClusterConfig, tags: dict[str, str], child: pulumi.ResourceOptions
-) -> None:
-    """The private endpoint's ingress rules and the add-ons every cluster needs on day one (children of the Cluster)."""
-    # The private endpoint's ENIs carry the cluster security group, which admits only the
-    # cluster itself: a runner or VPN client elsewhere in the VPC needs its network let in.
-    for index, cidr in enumerate(cfg.private_access_cidrs):
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-api-from-{index}",
-            security_group_id=eks.vpc_config.cluster_security_group_id,
-            description=f"Kubernetes API (private endpoint) from {cidr}: pulumi up and CI",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4=cidr if ":" not in cidr else None,
-            cidr_ipv6=cidr if ":" in cidr else None,
-            tags=tags,
-            opts=child,
-        )
-
-    # EKS installs the VPC CNI unmanaged and with its network policy agent off: every
-    # NetworkPolicy the platform declares would then be accepted and ignored. The managed
-    # add-on takes the existing DaemonSet over (OVERWRITE) with enforcement on.
-    aws.eks.Addon(
-        f"{name}-vpc-cni",
-        cluster_name=eks.name,
-        addon_name="vpc-cni",
-        addon_version=cfg.vpc_cni_addon_version,
-        configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
-        resolve_conflicts_on_create="OVERWRITE",
-        resolve_conflicts_on_update="OVERWRITE",
-        tags=tags,
-        opts=child,
-    )
-
-    # HPAs scale on metrics.k8s.io, which nothing serves on a new EKS cluster; EKS ships
-    # metrics-server as an add-on (community add-ons), pinned like the others. It runs on
-    # the system nodes, which the node group below creates, so EKS waits for them.
-    aws.eks.Addon(
-        f"{name}-metrics-server",
-        cluster_name=eks.name,
-        addon_name="metrics-server",
-        addon_version=cfg.metrics_server_addon_version,
-        resolve_conflicts_on_create="OVERWRITE",
-        tags=tags,
-        opts=child,
-    )

@@ -64,6 +64,13 @@ class ClusterConfig(ConfigModel):
         'default for the cluster\'s Kubernetes version. The add-on runs with `enableNetworkPolicy: "true"`, '
         "without which EKS enforces none of the platform's NetworkPolicies.",
     )
+    metrics_api: Literal["install", "served"] | None = Field(
+        None,
+        description="Mode existing: how `metrics.k8s.io` (the model servers' HPAs) is served. `install` (the "
+        "default): the platform installs the pinned metrics-server chart; `served`: the cluster already runs one, "
+        "and the program reads the APIService `v1beta1.metrics.k8s.io` so preview fails if it is absent. Mode aws "
+        "uses the EKS add-on (`metricsServerAddonVersion`).",
+    )
     metrics_server_addon_version: AddonVersion | None = Field(
         None,
         description="Mode aws: pinned `metrics-server` add-on version, e.g. `v0.8.0-eksbuild.1`; default: the "

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlplatform.config_types import DnsLabel
 from mlplatform.configuration import ConfigModel, CrossFieldError
+from mlplatform.images import REGISTRY_PREFIX, REGISTRY_RULE
 from mlplatform.platform.charts_config import MIRROR_RULE, MIRROR_URL, ChartsConfig
 from mlplatform.platform.ci_identity_config import CiConfig, check_reachable
 from mlplatform.platform.cluster_config import ClusterConfig, NodePoolsConfig
@@ -109,6 +110,13 @@ class PlatformConfig(ConfigModel):
         "pinned versions; replaces the repository of every release. Unset: the environment variable "
         "`MLPLATFORM_CHART_MIRROR`, if set, else each chart's own `repo`.",
     )
+    image_registry: str | None = Field(
+        None,
+        description="An image registry prefix (host[:port][/path], no scheme) that every image of the platform and "
+        "its model stacks is pulled through, as `<prefix>/<upstream registry>/<repository>:<tag>`: our own pods' "
+        "images and each chart's. Unset: the environment variable `MLPLATFORM_IMAGE_REGISTRY`, if set, else each "
+        "image's own registry. Model stacks read it from the platform's output `imageRegistry`.",
+    )
     mesh: MeshConfig = Field(default_factory=MeshConfig.defaults, description="Linkerd.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig.defaults, description="Prometheus.")
     mlflow: MlflowConfig = Field(
@@ -136,6 +144,13 @@ class PlatformConfig(ConfigModel):
             raise ValueError(MIRROR_RULE)
         return value
 
+    @field_validator("image_registry")
+    @classmethod
+    def _registry_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY_PREFIX.match(value):
+            raise ValueError(REGISTRY_RULE)
+        return value
+
     def storage_class_names(self) -> StorageClassNames:
         """The classes model stacks and Prometheus use: created in mode aws, named in mode existing."""
         storage = self.storage
@@ -154,6 +169,11 @@ class PlatformConfig(ConfigModel):
         if self.cluster.mode == "aws":
             return self.node_pools.gpu.enabled
         return self.cluster.gpu_nodes
+
+    @property
+    def installs_metrics_server(self) -> bool:
+        """Whether the program installs the metrics-server chart: mode existing, unless the cluster serves it."""
+        return self.cluster.mode == "existing" and self.cluster.metrics_api != "served"
 
     @property
     def helm_device_plugin(self) -> bool:
@@ -251,6 +271,13 @@ class PlatformConfig(ConfigModel):
                 f"{', '.join(ignored)} only apply to cluster.mode 'existing'; in mode 'aws' MLflow reaches "
                 "its own bucket through its IRSA role",
                 *ignored,
+                "cluster.mode",
+            )
+        if self.cluster.metrics_api is not None:
+            raise CrossFieldError(
+                f"cluster.metricsApi ({self.cluster.metrics_api!r}) describes an existing cluster; in mode 'aws' "
+                "the EKS metrics-server add-on serves metrics.k8s.io (pin it with cluster.metricsServerAddonVersion)",
+                "cluster.metricsApi",
                 "cluster.mode",
             )
         if self.cluster.gpu_nodes:

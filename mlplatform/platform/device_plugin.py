@@ -29,6 +29,8 @@ class NvidiaDevicePluginArgs:
     """Pods sharing each GPU; 1 gives each pod a whole GPU."""
     size: PodSize
     """CPU and memory of the plugin container (the chart sizes only that one)."""
+    image_registry: str | None = None
+    """`mlplatform:imageRegistry`: every image the chart runs is pulled through it; None: upstream."""
 
 
 def time_slicing_config(replicas: int) -> str:
@@ -95,6 +97,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             pin=args.chart,
             namespace=namespace.metadata.name,
             values=_chart_values(args.time_slicing_replicas, args.size),
+            image_registry=args.image_registry,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

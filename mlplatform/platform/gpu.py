@@ -161,6 +161,8 @@ class ClusterAutoscalerArgs:
     tags: Mapping[str, str]
     size: PodSize
     """CPU and memory of the autoscaler."""
+    image_registry: str | None = None
+    """`mlplatform:imageRegistry`: every image the chart runs is pulled through it; None: upstream."""
 
 
 class ClusterAutoscaler(pulumi.ComponentResource):
@@ -237,6 +239,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             f"{name}-release",
             chart="cluster-autoscaler",
             pin=args.chart,
+            image_registry=args.image_registry,
             namespace=AUTOSCALER_NAMESPACE,
             values={
                 "cloudProvider": "aws",

@@ -25,11 +25,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
+from mlplatform.images import mirrored
 
 NAME = "dcgm-exporter"
 # 4.5.3-4.8.2 is DCGM 4.5.3 with exporter 4.8.2 (May 2026); the image emits
 # the node name in the `Hostname` label, which later releases rename, so the
 # PodMonitor sets a `node` label of its own and the alerts use that.
+#
+# Pinned by tag, not digest: no digest of this exact tag could be verified offline. The
+# stored docs and code corpora (searched 2026-12-04) publish none for
+# `4.5.3-4.8.2-ubuntu22.04`; they show only third-party digests of the `-distroless`
+# variant, two different ones (a Dockerfile's 60d3b00a..., a private mirror's e9030b4f...),
+# and one report that the `-ubuntu22.04` variant was not published for 4.x. Before
+# production, resolve the digest against nvcr.io (`crane digest <image>`), confirm the tag
+# exists, and pin `<image>@sha256:...` here; a digest copied from a third party is not a pin.
 IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04"
 PORT = 9400
 PORT_NAME = "metrics"
@@ -79,6 +88,8 @@ class GpuMetricsArgs:
     time_slicing_replicas: int = 1
     """Pods sharing each GPU (`devicePlugin.timeSlicingReplicas`); above 1 the device plugin advertises
     virtual GPUs (`<uuid>::<n>`), which the exporter maps to pods only with `--kubernetes-virtual-gpus`."""
+    image_registry: str | None = None
+    """`mlplatform:imageRegistry`: the exporter image is pulled through it; None: from nvcr.io."""
 
 
 def exporter_args(time_slicing_replicas: int) -> list[str]:
@@ -122,7 +133,7 @@ class GpuMetrics(pulumi.ComponentResource):
         health = k8s.core.v1.HTTPGetActionArgs(path="/health", port=PORT_NAME)
         container = k8s.core.v1.ContainerArgs(
             name="exporter",
-            image=IMAGE,
+            image=mirrored(IMAGE, args.image_registry),
             args=exporter_args(args.time_slicing_replicas),
             env=[
                 # Labels each GPU's series with the pod holding it (pod-resources socket).

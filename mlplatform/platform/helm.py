@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlplatform import labels
+from mlplatform.platform.chart_images import merged, mirrored_image_values
 from mlplatform.platform.charts_config import ChartConfig
 
 
@@ -45,7 +46,8 @@ def pinned_release(
     pin: ChartConfig,
     namespace: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
-    values: pulumi.Input[dict[str, Any]] | None = None,
+    values: dict[str, Any] | None = None,
+    image_registry: str | None = None,
 ) -> k8s.helm.v3.Release:
     """A release of `chart`, named after it, at the version and from the repository `pin` fixes.
 
@@ -53,8 +55,11 @@ def pinned_release(
     `mlplatform:charts` is the only place its version is chosen. `pin.repo` is
     the effective repository: the entry point has already replaced it with the
     chart mirror when one is set (mlplatform/platform/chart_mirror.py), so the
-    chart name stays the upstream one.
+    chart name stays the upstream one. `image_registry` (`mlplatform:imageRegistry`)
+    sends every image the chart runs through the mirror (mlplatform/platform/chart_images.py).
     """
+    if image_registry is not None:
+        values = merged(values or {}, mirrored_image_values(chart, image_registry))
     return k8s.helm.v3.Release(
         resource_name,
         name=chart,

@@ -24,6 +24,7 @@ from mlplatform.platform.sizing import PlatformSizes
 LINKERD_NAMESPACE = "linkerd"
 VIZ_NAMESPACE = "linkerd-viz"
 SMI_NAMESPACE = "linkerd-smi"
+SMI_ADAPTOR_TAG = "v0.2.7"
 
 # What upstream's values-ha.yaml sets (charts/linkerd-control-plane/values-ha.yaml),
 # except resources: those come from `sizing`, whose prod sizes are upstream's HA ones.
@@ -67,6 +68,8 @@ class ServiceMeshArgs:
     """The platform's Prometheus; viz queries it instead of running its own."""
     sizes: PlatformSizes
     """CPU and memory of the control plane, the proxies and the extensions."""
+    image_registry: str | None = None
+    """`mlplatform:imageRegistry`: every image the charts run, the injected proxies too, comes through it."""
 
 
 class ServiceMesh(pulumi.ComponentResource):
@@ -124,6 +127,7 @@ class ServiceMesh(pulumi.ComponentResource):
             pin=args.crds_chart,
             namespace=linkerd_namespace.metadata.name,
             values={"installGatewayAPI": True},
+            image_registry=args.image_registry,
             opts=child,
         )
 
@@ -139,6 +143,7 @@ class ServiceMesh(pulumi.ComponentResource):
             pin=args.control_plane_chart,
             namespace=linkerd_namespace.metadata.name,
             values=control_plane_values,
+            image_registry=args.image_registry,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crds_release]),
         )
 
@@ -163,6 +168,7 @@ class ServiceMesh(pulumi.ComponentResource):
                 "prometheusUrl": args.prometheus_url,
                 **viz_resources(args.sizes),
             },
+            image_registry=args.image_registry,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
         )
 
@@ -183,7 +189,17 @@ class ServiceMesh(pulumi.ComponentResource):
                 chart="linkerd-smi",
                 pin=args.smi_chart,
                 namespace=smi_namespace.metadata.name,
-                values={"adaptor": {"resources": args.sizes.linkerd_smi.k8s()}},
+                values={
+                    "adaptor": {
+                        "resources": args.sizes.linkerd_smi.k8s(),
+                        # The chart in git carries a placeholder tag (`linkerdSMIVersionValue`) that
+                        # upstream's release job stamps; a chart packaged from git (as a mirror may)
+                        # would pull an image that does not exist. v0.2.7 is the release chart 1.0.4
+                        # was cut for (1.0.1-1.0.3 shipped v0.2.4-v0.2.6, one chart version each).
+                        "image": {"tag": SMI_ADAPTOR_TAG},
+                    }
+                },
+                image_registry=args.image_registry,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane_release]),
             )
 

@@ -63,6 +63,8 @@ class MonitoringArgs:
     """The platform's ReadWriteOnce class for Prometheus' volume; None: the cluster default."""
     time_slicing_replicas: int = 1
     """Pods sharing each GPU, for the GPU exporter's pod attribution."""
+    image_registry: str | None = None
+    """`mlplatform:imageRegistry`: every image the chart and the GPU exporter run comes through it."""
 
 
 def _grafana_values(config: MonitoringConfig, sizes: PlatformSizes) -> dict[str, Any]:
@@ -263,6 +265,7 @@ class Monitoring(pulumi.ComponentResource):
             pin=args.chart,
             namespace=namespace,
             values=_chart_values(config, args.sizes, args.storage_class),
+            image_registry=args.image_registry,
             # Grafana and Alertmanager mount their Secrets when they start.
             opts=pulumi.ResourceOptions(parent=self, depends_on=release_needs),
         )
@@ -307,6 +310,7 @@ class Monitoring(pulumi.ComponentResource):
                     namespace=namespace,
                     wait_for=[self.release],
                     time_slicing_replicas=args.time_slicing_replicas,
+                    image_registry=args.image_registry,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

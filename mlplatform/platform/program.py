@@ -22,6 +22,7 @@ from mlplatform.platform.config import PlatformConfig
 from mlplatform.platform.crds import MlCrds, MlCrdsArgs
 from mlplatform.platform.device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from mlplatform.platform.mesh import LINKERD_NAMESPACE, VIZ_NAMESPACE, ServiceMesh, ServiceMeshArgs
+from mlplatform.platform.metrics_api import MetricsServerArgs, metrics_server, served_metrics_api
 from mlplatform.platform.monitoring import PROMETHEUS_PORT, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from mlplatform.platform.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from mlplatform.platform.network_policy import ANYWHERE, NetworkPolicies, NetworkPoliciesArgs
@@ -100,6 +101,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
                 oidc_provider_url=cluster.oidc_provider_url,
                 tags=tags,
                 size=sizes.cluster_autoscaler,
+                image_registry=config.image_registry,
             ),
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[gpu_pool]),
         )
@@ -137,16 +139,19 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
 
     namespaces = PlatformNamespaces("namespaces", PlatformNamespacesArgs(config=config.namespaces), opts=k8s_opts)
 
+    owns_namespaces: list[pulumi.Resource] = [namespaces]
     if config.helm_device_plugin:
-        NvidiaDevicePlugin(
+        device_plugin = NvidiaDevicePlugin(
             "nvidia-device-plugin",
             NvidiaDevicePluginArgs(
                 chart=config.charts.nvidia_device_plugin,
                 time_slicing_replicas=config.device_plugin.time_slicing_replicas,
                 size=sizes.device_plugin,
+                image_registry=config.image_registry,
             ),
             opts=k8s_opts,
         )
+        owns_namespaces.append(device_plugin)
 
     crds = MlCrds("ml-crds", MlCrdsArgs(group=config.crds.group), opts=k8s_opts)
 
@@ -159,6 +164,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             sizes=sizes,
             storage_class=read_write_once,
             time_slicing_replicas=config.device_plugin.time_slicing_replicas,
+            image_registry=config.image_registry,
         ),
         opts=k8s_opts,
     )
@@ -173,6 +179,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             smi_chart=config.charts.linkerd_smi,
             prometheus_url=monitoring.prometheus_url,
             sizes=sizes,
+            image_registry=config.image_registry,
         ),
         opts=k8s_opts,
     )
@@ -195,6 +202,7 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             tags=tags,
             storage_class=read_write_once,
             wait_for=[mesh],
+            image_registry=config.image_registry,
         ),
         opts=k8s_opts,
     )
@@ -214,6 +222,21 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
         ),
         opts=k8s_opts,
     )
+
+    if config.installs_metrics_server:
+        # Declared after, and depending on, everything that owns a namespace: `destroy` then
+        # removes it first. While its APIService is registered but unserved, the namespace
+        # controller's discovery fails and every namespace deletion hangs in Terminating
+        # ("NamespaceDeletionDiscoveryFailure"), so metrics-server must not outlive them.
+        metrics_server(
+            "metrics-server",
+            MetricsServerArgs(
+                chart=config.charts.metrics_server, size=sizes.metrics_server, image_registry=config.image_registry
+            ),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[*owns_namespaces, monitoring, mesh, registry]),
+        )
+    elif config.cluster.mode == "existing":
+        served_metrics_api("metrics-api", opts=pulumi.ResourceOptions(provider=provider))
 
     ci: CiIdentity | None = None
     if cluster is not None and config.ci.enabled:
@@ -279,4 +302,5 @@ def build_platform(config: PlatformConfig) -> PlatformContract:
             if ci is not None
             else None
         ),
+        image_registry=config.image_registry,
     )

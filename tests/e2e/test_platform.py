@@ -37,6 +37,7 @@ PLATFORM_WORKLOADS = {
     ("DaemonSet", "monitoring", "dcgm-exporter"),
 }
 DEVICE_PLUGIN = "nvidia-device-plugin"
+METRICS_API_SERVICE = "v1beta1.metrics.k8s.io"
 
 
 def _workloads(api: ControlPlane) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -102,6 +103,17 @@ def test_every_release_is_deployed_from_the_mirror(
         repo = platform.chart_mirror or pin.repo
         assert release["inputs"]["repositoryOpts"]["repo"] == repo, release["outputs"]["name"]
         assert release["outputs"]["status"]["version"] == pin.version
+
+
+def test_the_metrics_api_is_registered(platform: PlatformStack, control_plane: ControlPlane) -> None:
+    """The model servers' HPAs read metrics.k8s.io: mode existing installs metrics-server, which registers it."""
+    assert stack_settings()["mlplatform:cluster"]["metricsApi"] == "install"
+    service = control_plane.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{METRICS_API_SERVICE}")
+    assert service is not None, f"APIService {METRICS_API_SERVICE} is not registered"
+    assert service["spec"]["group"] == "metrics.k8s.io"
+    assert service["spec"]["service"] == {"namespace": "kube-system", "name": "metrics-server", "port": 443}
+    deployment = control_plane.get("/apis/apps/v1/namespaces/kube-system/deployments/metrics-server")
+    assert deployment is not None and _available("Deployment", deployment)
 
 
 def test_every_workload_is_available(platform: PlatformStack, control_plane: ControlPlane) -> None:

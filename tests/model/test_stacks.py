@@ -100,7 +100,10 @@ def test_without_a_platform_kubeconfig_the_ambient_one_is_used():
 
 def test_a_traffic_api_the_platform_lacks_fails_before_anything_is_declared():
     """Without the SMI extension a TrafficSplit is inert: refuse it up front rather than half-way through `up`."""
-    expected = r"mlmodel:trafficApi = 'smi': platform stack 'acme/mlplatform/dev' offers only \['gateway'\]"
+    expected = (
+        r"mlmodel:trafficApi = 'smi': the platform stack \(mlmodel:platformStack = 'acme/mlplatform/dev'\) "
+        r"offers only \['gateway'\]"
+    )
     with pytest.raises(ConfigError, match=expected) as caught:
         run_model(model_config(trafficApi="smi"), platform={"trafficSplitApis": ["gateway"]})
     assert recording_of(caught.value).resources == []

@@ -24,7 +24,9 @@ MIRROR = "https://charts.internal.example/helm"
 OTHER_MIRROR = "http://127.0.0.1:8879/charts"
 RELEASE = HELM_RELEASE
 # Every chart the platform installs, by upstream chart name, as `mlplatform:charts` pins it.
-UPSTREAM = {name.replace("_", "-"): pin for name, pin in ChartsConfig()}
+PINNED = {name.replace("_", "-"): pin for name, pin in ChartsConfig()}
+# Mode aws releases all but metrics-server (the EKS add-on serves metrics.k8s.io there).
+UPSTREAM = {chart: pin for chart, pin in PINNED.items() if chart != "metrics-server"}
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +52,15 @@ def test_the_platform_has_seven_releases_one_per_pinned_chart():
     """The tests below are only as good as this: every pinned chart is released, under its upstream name."""
     assert len(UPSTREAM) == 7
     assert set(_repos(run_platform(_every_release()))) == set(UPSTREAM)
+
+
+def test_mode_existing_fetches_metrics_server_from_the_mirror_too():
+    """The eighth chart, installed only on an existing cluster, follows the mirror like the others."""
+    existing = platform_config(
+        cluster={"mode": "existing"}, mlflow={"backend": "in-cluster", "artifactBucket": "ml-artifacts"}
+    )
+    assert _repos(run_platform(existing))["metrics-server"] == PINNED["metrics-server"].repo
+    assert _repos(run_platform({**existing, "chartMirror": MIRROR}))["metrics-server"] == MIRROR
 
 
 def test_without_a_mirror_every_release_uses_its_upstream_repository():

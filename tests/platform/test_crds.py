@@ -218,7 +218,12 @@ def test_schemas_are_structural(kind):
     assert untyped == []
 
 
-@pytest.mark.parametrize("kind", CRD_KINDS)
+# Kinds whose status.phase something writes (`mlplatform rollout` for InferenceService), or that
+# keep the column for the controllers the reference design names.
+PHASED_KINDS = tuple(k for k in CRD_KINDS if k != "ModelTraining")
+
+
+@pytest.mark.parametrize("kind", PHASED_KINDS)
 def test_status_subresource_and_columns(kind):
     """Controllers write status without racing spec edits, and `kubectl get` shows phase and age."""
     version = crd_manifest(kind, GROUP)["spec"]["versions"][0]
@@ -349,3 +354,21 @@ def test_canary_traffic_weight_is_deprecated_not_removed():
     assert canary["trafficWeight"]["description"].startswith("Deprecated: no longer written")
     assert "deprecated" not in canary["weight"]["description"].lower()
     assert version["name"] == "v1"
+
+
+def test_model_training_shows_its_job_not_a_phase_nothing_writes():
+    """A column nothing fills is always blank; the training Job is where the run's state is."""
+    version = crd_manifest("ModelTraining", GROUP)["spec"]["versions"][0]
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert "Phase" not in columns
+    assert columns["Job"] == {"name": "Job", "type": "string", "jsonPath": ".status.jobName"}
+    # Every column reads a field the schema declares, so none is blank by construction.
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+    for column in columns.values():
+        top, *rest = column["jsonPath"].strip(".").split(".")
+        if top == "metadata":
+            continue  # the API server's own
+        node = schema[top]
+        for part in rest:
+            node = node["properties"][part]
+        assert node["type"] in ("string", "integer", "boolean"), column

@@ -53,7 +53,9 @@ def test_a_stack_without_state_gets_no_old_weights(tmp_path: Path) -> None:
     assert main(["--out", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written["canary-weight-step"]["splits"] == {}
-    assert {k: v for k, v in written.items() if k != "canary-weight-step"} == {
+    # Without a platform stack file, no image mirror is enforced (tests/test_image_registry.py covers one).
+    assert written["images-from-mirror"] == {"imageMirror": ""}
+    assert {k: v for k, v in written.items() if k not in ("canary-weight-step", "images-from-mirror")} == {
         k: v for k, v in BASE.items() if k != "canary-weight-step"
     }
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlplatform.images import mirrored
 from mlplatform.platform.network_policy import DatabaseRoute
 from mlplatform.platform.registry import database, server
 from mlplatform.platform.registry.store import ARTIFACTS_PREFIX, object_store_port
@@ -47,6 +48,8 @@ class ModelRegistryArgs:
     # pod admitted before Linkerd's injector exists would run without a proxy (no mTLS).
     # A component's own depends_on does not reach its children, so the Deployment takes it.
     wait_for: Sequence[pulumi.Resource] = ()
+    # `mlplatform:imageRegistry`: the MLflow and Postgres images are pulled through it; None: upstream.
+    image_registry: str | None = None
 
 
 class ModelRegistry(pulumi.ComponentResource):
@@ -86,6 +89,13 @@ class ModelRegistry(pulumi.ComponentResource):
                 f"the server cannot reach Postgres or S3. Use {config.image}-full.",
                 resource=self,
             )
+        # After the check above, which reads the upstream name.
+        config = config.model_copy(
+            update={
+                "image": mirrored(config.image, args.image_registry),
+                "postgres_image": mirrored(config.postgres_image, args.image_registry),
+            }
+        )
 
         namespace = args.namespace
         identity = server.server_identity(name)

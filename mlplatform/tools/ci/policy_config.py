@@ -13,21 +13,35 @@ For each TrafficSplit or HTTPRoute in the state, `splits[urn]` holds its weights
 the stack also records its rollout (our InferenceService, `spec.stable.version`), the stable
 backend: moving traffic back to it is a rollback, which the rule never limits. A stack with
 no state yet (its first preview) gets the base config: every split is a create.
+
+`images-from-mirror` checks images against the platform's image registry; its
+prefix is not written in the pack's config but taken from where the program takes
+it (one rule, one place): the platform stack file's `mlplatform:imageRegistry`,
+else `MLPLATFORM_IMAGE_REGISTRY`. Pass `--platform-stack-file` with the platform
+stack the previewed stack runs on (the model stacks' platform, for theirs):
+
+    python -m mlplatform.tools.ci.policy_config --platform-stack-file Pulumi.prod.yaml --out policy.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlplatform.configuration import ConfigError
+from mlplatform.images import REGISTRY_PREFIX, REGISTRY_RULE
+from mlplatform.platform.image_mirror import IMAGE_REGISTRY_KEY, effective_image_registry
+from mlplatform.tools.stackfile.reader import StackFileError, read_stack_config
 from policy.guardrails.model import Resource
 from policy.guardrails.traffic import split_weights
 
 STEP_RULE = "canary-weight-step"
+MIRROR_RULE = "images-from-mirror"
 BASE_CONFIG = Path(__file__).resolve().parents[3] / "policy" / "policy-config.json"
 
 
@@ -59,10 +73,22 @@ def previous_splits(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return splits
 
 
-def stack_policy_config(base: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
+def platform_image_registry(stack_file: Path, environ: Mapping[str, str]) -> str | None:
+    """The image registry the platform stack in `stack_file` resolves, as its entry point does."""
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    configured = read_stack_config(stack_file, "mlplatform").values.get(IMAGE_REGISTRY_KEY)
+    if configured is not None and not (isinstance(configured, str) and REGISTRY_PREFIX.match(configured)):
+        raise ConfigError(stack, [f"{IMAGE_REGISTRY_KEY} = {configured!r}: {REGISTRY_RULE}"])
+    return effective_image_registry(configured, environ, stack=stack)
+
+
+def stack_policy_config(
+    base: Mapping[str, Any], state: Mapping[str, Any] | None, image_registry: str | None = None
+) -> dict[str, Any]:
     config = json.loads(json.dumps(base))
     entry = config.setdefault(STEP_RULE, {})
     entry["splits"] = previous_splits(state or {})
+    config.setdefault(MIRROR_RULE, {})["imageMirror"] = image_registry or ""
     return config
 
 
@@ -72,15 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--base", default=str(BASE_CONFIG), help="the pack's config (default: policy/policy-config.json)"
     )
+    parser.add_argument(
+        "--platform-stack-file",
+        help="the platform's Pulumi.<stack>.yaml: its image registry is the one images-from-mirror enforces",
+    )
     parser.add_argument("--out", required=True, help="where to write the stack's policy config")
     args = parser.parse_args(argv)
     try:
         state = json.loads(Path(args.state).read_text()) if args.state else None
         base = json.loads(Path(args.base).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        registry = (
+            platform_image_registry(Path(args.platform_stack_file), os.environ) if args.platform_stack_file else None
+        )
+    except (OSError, json.JSONDecodeError, StackFileError, ConfigError) as error:
         print(f"policy_config: {error}", file=sys.stderr)
         return 2
-    config = stack_policy_config(base, state)
+    config = stack_policy_config(base, state, registry)
     Path(args.out).write_text(json.dumps(config, indent=2) + "\n")
     print(f"policy_config: {len(config[STEP_RULE]['splits'])} split(s) with old weights -> {args.out}")
     return 0

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import IO
 
 from mlplatform.tools import pulumi_cli
-from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile.atomic import write_atomically
+from mlplatform.tools.stackfile.reader import stack_name
 
 PUSH_ATTEMPTS = 5
 UpFunction = Callable[[Path, str, Callable[[str], None]], None]
@@ -272,7 +273,7 @@ def _compare_url(remote_url: str, base: str, branch: str) -> str:
 def apply_written(path: Path, previous_text: bytes | str, up: UpFunction, on_output: Callable[[str], None]) -> None:
     """`up` the stack whose file was just written; on any failure put the file back as it was."""
     try:
-        up(path.parent, stackfile.stack_name(path), on_output)
+        up(path.parent, stack_name(path), on_output)
     except BaseException:
-        stackfile.write_atomically(path, previous_text)
+        write_atomically(path, previous_text)
         raise

@@ -25,10 +25,7 @@ document, so a verb that checks the file and then edits it reads it once.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +36,9 @@ from ruamel.yaml.comments import CommentedMap
 from mlplatform.configuration import ConfigError
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.tools.stackfile import rules, weightline
+from mlplatform.tools.stackfile.atomic import write_atomically as write_atomically
 from mlplatform.tools.stackfile.reader import (
     StackFileError,
-    StackFileIOError,
     read_text,
     round_trip_yaml,
     stack_config_of,
@@ -159,35 +156,6 @@ def _dump(document: CommentedMap, like: str) -> str:
     round_trip_yaml(explicit_start=_has_document_marker(like)).dump(document, buffer)
     text = buffer.getvalue()
     return text.replace("\n", "\r\n") if "\r\n" in like else text
-
-
-def write_atomically(path: Path, text: str | bytes) -> None:
-    """Replace `path` with `text` (bytes: as they are) in one rename. On any failure the file is unchanged and
-    no temporary file is left; the error names the stack file."""
-    if not os.access(path, os.W_OK):
-        raise StackFileIOError(f"{path}: cannot write the stack file: permission denied (the file is read-only)")
-    try:
-        mode = path.stat().st_mode & 0o777
-        # The temp file lives in the same directory so os.replace is a rename on one
-        # filesystem: readers see the old file or the new one, never a partial write.
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise StackFileIOError(f"{path}: cannot write the stack file: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException as err:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        if isinstance(err, OSError):
-            raise StackFileIOError(
-                f"{path}: cannot write the stack file: {err.strerror or err}; it is unchanged"
-            ) from None
-        raise
 
 
 @dataclass(frozen=True)

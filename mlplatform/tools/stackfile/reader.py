@@ -37,6 +37,7 @@ from mlplatform.configuration import (
 )
 
 # The names' one parser, re-exported so readers of stack files need one import.
+from mlplatform.tools.stackfile.atomic import StackFileIOError as StackFileIOError
 from mlplatform.tools.stackfile.names import stack_file, stack_files, stack_of  # noqa: F401
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -53,10 +54,6 @@ class StackFileError(ConfigError):
         super().__init__(_stack_or_file(path), [f"{where}: {problem}"])
         # One line, where first: the position is the message (ConfigError's header would bury it).
         self.args = (f"{where}: {problem}",)
-
-
-class StackFileIOError(Exception):
-    """The stack file exists but could not be read or written (permission, read-only, disk full)."""
 
 
 # -- stack names ---------------------------------------------------------------
