@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from mlplatform.configuration import ConfigModel, CrossFieldError
+from mlplatform.images import DIGEST as DIGEST
+from mlplatform.images import TAG as TAG
 
 # Kubernetes object names (namespaces, service accounts, model and route names).
 DnsLabel = Annotated[
@@ -34,11 +36,6 @@ DnsSubdomain = Annotated[
 ]
 PositiveInt = Annotated[int, Field(ge=1)]
 Duration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$", description="A duration such as `5s` or `1m`.")]
-
-DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
-# The tag is whatever follows the last colon after the last slash (a colon before a
-# slash is a registry port: `registry:5000/team/image`).
-TAG = re.compile(r":([\w][\w.-]{0,127})$")
 
 
 def pinned_image(value: str) -> str:

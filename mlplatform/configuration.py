@@ -20,13 +20,18 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from mlplatform import pem
-from mlplatform.config_paths import allowed_keys, is_secret_field, key_path
-from mlplatform.config_secrets import SECRET as SECRET
-from mlplatform.config_secrets import SECRET_PLACEHOLDER_PREFIX as SECRET_PLACEHOLDER_PREFIX
-from mlplatform.config_secrets import SECRET_UNLESS_PATH as SECRET_UNLESS_PATH
-from mlplatform.config_secrets import is_secret_placeholder as is_secret_placeholder
-from mlplatform.config_secrets import plaintext_credentials, unsecured_secrets
-from mlplatform.credentials import credential_kind
+from mlplatform.config_fields import SECRET as SECRET
+from mlplatform.config_fields import SECRET_PLACEHOLDER_PREFIX as SECRET_PLACEHOLDER_PREFIX
+from mlplatform.config_fields import SECRET_UNLESS_PATH as SECRET_UNLESS_PATH
+from mlplatform.config_fields import (
+    allowed_keys,
+    credential_kind,
+    is_secret_field,
+    key_path,
+    plaintext_credentials,
+    unsecured_secrets,
+)
+from mlplatform.config_fields import is_secret_placeholder as is_secret_placeholder
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

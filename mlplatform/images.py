@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import re
 
-from mlplatform.config_types import DIGEST, TAG
+# An image reference's digest, and its tag: whatever follows the last colon after the last slash
+# (a colon before a slash is a registry port: `registry:5000/team/image`). `config_types` validates
+# image fields with the same two patterns.
+DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
+TAG = re.compile(r":([\w][\w.-]{0,127})$")
 
 IMAGE_REGISTRY_ENV = "MLPLATFORM_IMAGE_REGISTRY"
 # A registry host (with an optional port) and an optional path, no scheme: what

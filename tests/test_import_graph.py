@@ -54,9 +54,12 @@ def test_no_circles_between_packages() -> None:
 # A ratchet, measured when the last edges that added a level for no reason were cut: lower these when a change
 # flattens the graph, never raise them. A new level means a longer chain a reader must climb to understand
 # the top; the fix is usually an import of a helper that belongs one level lower.
-MAX_MODULE_LEVELS = 13
+MAX_MODULE_LEVELS = 12
 MAX_PART_LEVELS = 10
-MAX_PART_EDGES = 45
+# 45 with 23 parts; the round of 2026-12-04 added five parts (images, aborted_canary, tools.service_proxy,
+# tools.pulumi_cli, and config_fields in place of credentials) and their 11 edges, while merging the
+# secret and key-path helpers into one leaf and making images a leaf kept the levels at 10.
+MAX_PART_EDGES = 56
 
 
 def test_the_graph_gets_no_deeper() -> None:

@@ -68,7 +68,7 @@ def test_a_credential_given_as_a_secret_is_not_flagged():
 
 def test_certificates_are_not_mistaken_for_secret_keys():
     """A PEM certificate's last base64 line can be exactly 40 mixed-case characters; certificates are public."""
-    from mlplatform.credentials import credential_kind
+    from mlplatform.config_fields import credential_kind
 
     certificate = (
         "-----BEGIN CERTIFICATE-----\nMIIB"
