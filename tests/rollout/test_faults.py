@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform.tools.rollout import cli
-from mlplatform.tools.stackfile import editor as stackfile
+from mlplatform.tools.stackfile import atomic
 from tests.rollout.conftest import STACK, STACK_TEXT
 from tests.support.helpers import ROOT
 
@@ -204,11 +204,11 @@ def test_write_faults_exit_4_and_leave_no_trace(
 
             return Failing()
 
-        monkeypatch.setattr(stackfile.os, "fdopen", fdopen)
+        monkeypatch.setattr(atomic.os, "fdopen", fdopen)
     elif failing == "mkstemp":
-        monkeypatch.setattr(stackfile.tempfile, "mkstemp", fail)
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", fail)
     else:
-        monkeypatch.setattr(stackfile.os, "replace", fail)
+        monkeypatch.setattr(atomic.os, "replace", fail)
     code, events = _run(project, "abort")
     assert code == 4
     assert events[-1]["error"].startswith(f"{stack_file}: cannot write the stack file: {message}")
@@ -233,7 +233,7 @@ def test_read_permission_denied_exits_4(project: Path, stack_file: Path, monkeyp
 
 def test_read_only_stack_file_is_not_replaced(project: Path, stack_file: Path, monkeypatch) -> None:
     """A rename would overwrite a read-only file; the tool refuses like an editor does."""
-    monkeypatch.setattr(stackfile.os, "access", lambda path, mode: Path(path) != stack_file)
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: Path(path) != stack_file)
     code, events = _run(project, "abort")
     assert code == 4
     assert events[-1]["error"] == (

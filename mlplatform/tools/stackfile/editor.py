@@ -36,6 +36,7 @@ from ruamel.yaml.comments import CommentedMap
 from mlplatform.configuration import ConfigError
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.tools.stackfile import rules, weightline
+from mlplatform.tools.stackfile.atomic import StackFileIOError as StackFileIOError
 from mlplatform.tools.stackfile.atomic import write_atomically as write_atomically
 from mlplatform.tools.stackfile.reader import (
     StackFileError,
