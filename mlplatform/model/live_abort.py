@@ -69,7 +69,10 @@ class LiveRecord(pulumi.CustomResource):
     status: pulumi.Output[Any]
 
     def __init__(self, name: str, api_version: str, record: RecordLocation, opts: pulumi.ResourceOptions):
-        props = {"apiVersion": api_version, "kind": "InferenceService", "metadata": None, "status": None}
+        # Only `status`, null: Pulumi exposes the outputs it was asked for. No apiVersion, kind or
+        # metadata: given those, the Kubernetes provider's Read takes them for the live object and
+        # looks nothing up; without them it reads the type from the URN and the name from the id.
+        props = {"status": None}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=f"{record.namespace}/{record.name}"))
         super().__init__(f"kubernetes:{api_version}:InferenceService", name, props, opts)
 
