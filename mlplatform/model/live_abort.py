@@ -66,13 +66,14 @@ class LiveRecord(pulumi.CustomResource):
     Not `CustomResource.get`: that one keeps only `spec` and `metadata` of what the provider reads,
     and `status` is the part the rollout tools write."""
 
+    metadata: pulumi.Output[Any]
     status: pulumi.Output[Any]
 
     def __init__(self, name: str, api_version: str, record: RecordLocation, opts: pulumi.ResourceOptions):
-        # Only `status`, null: Pulumi exposes the outputs it was asked for. No apiVersion, kind or
-        # metadata: given those, the Kubernetes provider's Read takes them for the live object and
-        # looks nothing up; without them it reads the type from the URN and the name from the id.
-        props = {"status": None}
+        # Null values only: Pulumi exposes the outputs it was asked for, and the Kubernetes provider's
+        # Read, given no apiVersion or kind, looks the object up by the URN's type and the id (given
+        # them, it would take them for the live object and read nothing).
+        props = {"metadata": None, "status": None}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=f"{record.namespace}/{record.name}"))
         super().__init__(f"kubernetes:{api_version}:InferenceService", name, props, opts)
 
@@ -108,11 +109,15 @@ def guard(
     live = LiveRecord(f"{name}-live-inference-service", api_version, record, pulumi.ResourceOptions(provider=provider))
     stack = pulumi.get_stack()
 
-    def allowed(status: Any) -> bool:
+    async def allowed(_metadata: Any) -> bool:
+        # A preview takes a null output for an unknown one, so a record without a status would make
+        # everything downstream unknown. `metadata` is always there; the status is awaited as a
+        # plain value (None when absent), and the check still waits for the read.
+        status = await live.status.future()
         check(stack, record, status if isinstance(status, Mapping) else None, version, weight)
         return True
 
-    return live.status.apply(allowed)
+    return live.metadata.apply(allowed)
 
 
 def guarded(value: pulumi.Input[str], allowed: pulumi.Output[bool] | None) -> pulumi.Input[str]:
