@@ -95,13 +95,11 @@ def test_an_aborted_canary_at_10_percent_is_refused_naming_the_abort() -> None:
 def test_a_refusal_registers_nothing_in_the_serving_namespace() -> None:
     """No TrafficSplit, no canary Deployment, no record: nothing that could route to the canary again."""
     _, recording = _refused(with_canary(10), ABORTED)
-    served = [
-        r for r in recording.resources if r.type.startswith("kubernetes:") and r.type != "pulumi:providers:kubernetes"
-    ]
+    served = [r.urn for r in recording.resources if r.metadata.get("namespace") == SERVING_NAMESPACE]
     assert recording.of_type(TRAFFIC_SPLIT) == []
     assert recording.of_type(DEPLOYMENT) == []
     assert recording.of_type(INFERENCE_SERVICE) == []
-    assert [r.metadata.get("namespace") for r in served if r.metadata.get("namespace") == SERVING_NAMESPACE] == []
+    assert served == []
 
 
 @pytest.mark.parametrize(
