@@ -12,9 +12,18 @@ bare `pulumi up` itself) must ask the same rule, and the program wing may not im
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-RETRY_HINT = "To run it again on purpose: `rollout guard --retry REASON`."
+# The InferenceService record's status as the rollout tools write it (tools/rollout/state.py).
+ABORTED_PHASE = "Aborted"
+
+
+def retry_hint(stack: str | None) -> str:
+    return (
+        f"To run it again on purpose: `mlplatform rollout guard {stack or 'STACK'} --retry REASON`, then apply again."
+    )
 
 
 @dataclass(frozen=True)
@@ -28,8 +37,31 @@ class Abort:
     pr: str | None = None
 
 
+def abort_in_status(status: Mapping[str, Any] | None) -> Abort | None:
+    """The abort the InferenceService record's `status` holds; None unless its phase is Aborted.
+
+    A retry (`rollout guard --retry`) starts a new step, whose phase is no longer Aborted: read from
+    the status, the abort is then gone. An abort written without its details still counts."""
+    if not status or status.get("phase") != ABORTED_PHASE or not status.get("canaryVersion"):
+        return None
+    details = status.get("abort") or {}
+    return Abort(
+        version=str(status["canaryVersion"]),
+        reason=str(details.get("reason") or "(no reason recorded)"),
+        at=str(details.get("at") or status.get("stepStartedAt") or "(unknown time)"),
+        pr=details.get("pr") or None,
+    )
+
+
 def refusal(
-    abort: Abort | None, version: str | None, weight: int, *, where: str, recorded: str, retry: str | None = None
+    abort: Abort | None,
+    version: str | None,
+    weight: int,
+    *,
+    where: str,
+    recorded: str,
+    retry: str | None = None,
+    stack: str | None = None,
 ) -> str | None:
     """Why applying `where` (a stack file giving canary `version` `weight`%) must not happen; None when
     it may. `recorded` says where the abort was read ("on the cluster"); `retry` is the deliberate
@@ -42,5 +74,5 @@ def refusal(
     pr = f"; the rollback is in PR branch {abort.pr}: merge it" if abort.pr else "; merge the rollback into main"
     return (
         f"canary {version} was aborted {recorded} at {abort.at} ({abort.reason}), but {where} still gives it "
-        f"{weight}%: applying it would bring the canary back{pr}. {RETRY_HINT}"
+        f"{weight}%: applying it would bring the canary back{pr}. {retry_hint(stack)}"
     )

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from mlplatform.aborted_canary import RETRY_HINT, Abort, refusal
+from mlplatform.aborted_canary import Abort, refusal, retry_hint
 
 ABORT = Abort("v6", "2 consecutive failed checks: success 50%", "2027-01-15T08:00:00Z", "rollout/fraud-prod-42")
 
 
 def _refusal(version: str | None = "v6", weight: int = 10, abort: Abort | None = ABORT, retry: str | None = None):
-    return refusal(abort, version, weight, where="Pulumi.fraud-prod.yaml", recorded="on the cluster", retry=retry)
+    return refusal(
+        abort,
+        version,
+        weight,
+        where="Pulumi.fraud-prod.yaml",
+        recorded="on the cluster",
+        retry=retry,
+        stack="fraud-prod",
+    )
 
 
 def test_bringing_back_the_aborted_canary_is_refused_with_its_reason_and_pr() -> None:
@@ -19,13 +27,13 @@ def test_bringing_back_the_aborted_canary_is_refused_with_its_reason_and_pr() ->
     assert "canary v6 was aborted on the cluster at 2027-01-15T08:00:00Z (2 consecutive failed checks" in message
     assert "Pulumi.fraud-prod.yaml still gives it 10%" in message
     assert "PR branch rollout/fraud-prod-42: merge it" in message
-    assert "rollout guard --retry REASON" in message
+    assert "`mlplatform rollout guard fraud-prod --retry REASON`, then apply again" in message
 
 
 def test_without_a_pr_the_refusal_says_to_merge_the_rollback() -> None:
     message = _refusal(abort=Abort("v6", "r", "t"))
     assert message is not None
-    assert message.endswith("bring the canary back; merge the rollback into main. " + RETRY_HINT)
+    assert message.endswith("bring the canary back; merge the rollback into main. " + retry_hint("fraud-prod"))
 
 
 @pytest.mark.parametrize(

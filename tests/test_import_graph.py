@@ -57,9 +57,10 @@ def test_no_circles_between_packages() -> None:
 MAX_MODULE_LEVELS = 12
 MAX_PART_LEVELS = 10
 # 45 with 23 parts; the round of 2026-12-04 added five parts (images, aborted_canary, tools.service_proxy,
-# tools.pulumi_cli, and config_fields in place of credentials) and their 11 edges, while merging the
+# tools.pulumi_cli, and config_fields in place of credentials) and 12 edges (the model program and the rollout
+# guard share the one abort rule), while merging the
 # secret and key-path helpers into one leaf and making images a leaf kept the levels at 10.
-MAX_PART_EDGES = 56
+MAX_PART_EDGES = 57
 
 
 def test_the_graph_gets_no_deeper() -> None:

@@ -24,6 +24,7 @@ from mlplatform.model.alerts import ModelAlerts, ModelAlertsArgs
 from mlplatform.model.config import CONFIG_NAMESPACE, ModelStackConfig
 from mlplatform.model.engine_adapter import send_registrations
 from mlplatform.model.identity import TrainingIdentity, TrainingIdentityArgs
+from mlplatform.model.live_abort import RecordLocation, guard, guarded
 from mlplatform.model.metrics import ModelMetrics, ModelMetricsArgs
 from mlplatform.model.platform_outputs import PLATFORM_STACK_KEY, PlatformOutputs
 from mlplatform.model.policy import ModelMeshPolicy, ModelMeshPolicyArgs
@@ -33,9 +34,15 @@ from mlplatform.model.traffic import ModelTraffic, ModelTrafficArgs
 from mlplatform.model.training import TrainingRun, TrainingRunArgs
 
 
-def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> dict[str, Any]:
+def build_model_stack(
+    config: ModelStackConfig, platform: PlatformOutputs, previous: RecordLocation | None = None
+) -> dict[str, Any]:
     """Declare the model's serving, traffic split, mesh policy, records, alerts and
-    training run, and return the stack outputs."""
+    training run, and return the stack outputs.
+
+    `previous`: where this stack's last `up` put its InferenceService record (None on a first
+    deploy). When the stack file gives a canary traffic, that record's live status is read and an
+    aborted canary refused (live_abort.py) before anything in the serving namespace is declared."""
     model = config.model.name
     problems = platform_problems(config, platform)
     if problems:
@@ -46,7 +53,18 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
     provider = k8s.Provider("kubernetes", kubeconfig=platform.kubeconfig)
     send_registrations()  # the engine starts and configures the provider while the rest is declared
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
-    namespace: pulumi.Input[str] = config.serving_namespace(lambda: platform.serving_namespace)
+    weights = config.traffic_weights()
+    allowed = guard(
+        model,
+        record=previous,
+        version=config.canary.version if config.canary is not None else None,
+        weight=weights.canary.weight if weights.canary is not None else 0,
+        api_version=platform.crd_api_version,
+        provider=provider,
+    )
+    # Everything in the serving namespace waits for the check, so a refusal leaves the split, the
+    # canary's Deployment and the records as they are on the cluster.
+    namespace = guarded(config.serving_namespace(lambda: platform.serving_namespace), allowed)
 
     serving = ModelServing(
         model,
@@ -62,7 +80,6 @@ def build_model_stack(config: ModelStackConfig, platform: PlatformOutputs) -> di
         opts=k8s_opts,
     )
 
-    weights = config.traffic_weights()
     traffic = ModelTraffic(
         model,
         ModelTrafficArgs(

@@ -119,7 +119,10 @@ def run_program(
     monitor = _RecordingMonitor(mocks)
     # A fresh root Stack per run, so one run's exports never leak into the next.
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    # `organization`: what the self-managed backends call every org, as a real `up` there gives it.
+    pulumi.runtime.set_mocks(
+        mocks, project=project, stack=stack, preview=False, monitor=monitor, organization="organization"
+    )
     pulumi.runtime.set_all_config(config_as_runtime_values(config or {}), list(secret_keys))
     # pulumi's `contextproperty` hides these attributes from type checkers (the SDK marks them `type: ignore`).
     SETTINGS.rpc_manager.clear()  # pyright: ignore[reportAttributeAccessIssue]

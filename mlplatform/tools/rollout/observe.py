@@ -83,20 +83,27 @@ def guard(ctx: Context) -> int:
     The stack file says the canary takes traffic, but the cluster's record says that very canary was
     aborted: main has not caught up with the rollback (its PR is open), and an `up` would undo it.
     `--retry REASON` is the deliberate way back: it clears the abort in the record and passes."""
-    config = ctx.load().config
+    document = ctx.load()
+    config = document.config
     canary = config.canary
     if canary is None or canary.weight == 0:
         ctx.out.event("guard", "ok: no canary takes traffic in the stack file", ok=True)
         return EXIT_OK
     status = ctx.status_store(config).get(missing_ok=True)
-    if status is None or status.phase != state.ABORTED or status.canary_version is None:
+    # Read as the model program reads the live record, so both apply paths see the same abort.
+    abort = aborted_canary.abort_in_status(status.to_status() if status is not None else None)
+    if abort is None:
         ctx.out.event("guard", f"ok: canary {canary.version} at {canary.weight}% was not aborted", ok=True)
         return EXIT_OK
-    recorded = status.abort or state.Abort(reason="(no reason recorded)", at=status.step_started_at)
-    abort = aborted_canary.Abort(status.canary_version, recorded.reason, recorded.at, recorded.pr)
     retry = ctx.option("retry")
     refused = aborted_canary.refusal(
-        abort, canary.version, canary.weight, where=str(ctx.path), recorded="on the cluster", retry=retry
+        abort,
+        canary.version,
+        canary.weight,
+        where=str(ctx.path),
+        recorded="on the cluster",
+        retry=retry,
+        stack=document.stack,
     )
     if refused is not None:
         raise rules.Refused(refused)
@@ -111,6 +118,6 @@ def guard(ctx: Context) -> int:
         f"it was aborted at {abort.at}: {abort.reason}",
         ok=True,
         retry=retry,
-        abort=recorded.__dict__,
+        abort={"reason": abort.reason, "at": abort.at, "pr": abort.pr},
     )
     return EXIT_OK
