@@ -196,6 +196,23 @@ def test_the_policy_packs_mirror_comes_from_the_platform_stack(tmp_path):
     assert json.loads(out.read_text())["images-from-mirror"]["imageMirror"] == ""
 
 
+def test_the_workflows_find_the_platform_stack_from_the_previewed_stack(tmp_path):
+    """deploy.yml and preview.yml pass the previewed stack's file: a model stack's mirror is its platform's."""
+    (tmp_path / "Pulumi.air.yaml").write_text(f"config:\n  mlplatform:imageRegistry: {MIRROR}\n")
+    model = tmp_path / "stacks" / "Pulumi.fraud-air.yaml"
+    model.parent.mkdir()
+    model.write_text("config:\n  mlmodel:platformStack: organization/mlplatform/air\n")
+    out = tmp_path / "policy.json"
+    for stack_file in (model, tmp_path / "Pulumi.air.yaml"):
+        argv = ["--stack-file", str(stack_file), "--platform-dir", str(tmp_path), "--out", str(out)]
+        assert policy_config_main(argv) == 0
+        assert json.loads(out.read_text())["images-from-mirror"]["imageMirror"] == MIRROR
+    # A platform stack the repository does not hold: refused, naming the key, rather than checking nothing.
+    model.write_text("config:\n  mlmodel:platformStack: organization/mlplatform/gone\n")
+    argv = ["--stack-file", str(model), "--platform-dir", str(tmp_path), "--out", str(out)]
+    assert policy_config_main(argv) == 2
+
+
 def _contains(values: dict[str, Any], expected: dict[str, Any]) -> bool:
     return all(
         _contains(values.get(k) or {}, v) if isinstance(v, dict) else values.get(k) == v for k, v in expected.items()

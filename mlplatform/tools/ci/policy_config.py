@@ -18,9 +18,13 @@ no state yet (its first preview) gets the base config: every split is a create.
 prefix is not written in the pack's config but taken from where the program takes
 it (one rule, one place): the platform stack file's `mlplatform:imageRegistry`,
 else `MLPLATFORM_IMAGE_REGISTRY`. Pass `--platform-stack-file` with the platform
-stack the previewed stack runs on (the model stacks' platform, for theirs):
+stack the previewed stack runs on, or let the tool find it from the previewed stack's own file
+(`--stack-file`; a model stack names its platform in `mlmodel:platformStack`, whose file is
+`Pulumi.<stack>.yaml` in `--platform-dir`, the platform project), as the workflows do:
 
     python -m mlplatform.tools.ci.policy_config --platform-stack-file Pulumi.prod.yaml --out policy.json
+    python -m mlplatform.tools.ci.policy_config --stack-file stacks/model/Pulumi.fraud-detector-prod.yaml \
+        --platform-dir . --out policy.json
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 from mlplatform.configuration import ConfigError
 from mlplatform.images import REGISTRY_PREFIX, REGISTRY_RULE
+from mlplatform.model.config import CONFIG_NAMESPACE as MODEL_NAMESPACE
 from mlplatform.platform.image_mirror import IMAGE_REGISTRY_KEY, effective_image_registry
 from mlplatform.tools.stackfile.reader import StackFileError, read_stack_config
 from policy.guardrails.model import Resource
@@ -82,6 +87,22 @@ def platform_image_registry(stack_file: Path, environ: Mapping[str, str]) -> str
     return effective_image_registry(configured, environ, stack=stack)
 
 
+def platform_stack_file_of(stack_file: Path, platform_dir: Path) -> Path:
+    """The platform stack file whose image registry governs `stack_file`: itself for a platform stack, the
+    one its `mlmodel:platformStack` names (`org/project/<stack>` -> `platform_dir/Pulumi.<stack>.yaml`)."""
+    reference = read_stack_config(stack_file, MODEL_NAMESPACE).values.get(f"{MODEL_NAMESPACE}:platformStack")
+    if reference is None:
+        return stack_file
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    platform_file = platform_dir / f"Pulumi.{str(reference).rsplit('/', 1)[-1]}.yaml"
+    if not platform_file.is_file():
+        raise ConfigError(
+            stack,
+            [f"mlmodel:platformStack = {reference!r}: no platform stack file {platform_file} (its image registry)"],
+        )
+    return platform_file
+
+
 def stack_policy_config(
     base: Mapping[str, Any], state: Mapping[str, Any] | None, image_registry: str | None = None
 ) -> dict[str, Any]:
@@ -102,14 +123,26 @@ def main(argv: list[str] | None = None) -> int:
         "--platform-stack-file",
         help="the platform's Pulumi.<stack>.yaml: its image registry is the one images-from-mirror enforces",
     )
+    parser.add_argument(
+        "--stack-file",
+        help="the previewed stack's Pulumi.<stack>.yaml; its platform stack file is found from it (--platform-dir)",
+    )
+    parser.add_argument("--platform-dir", default=".", help="the platform project (default: .), for --stack-file")
     parser.add_argument("--out", required=True, help="where to write the stack's policy config")
     args = parser.parse_args(argv)
+    if args.stack_file and args.platform_stack_file:
+        parser.error("give --stack-file or --platform-stack-file, not both")
     try:
         state = json.loads(Path(args.state).read_text()) if args.state else None
         base = json.loads(Path(args.base).read_text())
-        registry = (
-            platform_image_registry(Path(args.platform_stack_file), os.environ) if args.platform_stack_file else None
+        platform_file = (
+            platform_stack_file_of(Path(args.stack_file), Path(args.platform_dir))
+            if args.stack_file
+            else Path(args.platform_stack_file)
+            if args.platform_stack_file
+            else None
         )
+        registry = platform_image_registry(platform_file, os.environ) if platform_file else None
     except (OSError, json.JSONDecodeError, StackFileError, ConfigError) as error:
         print(f"policy_config: {error}", file=sys.stderr)
         return 2
