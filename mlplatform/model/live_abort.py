@@ -23,9 +23,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime.sync_await import _sync_await
 
 from mlplatform import aborted_canary
+from mlplatform.model.engine_adapter import resolve_now
 
 # The previous outputs that locate the record: program.py exports both.
 NAMESPACE_OUTPUT = "namespace"
@@ -48,7 +48,7 @@ def previous_record(ref: pulumi.StackReference) -> RecordLocation | None:
 
     Awaited here, as PlatformOutputs awaits the platform's: a StackReference's outputs are known in
     preview too, and whether to read decides which resources exist."""
-    outputs: Mapping[str, Any] = _sync_await(ref.outputs.future()) or {}
+    outputs: Mapping[str, Any] = resolve_now(ref.outputs) or {}
     namespace, name = outputs.get(NAMESPACE_OUTPUT), outputs.get(RECORD_OUTPUT)
     if isinstance(namespace, str) and isinstance(name, str) and namespace and name:
         return RecordLocation(namespace, name)

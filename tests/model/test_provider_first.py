@@ -56,7 +56,7 @@ def test_the_provider_reaches_the_engine_while_the_program_still_runs(send: bool
 
 
 def test_the_model_program_sends_the_provider_before_declaring_anything_else(monkeypatch: pytest.MonkeyPatch):
-    """`build_model_stack` calls it right after the provider, before any other resource exists."""
+    """`build_model_stack` calls it right after the provider, before anything but the stack references exists."""
     from mlplatform.model import program as model_program
     from tests.model.helpers import run_model, with_canary
 
@@ -76,5 +76,6 @@ def test_the_model_program_sends_the_provider_before_declaring_anything_else(mon
     monkeypatch.setattr(model_program, "send_registrations", spy)
     monkeypatch.setattr(pulumi.CustomResource, "__init__", record)
     run_model(with_canary(10))
-    assert declared_before == [[STACK_REFERENCE, K8S_PROVIDER]], declared_before
+    # The platform's StackReference and the stack's own (the aborted-canary check), then the provider.
+    assert declared_before == [[STACK_REFERENCE, STACK_REFERENCE, K8S_PROVIDER]], declared_before
     assert len(types) > 2
