@@ -131,9 +131,12 @@ class PulumiCli:
         result = self.run("config", "--stack", stack, "--json", "--show-secrets", cwd=project)
         return {key: entry.get("objectValue", entry.get("value")) for key, entry in json.loads(result.stdout).items()}
 
-    def resource_count(self, project: Path, stack: str) -> int:
+    def resource_count(self, project: Path, stack: str, *, managed_only: bool = False) -> int:
+        """The resources in the stack's state; `managed_only` leaves out reads (`external`: the engine
+        reads them, never creates or deletes them, such as the model program's read of its live record)."""
         result = self.run("stack", "export", "--stack", stack, cwd=project)
-        return len(json.loads(result.stdout)["deployment"].get("resources") or [])
+        resources = json.loads(result.stdout)["deployment"].get("resources") or []
+        return len([r for r in resources if not (managed_only and r.get("external"))])
 
 
 def _step(step: dict[str, Any]) -> Step:
