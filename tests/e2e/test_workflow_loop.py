@@ -88,7 +88,7 @@ def test_a_scheduled_rollback_lands_on_main_and_the_next_deploy_keeps_it(
     try:
         before = repository.sha()
         run = _scheduled_watch(act, repository)
-        assert run.pulumi_calls() == [], "watch applies through the Automation API, no workflow step runs pulumi"
+        # `watch --apply` applies the rollback with one `pulumi up` of the installed CLI, in the stack's project.
         assert [c[0] for c in run.pulumi_calls(automation=True)] == ["up"], run.records
         assert not [r for r in run.records if r["action"] == "gh"], "the push to main went through: no PR"
         assert split(control_plane) == ROLLED_BACK
