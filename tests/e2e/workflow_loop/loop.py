@@ -10,10 +10,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from mlplatform.tools import kube
 from mlplatform.tools.ci.pr_comment import Preview, read_preview
+from mlplatform.tools.rollout import state
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.support.helpers import ROOT
@@ -86,6 +89,19 @@ def split(api: ControlPlane) -> dict[str, int]:
     found = api.get(f"/apis/split.smi-spec.io/v1alpha2/namespaces/{SERVING}/trafficsplits/fraud-detector")
     assert found is not None, "the TrafficSplit exists"
     return {backend["service"]: backend["weight"] for backend in found["spec"]["backends"]}
+
+
+def start_step_now(api: ControlPlane, version: str, weight: int) -> None:
+    """Record on the InferenceService that the canary's step starts now, as `rollout start` or an advance
+    does. The judge then reads only the traffic from here on: the session's Prometheus still holds the same
+    deployments' samples from earlier scenarios (a failing canary among them) inside the last dwell, which
+    a first check with no recorded start would judge."""
+    group = RECORD.split("/")[2]
+    store = state.KubeStatusStore(
+        kube.KubeClient(kube.from_kubeconfig(api.admin_kubeconfig)), group=group, namespace=SERVING,
+        name=RECORD.rsplit("/", 1)[-1],
+    )  # fmt: skip
+    store.put(state.new_step(version, weight, time.time()))
 
 
 def record_status(api: ControlPlane) -> dict:

@@ -30,6 +30,7 @@ from tests.e2e.workflow_loop.loop import (
     rollout_cli,
     set_weight,
     split,
+    start_step_now,
 )
 from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 from tests.workflows.act import JOB_TOKEN, Act, ActRun
@@ -62,6 +63,7 @@ def _with_a_verdict(repository: Repository, pulumi: PulumiCli, platform_stack: s
     for deployment in ("fraud-detector-v5", "fraud-detector-v6"):
         exporter.set_traffic(SERVING, deployment, HEALTHY)
     stack_file = model_stack_up(repository, pulumi, platform_stack, extra=ANALYSIS)
+    start_step_now(api, "v6", 10)
     wait_for_requests(prometheus, "fraud-detector-v6", HEALTHY.rps * 2, window="5s")
     rollout_cli(stack_file.parent, api, pulumi, platform_stack, "watch", "--max-checks", "1",
                 "--prometheus-url", prometheus)  # fmt: skip

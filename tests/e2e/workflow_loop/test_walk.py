@@ -24,6 +24,7 @@ from tests.e2e.workflow_loop.loop import (
     remove_model_stack,
     rollout_cli,
     split,
+    start_step_now,
     watch_events,
 )
 from tests.e2e.workflow_loop.test_deploy import DEPLOY_JOBS, applied_plan, deploy
@@ -90,6 +91,7 @@ def test_a_healthy_canary_advances_across_scheduled_runs_then_is_promoted_throug
         exporter.set_traffic(SERVING, deployment, HEALTHY)
     stack_file = model_stack_up(repository, pulumi, platform_stack, extra=WALK)
     try:
+        start_step_now(control_plane, "v6", 10)
         wait_for_requests(prometheus, "fraud-detector-v6", HEALTHY.rps * 2, window="5s")
         act.variables.update(WALK_VARIABLES, PROMETHEUS_URL=prometheus)
         weights = _walk_to_100(act, repository, stack_file)
