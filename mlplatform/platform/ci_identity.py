@@ -235,22 +235,14 @@ class CiIdentity(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        for namespace in args.model_namespaces:
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-model-stack-crds-{namespace}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name="mlplatform-model-deployers", namespace=namespace, labels=labels.k8s_labels("ci")
-                ),
-                role_ref=k8s.rbac.v1.RoleRefArgs(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=crds_role.metadata.name
-                ),
-                subjects=[
-                    k8s.rbac.v1.SubjectArgs(
-                        api_group="rbac.authorization.k8s.io", kind="Group", name=MODEL_DEPLOYERS_GROUP
-                    )
-                ],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
-            )
+        _bind_group(
+            f"{name}-model-stack-crds",
+            crds_role,
+            "mlplatform-model-deployers",
+            MODEL_DEPLOYERS_GROUP,
+            args.model_namespaces,
+            pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, models_entry]),
+        )
 
         records_role = k8s.rbac.v1.ClusterRole(
             f"{name}-model-record-readers",
@@ -262,20 +254,14 @@ class CiIdentity(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        for namespace in args.model_namespaces:
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-model-record-readers-{namespace}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name="mlplatform-model-record-readers", namespace=namespace, labels=labels.k8s_labels("ci")
-                ),
-                role_ref=k8s.rbac.v1.RoleRefArgs(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=records_role.metadata.name
-                ),
-                subjects=[
-                    k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=PREVIEWERS_GROUP)
-                ],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, preview_entry]),
-            )
+        _bind_group(
+            f"{name}-model-record-readers",
+            records_role,
+            "mlplatform-model-record-readers",
+            PREVIEWERS_GROUP,
+            args.model_namespaces,
+            pulumi.ResourceOptions(parent=self, depends_on=[*args.namespaces_ready, preview_entry]),
+        )
 
         for namespace, service, port in args.service_proxies:
             _service_proxy_access(
@@ -297,6 +283,28 @@ class CiIdentity(pulumi.ComponentResource):
                 "deployRoleArn": self.deploy_role_arn,
                 "deployModelsRoleArn": self.deploy_models_role_arn,
             }
+        )
+
+
+def _bind_group(
+    name: str,
+    role: k8s.rbac.v1.ClusterRole,
+    object_name: str,
+    group: str,
+    namespaces: Sequence[str],
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """A RoleBinding `<name>-<namespace>` per namespace, named as the ClusterRole (known at preview), granting
+    it to `group`."""
+    for namespace in namespaces:
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-{namespace}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=namespace, labels=labels.k8s_labels("ci")),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role.metadata.name
+            ),
+            subjects=[k8s.rbac.v1.SubjectArgs(api_group="rbac.authorization.k8s.io", kind="Group", name=group)],
+            opts=opts,
         )
 
 
