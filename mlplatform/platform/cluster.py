@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pulumi
 import pulumi_aws as aws
@@ -66,7 +67,7 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
 
-    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):  # noqa: PLR0915 - the network, cluster and nodes in dependency order, read top to bottom
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:platform:Cluster", name, None, opts)
         cfg = args.config
         tags = dict(args.tags)
@@ -74,106 +75,8 @@ class Cluster(pulumi.ComponentResource):
         invoke = pulumi.InvokeOptions(parent=self)
         partition = aws.get_partition_output(opts=invoke).partition
         zones = aws.get_availability_zones_output(state="available", opts=invoke).names
-        az_count = cfg.availability_zones
-        cluster_tag = {f"kubernetes.io/cluster/{cfg.name}": "shared"}
 
-        # -- network -------------------------------------------------------
-        vpc = aws.ec2.Vpc(
-            f"{name}-vpc",
-            cidr_block=cfg.vpc_cidr,
-            enable_dns_support=True,
-            # EKS nodes register by private DNS name and the private API endpoint
-            # resolves only when the VPC has DNS hostnames on.
-            enable_dns_hostnames=True,
-            tags={**tags, "Name": f"{cfg.name}-vpc"},
-            opts=child,
-        )
-        igw = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-igw"}, opts=child
-        )
-
-        private_cidrs, public_cidrs = subnet_cidrs(cfg.vpc_cidr, az_count)
-        public_subnets: list[aws.ec2.Subnet] = []
-        private_subnets: list[aws.ec2.Subnet] = []
-        for i in range(az_count):
-            zone = zones.apply(lambda names, i=i: az_name(names, i, az_count))
-            public_subnets.append(
-                aws.ec2.Subnet(
-                    f"{name}-public-{i}",
-                    vpc_id=vpc.id,
-                    cidr_block=public_cidrs[i],
-                    availability_zone=zone,
-                    # Public subnets hold NAT gateways and internet-facing load
-                    # balancers only; nothing launched there gets a public IP by default.
-                    map_public_ip_on_launch=False,
-                    tags={**tags, **cluster_tag, "kubernetes.io/role/elb": "1", "Name": f"{cfg.name}-public-{i}"},
-                    opts=child,
-                )
-            )
-            private_subnets.append(
-                aws.ec2.Subnet(
-                    f"{name}-private-{i}",
-                    vpc_id=vpc.id,
-                    cidr_block=private_cidrs[i],
-                    availability_zone=zone,
-                    tags={
-                        **tags,
-                        **cluster_tag,
-                        "kubernetes.io/role/internal-elb": "1",
-                        "Name": f"{cfg.name}-private-{i}",
-                    },
-                    opts=child,
-                )
-            )
-
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public-rt", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-public"}, opts=child
-        )
-        public_route = aws.ec2.Route(
-            f"{name}-public-default",
-            route_table_id=public_rt.id,
-            destination_cidr_block="0.0.0.0/0",
-            gateway_id=igw.id,
-            opts=child,
-        )
-        for i, subnet in enumerate(public_subnets):
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
-            )
-
-        nat_count = 1 if cfg.single_nat_gateway else az_count
-        nats: list[aws.ec2.NatGateway] = []
-        for i in range(nat_count):
-            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={**tags, "Name": f"{cfg.name}-nat-{i}"}, opts=child)
-            nats.append(
-                aws.ec2.NatGateway(
-                    f"{name}-nat-{i}",
-                    allocation_id=eip.id,
-                    subnet_id=public_subnets[i].id,
-                    tags={**tags, "Name": f"{cfg.name}-nat-{i}"},
-                    # The gateway forwards to the internet only once the IGW route exists.
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[public_route]),
-                )
-            )
-
-        # One private route table per AZ whatever the NAT count, so switching
-        # singleNatGateway only retargets routes instead of replacing tables.
-        egress: list[pulumi.CustomResource] = []
-        for i, subnet in enumerate(private_subnets):
-            rt = aws.ec2.RouteTable(
-                f"{name}-private-{i}-rt", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-private-{i}"}, opts=child
-            )
-            route = aws.ec2.Route(
-                f"{name}-private-{i}-default",
-                route_table_id=rt.id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nats[i % nat_count].id,
-                opts=child,
-            )
-            assoc = aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
-            )
-            egress += [route, assoc]
+        vpc, public_subnets, private_subnets, egress = _declare_network(self, name, cfg, tags, zones)
 
         # -- control plane -------------------------------------------------
         cluster_role, cluster_attachments = service_role(
@@ -317,3 +220,116 @@ class Cluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
+
+
+class _Network(NamedTuple):
+    vpc: aws.ec2.Vpc
+    public_subnets: list[aws.ec2.Subnet]
+    private_subnets: list[aws.ec2.Subnet]
+    egress: list[pulumi.CustomResource]
+    """The private subnets' routes and associations: nodes join only once their NAT egress exists."""
+
+
+def _declare_network(
+    parent: pulumi.Resource, name: str, cfg: ClusterConfig, tags: dict[str, str], zones: pulumi.Output[list[str]]
+) -> _Network:
+    """The VPC: a public and a private subnet per AZ, the internet gateway, NAT and the route tables.
+    Children of the Cluster component, so their URNs are the ones they had when declared inline."""
+    child = pulumi.ResourceOptions(parent=parent)
+    az_count = cfg.availability_zones
+    cluster_tag = {f"kubernetes.io/cluster/{cfg.name}": "shared"}
+    vpc = aws.ec2.Vpc(
+        f"{name}-vpc",
+        cidr_block=cfg.vpc_cidr,
+        enable_dns_support=True,
+        # EKS nodes register by private DNS name and the private API endpoint
+        # resolves only when the VPC has DNS hostnames on.
+        enable_dns_hostnames=True,
+        tags={**tags, "Name": f"{cfg.name}-vpc"},
+        opts=child,
+    )
+    igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-igw"}, opts=child)
+
+    private_cidrs, public_cidrs = subnet_cidrs(cfg.vpc_cidr, az_count)
+    public_subnets: list[aws.ec2.Subnet] = []
+    private_subnets: list[aws.ec2.Subnet] = []
+    for i in range(az_count):
+        zone = zones.apply(lambda names, i=i: az_name(names, i, az_count))
+        public_subnets.append(
+            aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=public_cidrs[i],
+                availability_zone=zone,
+                # Public subnets hold NAT gateways and internet-facing load
+                # balancers only; nothing launched there gets a public IP by default.
+                map_public_ip_on_launch=False,
+                tags={**tags, **cluster_tag, "kubernetes.io/role/elb": "1", "Name": f"{cfg.name}-public-{i}"},
+                opts=child,
+            )
+        )
+        private_subnets.append(
+            aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                cidr_block=private_cidrs[i],
+                availability_zone=zone,
+                tags={
+                    **tags,
+                    **cluster_tag,
+                    "kubernetes.io/role/internal-elb": "1",
+                    "Name": f"{cfg.name}-private-{i}",
+                },
+                opts=child,
+            )
+        )
+
+    public_rt = aws.ec2.RouteTable(
+        f"{name}-public-rt", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-public"}, opts=child
+    )
+    public_route = aws.ec2.Route(
+        f"{name}-public-default",
+        route_table_id=public_rt.id,
+        destination_cidr_block="0.0.0.0/0",
+        gateway_id=igw.id,
+        opts=child,
+    )
+    for i, subnet in enumerate(public_subnets):
+        aws.ec2.RouteTableAssociation(
+            f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
+        )
+
+    nat_count = 1 if cfg.single_nat_gateway else az_count
+    nats: list[aws.ec2.NatGateway] = []
+    for i in range(nat_count):
+        eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={**tags, "Name": f"{cfg.name}-nat-{i}"}, opts=child)
+        nats.append(
+            aws.ec2.NatGateway(
+                f"{name}-nat-{i}",
+                allocation_id=eip.id,
+                subnet_id=public_subnets[i].id,
+                tags={**tags, "Name": f"{cfg.name}-nat-{i}"},
+                # The gateway forwards to the internet only once the IGW route exists.
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_route]),
+            )
+        )
+
+    # One private route table per AZ whatever the NAT count, so switching
+    # singleNatGateway only retargets routes instead of replacing tables.
+    egress: list[pulumi.CustomResource] = []
+    for i, subnet in enumerate(private_subnets):
+        rt = aws.ec2.RouteTable(
+            f"{name}-private-{i}-rt", vpc_id=vpc.id, tags={**tags, "Name": f"{cfg.name}-private-{i}"}, opts=child
+        )
+        route = aws.ec2.Route(
+            f"{name}-private-{i}-default",
+            route_table_id=rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nats[i % nat_count].id,
+            opts=child,
+        )
+        assoc = aws.ec2.RouteTableAssociation(
+            f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
+        )
+        egress += [route, assoc]
+    return _Network(vpc, public_subnets, private_subnets, egress)
