@@ -80,6 +80,12 @@ class PlatformOutputs:
         return f"{self.crd_group}/{CRD_VERSION}"
 
     @classmethod
+    def read(cls, platform_stack: str) -> PlatformOutputs:
+        """The platform's outputs through a StackReference named by the key that chose the stack: when
+        the engine cannot read it ("unknown stack"), its error then names `mlmodel:platformStack`."""
+        return cls.from_stack_reference(pulumi.StackReference(PLATFORM_STACK_KEY, stack_name=platform_stack))
+
+    @classmethod
     def from_stack_reference(cls, ref: pulumi.StackReference) -> PlatformOutputs:
         platform_stack = resolve_now(ref.name)
         assert platform_stack is not None  # a StackReference's name is its input, known in preview too

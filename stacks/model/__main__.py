@@ -13,7 +13,7 @@ from mlplatform.model.platform_outputs import PlatformOutputs
 from mlplatform.model.program import build_model_stack
 
 config = load_config(ModelStackConfig, CONFIG_NAMESPACE)
-platform = PlatformOutputs.from_stack_reference(pulumi.StackReference(config.platform_stack))
+platform = PlatformOutputs.read(config.platform_stack)
 # This stack's own last outputs locate its InferenceService record, whose live status holds any
 # abort; on a first deploy there are none, and nothing is read.
 previous = previous_record(pulumi.StackReference(self_reference_name()))
