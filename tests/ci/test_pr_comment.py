@@ -145,3 +145,25 @@ def test_annotate_names_each_violation_and_fails_a_failed_preview(capsys) -> Non
     assert main(["annotate", str(STEP)]) == 0
     assert "preview succeeded: 2 to update; policy: 0 mandatory, 0 advisory" in capsys.readouterr().out
     assert main(["annotate", str(RECORDED / "missing.preview.json")]) == 1
+
+
+def test_a_stack_whose_job_left_no_output_still_gets_its_row(tmp_path: Path) -> None:
+    """Every preview job may fail before `pulumi preview` writes anything (a missing variable, the
+    login): the comment still names each stack of the matrix, and says why it has no preview."""
+    (tmp_path / "previews").mkdir()
+    (tmp_path / "previews" / STEP.name).write_text(STEP.read_text())
+    matrix = json.dumps(
+        {"include": [{"project": "stacks/model", "stack": "churn-plan"}, {"project": ".", "stack": "dev"}]}
+    )
+    out = tmp_path / "comment.md"
+    argv = ["build", "--dir", str(tmp_path / "previews"), "--out", str(out), "--log-url", LOG]
+    assert main([*argv, "--expect", matrix, "--root", str(Path(__file__).parents[2])]) == 0
+    text = out.read_text()
+    assert "| `mlmodel/churn-plan` | ok | 0 | 2 |" in text
+    assert "| `mlplatform/dev` | no output | - | - | - | - | - |" in text
+    assert "**Preview**: no preview output: the job ended before `pulumi preview` wrote it" in text
+
+    # Not one preview came back: still a comment, not a failed comment job.
+    empty = tmp_path / "none"
+    assert main(["build", "--dir", str(empty), "--out", str(out), "--expect", matrix, "--root", "."]) == 0
+    assert out.read_text().count("| no output |") == 2

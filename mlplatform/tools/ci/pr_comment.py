@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Preview:
     violations: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     has_policy_results: bool = True
+    ran: bool = True
+    """False for a stack whose job left no preview output at all (`with_missing`)."""
 
     @property
     def mandatory(self) -> list[dict[str, str]]:
@@ -130,6 +133,9 @@ def _table(reports: list[StackReport]) -> list[str]:
     rows = ["| Stack | Preview | " + " | ".join(OPS) + " | Policy |", "|---" * (len(OPS) + 3) + "|"]
     for r in reports:
         verdict = "failed" if r.preview.result == "failed" else "ok"
+        if not r.preview.ran:
+            rows.append(f"| `{r.name}` | no output |" + " - |" * len(OPS) + " - |")
+            continue
         counts = " | ".join(str(r.preview.counts.get(op, 0)) for op in OPS)
         rows.append(f"| `{r.name}` | {verdict} | {counts} | {_policy_cell(r.preview)} |")
     return rows
@@ -145,6 +151,8 @@ def _capped(items: list[str], keep: int, what: str) -> list[str]:
 def _stack_section(report: StackReport, keep: int) -> list[str]:
     preview = report.preview
     out = [f"### `{report.name}`", ""]
+    if not preview.ran:
+        return [*out, *(f"**Preview**: {e}." for e in preview.errors), ""]
     counts = ", ".join(f"{n} to {op}" for op, n in preview.counts.items() if op != "same" and n) or "no changes"
     out.append(f"**Preview** ({preview.result}): {counts}; {preview.counts.get('same', 0)} unchanged.")
     if keep and preview.steps:
@@ -248,6 +256,38 @@ def load_reports(directory: Path) -> list[StackReport]:
     return reports
 
 
+NO_OUTPUT = (
+    "no preview output: the job ended before `pulumi preview` wrote it (a missing variable, the CLI install, "
+    "the login or the role); the job log says which step failed"
+)
+
+
+def _project_name(project_dir: Path) -> str:
+    """The `name:` of a Pulumi.yaml, read without a YAML parser (this module is standard library only)."""
+    try:
+        text = (project_dir / "Pulumi.yaml").read_text()
+    except OSError:
+        return project_dir.name
+    found = re.search(r"^name:\s*[\"']?([^\"'\s#]+)", text, re.MULTILINE)
+    return found.group(1) if found else project_dir.name
+
+
+def expected_stacks(matrix: str, root: Path) -> list[str]:
+    """`<project>/<stack>` of every stack the preview matrix (`changed_stacks`' output) ran."""
+    return [f"{_project_name(root / e['project'])}/{e['stack']}" for e in json.loads(matrix).get("include", [])]
+
+
+def with_missing(reports: list[StackReport], expected: list[str]) -> list[StackReport]:
+    """A stack whose preview job left no output still gets its row: failed, with the reason."""
+    seen = {r.name for r in reports}
+    missing = [
+        StackReport(name, Preview("failed", {}, errors=[NO_OUTPUT], has_policy_results=False, ran=False))
+        for name in expected
+        if name not in seen
+    ]
+    return sorted([*reports, *missing], key=lambda r: r.name)
+
+
 def annotate(path: Path) -> int:
     """The job log's view of a preview: each violation (`::error::` for mandatory, `::warning::` for
     advisory) naming its rule and resource, each engine error, and the counts. Exit 1 when it failed."""
@@ -278,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--dir", required=True, help="holds <project>--<stack>.preview.json (and .diff/.verdict)")
     build.add_argument("--log-url", default="", help="the job log, linked from the comment")
     build.add_argument("--out", required=True)
+    build.add_argument(
+        "--expect",
+        metavar="MATRIX",
+        help="the preview matrix (changed_stacks' JSON): a stack with no output is shown as failed, not left out",
+    )
+    build.add_argument("--root", default=".", help="the checkout the matrix's project paths are relative to")
     find = commands.add_parser("existing-comment", help="print the id of the comment to edit, from JSON on stdin")
     find.add_argument("--comments", default="-", help="`gh api --paginate .../comments` output (default: stdin)")
     annotate_ = commands.add_parser(
@@ -295,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         print("" if found is None else found)
         return 0
     reports = load_reports(Path(args.dir))
+    if args.expect:
+        reports = with_missing(reports, expected_stacks(args.expect, Path(args.root)))
     if not reports:
         print(f"pr_comment: no *.preview.json in {args.dir}", file=sys.stderr)
         return 2
