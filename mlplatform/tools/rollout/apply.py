@@ -10,9 +10,14 @@ Order, all under the stack file's rollout lock:
 1. refuse if the working tree has other edits to the stack file (they would be
    applied unreviewed, and swept into the rollback's commit);
 2. the verb's own checks (the gate queries Prometheus: unreachable refuses);
-3. write the edit; run `up` on this stack only;
+3. write the edit; apply it to this stack only. A rollback (weight 0) is one
+   `pulumi up` (`cli_up`). A step forward (`watch`'s advance, `next --apply`) is
+   `preview --save-plan`, the plan checked to hold only the split's and the
+   record's updates (`plan_check`), then `up --plan` (`cli_planned_up`); any
+   other planned change refuses (exit 1) before anything is applied;
 4. `up` failed: put the file back byte for byte and exit 6 (a locked Pulumi
-   state, another update's lock, is exit 5: the engine changed nothing);
+   state, another update's lock, is exit 5: the engine changed nothing; a
+   refused plan is exit 1, the file back as well);
 5. `up` succeeded: commit; push to `--git-push BRANCH` (CI: main, the branch
    that deploys, so a following deploy applies what the cluster runs). A
    non-fast-forward push fetches, rebases the one commit and retries, up to
@@ -33,6 +38,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +48,7 @@ from pathlib import Path
 from typing import IO
 
 from mlplatform.tools import pulumi_cli
+from mlplatform.tools.rollout import plan_check
 from mlplatform.tools.stackfile.atomic import write_atomically
 from mlplatform.tools.stackfile.reader import stack_name
 
@@ -62,6 +69,22 @@ class UpFailed(Exception):
     """`pulumi up` failed; the caller puts the stack file back."""
 
 
+class PlanRefused(ApplyRefused):
+    """A weight step's plan holds operations the step never makes; nothing was applied."""
+
+    def __init__(self, stack: str, surprises: list[plan_check.PlannedStep]):
+        self.surprises = surprises
+        listed = "; ".join(str(step) for step in surprises)
+        super().__init__(
+            f"the plan of stack {stack} holds changes a weight step never makes: {listed}. A weight step "
+            "updates only the TrafficSplit (or HTTPRoute) and the InferenceService record; the rest differs "
+            "between the program, the stack file and the stack's state (a merged edit not yet deployed, a "
+            f"shared module or a platform output that moved, drift). Nothing was applied and the stack file "
+            f"is back as it was: see `pulumi preview --diff --stack {stack}`, and deploy that change through "
+            "review first"
+        )
+
+
 # The CLI's words for a stack another update holds, on stderr: the DIY backends' lock file and the
 # Pulumi Cloud's 409. The same texts the Automation API classifies as ConcurrentUpdateError.
 LOCKED_TEXTS = ("the stack is currently locked by", "[409] Conflict: Another update is currently in progress.")
@@ -70,17 +93,48 @@ TAIL_LINES = 40
 
 def cli_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> None:
     """`pulumi up` on one stack: one CLI process, run in the stack's project directory with this
-    process's environment (backend login, PULUMI_CONFIG_PASSPHRASE, PULUMI_ACCESS_TOKEN).
+    process's environment (backend login, PULUMI_CONFIG_PASSPHRASE, PULUMI_ACCESS_TOKEN). A rollback's `up`.
 
     Why not the Automation API: around the update it runs five more CLI processes (`version` and
     `stack select` before it; two `stack output` reads and `stack history` after it), about a second
     added to every rollback. What it gave is kept here: the output streamed line by line (stdout and
     stderr both), a lock held by another update told apart (`StateLocked`) from any other failure
     (`UpFailed`)."""
+    _run_pulumi(project_dir, ["up", "--yes", "--skip-preview"], stack, on_output)
+
+
+def cli_planned_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> None:
+    """A weight step's `up`, bound to its reviewed shape: `pulumi preview --save-plan`, then the plan
+    checked (`plan_check`: the split and the record updated, nothing else changed), then
+    `pulumi up --plan`, which refuses any operation the preview did not plan. An unexpected operation
+    raises `PlanRefused` before anything is applied.
+
+    Two engine runs instead of one: a step is not urgent, and it must not carry changes nobody
+    reviewed. A rollback stays one `up` (`cli_up`): it must not wait, and what it restores is the
+    stable version the stack already ran."""
+    with tempfile.TemporaryDirectory(prefix="mlplatform-plan-") as scratch:
+        plan_file = Path(scratch) / "plan.json"
+        _run_pulumi(project_dir, ["preview", "--save-plan", str(plan_file)], stack, on_output)
+        try:
+            changes = plan_check.changes(plan_check.read_plan(plan_file))
+        except plan_check.PlanUnreadable as err:
+            raise UpFailed(f"the weight step's plan cannot be checked: {err}") from None
+        surprises = plan_check.unexpected(changes)
+        if surprises:
+            raise PlanRefused(stack, surprises)
+        summary = "; ".join(str(step) for step in changes) or "no change (the cluster already runs this weight)"
+        on_output(f"plan check: {summary}\n")
+        # Any non-zero exit of `up --plan` is a failure, 255 included (pulumi/pulumi#16670).
+        up_plan = ["up", "--yes", "--skip-preview", "--plan", str(plan_file)]
+        _run_pulumi(project_dir, up_plan, stack, on_output)
+
+
+def _run_pulumi(project_dir: Path, command: list[str], stack: str, on_output: Callable[[str], None]) -> None:
+    """One `pulumi` process on `stack` in `project_dir`, its output streamed; raises `StateLocked` or `UpFailed`."""
     pulumi = pulumi_cli.find()
     if pulumi is None:
         raise UpFailed("the `pulumi` CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)")
-    argv = [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--color", "never", "--stack", stack]
+    argv = [pulumi, *command, "--non-interactive", "--color", "never", "--stack", stack]
     try:
         process = subprocess.Popen(
             argv,
@@ -106,7 +160,7 @@ def cli_up(project_dir: Path, stack: str, on_output: Callable[[str], None]) -> N
     if code == 0:
         return
     stderr = "".join(stderr_lines)
-    detail = f"exit code {code}: {_last_lines(''.join(tail))}"
+    detail = f"`pulumi {command[0]}` exit code {code}: {_last_lines(''.join(tail))}"
     if any(text in stderr for text in LOCKED_TEXTS):
         raise StateLocked(detail)
     raise UpFailed(detail)

@@ -4,7 +4,8 @@ The tool decides and writes; `pulumi up` (by hand, by the deploy workflow, or by
 applies. Exit codes:
   0 done
   1 refused by the gate, a rollout rule or the registry (the output says why, with numbers), or `next`
-    before the current step's dwell has passed (it names the time left; --skip-dwell REASON overrides)
+    before the current step's dwell has passed (it names the time left; --skip-dwell REASON overrides);
+    with --apply, a step's update plan that holds more than the split and the record (the file is back)
   2 usage or input error (arguments; a missing, malformed or invalid stack file; a missing platform output)
   3 unavailable: Prometheus, MLflow or the Kubernetes API (the rollout state) could not be queried
   4 I/O error: the stack file or its lock cannot be read or written, or `git commit` failed
@@ -129,8 +130,9 @@ def _parent_parsers() -> tuple[argparse.ArgumentParser, ...]:
     applying.add_argument(
         "--apply",
         action="store_true",
-        help="run `pulumi up` on this stack (one CLI run) after the edit, then commit it; a failed `up` puts "
-        "the file back (exit 6)",
+        help="apply the edit to this stack, then commit it: a rollback is one `pulumi up`; a step forward is "
+        "`preview --save-plan`, the plan checked to hold only the split's and the record's updates (anything "
+        "else refuses, exit 1), then `up --plan`. A failed `up` puts the file back (exit 6)",
     )
     applying.add_argument("--git-push", metavar="BRANCH", help="with --apply: push the commit to this branch")
     applying.add_argument(
@@ -179,7 +181,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     p.set_defaults(rollout_handler=commands.start)
 
-    p = verbs.add_parser("next", parents=[common, gate, writes], help="gate, then write the next weight")
+    p = verbs.add_parser(
+        "next",
+        parents=[common, gate, writes, applying],
+        help="gate, then write the next weight (with --apply: apply it under a checked update plan)",
+    )
     p.add_argument("--dry-run", action="store_true", help="evaluate the gate, write nothing")
     p.add_argument(
         "--from",
@@ -241,12 +247,20 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return rollout
 
 
-def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    stream=None,
+    up: apply.UpFunction | None = None,
+    planned_up: apply.UpFunction | None = None,
+) -> int:
     """Run a parsed `rollout` command; every error becomes one line (one event) and an exit code.
-    `up` replaces `apply.cli_up`, the `pulumi up` of `--apply` (tests)."""
+    `up` and `planned_up` replace `apply.cli_up` and `apply.cli_planned_up`, how `--apply` applies a
+    rollback and a step forward (tests)."""
     ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=Output(args.json, stream), args=args)
     if up is not None:
         ctx.up = up
+    if planned_up is not None:
+        ctx.planned_up = planned_up
     return run_context(ctx)
 
 
@@ -264,6 +278,8 @@ def run_context(ctx: Context) -> int:
             getattr(args, "git_push", None) or getattr(args, "git_pr", False)
         ):
             raise UsageError("--git-push and --git-pr need --apply")
+        if getattr(args, "apply", False) and getattr(args, "dry_run", False):
+            raise UsageError("--dry-run writes nothing and --apply applies: pass one of them")
         if getattr(args, "git_pr", False) and not args.git_push:
             raise UsageError("--git-pr needs --git-push BRANCH: the PR's head branch")
         with ctx.resources:

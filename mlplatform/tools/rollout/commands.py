@@ -82,7 +82,7 @@ def advance(
     message = f"{_title(ctx)}: canary {canary.version} {canary.weight}% -> {target}%"
     if skip_reason:
         message += f"\n\ndwell skipped: {skip_reason}"
-    result = ctx.edit(stackfile.set_weight(target), message, verdict)
+    result = ctx.edit(stackfile.set_weight(target), message, verdict, step_forward=True)
     if result.written:
         # The judge's tests continue into the new step: the status carries where they stand.
         step = state.new_step(canary.version, target, ctx.now(), evidence=verdict.evidence_out)
@@ -112,6 +112,7 @@ def next_step(ctx: Context) -> int:
     from_weight, skip_reason = ctx.option("from_weight"), ctx.option("skip_dwell")
     # With --from the weight decides whether this command still applies, not whether the file was touched.
     with ctx.exclusive(require_unchanged=from_weight is None):
+        ctx.require_clean_for_apply()  # before the gate: a dirty file refuses before anything is queried
         config = ctx.load().config
         canary = rules.require_live_canary(config)
         if from_weight is not None and canary.weight != from_weight:

@@ -62,7 +62,9 @@ class Context:
     out: Output
     args: argparse.Namespace
     up: apply.UpFunction = apply.cli_up
-    """How `--apply` runs `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
+    """How `--apply` applies a rollback: one `pulumi up`; tests inject a fake (the real engine is in the e2e tier)."""
+    planned_up: apply.UpFunction = apply.cli_planned_up
+    """How `--apply` applies a step forward: preview with a saved plan, the plan checked, `up --plan`."""
     now: Any = time.time
     """Wall-clock seconds: the step start in the status is a timestamp other runs read."""
     _platform: Platform | None = field(default=None, init=False, repr=False)
@@ -251,9 +253,13 @@ class Context:
         if self.applies:
             apply.require_clean(self.path)
 
-    def edit(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None = None) -> stackfile.EditResult:
+    def edit(
+        self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None = None, *, step_forward: bool = False
+    ) -> stackfile.EditResult:
+        """Write the edit; with `--apply`, apply it too. `step_forward`: a weight step up, applied under a
+        checked plan (`apply.cli_planned_up`); otherwise one `up` (a rollback must not wait)."""
         if self.applies:
-            return self._edit_and_apply(edit, message, verdict)
+            return self._edit_and_apply(edit, message, verdict, step_forward)
         result = stackfile.apply_edit(self.load(), edit, dry_run=self.option("dry_run", False))
         self._current = None
         if result.written and self.option("commit", False):
@@ -264,7 +270,9 @@ class Context:
                 raise
         return result
 
-    def _edit_and_apply(self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None) -> stackfile.EditResult:
+    def _edit_and_apply(
+        self, edit: stackfile.Edit, message: str, verdict: GateVerdict | None, step_forward: bool
+    ) -> stackfile.EditResult:
         """Write, `up`, commit, publish (see `apply`). The file goes back byte for byte when `up` fails."""
         apply.require_clean(self.path)
         current = self.load()
@@ -274,8 +282,11 @@ class Context:
         if not result.written:
             return result
         stack = stackfile.stack_name(self.path)
-        self.out.event("applying", f"applying: pulumi up on stack {stack} ({self.path.parent})", stack=stack)
-        apply.apply_written(self.path, before, self.up, self._up_output)
+        how = "pulumi preview --save-plan, the plan checked, pulumi up --plan" if step_forward else "pulumi up"
+        self.out.event(
+            "applying", f"applying: {how} on stack {stack} ({self.path.parent})", stack=stack, plan=step_forward
+        )
+        apply.apply_written(self.path, before, self.planned_up if step_forward else self.up, self._up_output)
         self.out.event("applied", f"applied: pulumi up on stack {stack} succeeded", stack=stack)
         try:
             _git_commit(self.path, message, verdict)
