@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 PASSPHRASE = "mlplatform-e2e-only"
+MODEL_PROJECT = Path(__file__).resolve().parents[2] / "stacks" / "model"
 COMMAND_TIMEOUT = 600
 
 
@@ -94,6 +96,17 @@ class PulumiCli:
 
     def stack_init(self, project: Path, stack: str) -> None:
         self.run("stack", "init", stack, "--secrets-provider", "passphrase", cwd=project)
+
+    def model_stack(self, project: Path, stack: str, config: str) -> Path:
+        """A copy of the model project's real entry point in `project` (created), the stack `stack` in
+        it with `config` (the lines under `config:`); returns the stack file."""
+        project.mkdir(parents=True)
+        for name in ("Pulumi.yaml", "__main__.py"):
+            shutil.copy(MODEL_PROJECT / name, project / name)
+        self.stack_init(project, stack)
+        stack_file = project / f"Pulumi.{stack}.yaml"
+        stack_file.write_text(stack_file.read_text() + "config:\n" + config)
+        return stack_file
 
     def config_set(
         self, project: Path, stack: str, key: str, value: str, *, secret: bool = False, path: bool = False

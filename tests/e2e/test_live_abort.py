@@ -45,17 +45,11 @@ def _split(api: ControlPlane) -> dict[str, int]:
 
 def model_project(pulumi: PulumiCli, platform_stack: str, directory: Path, model: str, stack: str) -> Path:
     """The model stack's real entry point, its stack file giving `model`'s canary v6 10%."""
-    directory.mkdir(parents=True)
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, directory / name)
-    pulumi.stack_init(directory, stack)
-    stack_file = directory / f"Pulumi.{stack}.yaml"
     config = STACK_CONFIG.format(platform=platform_stack, window="10s").replace(
         "name: fraud-detector\n", f"name: {model}\n"
     )
     config = config.replace("runId: fraud-e2e-r1", f"runId: {model}-r1")
-    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
-    return stack_file
+    return pulumi.model_stack(directory, stack, config)
 
 
 def _record_abort(api: ControlPlane) -> None:

@@ -31,7 +31,6 @@ from mlplatform.model.config import DEFAULT_STEPS
 from mlplatform.tools.rollout.gate import PrometheusClient, Queries
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli, Step
-from tests.support.helpers import ROOT
 from tests.support.linkerd_exporter import LinkerdExporter, Traffic
 from tests.support.model_stack import model_stack_config
 
@@ -260,14 +259,7 @@ def test_rollout_is_config_edits_applied_by_pulumi_up(  # noqa: PLR0915  one rol
 
     # 2. `pulumi up` the model stack.
     project = tmp_path / "model"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    pulumi.stack_init(project, STACK)
-    stack_file = project / f"Pulumi.{STACK}.yaml"
-    stack_file.write_text(
-        stack_file.read_text() + "config:\n" + STACK_CONFIG.format(platform=platform_stack, window=WINDOW)
-    )
+    pulumi.model_stack(project, STACK, STACK_CONFIG.format(platform=platform_stack, window=WINDOW))
     before_up = _objects(api)
     pulumi.up(project, STACK)
     _platform_outputs_file(project).write_text(

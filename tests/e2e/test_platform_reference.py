@@ -9,13 +9,11 @@ reads `pulumi:pulumi:StackReference (mlmodel:platformStack): ... unknown stack "
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.pulumi_cli import PulumiCli, PulumiError
-from tests.support.helpers import ROOT
 from tests.support.model_stack import model_stack_config
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +24,7 @@ MISSING = "organization/mlplatform/missing"
 
 def test_an_unknown_platform_stack_is_named_by_its_key(pulumi: PulumiCli, tmp_path: Path) -> None:
     project = tmp_path / "model"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    pulumi.stack_init(project, STACK)
-    stack_file = project / f"Pulumi.{STACK}.yaml"
-    stack_file.write_text(stack_file.read_text() + "config:\n" + model_stack_config(MISSING))
+    pulumi.model_stack(project, STACK, model_stack_config(MISSING))
 
     with pytest.raises(PulumiError) as refused:
         pulumi.run("up", "--stack", STACK, "--yes", "--skip-preview", cwd=project)

@@ -76,13 +76,8 @@ def _model_stack_in_git(
     pulumi: PulumiCli, api: ControlPlane, platform_stack: str, tmp_path: Path, model: str, stack: str
 ) -> Checkout:
     project = tmp_path / "repo" / "model"
-    project.mkdir(parents=True)
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    pulumi.stack_init(project, stack)
-    stack_file = project / f"Pulumi.{stack}.yaml"
     config = _stack_config(platform_stack).replace(f"name: {MODEL}\n", f"name: {model}\n")
-    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
+    stack_file = pulumi.model_stack(project, stack, config)
     pulumi.up(project, stack)
     assert _split(api, model) == {f"{model}-v5": 90, f"{model}-v6": 10}
     origin = tmp_path / "origin.git"

@@ -27,7 +27,6 @@ from mlplatform.tools.rollout import state
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.test_model_stack_rollout import GROUP, SERVING, STACK_CONFIG, _changes
-from tests.support.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -74,16 +73,11 @@ def test_status_writes_are_not_drift(
 ) -> None:
     api = control_plane
     project = tmp_path / "model"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    pulumi.stack_init(project, STACK)
-    stack_file = project / f"Pulumi.{STACK}.yaml"
     config = STACK_CONFIG.format(platform=platform_stack, window="10s").replace(
         "name: fraud-detector\n", f"name: {MODEL}\n"
     )
     config = config.replace("runId: fraud-e2e-r1", "runId: fraud-status-r1")
-    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
+    pulumi.model_stack(project, STACK, config)
     pulumi.up(project, STACK)
     outputs = tmp_path / "platform-outputs.json"
     outputs.write_text(pulumi.run("stack", "output", "--json", "--stack", platform_stack, cwd=project).stdout)

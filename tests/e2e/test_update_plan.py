@@ -19,7 +19,6 @@ PULUMI_EXPERIMENTAL is set. Neither needs PULUMI_EXPERIMENTAL to take effect.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from mlplatform.tools.ci.pr_comment import StackReport, read_preview, render
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.policy_pack import preview_with_pack, record_events, record_text
 from tests.e2e.pulumi_cli import COMMAND_TIMEOUT, PulumiCli
-from tests.support.helpers import ROOT
 from tests.support.model_stack import model_stack_config
 
 pytestmark = pytest.mark.e2e
@@ -78,13 +76,8 @@ def test_a_weight_steps_plan_holds_the_step_and_refuses_anything_else(
     pulumi: PulumiCli, control_plane: ControlPlane, platform_stack: str, tmp_path: Path
 ) -> None:
     project = tmp_path / "model"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / "stacks" / "model" / name, project / name)
-    pulumi.stack_init(project, STACK)
-    stack_file = project / f"Pulumi.{STACK}.yaml"
     config = model_stack_config(platform_stack, model=MODEL, registered_model=MODEL, stable=1, canary=2, max_replicas=2)
-    stack_file.write_text(stack_file.read_text() + "config:\n" + config)
+    stack_file = pulumi.model_stack(project, STACK, config)
     pulumi.up(project, STACK)
     try:
         _steps(pulumi, control_plane, project, stack_file, tmp_path)
