@@ -9,6 +9,8 @@ provider, in one run and alternating round by round (the order rotated each roun
 - each knob of issue 22 switched off on its own stack (provider first, the ASCII image
   tag pattern, the plugin-discovery shim): its saving is the paired median of
   (knob off - weight step), the ones that did nothing included;
+- the same weight step as `rollout next --apply` / `watch --apply` applies it: `preview
+  --save-plan`, the plan checked, `up --plan` (its cost over one `up`, paired);
 - `rollout abort --apply` with the rollback's `up` as one CLI run against the
   Automation API's, alternating;
 - what is left: the CLI's start, `import pulumi`, the API server's OpenAPI document.
@@ -27,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.engine.measure import Results, run
+from bench.engine.measure import PLANNED_STEP, Results, run
 
 ROUNDS = 5
 STEP = "weight step `up`"
@@ -90,6 +92,14 @@ def markdown(results: Results) -> str:
         lines.append(
             f"| rollback as one CLI run, {what} | {_paired(results, f'{prefix}{OLD}', f'{prefix}{NEW}'):+.2f} s |"
         )
+    if PLANNED_STEP in runs:
+        lines += [
+            "",
+            "| a step forward through `--apply` (issue 21) | paired |",
+            "|---|---:|",
+            f"| under a plan ÷ one `up` | {_ratio(results, PLANNED_STEP, STEP):.2f}× |",
+            f"| under a plan − one `up` | {_paired(results, PLANNED_STEP, STEP):+.2f} s |",
+        ]
     if "openapi_bytes" in results.facts:
         lines += ["", f"The API server's `/openapi/v2` document: {int(results.facts['openapi_bytes']) / 1e6:.1f} MB."]
     return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ from tests.e2e.tools import provide_tools
 from tests.support.chart_mirror import chart_mirror
 
 POLL_SECONDS = 0.05
+PLANNED_STEP = "weight step under a plan (`preview --save-plan`, check, `up --plan`)"
 # The tools' kube client as a one-shot command, as `kubectl patch` is one: process, kubeconfig, request.
 KUBE_CLIENT_PATCH = """
 import json, sys
@@ -99,6 +100,20 @@ def _abort_apply(stack: stacks.Stack, up: apply.UpFunction, api: ControlPlane) -
     return seconds, moved[0]
 
 
+def _retry_aborted(stack: stacks.Stack) -> None:
+    """`rollout guard --retry`: the record forgets the abort, so the next round's `up` at 10 % is not
+    refused by the program's aborted-canary check (it would be, rightly, for anyone else)."""
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["rollout", "guard", stack.name, "--project-dir", str(stack.project), "--json", "--retry", "bench round"]
+    )
+    out = io.StringIO()
+    code = cli.run(args, stream=out)
+    if code != 0:
+        raise SystemExit(f"bench.engine: `rollout guard --retry` exited {code}: {out.getvalue()}")
+
+
 def _patch(kind: str, kubeconfig: Path, path: str, weight: int) -> float:
     model = path.rsplit("/", 1)[-1].removesuffix("-bench-copy")
     patch = {"spec": {"backends": [{"service": f"{model}-v5", "weight": 100 - weight}]}}
@@ -129,6 +144,18 @@ def _step_runner(stack: stacks.Stack, verb: str) -> Callable[[int], float]:
             stacks.step(stack)  # the preview left the cluster as it was: so must the file
             return seconds
         return _timed(lambda: stack.run("up", "--yes", "--skip-preview"))
+
+    return run
+
+
+def _planned_runner(stack: stacks.Stack, env: dict[str, str]) -> Callable[[int], float]:
+    """The same weight step as `rollout next --apply` applies it: `preview --save-plan`, the plan checked
+    (only the split's and the record's updates), `up --plan` (`apply.cli_planned_up`)."""
+
+    def run(index: int) -> float:
+        stacks.step(stack)
+        with _environment(env):
+            return _timed(lambda: apply.cli_planned_up(stack.project, stack.name, lambda line: None))
 
     return run
 
@@ -193,6 +220,7 @@ def run(workdir: Path, rounds: int) -> Results:
         plan: list[tuple[str, Callable[[int], float]]] = [
             ("weight step `up`", _step_runner(base, "up")),
             ("weight step `preview --diff`", _step_runner(base, "preview")),
+            (PLANNED_STEP, _planned_runner(base, _cli_env(pulumi, tools, api))),
             *((f"knob off: {v.label}", _step_runner(v, "up")) for v in variants),
             ("floor: empty program `up`", _floor_runner(empty)),
             ("floor: one-ConfigMap program `up`", _floor_runner(configmap)),
@@ -210,16 +238,22 @@ def run(workdir: Path, rounds: int) -> Results:
     return results
 
 
-def _rollback(results: Results, pulumi, models: Path, api: ControlPlane, tools: dict[str, str]) -> None:
-    """`rollout abort --apply`, in this process, with the old and the new `up`, alternating."""
-    stack = stacks.model_stack("rollback", pulumi, models / "repo", "rollback")
-    committed = stacks.git_checkout(stack)
+def _cli_env(pulumi, tools: dict[str, str], api: ControlPlane) -> dict[str, str]:
+    """The environment `mlplatform rollout --apply` runs in: the hermetic backend, the CLI on PATH."""
     env = pulumi.env()
     env["PATH"] = f"{Path(tools['pulumi']).parent}{os.pathsep}{env['PATH']}"
     env["KUBECONFIG"] = str(api.admin_kubeconfig)
     env.pop("ROLLOUT_STATUS_FILE", None)
     env.update(GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@local")
     env.update(GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@local")
+    return env
+
+
+def _rollback(results: Results, pulumi, models: Path, api: ControlPlane, tools: dict[str, str]) -> None:
+    """`rollout abort --apply`, in this process, with the old and the new `up`, alternating."""
+    stack = stacks.model_stack("rollback", pulumi, models / "repo", "rollback")
+    committed = stacks.git_checkout(stack)
+    env = _cli_env(pulumi, tools, api)
     ups: dict[str, apply.UpFunction] = {"one CLI `up`": apply.cli_up, "Automation API": legacy.automation_up}
 
     def timed_up(label: str, up: apply.UpFunction) -> apply.UpFunction:
@@ -235,4 +269,4 @@ def _rollback(results: Results, pulumi, models: Path, api: ControlPlane, tools: 
                 wall, moved = _abort_apply(stack, timed_up(label, up), api)
                 results.add(f"rollback `abort --apply`: {label}", wall)
                 results.add(f"rollback start → split 100/0 on the API server: {label}", moved)
-                stacks.reset_rollback(stack, committed)
+                stacks.reset_rollback(stack, committed, before_up=lambda: _retry_aborted(stack))

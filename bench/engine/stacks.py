@@ -7,6 +7,7 @@ import dataclasses
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,9 +168,11 @@ def git_checkout(stack: Stack) -> bytes:
     return stack.file.read_bytes()
 
 
-def reset_rollback(stack: Stack, committed: bytes) -> None:
-    """Back to the canary at 10 %, committed and applied: the next round's abort starts where this one did."""
+def reset_rollback(stack: Stack, committed: bytes, before_up: Callable[[], None]) -> None:
+    """Back to the canary at 10 %, committed and applied: the next round's abort starts where this one did.
+    `before_up` runs once the file gives 10 % again (the abort on the record is cleared there)."""
     stack.file.write_bytes(committed)
+    before_up()
     subprocess.run(
         ["git", "-c", "user.name=bench", "-c", "user.email=bench@local", "commit", "-q", "-am", "back to 10%"],
         cwd=stack.project,
