@@ -143,7 +143,10 @@ def test_annotate_names_each_violation_and_fails_a_failed_preview(capsys) -> Non
     assert "::error title=policy canary-weight-step (mandatory)::TrafficSplit churn-split: " in out
     assert "from 10 to 60" in out
     assert main(["annotate", str(STEP)]) == 0
-    assert "preview succeeded: 2 to update; policy: 0 mandatory, 0 advisory" in capsys.readouterr().out
+    # The live record's read (the aborted-canary check) is counted apart from the changes.
+    assert "preview succeeded: 2 to update; 27 unchanged, 1 read; policy: 0 mandatory, 0 advisory" in (
+        capsys.readouterr().out
+    )
     assert main(["annotate", str(RECORDED / "missing.preview.json")]) == 1
 
 

@@ -33,6 +33,9 @@ MARKER = "<!-- mlplatform:pr-preview -->"
 GITHUB_LIMIT = 65_536
 BUDGET = 60_000
 OPS = ("create", "update", "delete", "replace")
+# Steps that change nothing: the unchanged resources, and the reads of read resources (the model
+# program reads its live InferenceService record to honour an abort on every run).
+NO_CHANGE_OPS = ("same", "read")
 SHOWN_PER_LIST = (200, 20, 0)
 """Details kept per list at each level of detail: everything that fits, then a few, then none."""
 
@@ -80,7 +83,7 @@ def _from_events(events: list[Mapping[str, Any]]) -> Preview:
     steps = [
         (e["resourcePreEvent"]["metadata"]["op"], _short(e["resourcePreEvent"]["metadata"]["urn"]))
         for e in events
-        if "resourcePreEvent" in e and e["resourcePreEvent"]["metadata"]["op"] not in ("same", "read")
+        if "resourcePreEvent" in e and e["resourcePreEvent"]["metadata"]["op"] not in NO_CHANGE_OPS
     ]
     violations = [
         {
@@ -99,7 +102,7 @@ def _from_events(events: list[Mapping[str, Any]]) -> Preview:
 
 
 def _from_document(document: Mapping[str, Any]) -> Preview:
-    steps = [(s["op"], _short(s["urn"])) for s in document.get("steps") or [] if s.get("op") not in ("same", "read")]
+    steps = [(s["op"], _short(s["urn"])) for s in document.get("steps") or [] if s.get("op") not in NO_CHANGE_OPS]
     errors = _errors(document.get("diagnostics") or [])
     return Preview(
         "failed" if errors else "succeeded",
@@ -148,13 +151,21 @@ def _capped(items: list[str], keep: int, what: str) -> list[str]:
     return shown
 
 
+def _counts(preview: Preview) -> str:
+    """`2 to update; 27 unchanged, 1 read`: the changes first, then what the preview only looked at."""
+    changes = ", ".join(f"{n} to {op}" for op, n in preview.counts.items() if op not in NO_CHANGE_OPS and n)
+    looked = f"{preview.counts.get('same', 0)} unchanged"
+    if preview.counts.get("read"):
+        looked += f", {preview.counts['read']} read"
+    return f"{changes or 'no changes'}; {looked}"
+
+
 def _stack_section(report: StackReport, keep: int) -> list[str]:
     preview = report.preview
     out = [f"### `{report.name}`", ""]
     if not preview.ran:
         return [*out, *(f"**Preview**: {e}." for e in preview.errors), ""]
-    counts = ", ".join(f"{n} to {op}" for op, n in preview.counts.items() if op != "same" and n) or "no changes"
-    out.append(f"**Preview** ({preview.result}): {counts}; {preview.counts.get('same', 0)} unchanged.")
+    out.append(f"**Preview** ({preview.result}): {_counts(preview)}.")
     if keep and preview.steps:
         out += ["", f"<details><summary>Operations ({len(preview.steps)})</summary>", ""]
         out += _capped([f"- `{op}` {_cell(name)}" for op, name in preview.steps], keep, "operations")
@@ -301,8 +312,7 @@ def annotate(path: Path) -> int:
         print(f"::{kind} title=policy {v['policy']} ({v['level']})::{v['resource']}: {v['message']}")
     for error in preview.errors:
         print(f"::error title=preview::{error}")
-    counts = ", ".join(f"{n} to {op}" for op, n in preview.counts.items() if op != "same" and n) or "no changes"
-    print(f"{path.name}: preview {preview.result}: {counts}; policy: {_policy_cell(preview)}")
+    print(f"{path.name}: preview {preview.result}: {_counts(preview)}; policy: {_policy_cell(preview)}")
     return 1 if preview.result == "failed" else 0
 
 
