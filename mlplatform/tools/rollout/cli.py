@@ -247,20 +247,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return rollout
 
 
-def run(
-    args: argparse.Namespace,
-    stream=None,
-    up: apply.UpFunction | None = None,
-    planned_up: apply.UpFunction | None = None,
-) -> int:
+def run(args: argparse.Namespace, stream=None, up: apply.UpFunction | None = None) -> int:
     """Run a parsed `rollout` command; every error becomes one line (one event) and an exit code.
-    `up` and `planned_up` replace `apply.cli_up` and `apply.cli_planned_up`, how `--apply` applies a
-    rollback and a step forward (tests)."""
+    `up` replaces `apply.cli_up`, the one `pulumi up` of an `--apply` rollback (tests)."""
     ctx = Context(path=stackfile.stack_path(args.stack, args.project_dir), out=Output(args.json, stream), args=args)
     if up is not None:
         ctx.up = up
-    if planned_up is not None:
-        ctx.planned_up = planned_up
     return run_context(ctx)
 
 
