@@ -220,7 +220,7 @@ def run(workdir: Path, rounds: int) -> Results:
         plan: list[tuple[str, Callable[[int], float]]] = [
             ("weight step `up`", _step_runner(base, "up")),
             ("weight step `preview --diff`", _step_runner(base, "preview")),
-            (PLANNED_STEP, _planned_runner(base, _cli_env(pulumi, tools, api))),
+            (PLANNED_STEP, _planned_runner(base, pulumi.rollout_env(api.admin_kubeconfig, author="bench"))),
             *((f"knob off: {v.label}", _step_runner(v, "up")) for v in variants),
             ("floor: empty program `up`", _floor_runner(empty)),
             ("floor: one-ConfigMap program `up`", _floor_runner(configmap)),
@@ -231,29 +231,18 @@ def run(workdir: Path, rounds: int) -> Results:
             ("kube client patch (one process)", lambda i: _patch("kube", api.admin_kubeconfig, copy, 25 - i % 2)),
         ]
         _rounds(results, plan)
-        _rollback(results, pulumi, models, api, tools)
+        _rollback(results, pulumi, models, api)
         _left(results, tools, python, api)
     finally:
         api.stop()
     return results
 
 
-def _cli_env(pulumi, tools: dict[str, str], api: ControlPlane) -> dict[str, str]:
-    """The environment `mlplatform rollout --apply` runs in: the hermetic backend, the CLI on PATH."""
-    env = pulumi.env()
-    env["PATH"] = f"{Path(tools['pulumi']).parent}{os.pathsep}{env['PATH']}"
-    env["KUBECONFIG"] = str(api.admin_kubeconfig)
-    env.pop("ROLLOUT_STATUS_FILE", None)
-    env.update(GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@local")
-    env.update(GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@local")
-    return env
-
-
-def _rollback(results: Results, pulumi, models: Path, api: ControlPlane, tools: dict[str, str]) -> None:
+def _rollback(results: Results, pulumi, models: Path, api: ControlPlane) -> None:
     """`rollout abort --apply`, in this process, with the old and the new `up`, alternating."""
     stack = stacks.model_stack("rollback", pulumi, models / "repo", "rollback")
     committed = stacks.git_checkout(stack)
-    env = _cli_env(pulumi, tools, api)
+    env = pulumi.rollout_env(api.admin_kubeconfig, author="bench")
     ups: dict[str, apply.UpFunction] = {"one CLI `up`": apply.cli_up, "Automation API": legacy.automation_up}
 
     def timed_up(label: str, up: apply.UpFunction) -> apply.UpFunction:

@@ -73,6 +73,18 @@ class PulumiCli:
         )
         return env
 
+    def rollout_env(self, kubeconfig: Path, author: str = "e2e") -> dict[str, str]:
+        """`mlplatform rollout` as CI runs it: this hermetic env, the CLI first on PATH (where `--apply`
+        finds it), the rollout state on the API server's record (no ROLLOUT_STATUS_FILE), and a Git
+        identity for the commits `--apply` makes."""
+        env = self.env()
+        env["PATH"] = f"{Path(self.binary).parent}{os.pathsep}{env['PATH']}"
+        env["KUBECONFIG"] = str(kubeconfig)
+        env.pop("ROLLOUT_STATUS_FILE", None)
+        env.update(GIT_AUTHOR_NAME=author, GIT_AUTHOR_EMAIL=f"{author}@local")
+        env.update(GIT_COMMITTER_NAME=author, GIT_COMMITTER_EMAIL=f"{author}@local")
+        return env
+
     def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [self.binary, "--non-interactive", *args],

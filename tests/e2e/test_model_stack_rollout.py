@@ -31,7 +31,7 @@ from mlplatform.model.config import DEFAULT_STEPS
 from mlplatform.tools.rollout.gate import PrometheusClient, Queries
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli, Step
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.linkerd_exporter import HEALTHY, LinkerdExporter
 from tests.support.model_stack import model_stack_config
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,6 @@ SERVING = "ml-serving"
 TRAINING = "team-fraud"
 GROUP = "ml.example.com"
 WINDOW = "10s"
-HEALTHY = Traffic(rps=40, latency_ms=30)
 DATA_TIMEOUT = 60.0
 
 # The stack file as a platform engineer writes it, canary at the first step: a template

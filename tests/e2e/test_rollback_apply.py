@@ -30,7 +30,7 @@ from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
 from tests.e2e.test_model_stack_rollout import SERVING, STACK_CONFIG, wait_for_requests
 from tests.support.helpers import ROOT
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.linkerd_exporter import FAILING, LinkerdExporter
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,6 @@ STACK = "fraud-rollback-e2e"
 WINDOW = "5s"
 FAILURE_THRESHOLD = 2
 CHECK_INTERVAL = 1.0
-FAILING = Traffic(rps=40, error_ratio=0.5, latency_ms=30)
 TIMEOUT = 240.0
 BRANCH = "rollback/fraud-rollback-e2e"
 
@@ -91,19 +90,6 @@ def _model_stack_in_git(
     return Checkout(checkout, project, stack_file, origin, _git(checkout, "rev-parse", "HEAD").strip())
 
 
-def _cli_env(pulumi: PulumiCli, e2e_tools: dict[str, str], api: ControlPlane) -> dict[str, str]:
-    """`mlplatform` as CI runs it: the hermetic pulumi env, the CLI on PATH (where `--apply` finds it)."""
-    env = pulumi.env()
-    env["PATH"] = f"{Path(e2e_tools['pulumi']).parent}:{env['PATH']}"
-    # The rollout state goes to the InferenceService record on the API server.
-    env["KUBECONFIG"] = str(api.admin_kubeconfig)
-    env.pop("ROLLOUT_STATUS_FILE", None)
-    env.update(
-        GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@local", GIT_COMMITTER_NAME="e2e", GIT_COMMITTER_EMAIL="e2e@local"
-    )
-    return env
-
-
 def _mlplatform(env: dict[str, str]) -> str:
     probe = subprocess.run(
         [sys.executable, "-c", "import mlplatform; print(mlplatform.__file__)"],
@@ -124,7 +110,6 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
     platform_stack: str,
     prometheus: str,
     exporter: LinkerdExporter,
-    e2e_tools: dict[str, str],
     tmp_path: Path,
 ) -> None:
     api = control_plane
@@ -137,7 +122,7 @@ def test_watch_apply_rolls_back_without_a_merge(  # noqa: PLR0915  one rollback 
 
     wait_for_requests(prometheus, f"{MODEL}-v6", FAILING.rps * 2, window=WINDOW)
 
-    env = _cli_env(pulumi, e2e_tools, api)
+    env = pulumi.rollout_env(api.admin_kubeconfig)
     executable = _mlplatform(env)
     argv = [
         executable,
@@ -281,7 +266,6 @@ def test_abort_apply_with_the_real_engine_lock_then_failure_then_success(
     pulumi: PulumiCli,
     control_plane: ControlPlane,
     platform_stack: str,
-    e2e_tools: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """`abort --apply`'s one `pulumi up`: a stack another `up` holds is exit 5, a failed `up` is exit 6,
@@ -290,7 +274,7 @@ def test_abort_apply_with_the_real_engine_lock_then_failure_then_success(
     made = _model_stack_in_git(pulumi, api, platform_stack, tmp_path, APPLY_MODEL, APPLY_STACK)
     committed = made.stack_file.read_bytes()
     at_ten = {f"{APPLY_MODEL}-v5": 90, f"{APPLY_MODEL}-v6": 10}
-    env = _cli_env(pulumi, e2e_tools, api)
+    env = pulumi.rollout_env(api.admin_kubeconfig)
     executable = _mlplatform(env)
 
     # 1. A concurrent `up` of the same stack holds its lock while its program runs.

@@ -21,9 +21,9 @@ import pytest
 
 from tests.e2e.control_plane import ControlPlane
 from tests.e2e.pulumi_cli import PulumiCli
-from tests.e2e.test_model_stack_rollout import HEALTHY, SERVING, wait_for_requests
-from tests.e2e.test_rollback_apply import WINDOW, _cli_env, _git, _mlplatform, _model_stack_in_git, _split
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.e2e.test_model_stack_rollout import SERVING, wait_for_requests
+from tests.e2e.test_rollback_apply import WINDOW, _git, _mlplatform, _model_stack_in_git, _split
+from tests.support.linkerd_exporter import HEALTHY, LinkerdExporter, Traffic
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,6 @@ def test_next_apply_steps_under_a_checked_plan_and_refuses_anything_else(
     platform_stack: str,
     prometheus: str,
     exporter: LinkerdExporter,
-    e2e_tools: dict[str, str],
     tmp_path: Path,
 ) -> None:
     api = control_plane
@@ -67,7 +66,7 @@ def test_next_apply_steps_under_a_checked_plan_and_refuses_anything_else(
     _git(made.directory, "push", "-q", "origin", "HEAD:refs/heads/main")
     outputs = tmp_path / "platform-outputs.json"
     outputs.write_text(pulumi.run("stack", "output", "--json", "--stack", platform_stack, cwd=made.project).stdout)
-    env = _cli_env(pulumi, e2e_tools, api)
+    env = pulumi.rollout_env(api.admin_kubeconfig)
     executable = _mlplatform(env)
     wait_for_requests(prometheus, f"{MODEL}-v6", HEALTHY.rps * 5, window=WINDOW)
     try:

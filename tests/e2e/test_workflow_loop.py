@@ -30,7 +30,7 @@ from tests.e2e.workflow_loop.loop import (
     watch_events,
 )
 from tests.e2e.workflow_loop.test_deploy import DEPLOY_JOBS
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.linkerd_exporter import FAILING, LinkerdExporter, Traffic
 from tests.workflows.act import JOB_TOKEN, Act, ActRun
 from tests.workflows.git_repo import Repository, git
 
@@ -43,7 +43,6 @@ ANALYSIS = """\
     minRequests: 20
     failureThreshold: 2
 """
-FAILING = Traffic(rps=40, error_ratio=0.5, latency_ms=30)
 # rollout.yml's watch, scaled to the test: a check a second, enough checks per run for the rollback.
 WATCH_VARIABLES = {"ROLLOUT_WATCH_INTERVAL": "1", "ROLLOUT_WATCH_MAX_CHECKS": "20"}
 ROLLED_BACK = {"fraud-detector-v5": 100, "fraud-detector-v6": 0}

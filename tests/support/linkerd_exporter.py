@@ -28,6 +28,11 @@ class Traffic:
     accuracy: float | None = None
 
 
+# The e2e tier's two canaries: one the judge passes, one it fails at its first check.
+HEALTHY = Traffic(rps=40, latency_ms=30)
+FAILING = Traffic(rps=40, error_ratio=0.5, latency_ms=30)
+
+
 class _QuietHandler(WSGIRequestHandler):
     # Scrapes every second would flood the test log. `format` is the base class's parameter name.
     def log_message(self, format: str, *args: Any) -> None:

@@ -32,14 +32,13 @@ from tests.e2e.workflow_loop.loop import (
     split,
     start_step_now,
 )
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.linkerd_exporter import HEALTHY, LinkerdExporter, Traffic
 from tests.workflows.act import JOB_TOKEN, Act, ActRun
 from tests.workflows.git_repo import Repository, pull_request_event
 from tests.workflows.pulumi_release import pulumi_version, release_server
 
 pytestmark = pytest.mark.e2e
 
-HEALTHY = Traffic(rps=40, latency_ms=30)
 # The gate's window, and a dwell no test waits out: `watch` records its verdict and holds.
 ANALYSIS = """\
   mlmodel:analysis:

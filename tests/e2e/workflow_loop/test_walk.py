@@ -29,13 +29,12 @@ from tests.e2e.workflow_loop.loop import (
 )
 from tests.e2e.workflow_loop.test_deploy import DEPLOY_JOBS, applied_plan, deploy
 from tests.e2e.workflow_loop.test_preview import PREVIEW_JOBS, preview_pr
-from tests.support.linkerd_exporter import LinkerdExporter, Traffic
+from tests.support.linkerd_exporter import HEALTHY, LinkerdExporter, Traffic
 from tests.workflows.act import Act
 from tests.workflows.git_repo import Repository, git
 
 pytestmark = pytest.mark.e2e
 
-HEALTHY = Traffic(rps=40, latency_ms=30)
 # Three steps, each dwelling 15 s; a run watches 3 checks 2 s apart, so no step completes within one run.
 WALK = """\
   mlmodel:steps: [10, 50, 100]
